@@ -1,0 +1,73 @@
+// swift-tools-version:6.0
+// FleetAdapt: a coordinator that adapts deep networks across a fleet of edge devices,
+// and the device agent that trains adapters on the device. See README.md and DESIGN notes.
+import PackageDescription
+
+let package = Package(
+    name: "FleetAdapt",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "fleetadapt-coordinator", targets: ["fleetadapt-coordinator"]),
+        .executable(name: "fleetadapt-agent", targets: ["fleetadapt-agent"]),
+        .executable(name: "fleetadapt", targets: ["fleetadapt"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+    ],
+    targets: [
+        // C shims: a module map and a one-line header each, nothing else.
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd",
+                       providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Faces over C: the only modules that touch pointers of their library.
+        .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
+        .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
+
+        // Pure domain.
+        .target(name: "Learning", dependencies: ["COpenBLAS", "CZlib"]),
+        .target(name: "ElasticModel", dependencies: [
+            "Learning", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Planner"),
+        .target(name: "FleetAPI"),
+
+        // Services.
+        .target(name: "Coordinator", dependencies: [
+            "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "ElasticModel",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Agent", dependencies: [
+            "FleetAPI", "ElasticModel", "Learning",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+
+        // Executables.
+        .executableTarget(name: "fleetadapt-coordinator", dependencies: [
+            "Coordinator", "PostgresClient",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "fleetadapt-agent", dependencies: [
+            "Agent",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "fleetadapt", dependencies: [
+            "Learning", "ElasticModel", "Planner", "Coordinator", "PostgresClient", "HTTPServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Tests.
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
+        .testTarget(name: "LearningTests", dependencies: ["Learning"]),
+        .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
+        .testTarget(name: "CoordinatorTests", dependencies: [
+            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI",
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// Agent module; see DESIGN.md's module map.

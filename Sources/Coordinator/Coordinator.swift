@@ -1,0 +1,1 @@
+// Coordinator module; see DESIGN.md's module map.

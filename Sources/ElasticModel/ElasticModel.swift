@@ -1,0 +1,1 @@
+// ElasticModel module; see DESIGN.md's module map.

@@ -1,0 +1,1 @@
+// FleetAPI module; see DESIGN.md's module map.

@@ -1,0 +1,1 @@
+// HTTPServer module; see DESIGN.md's module map.

@@ -1,0 +1,1 @@
+// Learning module; see DESIGN.md's module map.

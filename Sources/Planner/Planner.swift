@@ -1,0 +1,1 @@
+// Planner module; see DESIGN.md's module map.

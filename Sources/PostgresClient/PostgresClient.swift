@@ -1,0 +1,1 @@
+// PostgresClient module; see DESIGN.md's module map.

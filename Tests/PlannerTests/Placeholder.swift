@@ -1,0 +1,2 @@
+import Testing
+@Test func PlannerTestsBuilds() { #expect(Bool(true)) }
