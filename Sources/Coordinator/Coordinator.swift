@@ -1,1 +1,0 @@
-// Coordinator module; see DESIGN.md's module map.

@@ -1,0 +1,80 @@
+import Foundation
+import HTTPServer
+import PostgresClient
+
+/// One coordinator process: database (embedded or external), migrations, routes and the HTTP daemon.
+/// Stateless apart from the database, so several can run on one PostgreSQL.
+public final class CoordinatorApp: Sendable {
+    public let configuration: CoordinatorConfiguration
+    let services: Services
+    let server: HTTPServer
+    let router: Router
+    let embedded: EmbeddedPostgres?
+
+    /// Starts the database if embedded, migrates, and starts serving.
+    public init(configuration: CoordinatorConfiguration, clock: WallClock = .system) throws {
+        self.configuration = configuration
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let embedded: EmbeddedPostgres?
+        let pgConfig: PostgresConfiguration
+        switch configuration.database {
+        case .embedded:
+            let e = EmbeddedPostgres(dataDirectory: configuration.dataDirectory + "/postgres")
+            pgConfig = try e.start()
+            embedded = e
+        case .external(let c):
+            pgConfig = c
+            embedded = nil
+        }
+        self.embedded = embedded
+        do {
+            let pool = PostgresPool(configuration: pgConfig, maxConnections: configuration.maxDatabaseConnections)
+            let migrations = MigrationRunner(directory: configuration.migrationsDirectory)
+            let applied = try migrations.migrate(pool)
+            if !applied.isEmpty { Log.info("applied migrations: \(applied.joined(separator: ", "))") }
+            let devices = DeviceStore(pool: pool)
+            let services = Services(
+                pool: pool, clock: clock, metrics: Metrics(),
+                auth: Authenticator(adminKey: try AdminKey.load(explicitKey: configuration.adminKey,
+                                                                dataDirectory: configuration.dataDirectory),
+                                    devices: devices, clock: clock),
+                devices: devices, idempotency: IdempotencyStore(pool: pool), migrations: migrations,
+                openAPIPath: configuration.openAPIPath)
+            self.services = services
+            let router = Router()
+            self.router = router
+            Self.registerRoutes(services, on: router)
+            var http = HTTPServerConfiguration()
+            http.host = configuration.host
+            http.port = configuration.port
+            http.threadPoolSize = configuration.threadPoolSize
+            if !configuration.accessLog { http.accessLog = nil }
+            server = HTTPServer(configuration: http, router: router)
+            try server.start()
+        } catch {
+            try? embedded?.stop()
+            throw error
+        }
+    }
+
+    static func registerRoutes(_ services: Services, on router: Router) {
+        SystemRoutes(services: services).register(on: router)
+        DeviceRoutes(services: services).register(on: router)
+        AgentRoutes(services: services).register(on: router)
+    }
+
+    /// The port actually bound (useful with port 0 in tests).
+    public var port: Int { server.boundPort }
+
+    /// Every route the server answers, for the contract test.
+    public var routes: [(method: String, pattern: String)] {
+        router.routes.map { ($0.method.rawValue, $0.pattern) }
+    }
+
+    /// Stops accepting, finishes in-flight requests, then closes the database (and stops it if embedded).
+    public func shutdown() {
+        server.shutdown()
+        services.pool.close()
+        do { try embedded?.stop() } catch { Log.error("stopping embedded PostgreSQL: \(error)") }
+    }
+}

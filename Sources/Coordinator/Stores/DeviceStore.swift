@@ -1,0 +1,168 @@
+import FleetAPI
+import Foundation
+import PostgresClient
+
+/// SQL for the `devices` aggregate (devices and their context reports). The only place that knows these tables.
+struct DeviceStore: Sendable {
+    let pool: PostgresPool
+
+    static let columns = """
+        id, name, status, hardware_class, gflops, memory_mb, latency_budget_ms, memory_budget_mb,
+        energy_budget_mj, labels::text AS labels, context::text AS context, context_at, version,
+        created_at, updated_at, last_seen_at
+        """
+
+    func insert(id: UUID, registration r: DeviceRegistration, tokenDigest: [UInt8], now: Date,
+                on connection: PostgresConnection) throws -> Device {
+        let contextJSON = try r.context.map(JSON.string)
+        let contextAt: Date? = r.context == nil ? nil : now
+        let result = try connection.query("""
+            INSERT INTO devices (id, name, hardware_class, gflops, memory_mb, latency_budget_ms, memory_budget_mb,
+                                 energy_budget_mj, labels, context, context_at, token_sha256, created_at, updated_at)
+            VALUES (\(id), \(r.name), \(r.hardware.class), \(r.hardware.gflops), \(r.hardware.memoryMB),
+                    \(r.constraints.latencyBudgetMs), \(r.constraints.memoryBudgetMB), \(r.constraints.energyBudgetMJ),
+                    \(try JSON.string(r.labels ?? [:]))::jsonb, \(contextJSON)::jsonb, \(contextAt), \(tokenDigest), \(now), \(now))
+            RETURNING \(unsafeRaw: Self.columns)
+            """)
+        if let contextJSON {
+            try connection.query("""
+                INSERT INTO device_context_reports (device_id, reported_at, context)
+                VALUES (\(id), \(now), \(contextJSON)::jsonb)
+                """)
+        }
+        return try Self.decode(result.rows[0])
+    }
+
+    func find(_ id: UUID) throws -> Device? {
+        try pool.query("SELECT \(unsafeRaw: Self.columns) FROM devices WHERE id = \(id)").rows.first.map(Self.decode)
+    }
+
+    /// Keyset pagination by id: stable under concurrent inserts, one index range scan per page.
+    func list(limit: Int, after: UUID?, labels: [String: String]?, status: Device.Status?) throws -> Page<Device> {
+        var q: PostgresQuery = "SELECT \(unsafeRaw: Self.columns) FROM devices WHERE true"
+        if let after { q.append(" AND id > \(after)") }
+        if let status { q.append(" AND status = \(status.rawValue)") }
+        if let labels, !labels.isEmpty { q.append(" AND labels @> \(try JSON.string(labels))::jsonb") }
+        q.append(" ORDER BY id LIMIT \(limit + 1)")
+        let devices = try pool.query(q).rows.map(Self.decode)
+        let page = Array(devices.prefix(limit))
+        return Page(items: page, next: devices.count > limit ? page.last?.id.uuidString.lowercased() : nil)
+    }
+
+    enum UpdateOutcome {
+        case updated(Device)
+        case notFound
+        case decommissioned
+        case versionMismatch(current: Int)
+    }
+
+    /// Read-modify-write under a row lock, so a PATCH sees and bumps exactly one version.
+    func update(_ id: UUID, patch: DevicePatch, expectedVersion: Int?, now: Date) throws -> UpdateOutcome {
+        try pool.withTransaction { c in
+            guard let row = try c.query("SELECT \(unsafeRaw: Self.columns) FROM devices WHERE id = \(id) FOR UPDATE").rows.first else {
+                return .notFound
+            }
+            var device = try Self.decode(row)
+            if device.status == .decommissioned { return .decommissioned }
+            if let expectedVersion, expectedVersion != device.version { return .versionMismatch(current: device.version) }
+            if let name = patch.name { device.name = name }
+            if let hardware = patch.hardware { device.hardware = hardware }
+            if let constraints = patch.constraints { device.constraints = constraints }
+            if let labels = patch.labels { device.labels = labels }
+            let result = try c.query("""
+                UPDATE devices SET name = \(device.name), hardware_class = \(device.hardware.class),
+                       gflops = \(device.hardware.gflops), memory_mb = \(device.hardware.memoryMB),
+                       latency_budget_ms = \(device.constraints.latencyBudgetMs),
+                       memory_budget_mb = \(device.constraints.memoryBudgetMB),
+                       energy_budget_mj = \(device.constraints.energyBudgetMJ),
+                       labels = \(try JSON.string(device.labels))::jsonb,
+                       version = version + 1, updated_at = \(now)
+                WHERE id = \(id)
+                RETURNING \(unsafeRaw: Self.columns)
+                """)
+            return .updated(try Self.decode(result.rows[0]))
+        }
+    }
+
+    /// Decommissions: the device stays (history is kept) but its token no longer opens agent routes.
+    /// Returns false when no such device exists.
+    func decommission(_ id: UUID, now: Date) throws -> Bool {
+        let result = try pool.query("""
+            WITH changed AS (
+                UPDATE devices SET status = 'decommissioned', decommissioned_at = \(now), updated_at = \(now),
+                       version = version + 1
+                WHERE id = \(id) AND status = 'active'
+                RETURNING id)
+            SELECT id FROM changed UNION ALL SELECT id FROM devices WHERE id = \(id)
+            """)
+        return !result.rows.isEmpty
+    }
+
+    enum TokenLookup: Equatable {
+        case active(UUID)
+        case decommissioned
+        case unknown
+    }
+
+    /// Authenticates a device token and records `last_seen_at` in the same round trip.
+    func authenticate(tokenDigest: [UInt8], now: Date) throws -> TokenLookup {
+        let result = try pool.query("""
+            UPDATE devices SET last_seen_at = \(now)
+            WHERE token_sha256 = \(tokenDigest) AND status = 'active'
+            RETURNING id
+            """)
+        if let row = result.rows.first { return .active(try row.decode("id", as: UUID.self)) }
+        let known = try pool.query("SELECT status FROM devices WHERE token_sha256 = \(tokenDigest)")
+        return known.rows.isEmpty ? .unknown : .decommissioned
+    }
+
+    /// Gives an active device a new token (the old one stops working); nil when it is not active.
+    func rotateToken(_ id: UUID, tokenDigest: [UInt8], now: Date, on connection: PostgresConnection) throws -> Device? {
+        try connection.query("""
+            UPDATE devices SET token_sha256 = \(tokenDigest)
+            WHERE id = \(id) AND status = 'active'
+            RETURNING \(unsafeRaw: Self.columns)
+            """).rows.first.map(Self.decode)
+    }
+
+    func recordContext(_ id: UUID, context: DeviceContext, now: Date) throws -> ReportedContext {
+        let json = try JSON.string(context)
+        try pool.withTransaction { c in
+            try c.query("""
+                UPDATE devices SET context = \(json)::jsonb, context_at = \(now), last_seen_at = \(now)
+                WHERE id = \(id)
+                """)
+            try c.query("""
+                INSERT INTO device_context_reports (device_id, reported_at, context)
+                VALUES (\(id), \(now), \(json)::jsonb)
+                ON CONFLICT (device_id, reported_at) DO UPDATE SET context = EXCLUDED.context
+                """)
+        }
+        return ReportedContext(context: context, reportedAt: now)
+    }
+
+    static func decode(_ row: PostgresRow) throws -> Device {
+        let context: ReportedContext?
+        if let json = try row.decode("context", as: String?.self), let at = try row.decode("context_at", as: Date?.self) {
+            context = ReportedContext(context: try JSON.decode(DeviceContext.self, from: json), reportedAt: at)
+        } else {
+            context = nil
+        }
+        return Device(
+            id: try row.decode("id", as: UUID.self),
+            name: try row.decode("name", as: String.self),
+            status: Device.Status(rawValue: try row.decode("status", as: String.self)) ?? .active,
+            hardware: Hardware(class: try row.decode("hardware_class", as: String.self),
+                               gflops: try row.decode("gflops", as: Double.self),
+                               memoryMB: try row.decode("memory_mb", as: Int.self)),
+            constraints: Constraints(latencyBudgetMs: try row.decode("latency_budget_ms", as: Double.self),
+                                     memoryBudgetMB: try row.decode("memory_budget_mb", as: Double.self),
+                                     energyBudgetMJ: try row.decode("energy_budget_mj", as: Double?.self)),
+            context: context,
+            labels: try JSON.decode([String: String].self, from: try row.decode("labels", as: String.self)),
+            version: try row.decode("version", as: Int.self),
+            createdAt: try row.decode("created_at", as: Date.self),
+            updatedAt: try row.decode("updated_at", as: Date.self),
+            lastSeenAt: try row.decode("last_seen_at", as: Date?.self))
+    }
+}

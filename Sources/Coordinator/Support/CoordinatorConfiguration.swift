@@ -1,0 +1,48 @@
+import Foundation
+import PostgresClient
+
+/// Everything a coordinator process needs to start; the CLI fills it from flags and environment.
+public struct CoordinatorConfiguration: Sendable {
+    /// Where the database comes from: a private cluster in the data directory, or a server given by URL.
+    public enum Database: Sendable {
+        case embedded
+        case external(PostgresConfiguration)
+    }
+
+    public var host: String
+    public var port: Int
+    public var dataDirectory: String
+    public var database: Database
+    /// Plain admin key from `FLEETADAPT_ADMIN_KEY`; nil means "use or generate the one in the data directory".
+    public var adminKey: String?
+    public var migrationsDirectory: String
+    public var openAPIPath: String
+    public var threadPoolSize: Int
+    public var maxDatabaseConnections: Int
+    public var accessLog: Bool
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = CoordinatorConfiguration.defaultDataDirectory,
+                database: Database = .embedded, adminKey: String? = nil,
+                migrationsDirectory: String? = nil, openAPIPath: String? = nil,
+                threadPoolSize: Int = 16, maxDatabaseConnections: Int = 16, accessLog: Bool = true) {
+        self.host = host
+        self.port = port
+        self.dataDirectory = dataDirectory
+        self.database = database
+        self.adminKey = adminKey
+        self.migrationsDirectory = migrationsDirectory ?? ResourceLocator.directory(named: "migrations") ?? "migrations"
+        self.openAPIPath = openAPIPath ?? ResourceLocator.file(at: "openapi/openapi.yaml") ?? "openapi/openapi.yaml"
+        self.threadPoolSize = threadPoolSize
+        self.maxDatabaseConnections = maxDatabaseConnections
+        self.accessLog = accessLog
+    }
+
+    /// `/var/lib/fleetadapt` for root (the embedded server's unprivileged user must reach it),
+    /// otherwise `$XDG_DATA_HOME/fleetadapt` or `~/.local/share/fleetadapt`.
+    public static var defaultDataDirectory: String {
+        if geteuid() == 0 { return "/var/lib/fleetadapt" }
+        let env = ProcessInfo.processInfo.environment
+        if let xdg = env["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/fleetadapt" }
+        return NSHomeDirectory() + "/.local/share/fleetadapt"
+    }
+}

@@ -1,0 +1,69 @@
+import FleetAPI
+import Foundation
+import HTTPServer
+import PostgresClient
+
+/// What every route needs, built once at start-up and shared by all worker threads.
+struct Services: Sendable {
+    let pool: PostgresPool
+    let clock: WallClock
+    let metrics: Metrics
+    let auth: Authenticator
+    let devices: DeviceStore
+    let idempotency: IdempotencyStore
+    let migrations: MigrationRunner
+    let openAPIPath: String
+
+    /// Registers a handler wrapped with what every route shares: database errors mapped to problems, and metrics.
+    func route(_ router: Router, _ method: HTTPMethod, _ pattern: String, options: RouteOptions = .init(),
+               _ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse) {
+        let metrics = self.metrics
+        router.add(method, pattern, options: options) { request in
+            let start = ContinuousClock.now
+            var status = 500
+            defer {
+                let elapsed = ContinuousClock.now - start
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                metrics.observe(method: method.rawValue, route: pattern, status: status, seconds: seconds)
+            }
+            do {
+                let response = try mapDatabaseErrors(request.requestID) { try handler(request) }
+                status = response.status
+                return response
+            } catch let error as HTTPError {
+                status = error.status
+                throw error
+            }
+        }
+    }
+}
+
+extension HTTPResponse {
+    /// JSON with the coordinator's encoder (sorted keys, microsecond RFC 3339 timestamps).
+    static func body<T: Encodable>(_ value: T, status: Int = 200, headers: HTTPHeaders = .init()) throws -> HTTPResponse {
+        var headers = headers
+        headers.set("Content-Type", "application/json")
+        return HTTPResponse(status: status, headers: headers, body: try JSON.bytes(value))
+    }
+}
+
+extension HTTPRequest {
+    /// Decodes a JSON body, then validates it; every failure is a 4xx problem naming the field.
+    func decodeValidated<T: Decodable>(_ type: T.Type, validate: (T) -> [ValidationIssue]) throws -> T {
+        let value = try decodeJSON(type)
+        let issues = validate(value)
+        if !issues.isEmpty {
+            throw HTTPError.validation(issues.map { FieldError(field: $0.field, message: $0.message) })
+        }
+        return value
+    }
+
+    /// A UUID path parameter; anything else is a 400 naming the parameter, never a 404 or a 500.
+    func uuidParameter(_ name: String) throws -> UUID {
+        guard let text = pathParameters[name], let id = UUID(uuidString: text) else {
+            throw HTTPError.badRequest("'\(pathParameters[name] ?? "")' is not a UUID.", code: "invalid_parameter",
+                                       errors: [FieldError(field: name, message: "must be a UUID")])
+        }
+        return id
+    }
+}

@@ -1,1 +1,0 @@
-// FleetAPI module; see DESIGN.md's module map.

@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+
+/// openapi/openapi.yaml is the contract: every served route is in it and every path in it is served.
+@Suite struct ContractTests {
+    @Test func routesAndSpecAreEqual() async throws {
+        let c = try TestCoordinator()
+        let served = Set(c.app.routes.map { "\($0.method) \($0.pattern)" })
+        let spec = try Self.specOperations()
+        #expect(!spec.isEmpty)
+        #expect(served.subtracting(spec).sorted() == [], "served but not in openapi.yaml")
+        #expect(spec.subtracting(served).sorted() == [], "in openapi.yaml but not served")
+
+        let r = try await c.request("GET", "/openapi.yaml", token: nil)
+        #expect(r.status == 200)
+        #expect(r.text.hasPrefix("openapi: 3.1"))
+        #expect(try await c.request("GET", "/healthz", token: nil).status == 200)
+        #expect(try await c.request("GET", "/readyz", token: nil).status == 200)
+        let metrics = try await c.request("GET", "/metrics", token: nil)
+        #expect(metrics.text.contains("fleetadapt_http_requests_total{method=\"GET\",route=\"/openapi.yaml\",status=\"200\"} 1"))
+    }
+
+    /// "METHOD /path" for every operation under `paths:` (two-space path keys, four-space method keys).
+    static func specOperations() throws -> Set<String> {
+        let text = try String(contentsOfFile: "openapi/openapi.yaml", encoding: .utf8)
+        var ops: Set<String> = []
+        var inPaths = false
+        var path: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "paths:" { inPaths = true; continue }
+            if inPaths, let first = line.first, first != " " { inPaths = false }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), !line.hasPrefix("   "), line.hasSuffix(":") {
+                path = String(line.dropFirst(2).dropLast())
+            } else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":"), let path {
+                let method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
+                if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(method) { ops.insert("\(method) \(path)") }
+            }
+        }
+        return ops
+    }
+}

@@ -1,0 +1,89 @@
+import Coordinator
+import Foundation
+import PostgresClient
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A real coordinator on loopback (ephemeral port) over a fresh database of the test PostgreSQL cluster.
+final class TestCoordinator: Sendable {
+    static let adminKey = "test-admin-key-0123456789"
+
+    let app: CoordinatorApp
+    let database: PostgresConfiguration
+    let dataDirectory: String
+
+    init() throws {
+        database = try EmbeddedPostgres.sharedForTests()
+        dataDirectory = NSTemporaryDirectory() + "fleetadapt-coordinator-test-" + UUID().uuidString
+        let config = CoordinatorConfiguration(
+            host: "127.0.0.1", port: 0, dataDirectory: dataDirectory, database: .external(database),
+            adminKey: Self.adminKey, threadPoolSize: 8, maxDatabaseConnections: 8, accessLog: false)
+        app = try CoordinatorApp(configuration: config)
+    }
+
+    deinit {
+        app.shutdown()
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(app.port)" }
+
+    /// A separate pool on the same database, to check what the API left behind.
+    func count(_ table: String) throws -> Int {
+        let pool = PostgresPool(configuration: database, maxConnections: 1)
+        defer { pool.close() }
+        return try pool.query("SELECT count(*)::bigint AS n FROM \(unsafeRaw: table)").rows[0].decode("n", as: Int.self)
+    }
+
+    func request(_ method: String, _ path: String, token: String? = TestCoordinator.adminKey, json: String? = nil,
+                 body: Data? = nil, headers: [String: String] = [:]) async throws -> TestResponse {
+        var request = URLRequest(url: URL(string: baseURL + path)!)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let json {
+            request.httpBody = Data(json.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        if let body { request.httpBody = body }
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        var h: [String: String] = [:]
+        for (k, v) in http.allHeaderFields { h[String(describing: k).lowercased()] = String(describing: v) }
+        return TestResponse(status: http.statusCode, headers: h, body: data)
+    }
+
+    /// Registers a device through the API and returns (id, token).
+    func registerDevice(name: String = "cam-1", labels: [String: String] = [:], gflops: Double = 20) async throws -> (id: String, token: String) {
+        let labelJSON = String(decoding: try JSONSerialization.data(withJSONObject: labels), as: UTF8.self)
+        let r = try await request("POST", "/v1/devices", json: """
+            {"name": "\(name)", "hardware": {"class": "jetson-tx2", "gflops": \(gflops), "memory_mb": 4096},
+             "constraints": {"latency_budget_ms": 30, "memory_budget_mb": 256}, "labels": \(labelJSON)}
+            """)
+        guard r.status == 201, let obj = r.object, let device = obj["device"] as? [String: Any],
+              let id = device["id"] as? String, let token = obj["token"] as? String else {
+            throw TestFailure("registration failed: \(r.status) \(r.text)")
+        }
+        return (id, token)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+struct TestResponse: Sendable {
+    let status: Int
+    let headers: [String: String]
+    let body: Data
+
+    var text: String { String(decoding: body, as: UTF8.self) }
+    var object: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
+    var problemCode: String? { object?["code"] as? String }
+    var problemFields: [String] {
+        ((object?["errors"] as? [[String: Any]]) ?? []).compactMap { $0["field"] as? String }
+    }
+    var isProblem: Bool { headers["content-type"]?.hasPrefix("application/problem+json") == true }
+}
