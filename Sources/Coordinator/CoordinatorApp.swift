@@ -10,6 +10,7 @@ public final class CoordinatorApp: Sendable {
     let server: HTTPServer
     let router: Router
     let embedded: EmbeddedPostgres?
+    let maintenance: Maintenance
 
     /// Starts the database if embedded, migrates, and starts serving.
     public init(configuration: CoordinatorConfiguration, clock: WallClock = .system) throws {
@@ -32,15 +33,12 @@ public final class CoordinatorApp: Sendable {
             let migrations = MigrationRunner(directory: configuration.migrationsDirectory)
             let applied = try migrations.migrate(pool)
             if !applied.isEmpty { Log.info("applied migrations: \(applied.joined(separator: ", "))") }
-            let devices = DeviceStore(pool: pool)
             let services = Services(
-                pool: pool, clock: clock, metrics: Metrics(),
-                auth: Authenticator(adminKey: try AdminKey.load(explicitKey: configuration.adminKey,
-                                                                dataDirectory: configuration.dataDirectory),
-                                    devices: devices, clock: clock),
-                devices: devices, idempotency: IdempotencyStore(pool: pool), migrations: migrations,
-                openAPIPath: configuration.openAPIPath)
+                pool: pool, clock: clock,
+                adminKey: try AdminKey.load(explicitKey: configuration.adminKey, dataDirectory: configuration.dataDirectory),
+                migrations: migrations, openAPIPath: configuration.openAPIPath, backoff: configuration.backoff)
             self.services = services
+            self.maintenance = Maintenance(services: services, configuration: pgConfig)
             let router = Router()
             self.router = router
             Self.registerRoutes(services, on: router)
@@ -61,6 +59,10 @@ public final class CoordinatorApp: Sendable {
         SystemRoutes(services: services).register(on: router)
         DeviceRoutes(services: services).register(on: router)
         AgentRoutes(services: services).register(on: router)
+        AgentJobRoutes(services: services).register(on: router)
+        DomainRoutes(services: services).register(on: router)
+        CampaignRoutes(services: services).register(on: router)
+        MetricsRoutes(services: services).register(on: router)
     }
 
     /// The port actually bound (useful with port 0 in tests).
@@ -74,6 +76,7 @@ public final class CoordinatorApp: Sendable {
     /// Stops accepting, finishes in-flight requests, then closes the database (and stops it if embedded).
     public func shutdown() {
         server.shutdown()
+        maintenance.shutdown()
         services.pool.close()
         do { try embedded?.stop() } catch { Log.error("stopping embedded PostgreSQL: \(error)") }
     }

@@ -15,6 +15,20 @@ public struct Hardware: Codable, Sendable, Equatable {
         case memoryMB = "memory_mb"
     }
 
+    /// `memory_mb` is read as a number and must be whole, so `1.5` is reported against its field
+    /// (Foundation's own Int decoding loses the path in that case).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.class = try c.decode(String.self, forKey: .class)
+        gflops = try c.decode(Double.self, forKey: .gflops)
+        let memory = try c.decode(Double.self, forKey: .memoryMB)
+        guard memory.isFinite, memory == memory.rounded(), abs(memory) < 1e15 else {
+            throw DecodingError.typeMismatch(Int.self, .init(codingPath: c.codingPath + [CodingKeys.memoryMB],
+                                                             debugDescription: "memory_mb must be a whole number"))
+        }
+        memoryMB = Int(memory)
+    }
+
     /// Largest compute a device may declare: 1 PFLOP/s is far past any edge board.
     public static let maxGFLOPS = 1_000_000.0
     /// 16 TiB in MiB: anything above is a typo, not a device.

@@ -141,6 +141,31 @@ struct DeviceStore: Sendable {
         return ReportedContext(context: context, reportedAt: now)
     }
 
+    /// A device as a campaign sees it: its battery and its current planned combination.
+    struct Target: Sendable {
+        let id: UUID
+        let batteryPct: Double?
+        let variants: [String]
+    }
+
+    /// Active devices matching a selector, in id order, with their current config's variants.
+    func targets(labels: [String: String]?, ids: [UUID]?, on c: PostgresConnection) throws -> [Target] {
+        var q: PostgresQuery = """
+            SELECT d.id, (d.context->>'battery_pct')::float8 AS battery,
+                   (SELECT cfg.decision->'variants' FROM device_configs cfg WHERE cfg.device_id = d.id
+                    ORDER BY cfg.version DESC LIMIT 1)::text AS variants
+            FROM devices d WHERE d.status = 'active'
+            """
+        if let ids { q.append(" AND d.id = ANY(\(PostgresArray(ids)))") }
+        if let labels, !labels.isEmpty { q.append(" AND d.labels @> \(try JSON.string(labels))::jsonb") }
+        q.append(" ORDER BY d.id")
+        return try c.query(q).rows.map { row in
+            let variants = try row.decode("variants", as: String?.self).flatMap { try? JSON.decode([VariantChoice].self, from: $0) } ?? []
+            return Target(id: try row.decode("id", as: UUID.self), batteryPct: try row.decode("battery", as: Double?.self),
+                          variants: variants.map(\.variant))
+        }
+    }
+
     static func decode(_ row: PostgresRow) throws -> Device {
         let context: ReportedContext?
         if let json = try row.decode("context", as: String?.self), let at = try row.decode("context_at", as: Date?.self) {

@@ -20,6 +20,8 @@ public struct CoordinatorConfiguration: Sendable {
     public var threadPoolSize: Int
     public var maxDatabaseConnections: Int
     public var accessLog: Bool
+    /// Retry delays of failed and expired job attempts.
+    public var backoff: Backoff = Backoff()
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = CoordinatorConfiguration.defaultDataDirectory,
                 database: Database = .embedded, adminKey: String? = nil,

@@ -11,8 +11,40 @@ struct Services: Sendable {
     let auth: Authenticator
     let devices: DeviceStore
     let idempotency: IdempotencyStore
+    let models: ModelStore
+    let jobs: JobStore
+    let campaigns: CampaignStore
+    let metricsStore: MetricsStore
+    let scheduler: CampaignScheduler
+    let results: ResultRecorder
+    let waiters: JobWaiters
+    let backoff: Backoff
     let migrations: MigrationRunner
     let openAPIPath: String
+
+    init(pool: PostgresPool, clock: WallClock, adminKey: AdminKey, migrations: MigrationRunner, openAPIPath: String,
+         backoff: Backoff = Backoff()) {
+        self.pool = pool
+        self.clock = clock
+        self.metrics = Metrics()
+        let devices = DeviceStore(pool: pool)
+        self.devices = devices
+        self.auth = Authenticator(adminKey: adminKey, devices: devices, clock: clock)
+        self.idempotency = IdempotencyStore(pool: pool)
+        self.models = ModelStore(pool: pool)
+        let jobs = JobStore(pool: pool)
+        self.jobs = jobs
+        let campaigns = CampaignStore(pool: pool)
+        self.campaigns = campaigns
+        let metricsStore = MetricsStore(pool: pool)
+        self.metricsStore = metricsStore
+        self.scheduler = CampaignScheduler(pool: pool, campaigns: campaigns, jobs: jobs)
+        self.results = ResultRecorder(pool: pool, metrics: metricsStore)
+        self.waiters = JobWaiters(jobs: jobs, clock: clock)
+        self.backoff = backoff
+        self.migrations = migrations
+        self.openAPIPath = openAPIPath
+    }
 
     /// Registers a handler wrapped with what every route shares: database errors mapped to problems, and metrics.
     func route(_ router: Router, _ method: HTTPMethod, _ pattern: String, options: RouteOptions = .init(),

@@ -1,0 +1,145 @@
+import FleetAPI
+import Foundation
+import HTTPServer
+import Learning
+
+/// The job protocol of the agent: long-poll for a job, heartbeat, upload adapters, report the result.
+/// Every route acts only on the calling device's own jobs; another device's job is a 404.
+struct AgentJobRoutes {
+    let services: Services
+
+    static let maxWaitSeconds = 60
+    static let artifactLimit = 16 << 20
+
+    func register(on router: Router) {
+        let services = self.services
+        router.addLongPoll(.GET, "/v1/agent/jobs/next") { request, poll in
+            try mapDatabaseErrors(request.requestID) { try Self.next(services, request, poll) }
+        }
+        services.route(router, .POST, "/v1/agent/jobs/{id}/heartbeat", heartbeat)
+        services.route(router, .PUT, "/v1/agent/jobs/{id}/artifact", options: RouteOptions(bodyLimit: Self.artifactLimit), artifact)
+        services.route(router, .POST, "/v1/agent/jobs/{id}/result", result)
+        services.route(router, .POST, "/v1/agent/metrics", metrics)
+    }
+
+    static func next(_ services: Services, _ request: HTTPRequest, _ poll: LongPoll) throws -> HTTPResponse? {
+        let device = try services.auth.requireDevice(request)
+        var wait = 30
+        if let text = request.query["wait"] {
+            guard let w = Int(text), (0...maxWaitSeconds).contains(w) else {
+                throw HTTPError.badRequest("wait must be an integer from 0 to \(maxWaitSeconds) seconds.", code: "invalid_parameter",
+                                           errors: [FieldError(field: "wait", message: "must be an integer from 0 to \(maxWaitSeconds)")])
+            }
+            wait = w
+        }
+        if let job = try services.jobs.leaseNext(device: device.id, now: services.clock.now()) {
+            return try .body(job)
+        }
+        let idle: @Sendable () -> HTTPResponse = {
+            var headers = HTTPHeaders()
+            headers.set("Retry-After", "1")
+            return HTTPResponse(status: 204, headers: headers)
+        }
+        if wait == 0 { return idle() }
+        poll.wait(timeout: .seconds(wait), onTimeout: idle)
+        services.waiters.add(device: device.id, poll: poll)
+        // A job may have appeared between the lease attempt above and the registration.
+        services.waiters.wake(device: device.id)
+        return nil
+    }
+
+    func heartbeat(_ request: HTTPRequest) throws -> HTTPResponse {
+        let device = try services.auth.requireDevice(request)
+        let job = try request.uuidParameter("id")
+        let beat = try request.decodeValidated(Heartbeat.self) { $0.validate() }
+        switch try services.jobs.heartbeat(job: job, device: device.id, attempt: beat.attempt, progress: beat.progress,
+                                           now: services.clock.now()) {
+        case .ok(let expires):
+            return try .body(["lease_expires_at": Timestamp.format(expires)])
+        case .notFound:
+            throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
+        case .leaseLost:
+            throw HTTPError.conflict("This attempt no longer holds the job (its lease expired or another attempt took it); stop working on it.",
+                                     code: "lease_lost")
+        }
+    }
+
+    /// Adapter weights of one attempt: a safetensors file whose SHA-256 the agent states in `Content-SHA256`.
+    func artifact(_ request: HTTPRequest) throws -> HTTPResponse {
+        let device = try services.auth.requireDevice(request)
+        let job = try request.uuidParameter("id")
+        guard let attemptText = request.query["attempt"], let attempt = Int(attemptText), attempt >= 1 else {
+            throw HTTPError.badRequest("The attempt that produced the artifact is required as ?attempt=N.", code: "invalid_parameter",
+                                       errors: [FieldError(field: "attempt", message: "must be a positive integer")])
+        }
+        guard let stated = request.headers["Content-SHA256"]?.lowercased(), let statedDigest = Secrets.fromHex(stated),
+              statedDigest.count == 32 else {
+            throw HTTPError.badRequest("Content-SHA256 must be the hex SHA-256 of the body.", code: "invalid_header",
+                                       errors: [FieldError(field: "Content-SHA256", message: "must be 64 hex characters")])
+        }
+        let body = request.body
+        guard !body.isEmpty else {
+            throw HTTPError.validation([FieldError(field: "body", message: "must be a safetensors file")])
+        }
+        guard Secrets.constantTimeEqual(Secrets.sha256(body), statedDigest) else {
+            throw HTTPError(status: 422, code: "digest_mismatch", detail: "The body's SHA-256 differs from Content-SHA256: it was altered or truncated.",
+                            errors: [FieldError(field: "Content-SHA256", message: "does not match the body")])
+        }
+        let tensors: [String: SafeTensor]
+        do {
+            tensors = try SafeTensors.decode(body).tensors
+        } catch {
+            throw HTTPError(status: 422, code: "invalid_artifact", detail: "The body is not a valid safetensors file: \(error)",
+                            errors: [FieldError(field: "body", message: "must be a safetensors file")])
+        }
+        guard !tensors.isEmpty, tensors.values.allSatisfy({ $0.dtype == .F32 }) else {
+            throw HTTPError(status: 422, code: "invalid_artifact", detail: "Adapter weights must be one or more F32 tensors.",
+                            errors: [FieldError(field: "body", message: "must hold F32 tensors")])
+        }
+        let now = services.clock.now()
+        try services.pool.withTransaction { c in
+            guard try services.jobs.holds(job: job, device: device.id, attempt: attempt, on: c) else {
+                if try services.jobs.exists(job: job, device: device.id) {
+                    throw HTTPError.conflict("Attempt \(attempt) does not hold this job; the artifact is refused.", code: "stale_attempt")
+                }
+                throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
+            }
+            try c.query("""
+                INSERT INTO job_artifacts (job_id, attempt, sha256, size_bytes, content, created_at)
+                VALUES (\(job), \(attempt), \(statedDigest), \(body.count), \(body), \(now))
+                ON CONFLICT (job_id, attempt) DO UPDATE SET sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes,
+                    content = EXCLUDED.content, created_at = EXCLUDED.created_at
+                """)
+            try c.query("UPDATE jobs SET artifact_sha256 = \(statedDigest), updated_at = \(now) WHERE id = \(job)")
+        }
+        return try .body(["sha256": stated, "size": String(body.count)], status: 201)
+    }
+
+    func result(_ request: HTTPRequest) throws -> HTTPResponse {
+        let device = try services.auth.requireDevice(request)
+        let job = try request.uuidParameter("id")
+        let result = try request.decodeValidated(JobResult.self) { $0.validate() }
+        let now = services.clock.now()
+        switch try services.jobs.complete(job: job, device: device.id, result: result, backoff: services.backoff, now: now) {
+        case .notFound:
+            throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
+        case .staleAttempt:
+            throw HTTPError.conflict("Attempt \(result.attempt) no longer holds this job; its result is refused.", code: "stale_attempt")
+        case .replayed:
+            return try .body(["state": "recorded"])
+        case .recorded(let campaign, let state):
+            try services.results.recorded(job: job, device: device.id, result: result, state: state, now: now)
+            try services.scheduler.evaluate(campaign, now: now)
+            return try .body(["state": state.rawValue])
+        }
+    }
+
+    /// Free-form numeric metrics a device reports outside jobs (e.g. latency it observed while serving).
+    func metrics(_ request: HTTPRequest) throws -> HTTPResponse {
+        let device = try services.auth.requireDevice(request)
+        let report = try request.decodeValidated(MetricReport.self) { $0.validate() }
+        try services.metricsStore.record(device: device.id, kind: report.kind, job: nil, values: report.values,
+                                         now: services.clock.now())
+        return .init(status: 202)
+    }
+}

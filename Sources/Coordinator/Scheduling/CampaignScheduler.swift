@@ -1,0 +1,134 @@
+import FleetAPI
+import Foundation
+import PostgresClient
+
+/// Moves campaigns along: releases the next wave when the released ones met the success threshold,
+/// pauses or aborts when failures cross the abort threshold, completes when every job is done.
+/// Idempotent and safe from any replica: each evaluation locks the campaign row.
+struct CampaignScheduler: Sendable {
+    let pool: PostgresPool
+    let campaigns: CampaignStore
+    let jobs: JobStore
+
+    enum Decision: Equatable {
+        case unchanged
+        case releasedWave(Int)
+        case paused(String)
+        case aborted(String)
+        case completed
+    }
+
+    @discardableResult
+    func evaluate(_ campaignID: UUID, now: Date) throws -> Decision {
+        try pool.withTransaction { c in
+            guard let row = try c.query("""
+                SELECT c.status, c.released_wave, c.wave_count, d.spec::text AS spec
+                FROM campaigns c JOIN domains d ON d.id = c.domain_id WHERE c.id = \(campaignID) FOR UPDATE OF c
+                """).rows.first else { return .unchanged }
+            guard try row.decode("status", as: String.self) == CampaignStatus.running.rawValue else { return .unchanged }
+            let released = try row.decode("released_wave", as: Int.self)
+            let waveCount = try row.decode("wave_count", as: Int.self)
+            let spec = try JSON.decode(DomainRequest.self, from: try row.decode("spec", as: String.self))
+            var counts: [String: Int] = [:]
+            for r in try c.query("""
+                SELECT state, count(*)::bigint AS n FROM jobs WHERE campaign_id = \(campaignID) AND wave <= \(released) GROUP BY state
+                """).rows {
+                counts[try r.decode("state", as: String.self)] = try r.decode("n", as: Int.self)
+            }
+            let succeeded = counts["succeeded"] ?? 0
+            let failures = (counts["failed"] ?? 0) + (counts["timed_out"] ?? 0)
+            let executed = succeeded + failures
+            let open = (counts["queued"] ?? 0) + (counts["leased"] ?? 0) + (counts["running"] ?? 0)
+            let abort = spec.effectiveAbort
+            let rollout = spec.effectiveRollout
+
+            if executed >= abort.minExecuted, executed > 0,
+               Double(failures) * 100 / Double(executed) > abort.failureThresholdPct {
+                let reason = "\(failures) of \(executed) executed jobs failed, over the \(Self.pct(abort.failureThresholdPct)) abort threshold"
+                if abort.action == .abort {
+                    try setStatus(c, campaignID, .aborted, reason: reason, now: now)
+                    try c.query("""
+                        UPDATE jobs SET state = 'canceled', finished_at = \(now), updated_at = \(now)
+                        WHERE campaign_id = \(campaignID) AND state = 'queued'
+                        """)
+                    return .aborted(reason)
+                }
+                try setStatus(c, campaignID, .paused, reason: reason, now: now)
+                return .paused(reason)
+            }
+            guard open == 0 else { return .unchanged }
+            let rate = executed == 0 ? 100 : Double(succeeded) * 100 / Double(executed)
+            if rate < rollout.successThresholdPct {
+                let reason = "waves 0–\(released) succeeded at \(Self.pct(rate)), under the \(Self.pct(rollout.successThresholdPct)) needed to continue"
+                try setStatus(c, campaignID, .paused, reason: reason, now: now)
+                return .paused(reason)
+            }
+            if released + 1 < waveCount {
+                try c.query("""
+                    UPDATE campaigns SET released_wave = released_wave + 1, updated_at = \(now) WHERE id = \(campaignID)
+                    """)
+                try c.query("SELECT pg_notify(\(JobStore.channel), '*')")
+                return .releasedWave(released + 1)
+            }
+            try setStatus(c, campaignID, .completed, reason: nil, now: now)
+            return .completed
+        }
+    }
+
+    private func setStatus(_ c: PostgresConnection, _ id: UUID, _ status: CampaignStatus, reason: String?, now: Date) throws {
+        let finished: Date? = status.isFinished ? now : nil
+        try c.query("""
+            UPDATE campaigns SET status = \(status.rawValue), status_reason = \(reason), updated_at = \(now), finished_at = \(finished)
+            WHERE id = \(id)
+            """)
+    }
+
+    enum Action: String, CaseIterable {
+        case pause, resume, cancel
+        case retryFailed = "retry-failed"
+    }
+
+    enum ActionOutcome {
+        case done
+        case notFound
+        case conflict(String)
+    }
+
+    /// Operator actions. Each checks the campaign's current status, so a second click is a clear 409, not a surprise.
+    func perform(_ action: Action, campaign id: UUID, now: Date) throws -> ActionOutcome {
+        let outcome: ActionOutcome = try pool.withTransaction { c in
+            guard let row = try c.query("SELECT status FROM campaigns WHERE id = \(id) FOR UPDATE").rows.first else { return .notFound }
+            let status = CampaignStatus(rawValue: try row.decode("status", as: String.self)) ?? .running
+            switch action {
+            case .pause:
+                guard status == .running else { return .conflict("Only a running campaign can be paused; it is \(status.rawValue).") }
+                try setStatus(c, id, .paused, reason: "paused by operator", now: now)
+            case .resume:
+                guard status == .paused else { return .conflict("Only a paused campaign can be resumed; it is \(status.rawValue).") }
+                try setStatus(c, id, .running, reason: nil, now: now)
+                try c.query("SELECT pg_notify(\(JobStore.channel), '*')")
+            case .cancel:
+                guard !status.isFinished else { return .conflict("The campaign already ended (\(status.rawValue)).") }
+                try setStatus(c, id, .canceled, reason: "canceled by operator", now: now)
+                try c.query("""
+                    UPDATE jobs SET state = 'canceled', finished_at = \(now), updated_at = \(now)
+                    WHERE campaign_id = \(id) AND state = 'queued'
+                    """)
+            case .retryFailed:
+                guard status != .canceled else { return .conflict("A canceled campaign cannot be retried.") }
+                let n = try c.query("""
+                    UPDATE jobs SET state = 'queued', attempt = 0, run_after = \(now), finished_at = NULL, result = NULL, updated_at = \(now)
+                    WHERE campaign_id = \(id) AND state IN ('failed', 'timed_out')
+                    """).affectedRows
+                guard n > 0 else { return .conflict("No failed or timed-out jobs to retry.") }
+                try setStatus(c, id, .running, reason: nil, now: now)
+                try c.query("SELECT pg_notify(\(JobStore.channel), '*')")
+            }
+            return .done
+        }
+        if case .done = outcome, action == .resume || action == .retryFailed { try evaluate(id, now: now) }
+        return outcome
+    }
+
+    static func pct(_ x: Double) -> String { String(format: "%.1f%%", x) }
+}

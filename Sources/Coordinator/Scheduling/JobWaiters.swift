@@ -1,0 +1,56 @@
+import FleetAPI
+import Foundation
+import HTTPServer
+import Synchronization
+
+/// Agents waiting in `GET /v1/agent/jobs/next?wait=…`, by device. A NOTIFY (or the periodic fallback sweep,
+/// since NOTIFY is only a hint) makes each affected waiter try to lease; a leased job completes its long-poll.
+final class JobWaiters: Sendable {
+    private let waiting = Mutex<[UUID: [LongPoll]]>([:])
+    private let queue = DispatchQueue(label: "fleetadapt.job-waiters", attributes: .concurrent)
+    private let jobs: JobStore
+    private let clock: WallClock
+
+    init(jobs: JobStore, clock: WallClock) {
+        self.jobs = jobs
+        self.clock = clock
+    }
+
+    func add(device: UUID, poll: LongPoll) {
+        waiting.withLock { $0[device, default: []].append(poll) }
+    }
+
+    var count: Int { waiting.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+
+    /// Wakes the waiters of one device, or of every device when `device` is nil.
+    func wake(device: UUID?) {
+        let targets: [(UUID, [LongPoll])] = waiting.withLock { table in
+            for (key, polls) in table {
+                let open = polls.filter { !$0.isCompleted }
+                if open.isEmpty { table[key] = nil } else { table[key] = open }
+            }
+            if let device { return table[device].map { [(device, $0)] } ?? [] }
+            return Array(table)
+        }
+        for (device, polls) in targets {
+            queue.async { [self] in self.tryLease(device: device, polls: polls) }
+        }
+    }
+
+    private func tryLease(device: UUID, polls: [LongPoll]) {
+        for poll in polls where !poll.isCompleted {
+            do {
+                guard let job = try jobs.leaseNext(device: device, now: clock.now()) else { return }
+                let response = (try? HTTPResponse.body(job)) ?? HTTPResponse(status: 500)
+                if !poll.complete(response) {
+                    // The poll timed out meanwhile: give the lease back so the next poll gets the job at once.
+                    try jobs.unlease(job: job.id, attempt: job.attempt, now: clock.now())
+                }
+                return
+            } catch {
+                Log.error("long-poll lease for device \(device): \(error)")
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import FleetAPI
+import Foundation
+import PostgresClient
+
+/// SQL for the jobs table: leasing, heartbeats, results, rescue of expired leases.
+/// Every state change is guarded by (id, device, attempt, state), so a superseded attempt changes nothing.
+struct JobStore: Sendable {
+    let pool: PostgresPool
+
+    /// NOTIFY channel; the payload is a device id, or `*` when many devices may have work.
+    static let channel = "fleetadapt_jobs"
+
+    /// Leases the calling device's next ready job in one statement: the candidate is locked with
+    /// SKIP LOCKED (concurrent pollers never wait on each other nor take the same row), then updated.
+    /// Jobs of paused or unreleased waves, rate-limited campaigns, or a device already running a job are skipped.
+    func leaseNext(device: UUID, now: Date) throws -> LeasedJob? {
+        do {
+            let rows = try pool.query("""
+                WITH candidate AS (
+                    SELECT j.id
+                    FROM jobs j JOIN campaigns c ON c.id = j.campaign_id
+                    WHERE j.device_id = \(device) AND j.state = 'queued' AND j.run_after <= \(now)
+                      AND c.status = 'running' AND j.wave <= c.released_wave
+                      AND (c.max_per_minute IS NULL OR c.max_per_minute > (
+                            SELECT count(*) FROM jobs r
+                            WHERE r.campaign_id = c.id AND r.leased_at > \(now) - interval '1 minute'))
+                    ORDER BY j.run_after, j.id
+                    LIMIT 1
+                    FOR UPDATE OF j SKIP LOCKED)
+                UPDATE jobs SET state = 'leased', attempt = jobs.attempt + 1, leased_at = \(now),
+                       lease_expires_at = \(now) + make_interval(secs => least(jobs.lease_s, jobs.timeout_s)),
+                       progress = NULL, updated_at = \(now)
+                FROM candidate
+                WHERE jobs.id = candidate.id
+                RETURNING jobs.id, jobs.campaign_id, jobs.attempt, jobs.lease_expires_at, jobs.document::text AS document
+                """).rows
+            guard let row = rows.first else { return nil }
+            return LeasedJob(id: try row.decode("id", as: UUID.self),
+                             campaignID: try row.decode("campaign_id", as: UUID.self),
+                             attempt: try row.decode("attempt", as: Int.self),
+                             leaseExpiresAt: try row.decode("lease_expires_at", as: Date.self),
+                             document: try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self)))
+        } catch let error as PostgresError where error.isUniqueViolation {
+            // The device already holds a job (jobs_one_active_per_device_idx): nothing new for it now.
+            return nil
+        }
+    }
+
+    /// Gives a lease back untouched (the long-poll that asked for it had already answered).
+    func unlease(job: UUID, attempt: Int, now: Date) throws {
+        try pool.query("""
+            UPDATE jobs SET state = 'queued', attempt = attempt - 1, leased_at = NULL, lease_expires_at = NULL, updated_at = \(now)
+            WHERE id = \(job) AND attempt = \(attempt) AND state = 'leased'
+            """)
+    }
+
+    enum Touch: Equatable {
+        case ok(leaseExpiresAt: Date)
+        case notFound
+        case leaseLost
+    }
+
+    /// Extends the lease (never past the attempt's timeout) and records progress.
+    func heartbeat(job: UUID, device: UUID, attempt: Int, progress: [String: Double]?, now: Date) throws -> Touch {
+        let progressJSON = try progress.map(JSON.string)
+        let rows = try pool.query("""
+            UPDATE jobs SET state = 'running', progress = \(progressJSON)::jsonb, updated_at = \(now),
+                   lease_expires_at = least(\(now) + make_interval(secs => lease_s), leased_at + make_interval(secs => timeout_s))
+            WHERE id = \(job) AND device_id = \(device) AND attempt = \(attempt)
+              AND state IN ('leased', 'running') AND lease_expires_at >= \(now)
+            RETURNING lease_expires_at
+            """).rows
+        if let row = rows.first { return .ok(leaseExpiresAt: try row.decode("lease_expires_at", as: Date.self)) }
+        return try exists(job: job, device: device) ? .leaseLost : .notFound
+    }
+
+    func exists(job: UUID, device: UUID) throws -> Bool {
+        !(try pool.query("SELECT 1 FROM jobs WHERE id = \(job) AND device_id = \(device)").rows.isEmpty)
+    }
+
+    /// The attempt currently holding the job, if it is leased by `device` with that attempt.
+    func holds(job: UUID, device: UUID, attempt: Int, on c: PostgresConnection) throws -> Bool {
+        !(try c.query("""
+            SELECT 1 FROM jobs WHERE id = \(job) AND device_id = \(device) AND attempt = \(attempt) AND state IN ('leased', 'running')
+            """).rows.isEmpty)
+    }
+
+    enum Completion: Equatable {
+        case recorded(campaign: UUID, state: JobState)
+        case replayed(campaign: UUID)
+        case notFound
+        case staleAttempt
+    }
+
+    /// Records an attempt's result. A failure with attempts left requeues the job with backoff.
+    /// A repeat of the recorded result for the same attempt is accepted again (idempotent);
+    /// any result from another attempt, or for a job no longer held, is refused.
+    func complete(job: UUID, device: UUID, result: JobResult, backoff: Backoff, now: Date) throws -> Completion {
+        let resultJSON = try JSON.string(result)
+        return try pool.withTransaction { c in
+            let rows = try c.query("""
+                SELECT campaign_id, state, attempt, max_attempts, result::text AS result FROM jobs
+                WHERE id = \(job) AND device_id = \(device) FOR UPDATE
+                """).rows
+            guard let row = rows.first else { return .notFound }
+            let campaign = try row.decode("campaign_id", as: UUID.self)
+            let state = JobState(rawValue: try row.decode("state", as: String.self)) ?? .queued
+            let attempt = try row.decode("attempt", as: Int.self)
+            let maxAttempts = try row.decode("max_attempts", as: Int.self)
+            guard attempt == result.attempt else { return .staleAttempt }
+            if state == .leased || state == .running {
+                if result.outcome == .succeeded {
+                    try c.query("""
+                        UPDATE jobs SET state = 'succeeded', result = \(resultJSON)::jsonb, finished_at = \(now),
+                               lease_expires_at = NULL, updated_at = \(now)
+                        WHERE id = \(job)
+                        """)
+                    return .recorded(campaign: campaign, state: .succeeded)
+                }
+                let error = try JSON.string(["attempt": "\(attempt)", "at": Timestamp.format(now), "error": result.error ?? "failed"])
+                if attempt < maxAttempts {
+                    try c.query("""
+                        UPDATE jobs SET state = 'queued', lease_expires_at = NULL, updated_at = \(now),
+                               run_after = \(now.addingTimeInterval(backoff.delay(attempt: attempt))),
+                               errors = errors || jsonb_build_array(\(error)::jsonb)
+                        WHERE id = \(job)
+                        """)
+                    return .recorded(campaign: campaign, state: .queued)
+                }
+                try c.query("""
+                    UPDATE jobs SET state = 'failed', result = \(resultJSON)::jsonb, finished_at = \(now),
+                           lease_expires_at = NULL, updated_at = \(now), errors = errors || jsonb_build_array(\(error)::jsonb)
+                    WHERE id = \(job)
+                    """)
+                return .recorded(campaign: campaign, state: .failed)
+            }
+            if state.isTerminal, let stored = try row.decode("result", as: String?.self),
+               let storedResult = try? JSON.decode(JobResult.self, from: stored), storedResult == result {
+                return .replayed(campaign: campaign)
+            }
+            return .staleAttempt
+        }
+    }
+
+    /// Requeues (with backoff) or times out every job whose lease expired; returns the campaigns touched.
+    func rescueExpired(backoff: Backoff, now: Date) throws -> Set<UUID> {
+        let rows = try pool.query("""
+            UPDATE jobs SET
+                state = CASE WHEN attempt >= max_attempts THEN 'timed_out' ELSE 'queued' END,
+                finished_at = CASE WHEN attempt >= max_attempts THEN \(now) END,
+                run_after = \(now) + make_interval(secs => least(power(attempt, \(backoff.exponent)), \(backoff.capSeconds))
+                                                       * \(backoff.scale) * (1 - \(backoff.jitter) + random() * 2 * \(backoff.jitter))),
+                lease_expires_at = NULL, updated_at = \(now),
+                errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', \(Timestamp.format(now)), 'error', 'lease expired'))
+            WHERE state IN ('leased', 'running') AND lease_expires_at < \(now)
+            RETURNING campaign_id
+            """).rows
+        return Set(try rows.map { try $0.decode("campaign_id", as: UUID.self) })
+    }
+
+    /// Job counts by state, for the queue-depth gauge.
+    func countsByState() throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        for row in try pool.query("SELECT state, count(*)::bigint AS n FROM jobs GROUP BY state").rows {
+            out[try row.decode("state", as: String.self)] = try row.decode("n", as: Int.self)
+        }
+        return out
+    }
+}
+
+/// Retry delay: attempt^exponent seconds × scale, capped, ±jitter (river's default is attempt^4 ±10%).
+public struct Backoff: Sendable {
+    public var exponent: Double = 4
+    public var capSeconds: Double = 600
+    public var scale: Double = 1
+    public var jitter: Double = 0.1
+
+    public init(exponent: Double = 4, capSeconds: Double = 600, scale: Double = 1, jitter: Double = 0.1) {
+        self.exponent = exponent
+        self.capSeconds = capSeconds
+        self.scale = scale
+        self.jitter = jitter
+    }
+
+    func delay(attempt: Int) -> TimeInterval {
+        let base = min(pow(Double(attempt), exponent), capSeconds) * scale
+        return base * (1 - jitter + Double.random(in: 0...(2 * jitter)))
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+
+/// Body of `POST /v1/domains`: a new target domain and how to roll its adaptation out over the fleet.
+public struct DomainRequest: Codable, Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    public var modelID: UUID
+    public var selector: Selector
+    public var rollout: Rollout?
+    public var abort: Abort?
+    public var job: JobSpec
+
+    public init(name: String, description: String? = nil, modelID: UUID, selector: Selector, rollout: Rollout? = nil,
+                abort: Abort? = nil, job: JobSpec) {
+        self.name = name
+        self.description = description
+        self.modelID = modelID
+        self.selector = selector
+        self.rollout = rollout
+        self.abort = abort
+        self.job = job
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, selector, rollout, abort, job
+        case modelID = "model_id"
+    }
+
+    /// Which devices take part: all active devices with these labels, or exactly these ids (one of the two).
+    public struct Selector: Codable, Sendable, Equatable {
+        public var labels: [String: String]?
+        public var deviceIDs: [UUID]?
+
+        public init(labels: [String: String]? = nil, deviceIDs: [UUID]? = nil) {
+            self.labels = labels
+            self.deviceIDs = deviceIDs
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case labels
+            case deviceIDs = "device_ids"
+        }
+    }
+
+    /// Waves: a canary share first, then waves of `wave_size_pct`, each released only when the
+    /// released waves succeeded at `success_threshold_pct`.
+    public struct Rollout: Codable, Sendable, Equatable {
+        public var canaryPct: Double
+        public var waveSizePct: Double
+        public var successThresholdPct: Double
+        public var maxPerMinute: Int?
+
+        public init(canaryPct: Double = 10, waveSizePct: Double = 30, successThresholdPct: Double = 80, maxPerMinute: Int? = nil) {
+            self.canaryPct = canaryPct
+            self.waveSizePct = waveSizePct
+            self.successThresholdPct = successThresholdPct
+            self.maxPerMinute = maxPerMinute
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case canaryPct = "canary_pct"
+            case waveSizePct = "wave_size_pct"
+            case successThresholdPct = "success_threshold_pct"
+            case maxPerMinute = "max_per_minute"
+        }
+    }
+
+    /// Stop the rollout when more than `failure_threshold_pct` of executed jobs failed, once `min_executed` ran.
+    public struct Abort: Codable, Sendable, Equatable {
+        public enum Action: String, Codable, Sendable { case pause, abort }
+        public var failureThresholdPct: Double
+        public var minExecuted: Int
+        public var action: Action?
+
+        public init(failureThresholdPct: Double = 20, minExecuted: Int = 5, action: Action? = nil) {
+            self.failureThresholdPct = failureThresholdPct
+            self.minExecuted = minExecuted
+            self.action = action
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case failureThresholdPct = "failure_threshold_pct"
+            case minExecuted = "min_executed"
+            case action
+        }
+    }
+
+    public struct JobSpec: Codable, Sendable, Equatable {
+        public var loss: String
+        public var steps: Int
+        public var timeoutS: Int
+        public var maxAttempts: Int
+        public var learningRate: Double?
+        public var batchSize: Int?
+        /// Lease length that heartbeats renew; defaults to min(30, timeout_s).
+        public var leaseS: Int?
+
+        public init(loss: String, steps: Int, timeoutS: Int, maxAttempts: Int, learningRate: Double? = nil,
+                    batchSize: Int? = nil, leaseS: Int? = nil) {
+            self.loss = loss
+            self.steps = steps
+            self.timeoutS = timeoutS
+            self.maxAttempts = maxAttempts
+            self.learningRate = learningRate
+            self.batchSize = batchSize
+            self.leaseS = leaseS
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case loss, steps
+            case timeoutS = "timeout_s"
+            case maxAttempts = "max_attempts"
+            case learningRate = "learning_rate"
+            case batchSize = "batch_size"
+            case leaseS = "lease_s"
+        }
+    }
+
+    public static let losses = ["tent", "shot-im", "eata", "bn-stats"]
+    public static let maxDeviceIDs = 100_000
+
+    public var effectiveRollout: Rollout { rollout ?? Rollout() }
+    public var effectiveAbort: Abort { abort ?? Abort() }
+
+    public func validate() -> [ValidationIssue] {
+        var v = Validator()
+        v.text(name, "name", maxLength: 128)
+        v.text(description, "description", minLength: 0, maxLength: 4096, required: false)
+        let labels = selector.labels ?? [:]
+        let ids = selector.deviceIDs ?? []
+        if labels.isEmpty && ids.isEmpty {
+            v.fail("selector", "must name devices by non-empty labels or device_ids")
+        } else if !labels.isEmpty && !ids.isEmpty {
+            v.fail("selector", "must use labels or device_ids, not both")
+        }
+        Labels.validate(selector.labels, into: &v, field: "selector.labels")
+        if ids.count > Self.maxDeviceIDs { v.fail("selector.device_ids", "must list at most \(Self.maxDeviceIDs) devices") }
+        if Set(ids).count != ids.count { v.fail("selector.device_ids", "must not repeat a device") }
+        if let r = rollout {
+            v.number(r.canaryPct, "rollout.canary_pct", min: 0, max: 100, minExclusive: true)
+            v.number(r.waveSizePct, "rollout.wave_size_pct", min: 0, max: 100, minExclusive: true)
+            v.number(r.successThresholdPct, "rollout.success_threshold_pct", min: 0, max: 100)
+            if let m = r.maxPerMinute { v.number(Double(m), "rollout.max_per_minute", min: 1, max: 1_000_000) }
+        }
+        if let a = abort {
+            v.number(a.failureThresholdPct, "abort.failure_threshold_pct", min: 0, max: 100)
+            v.number(Double(a.minExecuted), "abort.min_executed", min: 1, max: 1_000_000)
+        }
+        if !Self.losses.contains(job.loss) {
+            v.fail("job.loss", "must be one of: \(Self.losses.joined(separator: ", "))")
+        }
+        v.number(Double(job.steps), "job.steps", min: job.loss == "bn-stats" ? 0 : 1, max: 100_000)
+        v.number(Double(job.timeoutS), "job.timeout_s", min: 1, max: 86_400)
+        v.number(Double(job.maxAttempts), "job.max_attempts", min: 1, max: 25)
+        v.number(job.learningRate, "job.learning_rate", min: 0, max: 10, minExclusive: true, required: false)
+        if let b = job.batchSize { v.number(Double(b), "job.batch_size", min: 1, max: 4096) }
+        if let l = job.leaseS { v.number(Double(l), "job.lease_s", min: 1, max: 86_400) }
+        return v.issues
+    }
+}

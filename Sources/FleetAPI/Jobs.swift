@@ -1,0 +1,196 @@
+import Foundation
+
+/// The states of a job; see migrations/0003 for the transitions the database allows.
+public enum JobState: String, Codable, Sendable, CaseIterable {
+    case queued, leased, running, succeeded, failed
+    case timedOut = "timed_out"
+    case canceled
+
+    public var isTerminal: Bool { [.succeeded, .failed, .timedOut, .canceled].contains(self) }
+}
+
+public enum JobKind: String, Codable, Sendable, CaseIterable {
+    /// Train the block adapters on the device's local unlabeled data.
+    case adapt
+    /// Switch to the current config, installing the domain's aggregated adapters.
+    case apply
+    /// Measure every variant's latency on the device.
+    case profile
+}
+
+/// What the agent needs to run one job; written per device when the campaign is created.
+public struct JobDocument: Codable, Sendable, Equatable {
+    public var kind: JobKind
+    public var modelID: UUID
+    public var domainID: UUID
+    public var domainName: String
+    /// Variant id per block position: the device's planned combination.
+    public var variants: [String]
+    public var loss: String
+    public var steps: Int
+    public var learningRate: Double
+    public var batchSize: Int
+    /// Why `steps` differs from the requested steps (energy budget, battery), for the operator.
+    public var budgetNote: String?
+    /// For `apply`: the aggregated domain adapter to install.
+    public var adapterVersion: Int?
+
+    public init(kind: JobKind, modelID: UUID, domainID: UUID, domainName: String, variants: [String], loss: String,
+                steps: Int, learningRate: Double, batchSize: Int, budgetNote: String? = nil, adapterVersion: Int? = nil) {
+        self.kind = kind
+        self.modelID = modelID
+        self.domainID = domainID
+        self.domainName = domainName
+        self.variants = variants
+        self.loss = loss
+        self.steps = steps
+        self.learningRate = learningRate
+        self.batchSize = batchSize
+        self.budgetNote = budgetNote
+        self.adapterVersion = adapterVersion
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, variants, loss, steps
+        case modelID = "model_id"
+        case domainID = "domain_id"
+        case domainName = "domain_name"
+        case learningRate = "learning_rate"
+        case batchSize = "batch_size"
+        case budgetNote = "budget_note"
+        case adapterVersion = "adapter_version"
+    }
+}
+
+/// A leased job as the agent receives it.
+public struct LeasedJob: Codable, Sendable, Equatable {
+    public var id: UUID
+    public var campaignID: UUID
+    public var attempt: Int
+    public var leaseExpiresAt: Date
+    public var document: JobDocument
+
+    public init(id: UUID, campaignID: UUID, attempt: Int, leaseExpiresAt: Date, document: JobDocument) {
+        self.id = id
+        self.campaignID = campaignID
+        self.attempt = attempt
+        self.leaseExpiresAt = leaseExpiresAt
+        self.document = document
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, attempt, document
+        case campaignID = "campaign_id"
+        case leaseExpiresAt = "lease_expires_at"
+    }
+}
+
+/// `POST /v1/agent/jobs/{id}/heartbeat`: the attempt the agent holds, and free-form numeric progress.
+public struct Heartbeat: Codable, Sendable, Equatable {
+    public var attempt: Int
+    public var progress: [String: Double]?
+
+    public init(attempt: Int, progress: [String: Double]? = nil) {
+        self.attempt = attempt
+        self.progress = progress
+    }
+
+    public func validate() -> [ValidationIssue] {
+        var v = Validator()
+        v.number(Double(attempt), "attempt", min: 1, max: 25)
+        for (k, value) in progress ?? [:] where !value.isFinite { v.fail("progress.\(k)", "must be a finite number") }
+        if (progress?.count ?? 0) > 32 { v.fail("progress", "must have at most 32 entries") }
+        return v.issues
+    }
+}
+
+/// What a finished attempt measured.
+public struct JobMetrics: Codable, Sendable, Equatable {
+    public var entropyBefore: Double?
+    public var entropyAfter: Double?
+    public var accuracyBefore: Double?
+    public var accuracyAfter: Double?
+    public var trainSeconds: Double?
+    public var energyMJ: Double?
+    public var samples: Int?
+    public var steps: Int?
+    public var latencyMs: Double?
+
+    public init(entropyBefore: Double? = nil, entropyAfter: Double? = nil, accuracyBefore: Double? = nil,
+                accuracyAfter: Double? = nil, trainSeconds: Double? = nil, energyMJ: Double? = nil, samples: Int? = nil,
+                steps: Int? = nil, latencyMs: Double? = nil) {
+        self.entropyBefore = entropyBefore
+        self.entropyAfter = entropyAfter
+        self.accuracyBefore = accuracyBefore
+        self.accuracyAfter = accuracyAfter
+        self.trainSeconds = trainSeconds
+        self.energyMJ = energyMJ
+        self.samples = samples
+        self.steps = steps
+        self.latencyMs = latencyMs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case samples, steps
+        case entropyBefore = "entropy_before"
+        case entropyAfter = "entropy_after"
+        case accuracyBefore = "accuracy_before"
+        case accuracyAfter = "accuracy_after"
+        case trainSeconds = "train_seconds"
+        case energyMJ = "energy_mj"
+        case latencyMs = "latency_ms"
+    }
+
+    func validate(into v: inout Validator) {
+        v.number(entropyBefore, "metrics.entropy_before", min: 0, max: 1e6, required: false)
+        v.number(entropyAfter, "metrics.entropy_after", min: 0, max: 1e6, required: false)
+        v.number(accuracyBefore, "metrics.accuracy_before", min: 0, max: 1, required: false)
+        v.number(accuracyAfter, "metrics.accuracy_after", min: 0, max: 1, required: false)
+        v.number(trainSeconds, "metrics.train_seconds", min: 0, max: 1e7, required: false)
+        v.number(energyMJ, "metrics.energy_mj", min: 0, max: 1e12, required: false)
+        v.number(latencyMs, "metrics.latency_ms", min: 0, max: 1e7, required: false)
+        if let samples { v.number(Double(samples), "metrics.samples", min: 0, max: 1e9) }
+        if let steps { v.number(Double(steps), "metrics.steps", min: 0, max: 1e7) }
+    }
+}
+
+/// `POST /v1/agent/jobs/{id}/result`.
+public struct JobResult: Codable, Sendable, Equatable {
+    public enum Outcome: String, Codable, Sendable { case succeeded, failed }
+
+    public var attempt: Int
+    public var outcome: Outcome
+    public var error: String?
+    public var metrics: JobMetrics?
+    /// For `profile`: measured latency in ms per block position and variant (same order as the package).
+    public var variantLatenciesMs: [[Double]]?
+
+    public init(attempt: Int, outcome: Outcome, error: String? = nil, metrics: JobMetrics? = nil,
+                variantLatenciesMs: [[Double]]? = nil) {
+        self.attempt = attempt
+        self.outcome = outcome
+        self.error = error
+        self.metrics = metrics
+        self.variantLatenciesMs = variantLatenciesMs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case attempt, outcome, error, metrics
+        case variantLatenciesMs = "variant_latencies_ms"
+    }
+
+    public func validate() -> [ValidationIssue] {
+        var v = Validator()
+        v.number(Double(attempt), "attempt", min: 1, max: 25)
+        if outcome == .failed { v.text(error, "error", maxLength: 4096) } else { v.text(error, "error", minLength: 0, maxLength: 4096, required: false) }
+        metrics?.validate(into: &v)
+        if let lat = variantLatenciesMs {
+            if lat.count > 256 { v.fail("variant_latencies_ms", "must have at most 256 block positions") }
+            for (i, row) in lat.enumerated() {
+                if row.isEmpty || row.count > 64 { v.fail("variant_latencies_ms.\(i)", "must list 1–64 variants") }
+                for (j, x) in row.enumerated() { v.number(x, "variant_latencies_ms.\(i).\(j)", min: 0, max: 1e7, minExclusive: true) }
+            }
+        }
+        return v.issues
+    }
+}

@@ -1,1 +1,0 @@
-// Learning module; see DESIGN.md's module map.

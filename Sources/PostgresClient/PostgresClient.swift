@@ -1,1 +1,0 @@
-// PostgresClient module; see DESIGN.md's module map.
