@@ -98,42 +98,36 @@ public enum SafeTensors {
         guard n <= UInt64(limits.maxHeaderBytes) else { throw SafeTensorsError("header length \(n) exceeds the limit of \(limits.maxHeaderBytes) bytes") }
         guard n <= UInt64(bytes.count - 8) else { throw SafeTensorsError("header length \(n) runs past the end of the \(bytes.count)-byte file (truncated?)") }
         let headerEnd = 8 + Int(n)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd])), let header = object as? [String: Any] else {
-            throw SafeTensorsError("header is not a JSON object")
+        let header: SafeTensorsHeader
+        do {
+            header = try JSONDecoder().decode(SafeTensorsHeader.self, from: Data(bytes[8..<headerEnd]))
+        } catch let e as SafeTensorsError {
+            throw e
+        } catch {
+            throw SafeTensorsError("header is not valid JSON of the safetensors form: \(error)")
         }
-        var metadata: [String: String] = [:]
+        let metadata = header.metadata
         var entries: [(name: String, dtype: SafeTensor.DType, shape: [Int], begin: Int, end: Int)] = []
-        for (name, value) in header {
-            if name == "__metadata__" {
-                guard let m = value as? [String: Any] else { throw SafeTensorsError("__metadata__ must be an object of strings") }
-                for (k, v) in m {
-                    guard let s = v as? String else { throw SafeTensorsError("__metadata__.\(k) must be a string") }
-                    metadata[k] = s
-                }
-                continue
+        for (name, info) in header.tensors {
+            guard let dtype = SafeTensor.DType(rawValue: info.dtype) else {
+                throw SafeTensorsError("tensor '\(name)' has an unknown dtype \(info.dtype)")
             }
-            guard let info = value as? [String: Any] else { throw SafeTensorsError("entry '\(name)' must be an object") }
-            guard let dtypeName = info["dtype"] as? String, let dtype = SafeTensor.DType(rawValue: dtypeName) else {
-                throw SafeTensorsError("tensor '\(name)' has an unknown dtype \(String(describing: info["dtype"]))")
-            }
-            guard let shapeAny = info["shape"] as? [Any], let shape = try? shapeAny.map(nonNegativeInt) else {
-                throw SafeTensorsError("tensor '\(name)' has an invalid shape")
-            }
-            guard let offs = info["data_offsets"] as? [Any], offs.count == 2, let begin = try? nonNegativeInt(offs[0]),
-                  let end = try? nonNegativeInt(offs[1]), begin <= end else {
+            guard info.shape.allSatisfy({ $0 >= 0 }) else { throw SafeTensorsError("tensor '\(name)' has a negative dimension") }
+            guard info.dataOffsets.count == 2, info.dataOffsets[0] >= 0, info.dataOffsets[0] <= info.dataOffsets[1] else {
                 throw SafeTensorsError("tensor '\(name)' has invalid data_offsets")
             }
+            let (begin, end) = (info.dataOffsets[0], info.dataOffsets[1])
             var count = 1
-            for d in shape {
+            for d in info.shape {
                 let (m, overflow) = count.multipliedReportingOverflow(by: d)
                 guard !overflow else { throw SafeTensorsError("tensor '\(name)' shape overflows") }
                 count = m
             }
             let (size, overflow) = count.multipliedReportingOverflow(by: dtype.size)
             guard !overflow, size == end - begin else {
-                throw SafeTensorsError("tensor '\(name)' is mis-shaped: \(shape) × \(dtype.rawValue) needs \(count * dtype.size) bytes, offsets span \(end - begin)")
+                throw SafeTensorsError("tensor '\(name)' is mis-shaped: \(info.shape) × \(dtype.rawValue) needs \(count &* dtype.size) bytes, offsets span \(end - begin)")
             }
-            entries.append((name, dtype, shape, begin, end))
+            entries.append((name, dtype, info.shape, begin, end))
         }
         let dataSize = bytes.count - headerEnd
         entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
@@ -160,15 +154,44 @@ public enum SafeTensors {
         }
     }
 
-    private static func nonNegativeInt(_ v: Any) throws -> Int {
-        guard let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded(),
-              n.doubleValue >= 0, n.doubleValue < 9.0e15 else { throw SafeTensorsError("not a non-negative integer") }
-        return n.intValue
-    }
-
     private static func jsonString(_ s: String) -> String {
         let data = try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
         let text = data.map { String(decoding: $0, as: UTF8.self) } ?? "[\"\"]"
         return String(text.dropFirst().dropLast())
+    }
+}
+
+/// The JSON header: tensor entries by name, plus the optional string map `__metadata__`.
+struct SafeTensorsHeader: Decodable {
+    struct Entry: Decodable {
+        let dtype: String
+        let shape: [Int]
+        let dataOffsets: [Int]
+
+        enum CodingKeys: String, CodingKey {
+            case dtype, shape
+            case dataOffsets = "data_offsets"
+        }
+    }
+
+    struct Key: CodingKey {
+        let stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    var tensors: [String: Entry] = [:]
+    var metadata: [String: String] = [:]
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        for key in c.allKeys {
+            if key.stringValue == "__metadata__" {
+                metadata = try c.decode([String: String].self, forKey: key)
+            } else {
+                tensors[key.stringValue] = try c.decode(Entry.self, forKey: key)
+            }
+        }
     }
 }

@@ -13,13 +13,36 @@ final class TestCoordinator: Sendable {
     let database: PostgresConfiguration
     let dataDirectory: String
 
-    init() throws {
-        database = try EmbeddedPostgres.sharedForTests()
+    /// A coordinator on a fresh database, or a second replica on `sharing`'s database.
+    init(sharing other: TestCoordinator? = nil, threads: Int = 8) throws {
+        database = try other?.database ?? EmbeddedPostgres.sharedForTests()
         dataDirectory = NSTemporaryDirectory() + "fleetadapt-coordinator-test-" + UUID().uuidString
-        let config = CoordinatorConfiguration(
+        var config = CoordinatorConfiguration(
             host: "127.0.0.1", port: 0, dataDirectory: dataDirectory, database: .external(database),
-            adminKey: Self.adminKey, threadPoolSize: 8, maxDatabaseConnections: 8, accessLog: false)
+            adminKey: Self.adminKey, threadPoolSize: threads, maxDatabaseConnections: threads, accessLog: false)
+        // Retries come back within milliseconds so expiry tests need not sleep for attempt^4 seconds.
+        config.backoff = Backoff(scale: 0.001, jitter: 0.1)
         app = try CoordinatorApp(configuration: config)
+    }
+
+    /// Runs SQL on the test database directly (fixtures and checks the API does not offer).
+    func sql(_ q: PostgresQuery) throws -> PostgresResult {
+        let pool = PostgresPool(configuration: database, maxConnections: 1)
+        defer { pool.close() }
+        return try pool.query(q)
+    }
+
+    /// A model row for campaigns to point at (the package registry has its own tests).
+    func insertModel() throws -> String {
+        let id = UUID()
+        let content = Array("fixture package \(id)".utf8)
+        let digest = try sql("SELECT sha256(\(content)) AS d").rows[0].decode("d", as: [UInt8].self)
+        _ = try sql("""
+            WITH blob AS (INSERT INTO model_blobs (sha256, size_bytes, content, created_at) VALUES (\(digest), \(content.count), \(content), now()))
+            INSERT INTO models (id, name, package_sha256, size_bytes, manifest, combination_count, created_at)
+            VALUES (\(id), 'fixture', \(digest), \(content.count), '{}'::jsonb, 1, now())
+            """)
+        return id.uuidString.lowercased()
     }
 
     deinit {
