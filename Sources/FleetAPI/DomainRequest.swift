@@ -57,6 +57,16 @@ public struct DomainRequest: Codable, Sendable, Equatable {
             self.maxPerMinute = maxPerMinute
         }
 
+        /// Absent fields take their defaults, so `{"canary_pct": 5}` is a whole rollout.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Rollout()
+            canaryPct = try c.decodeIfPresent(Double.self, forKey: .canaryPct) ?? d.canaryPct
+            waveSizePct = try c.decodeIfPresent(Double.self, forKey: .waveSizePct) ?? d.waveSizePct
+            successThresholdPct = try c.decodeIfPresent(Double.self, forKey: .successThresholdPct) ?? d.successThresholdPct
+            maxPerMinute = try c.decodeIfPresent(Int.self, forKey: .maxPerMinute)
+        }
+
         enum CodingKeys: String, CodingKey {
             case canaryPct = "canary_pct"
             case waveSizePct = "wave_size_pct"
@@ -76,6 +86,14 @@ public struct DomainRequest: Codable, Sendable, Equatable {
             self.failureThresholdPct = failureThresholdPct
             self.minExecuted = minExecuted
             self.action = action
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Abort()
+            failureThresholdPct = try c.decodeIfPresent(Double.self, forKey: .failureThresholdPct) ?? d.failureThresholdPct
+            minExecuted = try c.decodeIfPresent(Int.self, forKey: .minExecuted) ?? d.minExecuted
+            action = try c.decodeIfPresent(Action.self, forKey: .action)
         }
 
         enum CodingKeys: String, CodingKey {

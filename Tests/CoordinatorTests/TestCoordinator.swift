@@ -14,8 +14,12 @@ final class TestCoordinator: Sendable {
     let dataDirectory: String
 
     /// A coordinator on a fresh database, or a second replica on `sharing`'s database.
-    init(sharing other: TestCoordinator? = nil, threads: Int = 8) throws {
-        database = try other?.database ?? EmbeddedPostgres.sharedForTests()
+    convenience init(sharing other: TestCoordinator? = nil, threads: Int = 8) throws {
+        try self.init(database: try other?.database ?? EmbeddedPostgres.sharedForTests(), threads: threads)
+    }
+
+    init(database: PostgresConfiguration, threads: Int = 8) throws {
+        self.database = database
         dataDirectory = NSTemporaryDirectory() + "fleetadapt-coordinator-test-" + UUID().uuidString
         var config = CoordinatorConfiguration(
             host: "127.0.0.1", port: 0, dataDirectory: dataDirectory, database: .external(database),
