@@ -65,6 +65,9 @@ public final class CoordinatorApp: Sendable {
         MetricsRoutes(services: services).register(on: router)
     }
 
+    /// The database this coordinator uses (for tools that measure it directly).
+    public var databaseConfiguration: PostgresConfiguration { services.pool.configuration }
+
     /// The port actually bound (useful with port 0 in tests).
     public var port: Int { server.boundPort }
 

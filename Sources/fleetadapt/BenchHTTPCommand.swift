@@ -1,0 +1,107 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+
+struct BenchHTTPCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http",
+        abstract: "Throughput and latency of the coordinator over HTTP, measured with wrk.",
+        discussion: """
+            Starts a coordinator on its own embedded PostgreSQL (in a temporary directory), then runs wrk
+            (Debian package `wrk`) against GET /healthz (the baseline: HTTP only), GET /v1/devices/{id}
+            (HTTP + one indexed PostgreSQL read + auth), and POST /v1/devices (a registration: one
+            transaction with an insert). Prints requests/s, p50 and p99 for each, and the ratios to /healthz.
+            Build in release mode first: swift build -c release --product fleetadapt
+            """)
+
+    @Option(help: "Concurrent connections wrk keeps open.")
+    var connections: Int = 64
+
+    @Option(help: "Seconds per measurement.")
+    var duration: Int = 10
+
+    @Option(help: "wrk threads (the coordinator shares the same cores).")
+    var wrkThreads: Int = 2
+
+    @Option(help: "Coordinator HTTP worker threads.")
+    var serverThreads: Int = 16
+
+    func validate() throws {
+        guard connections >= 1, duration >= 1, wrkThreads >= 1, serverThreads >= 1 else {
+            throw ValidationError("every option must be at least 1")
+        }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
+            throw ValidationError("wrk is not installed: apt-get install wrk")
+        }
+    }
+
+    func run() throws {
+        let dir = NSTemporaryDirectory() + "fleetadapt-bench-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = "bench-admin-key"
+        let config = CoordinatorConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, adminKey: key,
+                                              threadPoolSize: serverThreads, maxDatabaseConnections: serverThreads, accessLog: false)
+        let app = try CoordinatorApp(configuration: config)
+        defer { app.shutdown() }
+        let base = "http://127.0.0.1:\(app.port)"
+        let registration = #"{"name":"bench","hardware":{"class":"jetson-tx2","gflops":20,"memory_mb":4096},"constraints":{"latency_budget_ms":30,"memory_budget_mb":256}}"#
+        let created = try Shell.run(["/usr/bin/curl", "-sf", "-X", "POST", "-H", "Authorization: Bearer \(key)",
+                                     "-H", "Content-Type: application/json", "-d", registration, base + "/v1/devices"])
+        guard let obj = try JSONSerialization.jsonObject(with: Data(created.utf8)) as? [String: Any],
+              let id = (obj["device"] as? [String: Any])?["id"] as? String else { throw ValidationError("registration failed: \(created)") }
+
+        let script = dir + "/post.lua"
+        try """
+            wrk.method = "POST"
+            wrk.body = '\(registration)'
+            wrk.headers["Content-Type"] = "application/json"
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+
+        print("coordinator: \(serverThreads) worker threads, embedded PostgreSQL; wrk: \(wrkThreads) threads, \(connections) connections, \(duration) s each")
+        let health = try wrk(base + "/healthz", [])
+        let read = try wrk(base + "/v1/devices/\(id)", ["-H", "Authorization: Bearer \(key)"])
+        let register = try wrk(base + "/v1/devices", ["-H", "Authorization: Bearer \(key)", "-s", script])
+        print(String(format: "%-26@ %12@ %10@ %10@ %8@", "route" as NSString, "requests/s" as NSString, "p50 ms" as NSString, "p99 ms" as NSString, "ratio" as NSString))
+        for (name, r) in [("GET /healthz", health), ("GET /v1/devices/{id}", read), ("POST /v1/devices", register)] {
+            print(String(format: "%-26@ %12.0f %10.2f %10.2f %8.3f", name as NSString, r.rps, r.p50, r.p99, r.rps / health.rps))
+        }
+        if read.errors + register.errors + health.errors > 0 {
+            print("non-2xx or socket errors: healthz \(health.errors), read \(read.errors), register \(register.errors)")
+        }
+    }
+
+    struct WrkResult { var rps: Double; var p50: Double; var p99: Double; var errors: Int }
+
+    func wrk(_ url: String, _ extra: [String]) throws -> WrkResult {
+        let out = try Shell.run(["/usr/bin/wrk", "-t\(wrkThreads)", "-c\(connections)", "-d\(duration)s", "--latency"] + extra + [url])
+        func ms(_ label: String) -> Double {
+            guard let line = out.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(label) }),
+                  let v = line.split(separator: " ").last else { return .nan }
+            let s = String(v)
+            if s.hasSuffix("us") { return (Double(s.dropLast(2)) ?? .nan) / 1000 }
+            if s.hasSuffix("ms") { return Double(s.dropLast(2)) ?? .nan }
+            if s.hasSuffix("s") { return (Double(s.dropLast(1)) ?? .nan) * 1000 }
+            return .nan
+        }
+        let rps = out.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? .nan
+        var errors = 0
+        if let line = out.split(separator: "\n").first(where: { $0.contains("Non-2xx") }) { errors += Int(line.split(separator: " ").last ?? "") ?? 0 }
+        return WrkResult(rps: rps, p50: ms("50%"), p99: ms("99%"), errors: errors)
+    }
+}
+
+/// Runs a program and returns its standard output (waits for it; stderr passes through).
+enum Shell {
+    static func run(_ argv: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw ValidationError("\(argv[0]) exited with \(p.terminationStatus)") }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

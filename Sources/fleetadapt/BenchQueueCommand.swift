@@ -1,0 +1,155 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+import PostgresClient
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+struct BenchQueueCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queue",
+        abstract: "Campaign fan-out, lease throughput and long-poll wake-up latency of the jobs queue.",
+        discussion: """
+            On a coordinator with its own embedded PostgreSQL: (1) inserts N devices, times POST /v1/domains
+            targeting all of them (planning, one COPY of N jobs, one NOTIFY) next to a raw COPY of the same
+            N job rows into a scratch table in the same run; (2) runs wrk with 64 connections leasing jobs,
+            each request as another device; (3) times, over repeated trials, how long a waiting
+            GET /v1/agent/jobs/next takes to answer after a job for its device is created.
+            Build in release mode first: swift build -c release --product fleetadapt
+            """)
+
+    @Option(help: "Devices (and jobs) in the fan-out measurement.")
+    var devices: Int = 100_000
+
+    @Option(help: "wrk connections for lease throughput.")
+    var connections: Int = 64
+
+    @Option(help: "Seconds of lease measurement.")
+    var duration: Int = 10
+
+    @Option(help: "Long-poll wake-up trials.")
+    var trials: Int = 50
+
+    func validate() throws {
+        guard devices >= 100, connections >= 1, duration >= 1, trials >= 1 else { throw ValidationError("values too small") }
+    }
+
+    func run() throws {
+        let dir = NSTemporaryDirectory() + "fleetadapt-bench-queue-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = "bench-admin-key"
+        let app = try CoordinatorApp(configuration: CoordinatorConfiguration(
+            host: "127.0.0.1", port: 0, dataDirectory: dir, adminKey: key, threadPoolSize: 16, maxDatabaseConnections: 16, accessLog: false))
+        defer { app.shutdown() }
+        let pool = PostgresPool(configuration: app.databaseConfiguration, maxConnections: 2)
+        defer { pool.close() }
+        let base = "http://127.0.0.1:\(app.port)"
+        let model = UUID()
+        try pool.query("""
+            WITH blob AS (INSERT INTO model_blobs (sha256, size_bytes, content, created_at) VALUES (sha256('bench'::bytea), 5, 'bench'::bytea, now()))
+            INSERT INTO models (id, name, package_sha256, size_bytes, manifest, combination_count, created_at)
+            VALUES (\(model), 'bench', sha256('bench'::bytea), 5, '{}'::jsonb, 1, now())
+            """)
+        try pool.query("""
+            INSERT INTO devices (id, name, hardware_class, gflops, memory_mb, latency_budget_ms, memory_budget_mb, labels, token_sha256, created_at, updated_at)
+            SELECT gen_random_uuid(), 'bulk-' || i, 'phone', 5, 2048, 50, 100, '{"fleet": "bulk"}'::jsonb,
+                   sha256(convert_to('bulk-' || i, 'UTF8')), now(), now()
+            FROM generate_series(1, \(devices)) AS i
+            """)
+        print("fan-out: \(devices) devices")
+        let body = """
+            {"name": "fog", "model_id": "\(model.uuidString.lowercased())", "selector": {"labels": {"fleet": "bulk"}},
+             "rollout": {"canary_pct": 100, "wave_size_pct": 100}, "job": {"loss": "tent", "steps": 10, "timeout_s": 600, "max_attempts": 3}}
+            """
+        let t0 = ContinuousClock.now
+        let (status, _) = try HTTP.call("POST", base + "/v1/domains", key, body)
+        let campaignTime = ContinuousClock.now - t0
+        guard status == 201 else { throw ValidationError("POST /v1/domains answered \(status)") }
+
+        // Baseline: the same rows through a raw COPY, no planning, no HTTP, no JSON.
+        let rows: [[String?]] = try pool.query("SELECT id::text, device_id::text, document::text FROM jobs").rows.map {
+            [try $0.decode("id", as: String.self), try $0.decode("device_id", as: String.self), try $0.decode("document", as: String.self)]
+        }
+        let copyTime = try pool.withConnection { c -> Duration in
+            try c.query("CREATE TEMP TABLE jobs_copy (id uuid, device_id uuid, document jsonb)")
+            let t = ContinuousClock.now
+            _ = try c.copyIn(table: "jobs_copy", columns: ["id", "device_id", "document"], rows: rows)
+            return ContinuousClock.now - t
+        }
+        print(String(format: "  POST /v1/domains (%d jobs):   %8.1f ms", devices, campaignTime.ms))
+        print(String(format: "  raw COPY of the same rows:     %8.1f ms", copyTime.ms))
+        print(String(format: "  ratio (campaign / COPY):       %8.2f", campaignTime.ms / copyTime.ms))
+
+        // Lease throughput: every request comes from another device.
+        let script = dir + "/lease.lua"
+        try """
+            local counter = 0
+            setup = function(thread) thread:set("base", counter * \(devices / 4)); counter = counter + 1 end
+            init = function() i = base end
+            request = function()
+              i = i + 1
+              return wrk.format("GET", "/v1/agent/jobs/next?wait=0", {["Authorization"] = "Bearer bulk-" .. i})
+            end
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let out = try Shell.run(["/usr/bin/wrk", "-t2", "-c\(connections)", "-d\(duration)s", "--latency", "-s", script, base + "/v1/agent/jobs/next"])
+        let rps = out.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }.map { String($0.split(separator: " ").last ?? "") } ?? "?"
+        let leased = try pool.query("SELECT count(*)::bigint AS n FROM jobs WHERE state = 'leased'").rows[0].decode("n", as: Int.self)
+        print("lease throughput (\(connections) pollers, each request another device): \(rps) requests/s, \(leased) jobs leased")
+
+        // Long-poll wake-up: a device waits; a campaign for it is created; time until the poll answers.
+        var samples: [Double] = []
+        for i in 0..<trials {
+            let token = "bulk-\(devices - i)"
+            let id = try pool.query("SELECT id FROM devices WHERE token_sha256 = sha256(convert_to(\(token), 'UTF8'))").rows[0].decode("id", as: UUID.self)
+            try pool.query("UPDATE jobs SET state = 'canceled', finished_at = now() WHERE device_id = \(id) AND state = 'queued'")
+            let answered = DispatchSemaphore(value: 0)
+            let end = Mutex(ContinuousClock.now)
+            Thread.detachNewThread {
+                _ = try? HTTP.call("GET", base + "/v1/agent/jobs/next?wait=30", token, nil)
+                end.withLock { $0 = ContinuousClock.now }
+                answered.signal()
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+            let start = ContinuousClock.now
+            _ = try HTTP.call("POST", base + "/v1/domains", key, """
+                {"name": "wake-\(i)", "model_id": "\(model.uuidString.lowercased())", "selector": {"device_ids": ["\(id.uuidString.lowercased())"]},
+                 "rollout": {"canary_pct": 100}, "job": {"loss": "tent", "steps": 1, "timeout_s": 60, "max_attempts": 1}}
+                """)
+            answered.wait()
+            samples.append((end.withLock { $0 } - start).ms)
+        }
+        samples.sort()
+        print(String(format: "long-poll wake-up (POST /v1/domains → waiting agent answered), %d trials: p50 %.1f ms, p99 %.1f ms",
+                     trials, samples[samples.count / 2], samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))]))
+    }
+}
+
+import Synchronization
+
+extension Duration {
+    var ms: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
+}
+
+/// Blocking HTTP calls for the benchmarks (URLSession on a semaphore).
+enum HTTP {
+    static func call(_ method: String, _ url: String, _ token: String, _ body: String?) throws -> (Int, Data) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        request.timeoutInterval = 120
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if let body {
+            request.httpBody = Data(body.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<(Int, Data)?>(nil)
+        URLSession.shared.dataTask(with: request) { data, response, _ in
+            result.withLock { $0 = ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()) }
+            done.signal()
+        }.resume()
+        done.wait()
+        guard let r = result.withLock({ $0 }) else { throw ValidationError("no answer from \(url)") }
+        return r
+    }
+}
