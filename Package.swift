@@ -55,7 +55,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
-            "Learning", "ElasticModel", "Planner", "Coordinator", "PostgresClient", "HTTPServer",
+            "Planner", "Coordinator", "PostgresClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
