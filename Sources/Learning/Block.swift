@@ -1,0 +1,116 @@
+/// A single-entry single-exit block: main path, optional shortcut (identity or projection), optional final
+/// activation, and a slot for a residual adapter beside it. Any block with the same input and output
+/// shapes can take its place (pruned variants, or `skip`).
+public final class Block: Layer {
+    public enum Kind: String, Codable, Sendable { case basic, invertedResidual = "inverted-residual", skip }
+
+    public let name: String
+    public let kind: Kind
+    public let inChannels: Int, outChannels: Int, stride: Int
+    public let inputSize: (Int, Int)
+    public let main: Sequential?
+    /// nil with `residual` = identity shortcut.
+    public let shortcut: Sequential?
+    public let residual: Bool
+    let finalReLU: ReLU?
+    public internal(set) var adapter: Layer?
+    public internal(set) var adapterKind: AdapterKind?
+    /// The convolutions of the main path in order (for pruning and profiling).
+    public let convs: [Conv2d]
+    public let norms: [BatchNorm2d]
+
+    init(name: String, kind: Kind, inChannels: Int, outChannels: Int, stride: Int, inputSize: (Int, Int), main: Sequential?,
+         shortcut: Sequential?, residual: Bool, finalReLU: Bool, convs: [Conv2d], norms: [BatchNorm2d]) {
+        self.name = name
+        self.kind = kind
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.stride = stride
+        self.inputSize = inputSize
+        self.main = main
+        self.shortcut = shortcut
+        self.residual = residual
+        self.finalReLU = finalReLU ? ReLU() : nil
+        self.convs = convs
+        self.norms = norms
+    }
+
+    public var outputSize: (Int, Int) { ((inputSize.0 - 1) / stride + 1, (inputSize.1 - 1) / stride + 1) }
+
+    /// ResNet basic block: conv3×3-BN-ReLU-conv3×3-BN, plus identity or 1×1-conv-BN shortcut, ReLU after the sum.
+    public static func basic(_ store: ParameterStore, name: String, in c: Int, out o: Int, stride: Int, inputSize: (Int, Int),
+                             rng: inout SeededRandom) -> Block {
+        let conv1 = Conv2d(store, name: name + ".conv1", in: c, out: o, kernel: 3, stride: stride, padding: 1, rng: &rng)
+        let bn1 = BatchNorm2d(store, name: name + ".bn1", channels: o)
+        let conv2 = Conv2d(store, name: name + ".conv2", in: o, out: o, kernel: 3, padding: 1, rng: &rng)
+        let bn2 = BatchNorm2d(store, name: name + ".bn2", channels: o)
+        var shortcut: Sequential?
+        if stride != 1 || c != o {
+            shortcut = Sequential([Conv2d(store, name: name + ".shortcut.0", in: c, out: o, kernel: 1, stride: stride, rng: &rng),
+                                   BatchNorm2d(store, name: name + ".shortcut.1", channels: o)])
+        }
+        return Block(name: name, kind: .basic, inChannels: c, outChannels: o, stride: stride, inputSize: inputSize,
+                     main: Sequential([conv1, bn1, ReLU(), conv2, bn2]), shortcut: shortcut, residual: true, finalReLU: true,
+                     convs: [conv1, conv2], norms: [bn1, bn2])
+    }
+
+    /// MobileNetV2 inverted residual: 1×1 expand-BN-ReLU6, 3×3 depthwise-BN-ReLU6, 1×1 project-BN;
+    /// identity residual when stride 1 and channels match.
+    public static func invertedResidual(_ store: ParameterStore, name: String, in c: Int, out o: Int, stride: Int, expansion: Int,
+                                        inputSize: (Int, Int), rng: inout SeededRandom) -> Block {
+        let hidden = c * expansion
+        let expand = Conv2d(store, name: name + ".expand", in: c, out: hidden, kernel: 1, rng: &rng)
+        let bn1 = BatchNorm2d(store, name: name + ".bn1", channels: hidden)
+        let dw = Conv2d(store, name: name + ".depthwise", in: hidden, out: hidden, kernel: 3, stride: stride, padding: 1, groups: hidden, rng: &rng)
+        let bn2 = BatchNorm2d(store, name: name + ".bn2", channels: hidden)
+        let project = Conv2d(store, name: name + ".project", in: hidden, out: o, kernel: 1, rng: &rng)
+        let bn3 = BatchNorm2d(store, name: name + ".bn3", channels: o)
+        return Block(name: name, kind: .invertedResidual, inChannels: c, outChannels: o, stride: stride, inputSize: inputSize,
+                     main: Sequential([expand, bn1, ReLU.relu6(), dw, bn2, ReLU.relu6(), project, bn3]), shortcut: nil,
+                     residual: stride == 1 && c == o, finalReLU: false, convs: [expand, dw, project], norms: [bn1, bn2, bn3])
+    }
+
+    /// Identity (depth elasticity): only where input and output shapes agree.
+    public static func skip(name: String, channels: Int, inputSize: (Int, Int)) -> Block {
+        Block(name: name, kind: .skip, inChannels: channels, outChannels: channels, stride: 1, inputSize: inputSize,
+              main: nil, shortcut: nil, residual: true, finalReLU: false, convs: [], norms: [])
+    }
+
+    /// Attaches a zero-initialised adapter to this block position.
+    public func attachAdapter(_ kind: AdapterKind, store: ParameterStore, rng: inout SeededRandom) {
+        adapter = AdapterFactory.make(kind, store, name: name + ".adapter", inChannels: inChannels, outChannels: outChannels,
+                                      stride: stride, inputSize: inputSize, rng: &rng)
+        adapterKind = kind
+    }
+
+    public var savedFloats: Int {
+        (main?.savedFloats ?? 0) + (shortcut?.savedFloats ?? 0) + (adapter?.savedFloats ?? 0) + (finalReLU?.savedFloats ?? 0)
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var y = main?.forward(x, training: training) ?? Tensor(zeros: x.shape)
+        if residual {
+            let s = shortcut?.forward(x, training: training) ?? x
+            for i in y.data.indices { y.data[i] += s.data[i] }
+        }
+        if let adapter {
+            let a = adapter.forward(x, training: training)
+            for i in y.data.indices { y.data[i] += a.data[i] }
+        }
+        return finalReLU?.forward(y, training: training) ?? y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let d = finalReLU?.backward(dy) ?? dy
+        var dx = main?.backward(d) ?? Tensor(zeros: [d.shape[0], inChannels, inputSize.0, inputSize.1])
+        if residual {
+            let ds = shortcut?.backward(d) ?? d
+            for i in dx.data.indices { dx.data[i] += ds.data[i] }
+        }
+        if let adapter {
+            let da = adapter.backward(d)
+            for i in dx.data.indices { dx.data[i] += da.data[i] }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,145 @@
+/// A network as stem → named blocks → head (global average pool, linear). Parameters live in `store`
+/// under PyTorch-style names (`stem.0.weight`, `blocks.2.conv1.weight`, `blocks.2.bn1.running_mean`, `head.weight`).
+public final class Model {
+    public let store: ParameterStore
+    public let stem: Sequential
+    public var blocks: [Block]
+    public let pool = GlobalAvgPool()
+    public let head: Linear
+    public let inputShape: [Int]   // (C, H, W)
+    public let stemNorm: BatchNorm2d
+
+    init(store: ParameterStore, stem: Sequential, stemNorm: BatchNorm2d, blocks: [Block], head: Linear, inputShape: [Int]) {
+        self.store = store
+        self.stem = stem
+        self.stemNorm = stemNorm
+        self.blocks = blocks
+        self.head = head
+        self.inputShape = inputShape
+    }
+
+    /// The reference network of the design notes, for 1×28×28 inputs and 10 classes:
+    /// stem conv3×3 1→w0 (pad 1, no bias)-BN-ReLU; basic blocks b1 w0→w0 s1, b2 w0→w1 s2, b3 w1→w1 s1,
+    /// b4 w1→w2 s2, b5 w2→w2 s1 (3×3 convs, pad 1, no bias, 1×1-conv-BN projection where shapes change);
+    /// head: global average pool, linear w2→10. Default widths 16/32/64.
+    public static func resnet(widths: [Int] = [16, 32, 64], blocksPerStage: [Int] = [2, 2, 1], inputShape: [Int] = [1, 28, 28],
+                              classes: Int = 10, seed: UInt64 = 0) -> Model {
+        precondition(widths.count == blocksPerStage.count)
+        var rng = SeededRandom(seed: seed)
+        let store = ParameterStore()
+        let conv = Conv2d(store, name: "stem.0", in: inputShape[0], out: widths[0], kernel: 3, padding: 1, rng: &rng)
+        let bn = BatchNorm2d(store, name: "stem.1", channels: widths[0])
+        var size = (inputShape[1], inputShape[2])
+        var blocks: [Block] = []
+        var c = widths[0]
+        for (stage, (w, count)) in zip(widths, blocksPerStage).enumerated() {
+            for j in 0..<count {
+                let stride = stage > 0 && j == 0 ? 2 : 1
+                let b = Block.basic(store, name: "blocks.\(blocks.count)", in: c, out: w, stride: stride, inputSize: size, rng: &rng)
+                size = b.outputSize
+                blocks.append(b)
+                c = w
+            }
+        }
+        let head = Linear(store, name: "head", in: c, out: classes, rng: &rng)
+        return Model(store: store, stem: Sequential([conv, bn, ReLU()]), stemNorm: bn, blocks: blocks, head: head, inputShape: inputShape)
+    }
+
+    /// A MobileNetV2-style network: stem conv3×3 (stride 1 on 28×28), then inverted-residual blocks
+    /// (expansion `expansion`), per stage (channels, blocks, first stride).
+    public static func mobileNetV2(stem stemWidth: Int = 16, stages: [(channels: Int, blocks: Int, stride: Int)] = [(16, 1, 1), (24, 2, 2), (32, 2, 2)],
+                                   expansion: Int = 4, inputShape: [Int] = [1, 28, 28], classes: Int = 10, seed: UInt64 = 0) -> Model {
+        var rng = SeededRandom(seed: seed)
+        let store = ParameterStore()
+        let conv = Conv2d(store, name: "stem.0", in: inputShape[0], out: stemWidth, kernel: 3, padding: 1, rng: &rng)
+        let bn = BatchNorm2d(store, name: "stem.1", channels: stemWidth)
+        var size = (inputShape[1], inputShape[2])
+        var blocks: [Block] = []
+        var c = stemWidth
+        for stage in stages {
+            for j in 0..<stage.blocks {
+                let b = Block.invertedResidual(store, name: "blocks.\(blocks.count)", in: c, out: stage.channels,
+                                               stride: j == 0 ? stage.stride : 1, expansion: expansion, inputSize: size, rng: &rng)
+                size = b.outputSize
+                blocks.append(b)
+                c = stage.channels
+            }
+        }
+        let head = Linear(store, name: "head", in: c, out: classes, rng: &rng)
+        return Model(store: store, stem: Sequential([conv, bn, ReLU.relu6()]), stemNorm: bn, blocks: blocks, head: head, inputShape: inputShape)
+    }
+
+    /// Attaches a zero-initialised adapter of `kind` to every block position.
+    public func attachAdapters(_ kind: AdapterKind, seed: UInt64 = 1) {
+        var rng = SeededRandom(seed: seed)
+        for b in blocks { b.attachAdapter(kind, store: store, rng: &rng) }
+    }
+
+    /// x (N, C, H, W) → logits (N, classes).
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var h = stem.forward(x, training: training)
+        for b in blocks { h = b.forward(h, training: training) }
+        return head.forward(pool.forward(h, training: training), training: training)
+    }
+
+    /// Back-propagates dL/dlogits. Stops as soon as nothing earlier trains, so a frozen prefix costs nothing.
+    public func backward(_ dlogits: Tensor) {
+        var d = pool.backward(head.backward(dlogits))
+        let firstTrainable = firstTrainableStage()
+        for i in blocks.indices.reversed() {
+            guard i >= firstTrainable else { return }
+            d = blocks[i].backward(d)
+        }
+        if firstTrainable < 0 { _ = stem.backward(d) }
+    }
+
+    /// −1 when the stem trains, else the index of the first block with a trainable parameter (blocks.count if none).
+    func firstTrainableStage() -> Int {
+        func trains(_ prefix: String) -> Bool {
+            store.entries.indices.contains { !store.entries[$0].isBuffer && store.trainable[$0] && store.entries[$0].name.hasPrefix(prefix) }
+        }
+        if trains("stem.") { return -1 }
+        return blocks.indices.first { trains("blocks.\($0).") } ?? blocks.count
+    }
+
+    /// Which parameters train during adaptation.
+    public enum Trainable: Sendable {
+        case all
+        case adapters
+        case adaptersAndNorms
+        case adaptersNormsAndHead
+        case norms
+    }
+
+    /// Selects trainable parameters; with frozen normalisation layers, batch norms use running statistics.
+    public func setTrainable(_ t: Trainable) {
+        store.setTrainable { name in
+            let isAdapter = name.contains(".adapter.")
+            let isNorm = !isAdapter && (name.contains(".bn") || name.hasPrefix("stem.1") || name.contains(".shortcut.1")) && !name.contains("running")
+            switch t {
+            case .all: return true
+            case .adapters: return isAdapter
+            case .adaptersAndNorms: return isAdapter || isNorm
+            case .adaptersNormsAndHead: return isAdapter || isNorm || name.hasPrefix("head.")
+            case .norms: return isNorm
+            }
+        }
+        let frozenNorms = t == .adapters
+        for bn in allNorms { bn.frozenStatistics = frozenNorms }
+    }
+
+    public var allNorms: [BatchNorm2d] {
+        var out = [stemNorm]
+        for b in blocks {
+            out += b.norms
+            if let s = b.shortcut { out += s.layers.compactMap { $0 as? BatchNorm2d } }
+        }
+        return out
+    }
+
+    /// Floats of activation memory saved for backward by the last forward, plus gradient floats that train.
+    public var trainingMemoryFloats: (activations: Int, gradients: Int) {
+        let act = stem.savedFloats + blocks.reduce(0) { $0 + $1.savedFloats } + head.savedFloats
+        return (act, store.trainableCount)
+    }
+}
