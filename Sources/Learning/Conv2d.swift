@@ -175,3 +175,13 @@ public final class Conv2d: Layer {
         } }
     }
 }
+
+/// OpenBLAS threading for this engine's small matrices: one thread per call. Its worker threads spin while
+/// waiting, which on a 2-core device (or beside other work) costs more than it saves; callers that run
+/// several models at once parallelise across them instead.
+enum BLAS {
+    static let configured: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
+}

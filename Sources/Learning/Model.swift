@@ -10,6 +10,7 @@ public final class Model {
     public let stemNorm: BatchNorm2d
 
     init(store: ParameterStore, stem: Sequential, stemNorm: BatchNorm2d, blocks: [Block], head: Linear, inputShape: [Int]) {
+        _ = BLAS.configured
         self.store = store
         self.stem = stem
         self.stemNorm = stemNorm
