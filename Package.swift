@@ -55,7 +55,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
-            "Planner", "Coordinator", "PostgresClient",
+            "Planner", "Coordinator", "PostgresClient", "Learning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds, and runs the whole suite.
 # Tests start their own private PostgreSQL cluster (the coordinator's embedded mechanism).
+# Built optimised (with testing enabled): the learning tests train real networks, which is minutes
+# in a debug build and seconds in an optimised one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
-swift build --build-tests
-swift test --skip-build
+swift build -c release --build-tests -Xswiftc -enable-testing
+swift test -c release -Xswiftc -enable-testing --skip-build "$@"

@@ -4,18 +4,18 @@ import ArgumentParser
 struct FleetAdaptCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleetadapt",
-        abstract: "FleetAdapt tools: benchmarks of the coordinator and, later, model building.",
+        abstract: "FleetAdapt tools: device data for target domains, and benchmarks.",
         discussion: """
             The coordinator itself is `fleetadapt-coordinator`; the device agent is `fleetadapt-agent`.
             Benchmarks print figures and ratios against a baseline measured in the same run, because
             shared machines are noisy: compare ratios, not absolute numbers, across machines.
             """,
-        subcommands: [BenchCommand.self])
+        subcommands: [DataCommand.self, BenchCommand.self])
 }
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the system and print figures with same-run baselines.",
-        subcommands: [BenchHTTPCommand.self, BenchQueueCommand.self, BenchPlanCommand.self])
+        subcommands: [BenchHTTPCommand.self, BenchQueueCommand.self, BenchPlanCommand.self, BenchTrainCommand.self])
 }

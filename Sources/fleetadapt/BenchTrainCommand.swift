@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Learning
+
+struct BenchTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training-step and inference time of the 5-block ResNet (16/32/64) on 1×28×28 at batch 64 and 1.",
+        discussion: """
+            Median of --iterations runs after warm-up, with GFLOP/s from an analytic count (a multiply-add is
+            2 FLOPs; a training step counts 3× the forward). Also the adapter-only training step, against the
+            full step in the same run. Build in release mode first: swift build -c release --product fleetadapt
+            """)
+
+    @Option(help: "Timed runs per figure (after 3 warm-up runs).")
+    var iterations: Int = 20
+
+    func run() throws {
+        let data = try FashionMNIST.load(split: .test, limit: 64)
+        let model = Model.resnet(seed: 0)
+        let batch = data.tensor(Array(0..<64))
+        let one = data.tensor([0])
+        let labels = (0..<64).map { Int(data.labels![$0]) }
+        let optimizer = Optimizer(model.store, kind: .sgd(momentum: 0.9, nesterov: false), learningRate: 0.01)
+        func median(_ body: () -> Void) -> Double {
+            for _ in 0..<3 { body() }
+            var t: [Double] = []
+            for _ in 0..<iterations {
+                let s = Date()
+                body()
+                t.append(Date().timeIntervalSince(s) * 1000)
+            }
+            return t.sorted()[t.count / 2]
+        }
+        let trainStep = median {
+            model.store.zeroGrads()
+            let (_, g) = Losses.crossEntropy(model.forward(batch, training: true), labels: labels)
+            model.backward(g)
+            optimizer.step()
+        }
+        let infer64 = median { _ = model.forward(batch, training: false) }
+        let infer1 = median { _ = model.forward(one, training: false) }
+        model.attachAdapters(.parallel)
+        model.setTrainable(.adapters)
+        let adapterOpt = Optimizer(model.store, kind: .adam(beta1: 0.9, beta2: 0.999, decoupled: false), learningRate: 1e-3)
+        let adapterStep = median {
+            model.store.zeroGrads()
+            model.backward(Losses.entropy(model.forward(batch, training: true)).grad)
+            adapterOpt.step()
+        }
+        let flops = Self.forwardFLOPs(model) * 64
+        print("5-block ResNet 16/32/64, 1×28×28, forward \(String(format: "%.1f", Self.forwardFLOPs(model) / 1e6)) MFLOP per image")
+        print(String(format: "training step, batch 64:        %8.2f ms  (%.1f GFLOP/s)", trainStep, 3 * flops / trainStep / 1e6))
+        print(String(format: "adapter-only TENT step, batch 64: %6.2f ms  (%.2f× the full step)", adapterStep, adapterStep / trainStep))
+        print(String(format: "inference, batch 64:             %8.2f ms  (%.1f GFLOP/s)", infer64, flops / infer64 / 1e6))
+        print(String(format: "inference, batch 1:              %8.2f ms", infer1))
+        print("PyTorch peer (DESIGN.md, same machine kind): training step ≈ 38 ms, inference b64 ≈ 8.5 ms, b1 ≈ 2.3–3 ms; not run here (python3-torch not installed in this run)")
+    }
+
+    /// Multiply-adds ×2 of every convolution and the head, from the model's shapes.
+    static func forwardFLOPs(_ model: Model) -> Double {
+        var total = 0.0
+        var size = (model.inputShape[1], model.inputShape[2])
+        func conv(_ c: Conv2d, _ s: (Int, Int)) -> (Int, Int) {
+            let (ho, wo) = c.outputSize(s.0, s.1)
+            total += 2 * Double(c.outChannels * ho * wo * c.inChannels / c.groups * c.kernel * c.kernel)
+            return (ho, wo)
+        }
+        size = conv(model.stem.layers[0] as! Conv2d, size)
+        for b in model.blocks {
+            var s = size
+            for c in b.convs { s = conv(c, s) }
+            if let sc = b.shortcut?.layers.first as? Conv2d { _ = conv(sc, size) }
+            size = s
+        }
+        total += 2 * Double(model.head.inFeatures * model.head.outFeatures)
+        return total
+    }
+}
