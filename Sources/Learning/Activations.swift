@@ -10,7 +10,8 @@ public final class ReLU: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var y = x.data
-        mask = [Bool](repeating: false, count: x.count)
+        var mask = [Bool](repeating: false, count: x.count)
+        defer { self.mask = mask }
         let hi = cap ?? .infinity
         for i in y.indices {
             let v = y[i]
@@ -21,6 +22,7 @@ public final class ReLU: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         var dx = dy.data
+        let mask = self.mask
         for i in dx.indices where !mask[i] { dx[i] = 0 }
         return Tensor(shape: dy.shape, data: dx)
     }
@@ -47,7 +49,8 @@ public final class Pool2d: Layer {
         let ho = (h - kernel) / stride + 1, wo = (w - kernel) / stride + 1
         inputShape = x.shape
         var y = [Float](repeating: 0, count: n * c * ho * wo)
-        if kind == .max { argmax = [Int](repeating: 0, count: y.count) }
+        var argmax = [Int](repeating: 0, count: kind == .max ? y.count : 0)
+        defer { self.argmax = argmax }
         for plane in 0..<(n * c) {
             let ib = plane * h * w, ob = plane * ho * wo
             for oy in 0..<ho { for ox in 0..<wo {
@@ -70,6 +73,7 @@ public final class Pool2d: Layer {
         let (ho, wo) = (dy.shape[2], dy.shape[3])
         var dx = [Float](repeating: 0, count: inputShape.reduce(1, *))
         if kind == .max {
+            let argmax = self.argmax
             for o in dy.data.indices { dx[argmax[o]] += dy.data[o] }
         } else {
             let scale = 1 / Float(kernel * kernel)

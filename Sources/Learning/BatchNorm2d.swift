@@ -40,8 +40,9 @@ public final class BatchNorm2d: Layer {
         let g = store.entries[gammaID].offset, b = store.entries[betaID].offset
         let rm = store.entries[meanID].offset, rv = store.entries[varID].offset
         var y = [Float](repeating: 0, count: x.count)
-        xhat = [Float](repeating: 0, count: x.count)
-        invstd = [Float](repeating: 0, count: c)
+        var xhat = [Float](repeating: 0, count: x.count)
+        var invstd = [Float](repeating: 0, count: c)
+        defer { self.xhat = xhat; self.invstd = invstd }
         usedBatchStats = (training && !frozenStatistics) || cumulativeBatches != nil
         for ch in 0..<c {
             var mean: Float, variance: Float
@@ -86,6 +87,7 @@ public final class BatchNorm2d: Layer {
         let g = store.entries[gammaID].offset, b = store.entries[betaID].offset
         let trainGamma = store.isTrainable(gammaID), trainBeta = store.isTrainable(betaID)
         var dx = [Float](repeating: 0, count: dy.count)
+        let xhat = self.xhat, invstd = self.invstd, usedBatchStats = self.usedBatchStats
         for ch in 0..<c {
             var sumDy: Float = 0, sumDyXhat: Float = 0
             for i in 0..<n { let base = (i * c + ch) * hw; for k in 0..<hw { sumDy += dy.data[base + k]; sumDyXhat += dy.data[base + k] * xhat[base + k] } }

@@ -23,7 +23,7 @@ public final class Model {
     /// stem conv3×3 1→w0 (pad 1, no bias)-BN-ReLU; basic blocks b1 w0→w0 s1, b2 w0→w1 s2, b3 w1→w1 s1,
     /// b4 w1→w2 s2, b5 w2→w2 s1 (3×3 convs, pad 1, no bias, 1×1-conv-BN projection where shapes change);
     /// head: global average pool, linear w2→10. Default widths 16/32/64.
-    public static func resnet(widths: [Int] = [16, 32, 64], blocksPerStage: [Int] = [2, 2, 1], inputShape: [Int] = [1, 28, 28],
+    public static func resnet(widths: [Int] = [16, 32, 64], blocksPerStage: [Int] = [1, 2, 2], inputShape: [Int] = [1, 28, 28],
                               classes: Int = 10, seed: UInt64 = 0) -> Model {
         precondition(widths.count == blocksPerStage.count)
         var rng = SeededRandom(seed: seed)
@@ -136,6 +136,27 @@ public final class Model {
             if let s = b.shortcut { out += s.layers.compactMap { $0 as? BatchNorm2d } }
         }
         return out
+    }
+
+    /// Every parameter and buffer by its PyTorch-style name, as F32 safetensors tensors.
+    public func namedTensors() -> [String: SafeTensor] {
+        var out: [String: SafeTensor] = [:]
+        for e in store.entries {
+            let slab = e.isBuffer ? store.buffers : store.values
+            out[e.name] = SafeTensor(floats: Array(slab[e.offset..<(e.offset + e.count)]), shape: e.shape)
+        }
+        return out
+    }
+
+    /// Loads parameters and buffers by name; every tensor of the model must be present with its shape and dtype.
+    public func load(_ tensors: [String: SafeTensor]) throws {
+        for e in store.entries {
+            guard let t = tensors[e.name] else { throw LearningError("weights lack \(e.name)") }
+            guard t.dtype == .F32, t.shape == e.shape else {
+                throw LearningError("\(e.name): expected F32 \(e.shape), found \(t.dtype.rawValue) \(t.shape)")
+            }
+            try store.set(e.name, try t.floats())
+        }
     }
 
     /// Floats of activation memory saved for backward by the last forward, plus gradient floats that train.

@@ -40,6 +40,8 @@ struct BenchTrainCommand: ParsableCommand {
         }
         let infer64 = median { _ = model.forward(batch, training: false) }
         let infer1 = median { _ = model.forward(one, training: false) }
+        let exported = model.namedTensors()
+        let referenceLogits = model.forward(batch, training: false)
         model.attachAdapters(.parallel)
         model.setTrainable(.adapters)
         let adapterOpt = Optimizer(model.store, kind: .adam(beta1: 0.9, beta2: 0.999, decoupled: false), learningRate: 1e-3)
@@ -48,13 +50,42 @@ struct BenchTrainCommand: ParsableCommand {
             model.backward(Losses.entropy(model.forward(batch, training: true)).grad)
             adapterOpt.step()
         }
+        // The PyTorch peer gets the same weights (before adapters), input and our eval logits.
+        let peer = try runPeer(exported, batch: batch, logits: referenceLogits)
         let flops = Self.forwardFLOPs(model) * 64
         print("5-block ResNet 16/32/64, 1×28×28, forward \(String(format: "%.1f", Self.forwardFLOPs(model) / 1e6)) MFLOP per image")
         print(String(format: "training step, batch 64:        %8.2f ms  (%.1f GFLOP/s)", trainStep, 3 * flops / trainStep / 1e6))
         print(String(format: "adapter-only TENT step, batch 64: %6.2f ms  (%.2f× the full step)", adapterStep, adapterStep / trainStep))
         print(String(format: "inference, batch 64:             %8.2f ms  (%.1f GFLOP/s)", infer64, flops / infer64 / 1e6))
         print(String(format: "inference, batch 1:              %8.2f ms", infer1))
-        print("PyTorch peer (DESIGN.md, same machine kind): training step ≈ 38 ms, inference b64 ≈ 8.5 ms, b1 ≈ 2.3–3 ms; not run here (python3-torch not installed in this run)")
+        if let peer {
+            print(String(format: "PyTorch %@ CPU (%d threads), identical network and weights, same run:", peer.version as NSString, peer.threads))
+            print(String(format: "  training step b64 %.2f ms (ours/PyTorch %.2f×), inference b64 %.2f ms (%.2f×), b1 %.2f ms (%.2f×)",
+                         peer.train, trainStep / peer.train, peer.infer64, infer64 / peer.infer64, peer.infer1, infer1 / peer.infer1))
+            print(String(format: "  logits after loading our safetensors weights into PyTorch: max |difference| %.2e", peer.diff))
+        } else {
+            print("PyTorch peer not run: install Debian's python3-torch (apt-get install python3-torch) to compare in the same run")
+        }
+    }
+
+    struct Peer { var train, infer64, infer1, diff: Double; var version: String; var threads: Int }
+
+    /// Runs deploy/tools/torch_peer.py with Debian's python3 when torch imports; nil otherwise.
+    func runPeer(_ weights: [String: SafeTensor], batch: Tensor, logits: Tensor) throws -> Peer? {
+        guard let script = ["deploy/tools/torch_peer.py"].first(where: { FileManager.default.fileExists(atPath: $0) }),
+              FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"),
+              (try? Shell.run(["/usr/bin/python3", "-c", "import torch, numpy"])) != nil else { return nil }
+        var tensors = weights
+        tensors["input"] = SafeTensor(floats: batch.data, shape: batch.shape)
+        tensors["logits"] = SafeTensor(floats: logits.data, shape: logits.shape)
+        let path = NSTemporaryDirectory() + "fleetadapt-peer-\(getpid()).safetensors"
+        try SafeTensors.write(tensors, to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let out = try Shell.run(["/usr/bin/python3", script, path])
+        guard let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any] else { return nil }
+        return Peer(train: obj["train_ms"] as? Double ?? .nan, infer64: obj["infer64_ms"] as? Double ?? .nan,
+                    infer1: obj["infer1_ms"] as? Double ?? .nan, diff: obj["max_abs_logit_diff"] as? Double ?? .nan,
+                    version: obj["torch"] as? String ?? "?", threads: obj["threads"] as? Int ?? 0)
     }
 
     /// Multiply-adds ×2 of every convolution and the head, from the model's shapes.
