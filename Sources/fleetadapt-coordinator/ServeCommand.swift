@@ -16,7 +16,7 @@ struct ServeCommand: ParsableCommand {
     var bind: String = "127.0.0.1"
 
     @Option(help: "HTTP worker threads (each may wait on the database).")
-    var threads: Int = 16
+    var threads: Int = 8
 
     @OptionGroup var storage: StorageOptions
 

@@ -24,7 +24,7 @@ struct BenchHTTPCommand: ParsableCommand {
     var wrkThreads: Int = 2
 
     @Option(help: "Coordinator HTTP worker threads.")
-    var serverThreads: Int = 16
+    var serverThreads: Int = 8
 
     func validate() throws {
         guard connections >= 1, duration >= 1, wrkThreads >= 1, serverThreads >= 1 else {

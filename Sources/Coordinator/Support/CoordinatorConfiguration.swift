@@ -26,7 +26,7 @@ public struct CoordinatorConfiguration: Sendable {
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = CoordinatorConfiguration.defaultDataDirectory,
                 database: Database = .embedded, adminKey: String? = nil,
                 migrationsDirectory: String? = nil, openAPIPath: String? = nil,
-                threadPoolSize: Int = 16, maxDatabaseConnections: Int = 16, accessLog: Bool = true) {
+                threadPoolSize: Int = 8, maxDatabaseConnections: Int = 8, accessLog: Bool = true) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
