@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
-            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI",
+            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Learning",
         ]),
     ],
     swiftLanguageModes: [.v6]

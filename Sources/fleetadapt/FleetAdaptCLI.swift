@@ -10,7 +10,7 @@ struct FleetAdaptCLI: ParsableCommand {
             Benchmarks print figures and ratios against a baseline measured in the same run, because
             shared machines are noisy: compare ratios, not absolute numbers, across machines.
             """,
-        subcommands: [DataCommand.self, BenchCommand.self])
+        subcommands: [DataCommand.self, ModelCommand.self, BenchCommand.self])
 }
 
 struct BenchCommand: ParsableCommand {

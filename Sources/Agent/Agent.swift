@@ -1,1 +1,0 @@
-// Agent module; see DESIGN.md's module map.

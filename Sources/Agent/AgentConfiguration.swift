@@ -1,0 +1,29 @@
+/// How one agent process runs: where the coordinator is, who it is, and what the device holds.
+public struct AgentConfiguration: Sendable {
+    public var coordinatorURL: String
+    public var token: String
+    /// Directory holding the device's local data (`data.safetensors`, see `LocalDataset`).
+    public var dataDirectory: String
+    /// The base model (a `BaseModelFile`); stands in for model packages until they exist.
+    public var modelPath: String
+    /// Power draw in watts, for the energy estimate of training (energy ≈ time × power).
+    public var powerWatts: Double
+    /// Simulated slowdown: each training step and measurement takes this many times as long (slower hardware).
+    public var slowdown: Double
+    /// Seconds a long-poll waits for a job.
+    public var pollWait: Int
+    /// Stop after this many jobs (0 = run until SIGTERM).
+    public var maxJobs: Int
+
+    public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String, powerWatts: Double = 5,
+                slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0) {
+        self.coordinatorURL = coordinatorURL
+        self.token = token
+        self.dataDirectory = dataDirectory
+        self.modelPath = modelPath
+        self.powerWatts = powerWatts
+        self.slowdown = slowdown
+        self.pollWait = pollWait
+        self.maxJobs = maxJobs
+    }
+}

@@ -1,0 +1,164 @@
+import FleetAPI
+import Foundation
+import Learning
+import Synchronization
+
+/// The device agent's loop: report context, long-poll for a job, run it (one at a time), heartbeat while it
+/// runs, upload what it produced, report the result. On stop it finishes the job in hand and exits; a job it
+/// abandons is requeued by the coordinator when its lease expires.
+public final class AgentRunner: Sendable {
+    public let configuration: AgentConfiguration
+    let client: CoordinatorClient
+    let stopFlag = Shared(false)
+    let log: @Sendable (String) -> Void
+
+    public init(configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void = { print($0) }) {
+        self.configuration = configuration
+        client = CoordinatorClient(baseURL: configuration.coordinatorURL, token: configuration.token)
+        self.log = log
+    }
+
+    public func stop() { stopFlag.set(true) }
+    var stopped: Bool { stopFlag.value }
+
+    /// Runs until stopped (or `maxJobs` done). Returns the number of jobs completed.
+    public func run() throws -> Int {
+        let (data, metadata) = try LocalDataset.read(directory: configuration.dataDirectory)
+        log("agent: \(data.count) local images (\(metadata["corruption"] ?? "clean")), labels \(data.labels == nil ? "absent" : "present, for reporting only")")
+        try reportContext()
+        var done = 0
+        while !stopped && (configuration.maxJobs == 0 || done < configuration.maxJobs) {
+            let r: CoordinatorClient.Response
+            do {
+                r = try client.send("GET", "/v1/agent/jobs/next?wait=\(configuration.pollWait)", attempts: 1_000_000, shouldStop: { [weak self] in self?.stopped ?? true })
+            } catch {
+                if stopped { break }
+                throw error
+            }
+            switch r.status {
+            case 204: continue
+            case 200:
+                let job = try CoordinatorClient.decode(LeasedJob.self, r.body)
+                try runJob(job, data: data)
+                done += 1
+            case 401, 403, 404:
+                throw CoordinatorClient.Failure(description: "the coordinator refused this device (HTTP \(r.status)): \(String(decoding: r.body, as: UTF8.self))")
+            default:
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+        return done
+    }
+
+    func reportContext() throws {
+        // MemAvailable from /proc/meminfo, in MiB.
+        let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
+        let availableKB = meminfo.split(separator: "\n").first { $0.hasPrefix("MemAvailable:") }
+            .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Double($0) }
+        let freeMB = availableKB.map { $0 / 1024 }
+        let body = try client.json(DeviceContext(freeMemoryMB: freeMB))
+        let r = try client.send("PUT", "/v1/agent/context", body: body)
+        guard r.status == 200 else { throw CoordinatorClient.Failure(description: "context report refused: HTTP \(r.status)") }
+    }
+
+    /// Runs one job with a heartbeat thread beside it; the heartbeat stops the work if the lease is lost.
+    func runJob(_ job: LeasedJob, data: LabeledImages) throws {
+        log("agent: job \(job.id) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss), \(job.document.steps) steps)")
+        let beating = Shared(true)
+        let progress = Shared<[String: Double]>([:])
+        let leaseLost = Shared(false)
+        let heartbeat = Thread { [client] in
+            while beating.value {
+                Thread.sleep(forTimeInterval: 1)
+                guard beating.value else { break }
+                let body = try? client.json(Heartbeat(attempt: job.attempt, progress: progress.value))
+                if let r = try? client.send("POST", "/v1/agent/jobs/\(job.id.uuidString.lowercased())/heartbeat", body: body, attempts: 2),
+                   r.status == 409 || r.status == 404 {
+                    leaseLost.set(true)
+                    break
+                }
+            }
+        }
+        heartbeat.start()
+        defer { beating.set(false) }
+        let result: JobResult
+        do {
+            switch job.document.kind {
+            case .adapt: result = try adapt(job, data: data, progress: progress)
+            case .profile: result = try profile(job)
+            case .apply:
+                result = JobResult(attempt: job.attempt, outcome: .failed,
+                                   error: "apply jobs need the domain's aggregated adapters, which this coordinator does not produce yet")
+            }
+        } catch {
+            result = JobResult(attempt: job.attempt, outcome: .failed, error: "\(error)")
+        }
+        beating.set(false)
+        if leaseLost.value {
+            log("agent: lease of job \(job.id) was lost; its result is dropped")
+            return
+        }
+        let r = try client.send("POST", "/v1/agent/jobs/\(job.id.uuidString.lowercased())/result", body: try client.json(result))
+        log("agent: job \(job.id) \(result.outcome.rawValue) → HTTP \(r.status)")
+    }
+
+    /// Trains the block adapters (and batch-norm affine parameters) on the local images with the requested
+    /// unsupervised loss, uploads them, and measures entropy (and accuracy, when labels exist) before and after.
+    func adapt(_ job: LeasedJob, data: LabeledImages, progress: Shared<[String: Double]>) throws -> JobResult {
+        guard let loss = AdaptationLoss(rawValue: job.document.loss) else {
+            return JobResult(attempt: job.attempt, outcome: .failed, error: "unknown loss \(job.document.loss)")
+        }
+        let (model, _) = try BaseModelFile.read(path: configuration.modelPath)
+        model.attachAdapters(.parallel)
+        let entropyBefore = Trainer.meanEntropy(model, data)
+        let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
+        var unlabeled = data
+        unlabeled.labels = nil
+        let start = Date()
+        let report = Adaptation.adapt(model, on: unlabeled, loss: loss, steps: job.document.steps, batchSize: min(job.document.batchSize, data.count),
+                                      learningRate: Float(job.document.learningRate), trainable: .adaptersAndNorms, seed: UInt64(job.attempt))
+        let computeSeconds = Date().timeIntervalSince(start)
+        if configuration.slowdown > 1 { Thread.sleep(forTimeInterval: computeSeconds * (configuration.slowdown - 1)) }
+        let seconds = Date().timeIntervalSince(start)
+        progress.set(["step": Double(report.steps), "total_steps": Double(job.document.steps)])
+        let entropyAfter = Trainer.meanEntropy(model, data)
+        let accuracyAfter = data.labels == nil ? nil : Trainer.accuracy(model, data)
+
+        let trained = model.namedTensors().filter { $0.key.contains(".adapter.") || (($0.key.contains(".bn") || $0.key.hasPrefix("stem.1")) && !$0.key.contains("running")) }
+        let artifact = Data(SafeTensors.encode(trained, metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))
+        let up = try client.send("PUT", "/v1/agent/jobs/\(job.id.uuidString.lowercased())/artifact?attempt=\(job.attempt)", body: artifact,
+                                 contentType: "application/octet-stream", headers: ["Content-SHA256": CoordinatorClient.sha256Hex(artifact)])
+        guard up.status == 201 else {
+            return JobResult(attempt: job.attempt, outcome: .failed, error: "artifact upload refused: HTTP \(up.status) \(String(decoding: up.body, as: UTF8.self))")
+        }
+        return JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
+            entropyBefore: entropyBefore, entropyAfter: entropyAfter, accuracyBefore: accuracyBefore, accuracyAfter: accuracyAfter,
+            trainSeconds: seconds, energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: report.steps))
+    }
+
+    /// Measures each block's latency at batch 1 on this device (median of 20 after warm-up).
+    func profile(_ job: LeasedJob) throws -> JobResult {
+        let (model, _) = try BaseModelFile.read(path: configuration.modelPath)
+        var x = model.stem.forward(Tensor(zeros: [1] + model.inputShape), training: false)
+        var latencies: [[Double]] = []
+        for block in model.blocks {
+            var times: [Double] = []
+            for i in 0..<25 {
+                let t = Date()
+                _ = block.forward(x, training: false)
+                if i >= 5 { times.append(Date().timeIntervalSince(t) * 1000 * configuration.slowdown) }
+            }
+            latencies.append([max(times.sorted()[times.count / 2], 1e-6)])
+            x = block.forward(x, training: false)
+        }
+        return JobResult(attempt: job.attempt, outcome: .succeeded, variantLatenciesMs: latencies)
+    }
+}
+
+/// A value shared between the agent's threads.
+final class Shared<Value: Sendable>: Sendable {
+    private let state: Mutex<Value>
+    init(_ value: Value) { state = Mutex(value) }
+    var value: Value { state.withLock { $0 } }
+    func set(_ value: Value) { state.withLock { $0 = value } }
+}

@@ -1,0 +1,98 @@
+import Crypto
+import FleetAPI
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Synchronization
+
+/// The agent's side of the HTTP API, blocking, with retries: network errors and 5xx answers are retried with
+/// exponential backoff and jitter (the coordinator may be restarting); 4xx answers are returned to the caller.
+public final class CoordinatorClient: Sendable {
+    public let baseURL: String
+    let token: String
+    let session: URLSession
+
+    public struct Response: Sendable {
+        public let status: Int
+        public let body: Data
+        public let headers: [String: String]
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(baseURL: String, token: String) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.token = token
+        let config = URLSessionConfiguration.ephemeral
+        config.timeoutIntervalForRequest = 90
+        session = URLSession(configuration: config)
+    }
+
+    /// Sends one request, retrying transport errors and 5xx up to `attempts` times (base delay 0.2 s, ×2, ±25%).
+    public func send(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json",
+                     headers: [String: String] = [:], attempts: Int = 8, shouldStop: @Sendable () -> Bool = { false }) throws -> Response {
+        var delay = 0.2
+        var last = "no attempt"
+        for attempt in 1...attempts {
+            if shouldStop() { throw Failure(description: "stopped") }
+            var request = URLRequest(url: URL(string: baseURL + path)!)
+            request.httpMethod = method
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+            if let body {
+                request.httpBody = body
+                request.setValue(contentType, forHTTPHeaderField: "Content-Type")
+            }
+            let result = Mutex<Result<Response, Error>?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            session.dataTask(with: request) { data, response, error in
+                if let http = response as? HTTPURLResponse {
+                    var h: [String: String] = [:]
+                    for (k, v) in http.allHeaderFields { h[String(describing: k).lowercased()] = String(describing: v) }
+                    result.withLock { $0 = .success(Response(status: http.statusCode, body: data ?? Data(), headers: h)) }
+                } else {
+                    result.withLock { $0 = .failure(error ?? Failure(description: "no response")) }
+                }
+                done.signal()
+            }.resume()
+            done.wait()
+            switch result.withLock({ $0 })! {
+            case .success(let r) where r.status < 500:
+                return r
+            case .success(let r):
+                last = "HTTP \(r.status)"
+            case .failure(let e):
+                last = "\(e.localizedDescription)"
+            }
+            if attempt < attempts {
+                Thread.sleep(forTimeInterval: delay * Double.random(in: 0.75...1.25))
+                delay = min(delay * 2, 10)
+            }
+        }
+        throw Failure(description: "\(method) \(path) failed after \(attempts) attempts: \(last)")
+    }
+
+    public func json<T: Encodable>(_ value: T) throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return try e.encode(value)
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return f.date(from: text) ?? Date()
+        }
+        return try d.decode(type, from: data)
+    }
+
+    public static func sha256Hex(_ data: Data) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,81 @@
+import Agent
+import ArgumentParser
+import Foundation
+
+@main
+struct AgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleetadapt-agent",
+        abstract: "The FleetAdapt device agent: leases jobs from the coordinator and runs them on this device.",
+        discussion: """
+            The agent reports its context, long-polls for jobs and runs one at a time: `adapt` trains the
+            block adapters on the device's own unlabeled images (labels, if the data has them, are used only
+            to report accuracy) and uploads them; `profile` measures each block's latency here. It retries
+            with backoff when the coordinator is unreachable and stops on SIGTERM/SIGINT after the job in hand.
+
+            The token comes from --token, FLEETADAPT_TOKEN, or --token-file (in that order).
+            Until elastic model packages exist, the base model is a local file (--model) written by
+            `fleetadapt model train-base`.
+
+            Example:
+              fleetadapt-agent --coordinator http://10.0.0.1:8080 --token-file /etc/fleetadapt/token \\
+                --data-dir /var/lib/fleetadapt-agent/data --model /var/lib/fleetadapt-agent/base.safetensors
+            """)
+
+    @Option(help: "Base URL of the coordinator.")
+    var coordinator: String = "http://127.0.0.1:8080"
+
+    @Option(help: "This device's bearer token (prefer FLEETADAPT_TOKEN or --token-file: command lines are visible to other users).")
+    var token: String?
+
+    @Option(help: "File holding this device's token.")
+    var tokenFile: String?
+
+    @Option(help: "Directory with the device's local data (data.safetensors, see `fleetadapt data make-domain`).")
+    var dataDir: String
+
+    @Option(help: "Base model file (safetensors with architecture metadata).")
+    var model: String
+
+    @Option(help: "Power draw in watts, for energy estimates.")
+    var powerWatts: Double = 5
+
+    @Option(help: "Simulated slowdown factor (2 = work takes twice as long), standing in for slower hardware.")
+    var slowdown: Double = 1
+
+    @Option(help: "Seconds each long-poll waits for a job (1–60).")
+    var pollWait: Int = 30
+
+    @Option(help: "Exit after this many jobs (0 = run until stopped).")
+    var maxJobs: Int = 0
+
+    func validate() throws {
+        guard (1...60).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–60") }
+        guard slowdown >= 1 else { throw ValidationError("--slowdown must be at least 1") }
+        guard powerWatts > 0 else { throw ValidationError("--power-watts must be positive") }
+        guard maxJobs >= 0 else { throw ValidationError("--max-jobs must not be negative") }
+    }
+
+    func run() throws {
+        var resolved = token ?? ProcessInfo.processInfo.environment["FLEETADAPT_TOKEN"]
+        if resolved == nil, let tokenFile {
+            resolved = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let resolved, !resolved.isEmpty else { throw ValidationError("no token: use --token, FLEETADAPT_TOKEN or --token-file") }
+        let runner = AgentRunner(configuration: AgentConfiguration(
+            coordinatorURL: coordinator, token: resolved, dataDirectory: dataDir, modelPath: model, powerWatts: powerWatts,
+            slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs))
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let queue = DispatchQueue(label: "fleetadapt-agent.signals")
+        let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            s.setEventHandler { runner.stop() }
+            s.resume()
+            return s
+        }
+        defer { sources.forEach { $0.cancel() } }
+        let done = try runner.run()
+        print("agent: stopped after \(done) job(s)")
+    }
+}
