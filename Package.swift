@@ -37,7 +37,7 @@ let package = Package(
 
         // Services.
         .target(name: "Coordinator", dependencies: [
-            "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "ElasticModel",
+            "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Learning",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Agent", dependencies: [

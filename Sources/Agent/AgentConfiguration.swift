@@ -4,8 +4,10 @@ public struct AgentConfiguration: Sendable {
     public var token: String
     /// Directory holding the device's local data (`data.safetensors`, see `LocalDataset`).
     public var dataDirectory: String
-    /// The base model (a `BaseModelFile`); stands in for model packages until they exist.
-    public var modelPath: String
+    /// A local model file that overrides downloads (for offline devices); nil downloads the job's model.
+    public var modelPath: String?
+    /// Where downloaded model packages are cached, by SHA-256.
+    public var cacheDirectory: String
     /// Power draw in watts, for the energy estimate of training (energy ≈ time × power).
     public var powerWatts: Double
     /// Simulated slowdown: each training step and measurement takes this many times as long (slower hardware).
@@ -15,12 +17,13 @@ public struct AgentConfiguration: Sendable {
     /// Stop after this many jobs (0 = run until SIGTERM).
     public var maxJobs: Int
 
-    public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String, powerWatts: Double = 5,
+    public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String? = nil, cacheDirectory: String, powerWatts: Double = 5,
                 slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0) {
         self.coordinatorURL = coordinatorURL
         self.token = token
         self.dataDirectory = dataDirectory
         self.modelPath = modelPath
+        self.cacheDirectory = cacheDirectory
         self.powerWatts = powerWatts
         self.slowdown = slowdown
         self.pollWait = pollWait

@@ -108,7 +108,7 @@ public final class AgentRunner: Sendable {
         guard let loss = AdaptationLoss(rawValue: job.document.loss) else {
             return JobResult(attempt: job.attempt, outcome: .failed, error: "unknown loss \(job.document.loss)")
         }
-        let (model, _) = try BaseModelFile.read(path: configuration.modelPath)
+        let (model, _) = try BaseModelFile.read(path: try modelFile(job.document.modelID))
         model.attachAdapters(.parallel)
         let entropyBefore = Trainer.meanEntropy(model, data)
         let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
@@ -136,9 +136,33 @@ public final class AgentRunner: Sendable {
             trainSeconds: seconds, energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: report.steps))
     }
 
+    /// The model package for a job: the local override, else the cached download, revalidated with
+    /// If-None-Match and checked against its SHA-256 (the coordinator's ETag) before use.
+    func modelFile(_ id: UUID) throws -> String {
+        if let local = configuration.modelPath { return local }
+        try FileManager.default.createDirectory(atPath: configuration.cacheDirectory, withIntermediateDirectories: true)
+        let pointer = configuration.cacheDirectory + "/\(id.uuidString.lowercased()).sha256"
+        let cachedDigest = (try? String(contentsOfFile: pointer, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        var headers: [String: String] = [:]
+        if let cachedDigest, FileManager.default.fileExists(atPath: configuration.cacheDirectory + "/\(cachedDigest).safetensors") {
+            headers["If-None-Match"] = "\"\(cachedDigest)\""
+        }
+        let r = try client.send("GET", "/v1/models/\(id.uuidString.lowercased())/package", headers: headers)
+        if r.status == 304, let cachedDigest { return configuration.cacheDirectory + "/\(cachedDigest).safetensors" }
+        guard r.status == 200 else { throw CoordinatorClient.Failure(description: "model \(id) download: HTTP \(r.status)") }
+        let digest = CoordinatorClient.sha256Hex(r.body)
+        guard r.headers["etag"] == "\"\(digest)\"" else {
+            throw CoordinatorClient.Failure(description: "model \(id) download is corrupt: SHA-256 \(digest) does not match \(r.headers["etag"] ?? "no ETag")")
+        }
+        let path = configuration.cacheDirectory + "/\(digest).safetensors"
+        try r.body.write(to: URL(fileURLWithPath: path), options: .atomic)
+        try digest.write(toFile: pointer, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// Measures each block's latency at batch 1 on this device (median of 20 after warm-up).
     func profile(_ job: LeasedJob) throws -> JobResult {
-        let (model, _) = try BaseModelFile.read(path: configuration.modelPath)
+        let (model, _) = try BaseModelFile.read(path: try modelFile(job.document.modelID))
         var x = model.stem.forward(Tensor(zeros: [1] + model.inputShape), training: false)
         var latencies: [[Double]] = []
         for block in model.blocks {

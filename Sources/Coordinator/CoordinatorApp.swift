@@ -63,6 +63,7 @@ public final class CoordinatorApp: Sendable {
         DomainRoutes(services: services).register(on: router)
         CampaignRoutes(services: services).register(on: router)
         MetricsRoutes(services: services).register(on: router)
+        ModelRoutes(services: services).register(on: router)
     }
 
     /// The database this coordinator uses (for tools that measure it directly).

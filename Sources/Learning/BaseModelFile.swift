@@ -13,6 +13,12 @@ public enum BaseModelFile {
 
     public static func read(path: String) throws -> (model: Model, metadata: [String: String]) {
         let (tensors, meta) = try SafeTensors.read(path: path)
+        return try read(tensors: tensors, metadata: meta)
+    }
+
+    /// Rebuilds the network from decoded tensors and metadata; every tensor must fit the declared architecture.
+    public static func read(tensors: [String: SafeTensor], metadata meta: [String: String]) throws -> (model: Model, metadata: [String: String]) {
+        let path = "model"
         guard meta["family"] == "resnet" else { throw LearningError("\(path): only the resnet family is supported, found \(meta["family"] ?? "none")") }
         func ints(_ key: String) throws -> [Int] {
             guard let text = meta[key], case let v = text.split(separator: ",").compactMap({ Int($0) }), !v.isEmpty else {
@@ -20,8 +26,14 @@ public enum BaseModelFile {
             }
             return v
         }
-        let model = Model.resnet(widths: try ints("widths"), blocksPerStage: try ints("blocks_per_stage"), classes: Int(meta["classes"] ?? "10") ?? 10)
+        let widths = try ints("widths"), blocks = try ints("blocks_per_stage")
+        guard widths.count == blocks.count, widths.count <= 8, widths.allSatisfy({ (1...1024).contains($0) }), blocks.allSatisfy({ (1...16).contains($0) }),
+              let classes = Int(meta["classes"] ?? "10"), (2...10_000).contains(classes) else {
+            throw LearningError("\(path): architecture metadata out of range")
+        }
+        let model = Model.resnet(widths: widths, blocksPerStage: blocks, classes: classes)
         try model.load(tensors)
+        guard tensors.count == model.store.entries.count else { throw LearningError("\(path): \(tensors.count - model.store.entries.count) tensors not in the architecture") }
         return (model, meta)
     }
 }

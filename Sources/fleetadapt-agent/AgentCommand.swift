@@ -14,12 +14,12 @@ struct AgentCommand: ParsableCommand {
             with backoff when the coordinator is unreachable and stops on SIGTERM/SIGINT after the job in hand.
 
             The token comes from --token, FLEETADAPT_TOKEN, or --token-file (in that order).
-            Until elastic model packages exist, the base model is a local file (--model) written by
-            `fleetadapt model train-base`.
+            Models are downloaded from the coordinator (GET /v1/models/{id}/package), checked against their
+            SHA-256 and cached in --cache-dir; --model uses a local file instead (offline devices).
 
             Example:
               fleetadapt-agent --coordinator http://10.0.0.1:8080 --token-file /etc/fleetadapt/token \\
-                --data-dir /var/lib/fleetadapt-agent/data --model /var/lib/fleetadapt-agent/base.safetensors
+                --data-dir /var/lib/fleetadapt-agent/data
             """)
 
     @Option(help: "Base URL of the coordinator.")
@@ -34,8 +34,11 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "Directory with the device's local data (data.safetensors, see `fleetadapt data make-domain`).")
     var dataDir: String
 
-    @Option(help: "Base model file (safetensors with architecture metadata).")
-    var model: String
+    @Option(help: "Use this local model file instead of downloading the job's model.")
+    var model: String?
+
+    @Option(help: "Directory caching downloaded model packages (default: <data-dir>/../model-cache).")
+    var cacheDir: String?
 
     @Option(help: "Power draw in watts, for energy estimates.")
     var powerWatts: Double = 5
@@ -63,7 +66,8 @@ struct AgentCommand: ParsableCommand {
         }
         guard let resolved, !resolved.isEmpty else { throw ValidationError("no token: use --token, FLEETADAPT_TOKEN or --token-file") }
         let runner = AgentRunner(configuration: AgentConfiguration(
-            coordinatorURL: coordinator, token: resolved, dataDirectory: dataDir, modelPath: model, powerWatts: powerWatts,
+            coordinatorURL: coordinator, token: resolved, dataDirectory: dataDir, modelPath: model,
+            cacheDirectory: cacheDir ?? (URL(fileURLWithPath: dataDir).deletingLastPathComponent().path + "/model-cache"), powerWatts: powerWatts,
             slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs))
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)

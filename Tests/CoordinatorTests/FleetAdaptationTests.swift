@@ -31,7 +31,7 @@ import Testing
     static func startAgent(_ c: TestCoordinator, token: String, data: String, maxJobs: Int = 1) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: agentPath)
-        p.arguments = ["--coordinator", c.baseURL, "--data-dir", data, "--model", baseModel, "--poll-wait", "2", "--max-jobs", String(maxJobs)]
+        p.arguments = ["--coordinator", c.baseURL, "--data-dir", data, "--cache-dir", data + "-cache", "--poll-wait", "2", "--max-jobs", String(maxJobs)]
         var env = ProcessInfo.processInfo.environment
         env["FLEETADAPT_TOKEN"] = token
         p.environment = env
@@ -39,6 +39,14 @@ import Testing
         p.standardError = FileHandle.nullDevice
         try p.run()
         return p
+    }
+
+    /// Publishes the base model through the API; agents download it by id.
+    static func publish(_ c: TestCoordinator) async throws -> String {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: baseModel))
+        let r = try await c.request("POST", "/v1/models?name=fmnist-resnet", body: bytes)
+        guard r.status == 201 || r.status == 200, let id = r.object?["id"] as? String else { throw TestFailure("publish: \(r.status) \(r.text)") }
+        return id
     }
 
     func waitFor(_ what: String, timeout: Double = 180, _ condition: () async throws -> Bool) async throws {
@@ -60,7 +68,7 @@ import Testing
 
     @Test func aCampaignOverThreeAgentsCompletesAndEveryDeviceShowsTheAdaptation() async throws {
         let c = try TestCoordinator()
-        let model = try c.insertModel()
+        let model = try await Self.publish(c)
         var devices: [(id: String, token: String, data: String)] = []
         for i in 0..<3 {
             let (id, token) = try await c.registerDevice(name: "cam-\(i)", labels: ["fleet": "e2e"])
@@ -94,7 +102,7 @@ import Testing
 
     @Test func aKilledAgentsJobIsRequeuedAndARetryCompletesIt() async throws {
         let c = try TestCoordinator()
-        let model = try c.insertModel()
+        let model = try await Self.publish(c)
         let (id, token) = try await c.registerDevice(name: "fragile", labels: ["fleet": "kill"])
         let data = try Self.deviceData(5)
         let created = try await c.request("POST", "/v1/domains", json: domain(model, label: "kill", steps: 400))
@@ -115,5 +123,44 @@ import Testing
         }
         #expect(try c.count("jobs WHERE state = 'succeeded' AND attempt = 2 AND device_id = '\(id)'") == 1)
         #expect(try c.count("job_artifacts WHERE attempt = 2") == 1)
+    }
+}
+
+/// The model registry: verified whole before storing, content-addressed, idempotent, cacheable.
+@Suite struct ModelRegistryTests {
+    @Test func publishDownloadAndRefuseBadPackages() async throws {
+        let c = try TestCoordinator()
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: FleetAdaptationTests.baseModel))
+        let first = try await c.request("POST", "/v1/models?name=base", body: bytes)
+        #expect(first.status == 201)
+        let id = try #require(first.object?["id"] as? String)
+        #expect(first.object?["sha256"] as? String == (try c.sha256Hex(Array(bytes))))
+        let again = try await c.request("POST", "/v1/models?name=base", body: bytes)
+        #expect(again.status == 200)
+        #expect(again.object?["id"] as? String == id)
+        #expect(try c.count("models") == 1)
+
+        var tampered = Array(bytes)
+        tampered[20] ^= 0xFF   // inside the JSON header
+        let cases: [(String, [UInt8])] = [("tampered", tampered), ("truncated", Array(bytes.prefix(bytes.count - 100))),
+                                          ("not safetensors", Array("hello".utf8)), ("empty", [])]
+        for (name, body) in cases {
+            let r = try await c.request("POST", "/v1/models", body: Data(body))
+            #expect(r.status == 422, "\(name): \(r.status)")
+        }
+        #expect(try c.count("models") == 1)
+        #expect(try c.count("model_blobs") == 1)
+
+        let (_, token) = try await c.registerDevice()
+        let download = try await c.request("GET", "/v1/models/\(id)/package", token: token)
+        #expect(download.status == 200)
+        #expect(download.body == bytes)
+        let etag = try #require(download.headers["etag"])
+        let cached = try await c.request("GET", "/v1/models/\(id)/package", token: token, headers: ["If-None-Match": etag])
+        #expect(cached.status == 304)
+        #expect(try await c.request("GET", "/v1/models/\(UUID().uuidString)/package", token: token).status == 404)
+        #expect(try await c.request("GET", "/v1/models/\(id)", token: token).status == 403)
+        let list = try await c.request("GET", "/v1/models")
+        #expect((list.object?["items"] as? [Any])?.count == 1)
     }
 }
