@@ -133,14 +133,15 @@ extension Duration {
 
 /// Blocking HTTP calls for the benchmarks (URLSession on a semaphore).
 enum HTTP {
-    static func call(_ method: String, _ url: String, _ token: String, _ body: String?) throws -> (Int, Data) {
+    static func call(_ method: String, _ url: String, _ token: String, _ body: String?, data: Data? = nil,
+                     contentType: String = "application/json") throws -> (Int, Data) {
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
         request.timeoutInterval = 120
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if let body {
-            request.httpBody = Data(body.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let payload = data ?? body.map({ Data($0.utf8) }) {
+            request.httpBody = payload
+            request.setValue(contentType, forHTTPHeaderField: "Content-Type")
         }
         let done = DispatchSemaphore(value: 0)
         let result = Mutex<(Int, Data)?>(nil)

@@ -4,13 +4,13 @@ import ArgumentParser
 struct FleetAdaptCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleetadapt",
-        abstract: "FleetAdapt tools: device data for target domains, and benchmarks.",
+        abstract: "FleetAdapt tools: the demo fleet, device data, base models, benchmarks.",
         discussion: """
             The coordinator itself is `fleetadapt-coordinator`; the device agent is `fleetadapt-agent`.
             Benchmarks print figures and ratios against a baseline measured in the same run, because
             shared machines are noisy: compare ratios, not absolute numbers, across machines.
             """,
-        subcommands: [DataCommand.self, ModelCommand.self, BenchCommand.self])
+        subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, BenchCommand.self])
 }
 
 struct BenchCommand: ParsableCommand {
