@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# The README's main command: installs what is missing, builds, and runs the coordinator on its
-# embedded PostgreSQL (data in /var/lib/fleetadapt for root). Ctrl-C stops it and its database.
-# Extra arguments go to `fleetadapt-coordinator serve`, e.g. `bash deploy/run.sh --port 9000`.
+# The README's main command: installs what is missing, builds, and runs the demo fleet — the coordinator on
+# its embedded PostgreSQL, a published base model, six real agents adapting to a corrupted target domain —
+# then stops everything it started.
+#   bash deploy/run.sh                 the demo (extra arguments go to `fleetadapt demo`, e.g. --agents 9)
+#   bash deploy/run.sh serve [...]     only the coordinator, serving until Ctrl-C (arguments go to `serve`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
-swift build -c release --product fleetadapt-coordinator
-exec "$(swift build -c release --show-bin-path)/fleetadapt-coordinator" serve "$@"
+swift build -c release
+bin="$(swift build -c release --show-bin-path)"
+if [ "${1:-}" = "serve" ]; then
+  shift
+  exec "$bin/fleetadapt-coordinator" serve "$@"
+fi
+exec "$bin/fleetadapt" demo "$@"
