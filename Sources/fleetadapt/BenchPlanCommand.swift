@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Learning
 import Planner
 
 struct BenchPlanCommand: ParsableCommand {
@@ -22,7 +23,7 @@ struct BenchPlanCommand: ParsableCommand {
     var samples: Int = 100_000
 
     func run() throws {
-        var rng = BenchRandom(seed: 2026)
+        var rng = SeededRandom(seed: 2026)
         let space = Self.space(&rng)
         let start = ContinuousClock.now
         let frontier = PlanningFrontier(space: space)
@@ -91,7 +92,7 @@ struct BenchPlanCommand: ParsableCommand {
     }
 
     /// Shaped like the 5-block ResNet on 28×28: stride-2 blocks, widths 16/32/64; variants from pruning.
-    static func space(_ rng: inout BenchRandom) -> PlanningSpace {
+    static func space(_ rng: inout SeededRandom) -> PlanningSpace {
         let blocks: [(ms: Double, act: Int, out: Int)] = [(0.9, 50_176 * 4, 12_544 * 4), (0.6, 37_632 * 4, 6_272 * 4), (0.7, 25_088 * 4, 6_272 * 4), (0.5, 18_816 * 4, 3_136 * 4), (0.6, 12_544 * 4, 3_136 * 4)]
         let keep: [Double] = [1, 0.75, 0.5, 0.25, 0.125]
         var all: [[VariantProfile]] = []
@@ -107,7 +108,7 @@ struct BenchPlanCommand: ParsableCommand {
                              head: FixedCost(referenceLatencyMs: 0.02, paramBytes: 2_600, peakActivationBytes: 256, stemOutputBytes: 0))
     }
 
-    static func device(_ rng: inout BenchRandom, edge: Bool) -> DeviceProfile {
+    static func device(_ rng: inout SeededRandom, edge: Bool) -> DeviceProfile {
         DeviceProfile(gflops: Double.random(in: 2...60, using: &rng), powerWatts: Double.random(in: 2...15, using: &rng),
                       latencyBudgetMs: Double.random(in: 1...8, using: &rng), memoryBudgetMB: Double.random(in: 0.3...2, using: &rng),
                       energyBudgetMJ: Bool.random(using: &rng) ? Double.random(in: 5...60, using: &rng) : nil,
@@ -145,18 +146,5 @@ struct BenchPlanCommand: ParsableCommand {
             if i == idx.count { break }
         }
         return best
-    }
-}
-
-/// Seeded SplitMix64, so the synthetic space and fleet are the same every run.
-struct BenchRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
