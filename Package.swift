@@ -29,9 +29,6 @@ let package = Package(
 
         // Pure domain.
         .target(name: "Learning", dependencies: ["COpenBLAS", "CZlib"]),
-        .target(name: "ElasticModel", dependencies: [
-            "Learning", .product(name: "Crypto", package: "swift-crypto"),
-        ]),
         .target(name: "Planner"),
         .target(name: "FleetAPI"),
 
@@ -41,7 +38,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Agent", dependencies: [
-            "FleetAPI", "ElasticModel", "Learning",
+            "FleetAPI", "Learning",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
@@ -63,7 +60,6 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),
-        .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Learning",

@@ -1,1 +1,0 @@
-// ElasticModel module; see DESIGN.md's module map.
