@@ -1,52 +1,56 @@
-import Foundation
-
-public struct FieldError: Codable, Sendable, Equatable {
-    public var field: String
-    public var message: String
-
-    public init(field: String, message: String) {
-        self.field = field
-        self.message = message
-    }
-}
-
-/// An error that reaches HTTP: its status and stable code, rendered in one place as RFC 9457 problem+json.
-public struct HTTPError: Error, Sendable, CustomStringConvertible {
+/// An error that knows how it should look on the wire; the server renders it as RFC 9457 problem+json in one place
+/// (`HTTPError.problemResponse`), so handlers only choose status, code and words.
+public struct HTTPError: Error, Sendable {
     public var status: Int
+    /// Stable machine-readable code, also the last segment of the problem `type` URI.
     public var code: String
     public var title: String
     public var detail: String
     public var errors: [FieldError]
+    /// Extra response headers (WWW-Authenticate, Retry-After, Allow, ...).
     public var headers: HTTPHeaders
 
-    public init(status: Int, code: String, title: String? = nil, detail: String, errors: [FieldError] = [],
-                headers: HTTPHeaders = .init()) {
+    public init(status: Int, code: String, title: String? = nil, detail: String,
+                errors: [FieldError] = [], headers: HTTPHeaders = .init()) {
         self.status = status
         self.code = code
-        self.title = title ?? HTTPError.reason(status)
+        self.title = title ?? HTTPStatus.reasonPhrase(status)
         self.detail = detail
         self.errors = errors
         self.headers = headers
     }
 
-    public var description: String { "\(status) \(code): \(detail)" }
+    /// Base of every problem `type` URI.
+    public static let typeBase = "https://fleetadapt.dev/problems/"
 
-    public static func badRequest(_ detail: String, code: String = "bad_request", errors: [FieldError] = []) -> HTTPError {
+    public var typeURI: String { Self.typeBase + code }
+
+    public static func badRequest(_ detail: String, code: String = "bad_request",
+                                  errors: [FieldError] = []) -> HTTPError {
         HTTPError(status: 400, code: code, detail: detail, errors: errors)
     }
 
+    /// 422 with one entry per invalid field.
     public static func validation(_ errors: [FieldError]) -> HTTPError {
-        let fields = errors.map(\.field).joined(separator: ", ")
-        return HTTPError(status: 422, code: "validation_failed", detail: "The request body has invalid fields: \(fields).", errors: errors)
+        let detail = errors.count == 1
+            ? "The field '\(errors[0].field)' is invalid: \(errors[0].message)"
+            : "\(errors.count) fields are invalid."
+        return HTTPError(status: 422, code: "validation_failed", detail: detail, errors: errors)
     }
 
-    public static func notFound(_ detail: String) -> HTTPError { HTTPError(status: 404, code: "not_found", detail: detail) }
+    public static func notFound(_ detail: String) -> HTTPError {
+        HTTPError(status: 404, code: "not_found", detail: detail)
+    }
 
+    /// 401 carrying `WWW-Authenticate: Bearer` as RFC 6750 asks.
     public static func unauthorized(_ detail: String) -> HTTPError {
-        HTTPError(status: 401, code: "unauthorized", detail: detail, headers: ["WWW-Authenticate": "Bearer realm=\"fleetadapt\""])
+        HTTPError(status: 401, code: "unauthorized", detail: detail,
+                  headers: ["WWW-Authenticate": "Bearer"])
     }
 
-    public static func forbidden(_ detail: String) -> HTTPError { HTTPError(status: 403, code: "forbidden", detail: detail) }
+    public static func forbidden(_ detail: String) -> HTTPError {
+        HTTPError(status: 403, code: "forbidden", detail: detail)
+    }
 
     public static func conflict(_ detail: String, code: String = "conflict") -> HTTPError {
         HTTPError(status: 409, code: code, detail: detail)
@@ -57,48 +61,30 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
     }
 
     public static func payloadTooLarge(limit: Int) -> HTTPError {
-        HTTPError(status: 413, code: "payload_too_large", detail: "The request body is larger than this route's limit of \(limit) bytes.",
-                  errors: [FieldError(field: "body", message: "must be at most \(limit) bytes")])
+        HTTPError(status: 413, code: "payload_too_large",
+                  detail: "The request body exceeds the limit of \(limit) bytes for this route.")
     }
 
-    public static func serviceUnavailable(_ detail: String, retryAfter: Int) -> HTTPError {
-        HTTPError(status: 503, code: "service_unavailable", detail: detail, headers: ["Retry-After": String(retryAfter)])
+    /// 503; `retryAfter` (seconds) becomes a `Retry-After` header.
+    public static func serviceUnavailable(_ detail: String, retryAfter: Int? = nil) -> HTTPError {
+        var headers = HTTPHeaders()
+        if let retryAfter { headers.set("Retry-After", String(retryAfter)) }
+        return HTTPError(status: 503, code: "service_unavailable", detail: detail, headers: headers)
     }
 
+    /// 500 that says nothing about the cause; the cause goes to the log under the same request id.
     public static func internalError(_ requestID: String) -> HTTPError {
         HTTPError(status: 500, code: "internal_error",
-                  detail: "An unexpected error occurred; it has been logged with request id \(requestID).")
+                  detail: "An internal error occurred. Quote request id \(requestID) when reporting it.")
     }
 
-    /// The problem+json document.
-    func response(requestID: String) -> HTTPResponse {
-        var object: [String: Any] = [
-            "type": "https://fleetadapt.dev/problems/\(code.replacingOccurrences(of: "_", with: "-"))",
-            "title": title, "status": status, "detail": detail, "code": code, "request_id": requestID,
-        ]
-        if !errors.isEmpty { object["errors"] = errors.map { ["field": $0.field, "message": $0.message] } }
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        var headers = self.headers
-        headers.set("Content-Type", "application/problem+json")
-        return HTTPResponse(status: status, headers: headers, body: Array(body))
+    public static func methodNotAllowed(_ allowed: [HTTPMethod]) -> HTTPError {
+        let list = allowed.map(\.rawValue).joined(separator: ", ")
+        return HTTPError(status: 405, code: "method_not_allowed",
+                         detail: "This resource supports: \(list).", headers: ["Allow": list])
     }
+}
 
-    static func reason(_ status: Int) -> String {
-        switch status {
-        case 400: "Bad Request"
-        case 401: "Unauthorized"
-        case 403: "Forbidden"
-        case 404: "Not Found"
-        case 405: "Method Not Allowed"
-        case 409: "Conflict"
-        case 412: "Precondition Failed"
-        case 413: "Content Too Large"
-        case 415: "Unsupported Media Type"
-        case 422: "Unprocessable Content"
-        case 429: "Too Many Requests"
-        case 500: "Internal Server Error"
-        case 503: "Service Unavailable"
-        default: "HTTP \(status)"
-        }
-    }
+extension HTTPError: CustomStringConvertible {
+    public var description: String { "HTTPError(\(status) \(code): \(detail))" }
 }

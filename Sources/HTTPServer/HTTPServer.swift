@@ -1,184 +1,128 @@
 internal import CMicroHTTPD
+import Dispatch
 import Foundation
 import Synchronization
 
-/// The libmicrohttpd daemon: turns its callbacks into `HTTPRequest` values for the router and queues the answers.
-/// `@unchecked Sendable` because it wraps the MHD_Daemon handle; the handle is written once in `start`
-/// (before any request can arrive) and read again only by `shutdown`, under `lifecycle`.
-public final class HTTPServer: @unchecked Sendable {
+/// The libmicrohttpd daemon behind a router. Handlers run synchronously on MHD's worker threads
+/// (`threadPoolSize` of them) and may block.
+public final class HTTPServer: Sendable {
+    /// Owns the `MHD_Daemon *` and the core its callbacks use. `@unchecked Sendable`: the pointer is only used by
+    /// `quiesce` and `deinit`, and `HTTPServer` reaches the instance only through its `Mutex`.
+    final class Daemon: @unchecked Sendable {
+        let handle: OpaquePointer
+        let core: ServerCore
+
+        init(handle: OpaquePointer, core: ServerCore) {
+            self.handle = handle
+            self.core = core
+        }
+
+        /// Stops accepting; returns the listening socket, which is now ours to close.
+        func quiesce() -> Int32 { MHD_quiesce_daemon(handle) }
+
+        deinit {
+            // Stops and joins every worker thread before `core` (the callbacks' context) is released.
+            MHD_stop_daemon(handle)
+        }
+    }
+
     public let configuration: HTTPServerConfiguration
-    let router: Router
-    private var daemon: OpaquePointer?
-    private var listenFD: Int32 = -1
-    private let lifecycle = Mutex<Bool>(false)
-    let inFlight = Atomic<Int>(0)
-    let polls = PollRegistry()
-    private let timerStop = StopSignal()
-    private var port = 0
+    private let router: Router
+    private let daemon = Mutex<Daemon?>(nil)
+    private let port = Atomic<Int>(0)
 
     public init(configuration: HTTPServerConfiguration, router: Router) {
         self.configuration = configuration
         self.router = router
     }
 
-    deinit {
-        if daemon != nil { shutdown(gracePeriod: .seconds(1)) }
-    }
-
-    public var boundPort: Int { port }
-
-    /// Binds the listen socket (so port 0 resolves here) and starts MHD's worker threads.
+    /// Binds and starts serving the routes registered so far.
     public func start() throws {
-        signal(SIGPIPE, SIG_IGN)
-        let fd = try Self.listenSocket(host: configuration.host, port: configuration.port)
-        listenFD = fd
-        port = try Self.localPort(fd)
-        let flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
-            | MHD_USE_ERROR_LOG.rawValue | (configuration.host.contains(":") ? MHD_USE_IPv6.rawValue : 0)
-        // The daemon holds `self` unretained as its callback context; `self` outlives it because
-        // `shutdown` (also run by deinit) stops the daemon before `self` can go away.
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        guard let d = fleetadapt_mhd_start(UInt32(flags), fd, UInt32(max(1, configuration.threadPoolSize)),
-                                           UInt32(configuration.connectionTimeoutSeconds),
-                                           accessHandler, context, requestCompleted, context) else {
-            close(fd)
-            throw HTTPServerError(message: "libmicrohttpd could not start on \(configuration.host):\(port)")
+        try daemon.withLock { running in
+            guard running == nil else { throw HTTPServerStartError.alreadyStarted }
+            let core = ServerCore(configuration: configuration, routes: router.snapshot())
+            let (fd, boundPort) = try ListenSocket.open(host: configuration.host, port: configuration.port)
+            guard let handle = Self.startDaemon(listenFD: fd, core: core) else {
+                close(fd)
+                throw HTTPServerStartError.daemonStartFailed
+            }
+            running = Daemon(handle: handle, core: core)
+            port.store(boundPort, ordering: .sequentiallyConsistent)
         }
-        daemon = d
-        lifecycle.withLock { $0 = true }
-        startTimer()
     }
 
-    /// Stops accepting, answers every waiting long-poll with its timeout response, lets in-flight
-    /// requests finish (up to `gracePeriod`), then stops the daemon.
+    private static func startDaemon(listenFD: Int32, core: ServerCore) -> OpaquePointer? {
+        let configuration = core.configuration
+        var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
+            | MHD_USE_ERROR_LOG.rawValue
+        flags |= MHD_is_feature_supported(.FEATURE_EPOLL) == .YES ? MHD_USE_EPOLL.rawValue : MHD_USE_POLL.rawValue
+        let context = Unmanaged.passUnretained(core).toOpaque()
+        let completedFn: MHD_RequestCompletedCallback = requestCompleted
+        let uriLogFn: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?)
+            -> UnsafeMutableRawPointer? = uriLogged
+        let unescapeFn: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?)
+            -> Int = keepEscaped
+        var options: [MHD_OptionItem] = [
+            MHD_OptionItem(option: .LISTEN_SOCKET, value: Int(listenFD), ptr_value: nil),
+            MHD_OptionItem(option: .THREAD_POOL_SIZE, value: max(1, configuration.threadPoolSize),
+                           ptr_value: nil),
+            MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: max(0, configuration.connectionTimeoutSeconds),
+                           ptr_value: nil),
+            MHD_OptionItem(option: .NOTIFY_COMPLETED, value: unsafeBitCast(completedFn, to: Int.self),
+                           ptr_value: context),
+            MHD_OptionItem(option: .URI_LOG_CALLBACK, value: unsafeBitCast(uriLogFn, to: Int.self),
+                           ptr_value: context),
+            MHD_OptionItem(option: .UNESCAPE_CALLBACK, value: unsafeBitCast(unescapeFn, to: Int.self),
+                           ptr_value: nil),
+            MHD_OptionItem(option: .END, value: 0, ptr_value: nil),
+        ]
+        // MHD_start_daemon is variadic; its va_list twin takes the options as one MHD_OPTION.ARRAY.
+        return options.withUnsafeMutableBufferPointer { items in
+            withVaList([Int32(bitPattern: MHD_OPTION.ARRAY.rawValue), items.baseAddress!,
+                        Int32(bitPattern: MHD_OPTION.END.rawValue)]) { arguments in
+                MHD_start_daemon_va(flags, 0, nil, nil, accessHandler, context, arguments)
+            }
+        }
+    }
+
+    /// Requests MHD has begun and not yet reported complete (parked long-polls included); for tests and metrics.
+    public var inFlightRequests: Int {
+        daemon.withLock { $0?.core.inFlight.load(ordering: .sequentiallyConsistent) ?? 0 }
+    }
+
+    /// The port actually bound (useful with `port: 0`); 0 before `start()`.
+    public var boundPort: Int { port.load(ordering: .sequentiallyConsistent) }
+
+    /// Stops accepting, answers parked long-polls with their timeout responses, lets in-flight requests finish
+    /// for up to `gracePeriod`, then stops the daemon (which aborts whatever is left).
     public func shutdown(gracePeriod: Duration = .seconds(10)) {
-        let running = lifecycle.withLock { r -> Bool in
-            defer { r = false }
-            return r
-        }
-        guard running, let daemon else { return }
-        let quiescedFD = MHD_quiesce_daemon(daemon)
-        if quiescedFD >= 0 { close(quiescedFD) }
-        for poll in polls.all() { poll.expireNow() }
+        guard let running = daemon.withLock({ $0 }) else { return }
+        let core = running.core
+        guard !core.shuttingDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        let listenFD = running.quiesce()
+        if listenFD >= 0 { close(listenFD) }
+        core.expireAllParked()
         let deadline = ContinuousClock.now + gracePeriod
-        while inFlight.load(ordering: .acquiring) > 0 && ContinuousClock.now < deadline {
-            Thread.sleep(forTimeInterval: 0.01)
+        while core.inFlight.load(ordering: .sequentiallyConsistent) > 0 && ContinuousClock.now < deadline {
+            usleep(2_000)
         }
-        timerStop.stop()
-        MHD_stop_daemon(daemon)
-        self.daemon = nil
+        // Anything still parked (a handler that parked after the sweep) is answered before MHD frees it.
+        core.expireAllParked()
+        daemon.withLock { $0 = nil }
     }
 
-    /// Blocks until SIGTERM or SIGINT.
+    /// Blocks the calling thread until SIGTERM or SIGINT arrives.
     public static func waitForTermination() {
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let done = DispatchSemaphore(value: 0)
-        let queue = DispatchQueue(label: "fleetadapt.signals")
-        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            s.setEventHandler { done.signal() }
-            s.resume()
-            return s
+        let received = DispatchSemaphore(value: 0)
+        let queue = DispatchQueue(label: "HTTPServer.signals")
+        let sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)  // let the dispatch source, not the default action, see it
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { received.signal() }
+            source.resume()
+            return source
         }
-        done.wait()
-        sources.forEach { $0.cancel() }
+        received.wait()
+        for source in sources { source.cancel() }
     }
-
-    // MARK: - Long-poll deadlines
-
-    /// One thread checks every waiting poll's deadline every 20 ms.
-    private func startTimer() {
-        let polls = self.polls
-        let stop = timerStop
-        let thread = Thread {
-            while !stop.isStopped {
-                let now = ContinuousClock.now
-                for poll in polls.all() {
-                    _ = poll.expireIfDue(now)
-                }
-                Thread.sleep(forTimeInterval: 0.02)
-            }
-            stop.finished()
-        }
-        thread.name = "fleetadapt.longpoll-timer"
-        thread.start()
-    }
-
-    // MARK: - Sockets
-
-    static func listenSocket(host: String, port: Int) throws -> Int32 {
-        let v6 = host.contains(":")
-        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPServerError(message: "socket() failed: errno \(errno)") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var ok = false
-        if v6 {
-            var addr = sockaddr_in6()
-            addr.sin6_family = sa_family_t(AF_INET6)
-            addr.sin6_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET6, host, &addr.sin6_addr) == 1 else {
-                close(fd)
-                throw HTTPServerError(message: "'\(host)' is not an IP address")
-            }
-            ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0 } }
-        } else {
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
-                close(fd)
-                throw HTTPServerError(message: "'\(host)' is not an IP address")
-            }
-            ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-        }
-        guard ok else {
-            let e = errno
-            close(fd)
-            throw HTTPServerError(message: "cannot bind \(host):\(port): \(String(cString: strerror(e)))")
-        }
-        guard listen(fd, 1024) == 0 else {
-            close(fd)
-            throw HTTPServerError(message: "listen() failed: errno \(errno)")
-        }
-        return fd
-    }
-
-    static func localPort(_ fd: Int32) throws -> Int {
-        var storage = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        guard rc == 0 else { throw HTTPServerError(message: "getsockname() failed: errno \(errno)") }
-        if Int32(storage.ss_family) == AF_INET6 {
-            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
-        }
-        return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) } }
-    }
-}
-
-public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
-    public let message: String
-    public var description: String { message }
-}
-
-/// Stops a background loop and waits for it to notice.
-final class StopSignal: Sendable {
-    private let flag = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
-    var isStopped: Bool { flag.load(ordering: .acquiring) }
-    func stop() {
-        if !flag.exchange(true, ordering: .acquiringAndReleasing) { done.wait() }
-    }
-    func finished() { done.signal() }
-}
-
-/// Long-polls whose connection is suspended, for the deadline timer and for shutdown.
-final class PollRegistry: Sendable {
-    private let polls = Mutex<[ObjectIdentifier: LongPoll]>([:])
-    func add(_ poll: LongPoll) { polls.withLock { $0[ObjectIdentifier(poll)] = poll } }
-    func remove(_ poll: LongPoll) { _ = polls.withLock { $0.removeValue(forKey: ObjectIdentifier(poll)) } }
-    func all() -> [LongPoll] { polls.withLock { Array($0.values) } }
 }

@@ -1,77 +1,111 @@
+internal import CMicroHTTPD
+import Dispatch
 import Synchronization
 
-/// A request answered later: the connection stays suspended until `complete` or the deadline.
-/// The first completion wins; later ones return false.
+/// A parked request. The handler calls `wait(timeout:onTimeout:)` and returns nil; the server then suspends the MHD
+/// connection, and whichever comes first of `complete(_:)` (any thread), the deadline, or server shutdown answers it.
+/// All transitions happen under one lock, and the MHD connection is resumed at most once and never after MHD has
+/// finished with it (`detach`), so completions racing each other or a closed connection cannot double-resume.
 public final class LongPoll: Sendable {
-    enum Phase {
-        /// The handler is still running; a completion now is queued without suspending.
+    enum Phase: Sendable {
+        /// The handler is still running (or the poll is not attached to a connection).
         case handling
-        /// The connection is suspended; `resume` wakes it.
+        /// The MHD connection is suspended; `connection` holds its address.
         case suspended
         case completed
     }
 
-    struct State {
+    struct State: Sendable {
+        var deadline: ContinuousClock.Instant
+        var onTimeout: @Sendable () -> HTTPResponse
         var phase: Phase = .handling
+        /// `MHD_Connection *` as a bit pattern (a C pointer is not Sendable; it is only used under this lock).
+        var connection: UInt = 0
         var response: HTTPResponse?
-        var deadline: ContinuousClock.Instant?
-        var onTimeout: (@Sendable () -> HTTPResponse)?
+        /// Set once MHD has released the request: from then on the connection pointer must not be touched.
+        var detached = false
     }
 
-    let state = Mutex(State())
-    /// Wakes the suspended connection; installed by the server for this connection.
-    let resume: @Sendable () -> Void
+    private let state: Mutex<State>
 
-    init(resume: @escaping @Sendable () -> Void) {
-        self.resume = resume
+    /// A poll answered by `onTimeout` after `timeout` unless completed first. Handlers normally get theirs from
+    /// the router; this initialiser exists for in-process tests of handlers.
+    public init(timeout: Duration = .seconds(30),
+                onTimeout: @escaping @Sendable () -> HTTPResponse = { .noContent }) {
+        state = Mutex(State(deadline: .now + timeout, onTimeout: onTimeout))
     }
 
-    /// Sets how long to wait and what to answer then. Call before returning nil from the handler.
+    /// When the poll gives up waiting.
+    public var deadline: ContinuousClock.Instant { state.withLock { $0.deadline } }
+
+    /// Sets the deadline and the answer given when it passes; call before returning nil from the handler.
     public func wait(timeout: Duration, onTimeout: @escaping @Sendable () -> HTTPResponse) {
         state.withLock {
-            $0.deadline = ContinuousClock.now + timeout
+            $0.deadline = .now + timeout
             $0.onTimeout = onTimeout
         }
     }
 
-    public var deadline: ContinuousClock.Instant? { state.withLock { $0.deadline } }
+    /// Answers the parked request. Thread-safe; the first completion wins and later ones return false.
+    @discardableResult
+    public func complete(_ response: HTTPResponse) -> Bool {
+        state.withLock { s in
+            guard s.phase != .completed else { return false }
+            let wasSuspended = s.phase == .suspended
+            s.phase = .completed
+            s.response = response
+            if wasSuspended && !s.detached, let connection = OpaquePointer(bitPattern: s.connection) {
+                // Under the lock: ordered after the suspend (also under the lock) and before any `detach`.
+                MHD_resume_connection(connection)
+            }
+            return true
+        }
+    }
 
     public var isCompleted: Bool { state.withLock { $0.phase == .completed } }
 
-    /// Answers the request (from any thread). Returns false when it was already answered or timed out.
-    @discardableResult
-    public func complete(_ response: HTTPResponse) -> Bool {
-        let wasSuspended: Bool? = state.withLock { s in
-            switch s.phase {
-            case .completed: return nil
-            case .handling:
-                s.phase = .completed
-                s.response = response
-                return false
-            case .suspended:
-                s.phase = .completed
-                s.response = response
-                return true
-            }
-        }
-        guard let wasSuspended else { return false }
-        if wasSuspended { resume() }
-        return true
+    /// Completes with the timeout response (deadline passed or server shutting down).
+    func expire() {
+        let onTimeout = state.withLock { $0.phase == .completed ? nil : $0.onTimeout }
+        guard let onTimeout else { return }
+        complete(onTimeout())
     }
 
-    /// Completes with the timeout response when the deadline passed.
-    func expireIfDue(_ now: ContinuousClock.Instant) -> Bool {
-        let response: HTTPResponse? = state.withLock { s in
-            guard s.phase != .completed, let d = s.deadline, d <= now else { return nil }
-            return s.onTimeout?() ?? HTTPResponse(status: 204)
+    /// Called on the MHD worker thread after the handler returned nil: suspends the connection unless the poll
+    /// was completed meanwhile, in which case the response to send now is returned.
+    func suspend(_ connection: OpaquePointer) -> HTTPResponse? {
+        state.withLock { s in
+            if s.phase == .completed { return s.response ?? .noContent }
+            s.phase = .suspended
+            s.connection = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(connection)))
+            MHD_suspend_connection(connection)
+            return nil
         }
-        guard let response else { return false }
-        return complete(response)
     }
 
-    /// Completes now with the timeout response (shutdown).
-    func expireNow() {
-        let response = state.withLock { $0.onTimeout?() } ?? HTTPResponse(status: 503)
-        complete(response)
+    /// The response after MHD resumed the connection.
+    func takeResponse() -> HTTPResponse? {
+        state.withLock { s in
+            defer { s.response = nil }
+            return s.response
+        }
+    }
+
+    /// MHD is done with the connection (request completed or aborted): never resume it again.
+    func detach() {
+        state.withLock { s in
+            s.detached = true
+            s.phase = .completed
+        }
+    }
+
+    /// Arms the single-shot deadline timer on a shared queue.
+    func scheduleExpiry(on queue: DispatchQueue) {
+        let remaining = deadline - .now
+        let nanos = max(0, remaining.components.seconds * 1_000_000_000
+                        + remaining.components.attoseconds / 1_000_000_000)
+        queue.asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: nanos))) { [self] in
+            expire()
+        }
     }
 }

@@ -1,0 +1,63 @@
+import Foundation
+
+extension HTTPRequest {
+    /// Decodes the body, turning every decoding failure into a client error: unparsable or non-object bodies are
+    /// 400 `invalid_json`; wrong types, missing fields and values rejected in `init(from:)` are 422
+    /// `validation_failed` with one `FieldError` per failure named by its dotted coding path.
+    public func decodeJSON<T: Decodable>(_ type: T.Type) throws -> T {
+        let bytes = try bodyBytes()
+        guard !bytes.isEmpty else {
+            throw HTTPError.badRequest("The request body is empty; a JSON document was expected.",
+                                       code: "invalid_json")
+        }
+        do {
+            return try JSONCoding.decoder().decode(T.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw Self.httpError(for: error)
+        }
+    }
+
+    static func httpError(for error: DecodingError) -> HTTPError {
+        switch error {
+        case .dataCorrupted(let context) where context.codingPath.isEmpty:
+            return .badRequest("The request body is not valid JSON.", code: "invalid_json")
+        case .typeMismatch(let type, let context) where context.codingPath.isEmpty:
+            return .badRequest("The request body must be \(withArticle("JSON " + jsonTypeName(type))).",
+                               code: "invalid_json")
+        case .valueNotFound(_, let context) where context.codingPath.isEmpty:
+            return .badRequest("The request body must not be null.", code: "invalid_json")
+        case .keyNotFound(let key, let context):
+            return .validation([FieldError(field: fieldPath(context.codingPath + [key]), message: "is required")])
+        case .valueNotFound(_, let context):
+            return .validation([FieldError(field: fieldPath(context.codingPath), message: "must not be null")])
+        case .typeMismatch(let type, let context):
+            return .validation([FieldError(field: fieldPath(context.codingPath),
+                                           message: "must be \(withArticle(jsonTypeName(type)))")])
+        case .dataCorrupted(let context):
+            return .validation([FieldError(field: fieldPath(context.codingPath), message: context.debugDescription)])
+        @unknown default:
+            return .badRequest("The request body could not be decoded.", code: "invalid_json")
+        }
+    }
+
+    /// "devices.0.name": array indices as numbers, keys as their JSON names.
+    static func fieldPath(_ path: [any CodingKey]) -> String {
+        path.map { key in key.intValue.map(String.init) ?? key.stringValue }.joined(separator: ".")
+    }
+
+    static func withArticle(_ noun: String) -> String {
+        (noun.first.map { "aeiou".contains($0) } ?? false ? "an " : "a ") + noun
+    }
+
+    static func jsonTypeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type, is Substring.Type: "string"
+        case is Bool.Type: "boolean"
+        case is Int.Type, is Int8.Type, is Int16.Type, is Int32.Type, is Int64.Type,
+             is UInt.Type, is UInt8.Type, is UInt16.Type, is UInt32.Type, is UInt64.Type: "integer"
+        case is Double.Type, is Float.Type: "number"
+        default:
+            String(describing: type).hasPrefix("Array") ? "array" : "object"
+        }
+    }
+}

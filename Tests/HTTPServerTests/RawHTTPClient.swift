@@ -1,0 +1,148 @@
+import Testing
+import Foundation
+@testable import HTTPServer
+
+/// A tiny blocking HTTP/1.1 client over raw sockets: it can send what URLSession refuses to (bad escapes,
+/// lying Content-Length, oversized chunked streams) and keeps many connections open at once.
+struct RawResponse {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: [UInt8]
+    var text: String { String(decoding: body, as: UTF8.self) }
+
+    func json() throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
+    }
+}
+
+struct RawClientError: Error, CustomStringConvertible {
+    var description: String
+}
+
+enum RawHTTPClient {
+    static func connect(port: Int, timeoutSeconds: Int = 15) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawClientError(description: "socket: \(errno)") }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard rc == 0 else {
+            let code = errno
+            close(fd)
+            throw RawClientError(description: "connect: \(code)")
+        }
+        return fd
+    }
+
+    /// Sends everything it can; a server that hung up early (413) is not an error here.
+    @discardableResult
+    static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Foundation.send(fd, $0.baseAddress! + offset, bytes.count - offset,
+                                                            Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    static func send(_ fd: Int32, _ text: String) { send(fd, Array(text.utf8)) }
+
+    /// Reads until the peer closes (requests are sent with `Connection: close`).
+    static func readAll(_ fd: Int32) -> [UInt8] {
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            result.append(contentsOf: buffer[0..<n])
+        }
+        return result
+    }
+
+    static func parse(_ bytes: [UInt8]) throws -> RawResponse {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = (0..<max(0, bytes.count - 3)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else {
+            throw RawClientError(description: "no complete response head in \(bytes.count) bytes")
+        }
+        let head = String(decoding: bytes[..<end], as: UTF8.self)
+        var lines = head.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
+            throw RawClientError(description: "bad status line in \(head)")
+        }
+        var headers = HTTPHeaders()
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.add(String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        var body = Array(bytes[(end + 4)...])
+        if headers["Transfer-Encoding"]?.lowercased() == "chunked" { body = try dechunk(body) }
+        return RawResponse(status: status, headers: headers, body: body)
+    }
+
+    static func dechunk(_ bytes: [UInt8]) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            guard let lineEnd = (i..<bytes.count - 1).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }),
+                  let size = Int(String(decoding: bytes[i..<lineEnd], as: UTF8.self)
+                      .split(separator: ";")[0], radix: 16) else {
+                throw RawClientError(description: "bad chunk")
+            }
+            if size == 0 { break }
+            out.append(contentsOf: bytes[(lineEnd + 2)..<(lineEnd + 2 + size)])
+            i = lineEnd + 2 + size + 2
+        }
+        return out
+    }
+
+    /// Sends raw bytes on a fresh connection and parses the answer.
+    static func exchange(port: Int, raw: [UInt8]) throws -> RawResponse {
+        let fd = try connect(port: port)
+        defer { close(fd) }
+        send(fd, raw)
+        return try parse(readAll(fd))
+    }
+
+    static func requestBytes(_ method: String, _ target: String, headers: [(String, String)] = [],
+                             body: [UInt8] = []) -> [UInt8] {
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { head += "Content-Length: \(body.count)\r\n" }
+        head += "\r\n"
+        return Array(head.utf8) + body
+    }
+
+    static func request(port: Int, _ method: String, _ target: String, headers: [(String, String)] = [],
+                        body: [UInt8] = []) throws -> RawResponse {
+        try exchange(port: port, raw: requestBytes(method, target, headers: headers, body: body))
+    }
+
+    static func request(port: Int, _ method: String, _ target: String, headers: [(String, String)] = [],
+                        json: String) throws -> RawResponse {
+        try request(port: port, method, target, headers: headers + [("Content-Type", "application/json")],
+                    body: Array(json.utf8))
+    }
+}
+
+/// Starts a real server on an ephemeral loopback port for the duration of `body`.
+func withServer<T>(_ router: Router, configure: (inout HTTPServerConfiguration) -> Void = { _ in },
+                   _ body: (HTTPServer, Int) throws -> T) throws -> T {
+    var configuration = HTTPServerConfiguration(port: 0, threadPoolSize: 2, accessLog: nil)
+    configure(&configuration)
+    let server = HTTPServer(configuration: configuration, router: router)
+    try server.start()
+    defer { server.shutdown(gracePeriod: .seconds(2)) }
+    return try body(server, server.boundPort)
+}
+
