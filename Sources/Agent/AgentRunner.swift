@@ -86,9 +86,7 @@ public final class AgentRunner: Sendable {
             switch job.document.kind {
             case .adapt: result = try adapt(job, data: data, progress: progress)
             case .profile: result = try profile(job)
-            case .apply:
-                result = JobResult(attempt: job.attempt, outcome: .failed,
-                                   error: "apply jobs need the domain's aggregated adapters, which this coordinator does not produce yet")
+            case .apply: result = try apply(job, data: data)
             }
         } catch {
             result = JobResult(attempt: job.attempt, outcome: .failed, error: "\(error)")
@@ -124,7 +122,11 @@ public final class AgentRunner: Sendable {
         let entropyAfter = Trainer.meanEntropy(model, data)
         let accuracyAfter = data.labels == nil ? nil : Trainer.accuracy(model, data)
 
-        let trained = model.namedTensors().filter { $0.key.contains(".adapter.") || (($0.key.contains(".bn") || $0.key.hasPrefix("stem.1")) && !$0.key.contains("running")) }
+        // What adaptation changed: adapters, batch-norm affine parameters, and the batch-norm running statistics
+        // re-estimated on target batches (without them, the affine parameters would meet source statistics).
+        let trained = model.namedTensors().filter { name, _ in
+            name.contains(".adapter.") || name.contains(".bn") || name.hasPrefix("stem.1.") || name.contains(".shortcut.1.")
+        }
         let artifact = Data(SafeTensors.encode(trained, metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))
         let up = try client.send("PUT", "/v1/agent/jobs/\(job.id.uuidString.lowercased())/artifact?attempt=\(job.attempt)", body: artifact,
                                  contentType: "application/octet-stream", headers: ["Content-SHA256": CoordinatorClient.sha256Hex(artifact)])
@@ -134,6 +136,30 @@ public final class AgentRunner: Sendable {
         return JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: entropyAfter, accuracyBefore: accuracyBefore, accuracyAfter: accuracyAfter,
             trainSeconds: seconds, energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: report.steps))
+    }
+
+    /// Installs the domain's aggregated adapters (trained by other devices) without training, and measures
+    /// what they change on this device's data.
+    func apply(_ job: LeasedJob, data: LabeledImages) throws -> JobResult {
+        let r = try client.send("GET", "/v1/agent/domains/\(job.document.domainID.uuidString.lowercased())/adapter")
+        guard r.status == 200 else {
+            return JobResult(attempt: job.attempt, outcome: .failed, error: "no aggregated adapter for the domain yet (HTTP \(r.status))")
+        }
+        let digest = CoordinatorClient.sha256Hex(r.body)
+        guard r.headers["etag"] == "\"\(digest)\"" else {
+            return JobResult(attempt: job.attempt, outcome: .failed, error: "aggregated adapter download is corrupt")
+        }
+        let (model, _) = try BaseModelFile.read(path: try modelFile(job.document.modelID))
+        let entropyBefore = Trainer.meanEntropy(model, data)
+        let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
+        model.attachAdapters(.parallel)
+        let start = Date()
+        for (name, tensor) in try SafeTensors.decode(Array(r.body)).tensors { try model.store.set(name, try tensor.floats()) }
+        let seconds = Date().timeIntervalSince(start)
+        return JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
+            entropyBefore: entropyBefore, entropyAfter: Trainer.meanEntropy(model, data), accuracyBefore: accuracyBefore,
+            accuracyAfter: data.labels == nil ? nil : Trainer.accuracy(model, data), trainSeconds: seconds,
+            energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: 0))
     }
 
     /// The model package for a job: the local override, else the cached download, revalidated with

@@ -100,6 +100,34 @@ import Testing
         #expect((gain?["mean"] as? Double ?? 0) > 0)
     }
 
+    /// Devices that trained feed a sample-weighted domain adapter; a device too low on battery to train gets an
+    /// `apply` job in the last wave, installs it, and improves without training.
+    @Test func aLowBatteryDeviceAppliesTheAggregatedAdapters() async throws {
+        let c = try TestCoordinator()
+        let model = try await Self.publish(c)
+        var agents: [Process] = []
+        defer { agents.forEach { if $0.isRunning { $0.terminate() } } }
+        for i in 0..<2 {
+            let (_, token) = try await c.registerDevice(name: "trainer-\(i)", labels: ["fleet": "agg"])
+            agents.append(try Self.startAgent(c, token: token, data: try Self.deviceData(10 + i)))
+        }
+        let (lowID, lowToken) = try await c.registerDevice(name: "low-battery", labels: ["fleet": "agg"])
+        #expect(try await c.request("PUT", "/v1/agent/context", token: lowToken, json: #"{"battery_pct": 5}"#).status == 200)
+        let created = try await c.request("POST", "/v1/domains", json: domain(model, label: "agg"))
+        let campaign = try #require((created.object?["campaign"] as? [String: Any])?["id"] as? String)
+        #expect(try c.count("jobs WHERE kind = 'apply' AND device_id = '\(lowID)'") == 1)
+        agents.append(try Self.startAgent(c, token: lowToken, data: try Self.deviceData(12)))
+        try await waitFor("campaign completion") {
+            try await c.request("GET", "/v1/campaigns/\(campaign)").object?["status"] as? String == "completed"
+        }
+        #expect(try c.sql("SELECT max(device_count)::bigint AS n FROM domain_adapters").rows[0].decode("n", as: Int.self) == 2)
+        let m = try await c.request("GET", "/v1/devices/\(lowID)/metrics?kind=job.apply")
+        let v = try #require((m.object?["items"] as? [[String: Any]])?.first?["values"] as? [String: Double])
+        print("applied aggregated adapters: accuracy \(v["accuracy_before"]!) → \(v["accuracy_after"]!)")
+        #expect(v["steps"] == 0)
+        #expect(v["accuracy_after"]! > v["accuracy_before"]!)
+    }
+
     @Test func aKilledAgentsJobIsRequeuedAndARetryCompletesIt() async throws {
         let c = try TestCoordinator()
         let model = try await Self.publish(c)

@@ -20,6 +20,7 @@ struct AgentJobRoutes {
         services.route(router, .PUT, "/v1/agent/jobs/{id}/artifact", options: RouteOptions(bodyLimit: Self.artifactLimit), artifact)
         services.route(router, .POST, "/v1/agent/jobs/{id}/result", result)
         services.route(router, .POST, "/v1/agent/metrics", metrics)
+        services.route(router, .GET, "/v1/agent/domains/{id}/adapter", domainAdapter)
     }
 
     static func next(_ services: Services, _ request: HTTPRequest, _ poll: LongPoll) throws -> HTTPResponse? {
@@ -129,9 +130,24 @@ struct AgentJobRoutes {
             return try .body(["state": "recorded"])
         case .recorded(let campaign, let state):
             try services.results.recorded(job: job, device: device.id, result: result, state: state, now: now)
+            if state == .succeeded { try services.aggregator.aggregate(afterJob: job, now: now) }
             try services.scheduler.evaluate(campaign, now: now)
             return try .body(["state": state.rawValue])
         }
+    }
+
+    /// The domain's newest aggregated adapter (safetensors), for devices that apply instead of training.
+    func domainAdapter(_ request: HTTPRequest) throws -> HTTPResponse {
+        _ = try services.auth.requireDevice(request)
+        let domain = try request.uuidParameter("id")
+        guard let latest = try services.aggregator.latest(domain: domain) else {
+            throw HTTPError.notFound("Domain \(domain.uuidString.lowercased()) has no aggregated adapter yet.")
+        }
+        var headers = HTTPHeaders()
+        headers.set("Content-Type", "application/octet-stream")
+        headers.set("ETag", "\"\(Secrets.hex(latest.sha256))\"")
+        headers.set("X-Adapter-Version", String(latest.version))
+        return HTTPResponse(status: 200, headers: headers, body: latest.content)
     }
 
     /// Free-form numeric metrics a device reports outside jobs (e.g. latency it observed while serving).

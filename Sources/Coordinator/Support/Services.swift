@@ -18,6 +18,7 @@ struct Services: Sendable {
     let scheduler: CampaignScheduler
     let results: ResultRecorder
     let waiters: JobWaiters
+    let aggregator: AdapterAggregator
     let backoff: Backoff
     let migrations: MigrationRunner
     let openAPIPath: String
@@ -41,6 +42,7 @@ struct Services: Sendable {
         self.scheduler = CampaignScheduler(pool: pool, campaigns: campaigns, jobs: jobs)
         self.results = ResultRecorder(pool: pool, metrics: metricsStore)
         self.waiters = JobWaiters(jobs: jobs, clock: clock)
+        self.aggregator = AdapterAggregator(pool: pool)
         self.backoff = backoff
         self.migrations = migrations
         self.openAPIPath = openAPIPath
