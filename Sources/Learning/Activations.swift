@@ -1,29 +1,31 @@
 /// max(0, x), or min(max(0, x), 6) for ReLU6. Writes +0 for every non-positive input.
 public final class ReLU: Layer {
     public let cap: Float?
-    var mask: [Bool] = []   // (N, ...) where the gradient passes
+    /// The output of the last forward: the gradient passes exactly where 0 < y < cap, so the output (which the
+    /// next layer holds anyway, copy-on-write) stands in for a mask.
+    var output: [Float] = []
 
     public init(cap: Float? = nil) { self.cap = cap }
     public static func relu6() -> ReLU { ReLU(cap: 6) }
 
-    public var savedFloats: Int { mask.count / 4 }
+    public var savedFloats: Int { output.count }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var y = x.data
-        var mask = [Bool](repeating: false, count: x.count)
-        defer { self.mask = mask }
         let hi = cap ?? .infinity
-        for i in y.indices {
-            let v = y[i]
-            if v > 0 && v < hi { mask[i] = true } else { y[i] = v > 0 ? hi : 0 }
+        y.withUnsafeMutableBufferPointer { yp in
+            for i in 0..<yp.count { yp[i] = min(max(yp[i], 0), hi) }
         }
+        output = y
         return Tensor(shape: x.shape, data: y)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         var dx = dy.data
-        let mask = self.mask
-        for i in dx.indices where !mask[i] { dx[i] = 0 }
+        let hi = cap ?? .infinity
+        output.withUnsafeBufferPointer { yp in dx.withUnsafeMutableBufferPointer { dp in
+            for i in 0..<dp.count where !(yp[i] > 0 && yp[i] < hi) { dp[i] = 0 }
+        } }
         return Tensor(shape: dy.shape, data: dx)
     }
 }

@@ -27,6 +27,9 @@ public final class BatchNorm2d: Layer {
 
     public var savedFloats: Int { xhat.count + invstd.count }
 
+    /// The layer's name in the parameter store (its scale's name without `.weight`).
+    public var name: String { String(store.entries[gammaID].name.dropLast(".weight".count)) }
+
     /// Resets the running statistics (before a bn-stats re-estimation).
     public func resetRunningStatistics() {
         let m = store.entries[meanID].offset, v = store.entries[varID].offset
@@ -40,43 +43,56 @@ public final class BatchNorm2d: Layer {
         let g = store.entries[gammaID].offset, b = store.entries[betaID].offset
         let rm = store.entries[meanID].offset, rv = store.entries[varID].offset
         var y = [Float](repeating: 0, count: x.count)
-        var xhat = [Float](repeating: 0, count: x.count)
+        // x̂ is kept for backward only in training; evaluation writes y alone.
+        var xhat = [Float](repeating: 0, count: training ? x.count : 0)
         var invstd = [Float](repeating: 0, count: c)
         defer { self.xhat = xhat; self.invstd = invstd }
         usedBatchStats = (training && !frozenStatistics) || cumulativeBatches != nil
-        for ch in 0..<c {
-            var mean: Float, variance: Float
-            if usedBatchStats {
-                var s: Double = 0, s2: Double = 0
-                for i in 0..<n { let base = (i * c + ch) * hw; for k in 0..<hw { let v = Double(x.data[base + k]); s += v; s2 += v * v } }
-                let md = s / Double(m)
-                mean = Float(md)
-                variance = Float(max(s2 / Double(m) - md * md, 0))
-                let unbiased = m > 1 ? variance * Float(m) / Float(m - 1) : variance
-                if let k = cumulativeBatches {
-                    let f = 1 / Float(k + 1)
-                    store.buffers[rm + ch] = (1 - f) * store.buffers[rm + ch] + f * mean
-                    store.buffers[rv + ch] = (1 - f) * store.buffers[rv + ch] + f * unbiased
-                } else if training {
-                    store.buffers[rm + ch] = (1 - momentum) * store.buffers[rm + ch] + momentum * mean
-                    store.buffers[rv + ch] = (1 - momentum) * store.buffers[rv + ch] + momentum * unbiased
+        x.data.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in xhat.withUnsafeMutableBufferPointer { hp in
+            for ch in 0..<c {
+                var mean: Float, variance: Float
+                if usedBatchStats {
+                    var s: Double = 0, s2: Double = 0
+                    for i in 0..<n {
+                        let base = (i * c + ch) * hw
+                        var a: Float = 0, a2: Float = 0   // per-plane float sums, accumulated in double across planes
+                        for k in 0..<hw { let v = xp[base + k]; a += v; a2 += v * v }
+                        s += Double(a); s2 += Double(a2)
+                    }
+                    let md = s / Double(m)
+                    mean = Float(md)
+                    variance = Float(max(s2 / Double(m) - md * md, 0))
+                    let unbiased = m > 1 ? variance * Float(m) / Float(m - 1) : variance
+                    if let k = cumulativeBatches {
+                        let f = 1 / Float(k + 1)
+                        store.buffers[rm + ch] = (1 - f) * store.buffers[rm + ch] + f * mean
+                        store.buffers[rv + ch] = (1 - f) * store.buffers[rv + ch] + f * unbiased
+                    } else if training {
+                        store.buffers[rm + ch] = (1 - momentum) * store.buffers[rm + ch] + momentum * mean
+                        store.buffers[rv + ch] = (1 - momentum) * store.buffers[rv + ch] + momentum * unbiased
+                    }
+                } else {
+                    mean = store.buffers[rm + ch]
+                    variance = store.buffers[rv + ch]
                 }
-            } else {
-                mean = store.buffers[rm + ch]
-                variance = store.buffers[rv + ch]
-            }
-            let inv = 1 / (variance + eps).squareRoot()
-            invstd[ch] = inv
-            let gamma = store.values[g + ch], beta = store.values[b + ch]
-            for i in 0..<n {
-                let base = (i * c + ch) * hw
-                for k in 0..<hw {
-                    let xh = (x.data[base + k] - mean) * inv
-                    xhat[base + k] = xh
-                    y[base + k] = gamma * xh + beta
+                let inv = 1 / (variance + eps).squareRoot()
+                invstd[ch] = inv
+                let gamma = store.values[g + ch], beta = store.values[b + ch]
+                for i in 0..<n {
+                    let base = (i * c + ch) * hw
+                    if training {
+                        for k in 0..<hw {
+                            let xh = (xp[base + k] - mean) * inv
+                            hp[base + k] = xh
+                            yp[base + k] = gamma * xh + beta
+                        }
+                    } else {
+                        let scale = gamma * inv, shift = beta - mean * gamma * inv
+                        for k in 0..<hw { yp[base + k] = xp[base + k] * scale + shift }
+                    }
                 }
             }
-        }
+        } } }
         if let k = cumulativeBatches { cumulativeBatches = k + 1 }
         return Tensor(shape: x.shape, data: y)
     }
@@ -87,25 +103,34 @@ public final class BatchNorm2d: Layer {
         let g = store.entries[gammaID].offset, b = store.entries[betaID].offset
         let trainGamma = store.isTrainable(gammaID), trainBeta = store.isTrainable(betaID)
         var dx = [Float](repeating: 0, count: dy.count)
-        let xhat = self.xhat, invstd = self.invstd, usedBatchStats = self.usedBatchStats
-        for ch in 0..<c {
-            var sumDy: Float = 0, sumDyXhat: Float = 0
-            for i in 0..<n { let base = (i * c + ch) * hw; for k in 0..<hw { sumDy += dy.data[base + k]; sumDyXhat += dy.data[base + k] * xhat[base + k] } }
-            if trainGamma { store.grads[g + ch] += sumDyXhat }
-            if trainBeta { store.grads[b + ch] += sumDy }
-            let gamma = store.values[g + ch], inv = invstd[ch]
-            for i in 0..<n {
-                let base = (i * c + ch) * hw
-                for k in 0..<hw {
+        let xhat = self.xhat, invstd = self.invstd
+        let savedForBackward = xhat.count == dy.count
+        let usedBatchStats = self.usedBatchStats && savedForBackward
+        dy.data.withUnsafeBufferPointer { dp in xhat.withUnsafeBufferPointer { hp in dx.withUnsafeMutableBufferPointer { xp in
+            for ch in 0..<c {
+                var sumDy: Float = 0, sumDyXhat: Float = 0
+                for i in 0..<n where savedForBackward {
+                    let base = (i * c + ch) * hw
+                    for k in 0..<hw { sumDy += dp[base + k]; sumDyXhat += dp[base + k] * hp[base + k] }
+                }
+                // After an evaluation-mode forward nothing was saved: only dx flows (as for a convolution, whose
+                // input is kept only when training).
+                if trainGamma && savedForBackward { store.grads[g + ch] += sumDyXhat }
+                if trainBeta && savedForBackward { store.grads[b + ch] += sumDy }
+                let gamma = store.values[g + ch], inv = invstd[ch]
+                for i in 0..<n {
+                    let base = (i * c + ch) * hw
                     if usedBatchStats {
                         // dx = γ·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
-                        dx[base + k] = gamma * inv / m * (m * dy.data[base + k] - sumDy - xhat[base + k] * sumDyXhat)
+                        let a = gamma * inv, meanDy = sumDy / m, meanDyXhat = sumDyXhat / m
+                        for k in 0..<hw { xp[base + k] = a * (dp[base + k] - meanDy - hp[base + k] * meanDyXhat) }
                     } else {
-                        dx[base + k] = gamma * inv * dy.data[base + k]
+                        let a = gamma * inv
+                        for k in 0..<hw { xp[base + k] = a * dp[base + k] }
                     }
                 }
             }
-        }
+        } } }
         return Tensor(shape: shape, data: dx)
     }
 }

@@ -12,7 +12,7 @@ public final class Block: Layer {
     /// nil with `residual` = identity shortcut.
     public let shortcut: Sequential?
     public let residual: Bool
-    let finalReLU: ReLU?
+    public let finalReLU: ReLU?
     public internal(set) var adapter: Layer?
     public internal(set) var adapterKind: AdapterKind?
     /// The convolutions of the main path in order (for pruning and profiling).
@@ -38,11 +38,14 @@ public final class Block: Layer {
     public var outputSize: (Int, Int) { ((inputSize.0 - 1) / stride + 1, (inputSize.1 - 1) / stride + 1) }
 
     /// ResNet basic block: conv3×3-BN-ReLU-conv3×3-BN, plus identity or 1×1-conv-BN shortcut, ReLU after the sum.
+    /// `hidden` (default `out`) is the width between the two convolutions: the one a pruned variant narrows,
+    /// since the block's output width must stay.
     public static func basic(_ store: ParameterStore, name: String, in c: Int, out o: Int, stride: Int, inputSize: (Int, Int),
-                             rng: inout SeededRandom) -> Block {
-        let conv1 = Conv2d(store, name: name + ".conv1", in: c, out: o, kernel: 3, stride: stride, padding: 1, rng: &rng)
-        let bn1 = BatchNorm2d(store, name: name + ".bn1", channels: o)
-        let conv2 = Conv2d(store, name: name + ".conv2", in: o, out: o, kernel: 3, padding: 1, rng: &rng)
+                             hidden: Int? = nil, rng: inout SeededRandom) -> Block {
+        let h = hidden ?? o
+        let conv1 = Conv2d(store, name: name + ".conv1", in: c, out: h, kernel: 3, stride: stride, padding: 1, rng: &rng)
+        let bn1 = BatchNorm2d(store, name: name + ".bn1", channels: h)
+        let conv2 = Conv2d(store, name: name + ".conv2", in: h, out: o, kernel: 3, padding: 1, rng: &rng)
         let bn2 = BatchNorm2d(store, name: name + ".bn2", channels: o)
         var shortcut: Sequential?
         if stride != 1 || c != o {
@@ -55,10 +58,11 @@ public final class Block: Layer {
     }
 
     /// MobileNetV2 inverted residual: 1×1 expand-BN-ReLU6, 3×3 depthwise-BN-ReLU6, 1×1 project-BN;
-    /// identity residual when stride 1 and channels match.
+    /// identity residual when stride 1 and channels match. `hidden` (default `in × expansion`) is the expanded
+    /// width, the one a pruned variant narrows.
     public static func invertedResidual(_ store: ParameterStore, name: String, in c: Int, out o: Int, stride: Int, expansion: Int,
-                                        inputSize: (Int, Int), rng: inout SeededRandom) -> Block {
-        let hidden = c * expansion
+                                        inputSize: (Int, Int), hidden: Int? = nil, rng: inout SeededRandom) -> Block {
+        let hidden = hidden ?? c * expansion
         let expand = Conv2d(store, name: name + ".expand", in: c, out: hidden, kernel: 1, rng: &rng)
         let bn1 = BatchNorm2d(store, name: name + ".bn1", channels: hidden)
         let dw = Conv2d(store, name: name + ".depthwise", in: hidden, out: hidden, kernel: 3, stride: stride, padding: 1, groups: hidden, rng: &rng)
@@ -76,6 +80,23 @@ public final class Block: Layer {
               main: nil, shortcut: nil, residual: true, finalReLU: false, convs: [], norms: [])
     }
 
+    /// Depth elasticity where the shapes change: only the block's 1×1-conv-BN projection shortcut, then ReLU,
+    /// so the position keeps its output shape while the main path is dropped.
+    public static func shortcutOnly(_ store: ParameterStore, name: String, in c: Int, out o: Int, stride: Int, inputSize: (Int, Int),
+                                    rng: inout SeededRandom) -> Block {
+        let shortcut = Sequential([Conv2d(store, name: name + ".shortcut.0", in: c, out: o, kernel: 1, stride: stride, rng: &rng),
+                                   BatchNorm2d(store, name: name + ".shortcut.1", channels: o)])
+        return Block(name: name, kind: .skip, inChannels: c, outChannels: o, stride: stride, inputSize: inputSize,
+                     main: nil, shortcut: shortcut, residual: true, finalReLU: true, convs: [], norms: [])
+    }
+
+    /// Gives this block the adapter of its position. Every variant at one position shares one adapter object (and
+    /// its parameters), so training the adapter once adapts every combination (EdgeScaler).
+    public func shareAdapter(_ layer: Layer?, kind: AdapterKind?) {
+        adapter = layer
+        adapterKind = kind
+    }
+
     /// Attaches a zero-initialised adapter to this block position.
     public func attachAdapter(_ kind: AdapterKind, store: ParameterStore, rng: inout SeededRandom) {
         adapter = AdapterFactory.make(kind, store, name: name + ".adapter", inChannels: inChannels, outChannels: outChannels,
@@ -88,14 +109,20 @@ public final class Block: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        var y = main?.forward(x, training: training) ?? Tensor(zeros: x.shape)
-        if residual {
-            let s = shortcut?.forward(x, training: training) ?? x
-            for i in y.data.indices { y.data[i] += s.data[i] }
+        var y: Tensor
+        if let main {
+            y = main.forward(x, training: training)
+            if residual {
+                let s = shortcut?.forward(x, training: training) ?? x
+                y.add(s)
+            }
+        } else {
+            // A skip variant: the shortcut alone (or the input itself).
+            y = shortcut?.forward(x, training: training) ?? x
         }
         if let adapter {
             let a = adapter.forward(x, training: training)
-            for i in y.data.indices { y.data[i] += a.data[i] }
+            y.add(a)
         }
         return finalReLU?.forward(y, training: training) ?? y
     }
@@ -105,11 +132,11 @@ public final class Block: Layer {
         var dx = main?.backward(d) ?? Tensor(zeros: [d.shape[0], inChannels, inputSize.0, inputSize.1])
         if residual {
             let ds = shortcut?.backward(d) ?? d
-            for i in dx.data.indices { dx.data[i] += ds.data[i] }
+            dx.add(ds)
         }
         if let adapter {
             let da = adapter.backward(d)
-            for i in dx.data.indices { dx.data[i] += da.data[i] }
+            dx.add(da)
         }
         return dx
     }

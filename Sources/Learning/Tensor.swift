@@ -1,4 +1,5 @@
 import Foundation
+internal import COpenBLAS
 
 /// A Float32 tensor in contiguous row-major (NCHW) storage; a value type, copied on write.
 public struct Tensor: Sendable, Equatable {
@@ -21,6 +22,15 @@ public struct Tensor: Sendable, Equatable {
     public var n: Int { shape[0] }
     /// Values per sample.
     public var perSample: Int { count / max(shape[0], 1) }
+
+    /// self += other, elementwise (same shape): one BLAS axpy.
+    public mutating func add(_ other: Tensor) {
+        precondition(other.count == count, "add: \(other.shape) to \(shape)")
+        let n = Int32(count)
+        other.data.withUnsafeBufferPointer { o in data.withUnsafeMutableBufferPointer { d in
+            cblas_saxpy(n, 1, o.baseAddress!, 1, d.baseAddress!, 1)
+        } }
+    }
 
     /// Rows `range` of the first dimension.
     public func batch(_ range: Range<Int>) -> Tensor {

@@ -64,24 +64,28 @@ struct GradCheck {
         #expect(e.input < 1e-3 && e.params < 1e-3, "\(e)")
     }
 
-    @Test func convMatchesDirectLoops() {
+    /// Every convolution path against naive loops: grouped (batched im2col), ungrouped (per sample, 3×3 and 1×1),
+    /// and depthwise (direct), with strides and paddings.
+    @Test(arguments: [(4, 6, 3, 2, 1, 2), (4, 6, 3, 1, 1, 1), (4, 6, 1, 1, 0, 1), (4, 4, 3, 1, 1, 4), (4, 4, 3, 2, 1, 4), (6, 6, 5, 2, 2, 6)])
+    func convMatchesDirectLoops(cin: Int, cout: Int, k: Int, stride: Int, pad: Int, groups: Int) {
         var rng = SeededRandom(seed: 8)
         let store = ParameterStore()
-        let conv = Conv2d(store, name: "c", in: 4, out: 6, kernel: 3, stride: 2, padding: 1, groups: 2, bias: true, rng: &rng)
-        let x = GradCheck.randomTensor([2, 4, 7, 6], &rng)
+        let conv = Conv2d(store, name: "c", in: cin, out: cout, kernel: k, stride: stride, padding: pad, groups: groups, bias: true, rng: &rng)
+        let x = GradCheck.randomTensor([2, cin, 7, 6], &rng)
         let y = conv.forward(x, training: false)
         let w = store.tensor("c.weight")!.data, b = store.tensor("c.bias")!.data
         let (ho, wo) = conv.outputSize(7, 6)
+        let cg = cin / groups, og = cout / groups
         var maxDiff: Float = 0
-        for n in 0..<2 { for o in 0..<6 { for oy in 0..<ho { for ox in 0..<wo {
-            let g = o / 3
+        for n in 0..<2 { for o in 0..<cout { for oy in 0..<ho { for ox in 0..<wo {
+            let g = o / og
             var s = b[o]
-            for ci in 0..<2 { for ky in 0..<3 { for kx in 0..<3 {
-                let iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx
+            for ci in 0..<cg { for ky in 0..<k { for kx in 0..<k {
+                let iy = oy * stride - pad + ky, ix = ox * stride - pad + kx
                 guard iy >= 0, iy < 7, ix >= 0, ix < 6 else { continue }
-                s += w[((o * 2 + ci) * 3 + ky) * 3 + kx] * x.data[((n * 4 + g * 2 + ci) * 7 + iy) * 6 + ix]
+                s += w[((o * cg + ci) * k + ky) * k + kx] * x.data[((n * cin + g * cg + ci) * 7 + iy) * 6 + ix]
             } } }
-            maxDiff = max(maxDiff, abs(s - y.data[((n * 6 + o) * ho + oy) * wo + ox]))
+            maxDiff = max(maxDiff, abs(s - y.data[((n * cout + o) * ho + oy) * wo + ox]))
         } } } }
         #expect(maxDiff < 1e-5)
     }
@@ -101,8 +105,9 @@ struct GradCheck {
         let x = GradCheck.randomTensor([4, 3, 3, 3], &rng, scale: 2)
         let train = GradCheck.check(bn, store: store, input: x, h: 1e-2)
         #expect(train.input < 5e-3 && train.params < 5e-3, "\(train)")
-        let eval = GradCheck.check(bn, store: store, input: x, training: false)
-        #expect(eval.input < 1e-3 && eval.params < 1e-3, "\(eval)")
+        // Evaluation mode saves nothing for the parameters (like a convolution): only the input gradient flows.
+        let eval = GradCheck.check(bn, store: nil, input: x, training: false)
+        #expect(eval.input < 1e-3, "\(eval)")
     }
 
     @Test func activationsAndPooling() {
@@ -158,6 +163,10 @@ struct GradCheck {
         for make in [
             { (s: ParameterStore, r: inout SeededRandom) in Block.basic(s, name: "b", in: 3, out: 4, stride: 2, inputSize: (6, 6), rng: &r) },
             { (s: ParameterStore, r: inout SeededRandom) in Block.invertedResidual(s, name: "b", in: 4, out: 4, stride: 1, expansion: 2, inputSize: (6, 6), rng: &r) },
+            // Elastic variants: pruned inner widths and the shortcut-only skip.
+            { (s: ParameterStore, r: inout SeededRandom) in Block.basic(s, name: "b", in: 3, out: 4, stride: 2, inputSize: (6, 6), hidden: 2, rng: &r) },
+            { (s: ParameterStore, r: inout SeededRandom) in Block.invertedResidual(s, name: "b", in: 4, out: 4, stride: 1, expansion: 2, inputSize: (6, 6), hidden: 3, rng: &r) },
+            { (s: ParameterStore, r: inout SeededRandom) in Block.shortcutOnly(s, name: "b", in: 3, out: 4, stride: 2, inputSize: (6, 6), rng: &r) },
         ] {
             let store = ParameterStore()
             let block = make(store, &rng)
