@@ -1,6 +1,6 @@
 import Foundation
 
-/// The request methods the router dispatches on; anything else is answered 501 before routing.
+/// The request methods the router dispatches on; anything else is answered 405 (or 404) before routing.
 public enum HTTPMethod: String, Sendable, CaseIterable {
     case GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
 

@@ -64,8 +64,12 @@ final class ServerCore: Sendable {
         let (path, rawQuery) = URIParsing.split(state.target)
         var query: [String: String] = [:]
         if method == nil {
-            state.error = HTTPError(status: 501, code: "not_implemented",
-                                    detail: "The method \(state.methodName) is not supported.")
+            // A method no route serves is the client's error (405 with the path's Allow list, or 404), never a 5xx.
+            switch routes.match(.OPTIONS, path: path) {
+            case .methodNotAllowed(let allowed): state.error = .methodNotAllowed(allowed)
+            case .found(let route, _): state.error = .methodNotAllowed([route.method])
+            case .notFound, .malformed: state.error = .notFound("No resource at this path.")
+            }
         } else if !URIParsing.hasValidEscapes(path) {
             state.error = .badRequest("The request path contains a malformed percent-escape.")
         } else if let rawQuery, let parsed = URIParsing.parseQuery(rawQuery) {

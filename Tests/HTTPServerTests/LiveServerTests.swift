@@ -66,6 +66,12 @@ import Testing
             #expect(wrong.status == 405)
             #expect(wrong.headers["Allow"] == "GET, HEAD, DELETE")
             #expect(try wrong.json()["code"] as? String == "method_not_allowed")
+
+            // Methods no route knows (TRACE, made-up tokens) are the client's error too: 405 with Allow, or 404.
+            let trace = try RawHTTPClient.request(port: port, "TRACE", "/v1/devices/x")
+            #expect(trace.status == 405)
+            #expect(trace.headers["Allow"] == "GET, HEAD, DELETE")
+            #expect(try RawHTTPClient.request(port: port, "BREW", "/nope").status == 404)
         }
     }
 
