@@ -1,73 +1,17 @@
 import ArgumentParser
-import Foundation
-import Learning
 
+/// `fleetadapt model …`: the offline phase, from a trained base model to a published elastic package.
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Train the base model devices adapt.",
-        subcommands: [TrainBase.self])
-
-    struct TrainBase: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "train-base",
-            abstract: "Train a ResNet on clean Fashion-MNIST and write it as a base model file for agents.",
-            discussion: """
-                Writes one safetensors file: the weights under PyTorch names and the architecture in the metadata.
-                Prints the clean test accuracy. Example:
-                  fleetadapt model train-base --steps 600 --out /tmp/base.safetensors
-                """)
-
-        @Option(help: "Channel widths of the three stages.")
-        var widths: String = "16,32,64"
-
-        @Option(help: "Blocks per stage.")
-        var blocks: String = "1,2,2"
-
-        @Option(help: "Training steps (SGD, Nesterov momentum 0.9, cosine schedule).")
-        var steps: Int = 600
-
-        @Option(help: "Batch size.")
-        var batchSize: Int = 64
-
-        @Option(help: "Training images used (from the start of the train split).")
-        var trainCount: Int = 20000
-
-        @Option(help: "Initial learning rate.")
-        var learningRate: Float = 0.05
-
-        @Option(help: "Seed of initialisation and shuffling.")
-        var seed: UInt64 = 0
-
-        @Option(help: "Output file.")
-        var out: String
-
-        func validate() throws {
-            guard parse(widths)?.count == 3, parse(blocks)?.count == 3 else { throw ValidationError("--widths and --blocks take three comma-separated integers") }
-            guard steps > 0, batchSize > 0, trainCount >= batchSize, learningRate > 0 else { throw ValidationError("steps, batch size, train count and learning rate must be positive") }
-        }
-
-        func parse(_ s: String) -> [Int]? {
-            let v = s.split(separator: ",").compactMap { Int($0) }
-            return v.allSatisfy { $0 > 0 } ? v : nil
-        }
-
-        func run() throws {
-            let w = parse(widths)!, b = parse(blocks)!
-            let train = try FashionMNIST.load(split: .train, limit: trainCount)
-            let test = try FashionMNIST.load(split: .test)
-            let model = Model.resnet(widths: w, blocksPerStage: b, seed: seed)
-            let opt = Optimizer(model.store, kind: .sgd(momentum: 0.9, nesterov: true), learningRate: learningRate, weightDecay: 5e-4)
-            let report = Trainer.train(model, on: train, steps: steps, batchSize: batchSize, optimizer: opt,
-                                       schedule: CosineSchedule(base: learningRate, total: steps, warmup: min(50, steps / 10)), seed: seed) { step, loss in
-                if step % 50 == 0 || step == steps - 1 {
-                    FileHandle.standardError.write(Data("step \(step + 1)/\(steps) loss \(String(format: "%.3f", loss))\n".utf8))
-                }
-            }
-            let accuracy = Trainer.accuracy(model, test)
-            try BaseModelFile.write(model, widths: w, blocksPerStage: b, to: out,
-                                    extra: ["clean_test_accuracy": String(accuracy), "train_steps": String(steps)])
-            print(String(format: "trained %d steps in %.1f s; clean test accuracy %.4f; wrote %@", steps, report.seconds, accuracy, out as NSString))
-        }
-    }
+        abstract: "Train a base model, build an elastic package from it, inspect and report on packages.",
+        discussion: """
+            The usual path:
+              fleetadapt model build --out /tmp/fashion.fap          # trains a base ResNet, derives, distils, profiles
+              fleetadapt model inspect /tmp/fashion.fap              # what is inside, verified
+              fleetadapt model report /tmp/fashion.fap --out-dir /tmp/report   # CSV + SVG of the scaling space
+              curl -X POST -H "Authorization: Bearer $ADMIN_KEY" --data-binary @/tmp/fashion.fap \\
+                   http://127.0.0.1:8080/v1/models                 # publish it
+            """,
+        subcommands: [ModelBuildCommand.self, ModelInspectCommand.self, ModelReportCommand.self, ModelTrainBaseCommand.self])
 }

@@ -1,0 +1,148 @@
+import Foundation
+
+/// The accuracy–latency picture of a package's whole space, from its profiles and accuracy estimator:
+/// every combination, the Pareto frontier, and two baselines (the same sparsity in every block; depth only).
+public struct ScalingReport: Sendable {
+    public struct Point: Sendable, Equatable {
+        public var choice: [Int]
+        public var latencyMs: Double
+        public var accuracy: Double
+        public var paramBytes: Int
+    }
+
+    public struct Row: Sendable, Equatable {
+        /// Fraction of the full model's latency allowed.
+        public var budget: Double
+        public var elastic: Double?
+        public var uniform: Double?
+        public var depthOnly: Double?
+    }
+
+    public let manifest: PackageManifest
+    public let points: [Point]
+    public let frontier: [Point]
+    public let uniform: [Point]
+    public let depthOnly: [Point]
+    public let fullLatencyMs: Double
+
+    public init(manifest: PackageManifest) {
+        self.manifest = manifest
+        let blocks = manifest.blocks
+        let fixed = manifest.stem.latencyMs + manifest.head.latencyMs
+        let fixedBytes = manifest.stem.paramBytes + manifest.head.paramBytes
+        func point(_ c: [Int]) -> Point {
+            var latency = fixed, bytes = fixedBytes
+            for (p, v) in c.enumerated() {
+                latency += blocks[p].variants[v].profile?.latencyMs ?? 0
+                bytes += blocks[p].variants[v].profile?.paramBytes ?? 0
+            }
+            return Point(choice: c, latencyMs: latency, accuracy: manifest.accuracy.estimate(c), paramBytes: bytes)
+        }
+        var all: [Point] = []
+        all.reserveCapacity(manifest.combinationCount)
+        var c = [Int](repeating: 0, count: blocks.count)
+        outer: while true {
+            all.append(point(c))
+            var p = blocks.count - 1
+            while p >= 0 {
+                c[p] += 1
+                if c[p] < blocks[p].variants.count { continue outer }
+                c[p] = 0
+                p -= 1
+            }
+            break
+        }
+        points = all
+        frontier = Self.pareto(all)
+        fullLatencyMs = point([Int](repeating: 0, count: blocks.count)).latencyMs
+        // Uniform width: one sparsity id present at every position.
+        let ids = blocks[0].variants.map(\.id).filter { id in id != "skip" && blocks.allSatisfy { $0.variants.contains { $0.id == id } } }
+        uniform = ids.map { id in point(blocks.map { b in b.variants.firstIndex { $0.id == id }! }) }
+        // Depth only: the original block or skip, per position.
+        let skips = blocks.map { b in b.variants.firstIndex { $0.skip != nil } }
+        var depth: [Point] = []
+        for mask in 0..<(1 << blocks.count) where blocks.count <= 16 {
+            var choice: [Int] = []
+            var ok = true
+            for p in blocks.indices {
+                if mask & (1 << p) != 0 { if let s = skips[p] { choice.append(s) } else { ok = false; break } } else { choice.append(0) }
+            }
+            if ok { depth.append(point(choice)) }
+        }
+        depthOnly = depth
+    }
+
+    /// Points not dominated in (lower latency, higher accuracy), by increasing latency.
+    static func pareto(_ points: [Point]) -> [Point] {
+        var out: [Point] = []
+        for p in points.sorted(by: { $0.latencyMs != $1.latencyMs ? $0.latencyMs < $1.latencyMs : $0.accuracy > $1.accuracy }) {
+            if let last = out.last, p.accuracy <= last.accuracy { continue }
+            out.append(p)
+        }
+        return out
+    }
+
+    public func best(_ set: [Point], within budget: Double) -> Double? {
+        set.filter { $0.latencyMs <= budget * fullLatencyMs + 1e-12 }.map(\.accuracy).max()
+    }
+
+    public func table(budgets: [Double] = [0.4, 0.6, 0.8]) -> [Row] {
+        budgets.map { Row(budget: $0, elastic: best(points, within: $0), uniform: best(uniform, within: $0), depthOnly: best(depthOnly, within: $0)) }
+    }
+
+    public func ids(_ c: [Int]) -> String {
+        c.enumerated().map { manifest.blocks[$0.offset].variants[$0.element].id }.joined(separator: "/")
+    }
+
+    public var csv: String {
+        var s = "variants,latency_ms,estimated_accuracy,param_bytes,pareto,uniform,depth_only\n"
+        let f = Set(frontier.map(\.choice)), u = Set(uniform.map(\.choice)), d = Set(depthOnly.map(\.choice))
+        for p in points {
+            s += "\(ids(p.choice)),\(String(format: "%.5f", p.latencyMs)),\(String(format: "%.5f", p.accuracy)),\(p.paramBytes),"
+            s += "\(f.contains(p.choice) ? 1 : 0),\(u.contains(p.choice) ? 1 : 0),\(d.contains(p.choice) ? 1 : 0)\n"
+        }
+        return s
+    }
+
+    /// An SVG scatter of the space with the frontier and both baselines.
+    public var svg: String {
+        let w = 720.0, h = 480.0, left = 70.0, right = 20.0, top = 40.0, bottom = 60.0
+        let xs = points.map(\.latencyMs), ys = points.map(\.accuracy)
+        let x0 = 0.0, x1 = (xs.max() ?? 1) * 1.05
+        let y0 = (ys.min() ?? 0) - 0.02, y1 = (ys.max() ?? 1) + 0.02
+        func X(_ v: Double) -> Double { left + (v - x0) / max(x1 - x0, 1e-9) * (w - left - right) }
+        func Y(_ v: Double) -> Double { h - bottom - (v - y0) / max(y1 - y0, 1e-9) * (h - top - bottom) }
+        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        s += "<text x=\"\(f(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(manifest.name): \(points.count) combinations, estimated accuracy vs reference latency</text>\n"
+        s += "<line x1=\"\(f(left))\" y1=\"\(f(h - bottom))\" x2=\"\(f(w - right))\" y2=\"\(f(h - bottom))\" stroke=\"black\"/>\n"
+        s += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(h - bottom))\" stroke=\"black\"/>\n"
+        for i in 0...5 {
+            let xv = x0 + (x1 - x0) * Double(i) / 5, yv = y0 + (y1 - y0) * Double(i) / 5
+            s += "<text x=\"\(f(X(xv)))\" y=\"\(f(h - bottom + 18))\" text-anchor=\"middle\">\(String(format: "%.2f", xv))</text>\n"
+            s += "<text x=\"\(f(left - 8))\" y=\"\(f(Y(yv) + 4))\" text-anchor=\"end\">\(String(format: "%.3f", yv))</text>\n"
+        }
+        s += "<text x=\"\(f(w / 2))\" y=\"\(f(h - 15))\" text-anchor=\"middle\">latency at batch 1 on the build machine (ms)</text>\n"
+        s += "<text transform=\"translate(18 \(f(h / 2))) rotate(-90)\" text-anchor=\"middle\">estimated accuracy</text>\n"
+        for p in points { s += "<circle cx=\"\(f(X(p.latencyMs)))\" cy=\"\(f(Y(p.accuracy)))\" r=\"1.5\" fill=\"#bbbbbb\"/>\n" }
+        func polyline(_ ps: [Point], _ color: String) -> String {
+            let sorted = ps.sorted { $0.latencyMs < $1.latencyMs }
+            var out = "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"" + sorted.map { "\(f(X($0.latencyMs))),\(f(Y($0.accuracy)))" }.joined(separator: " ") + "\"/>\n"
+            for p in sorted { out += "<circle cx=\"\(f(X(p.latencyMs)))\" cy=\"\(f(Y(p.accuracy)))\" r=\"3.5\" fill=\"\(color)\"/>\n" }
+            return out
+        }
+        s += polyline(frontier, "#1f77b4")
+        s += polyline(uniform, "#ff7f0e")
+        s += polyline(Self.pareto(depthOnly), "#2ca02c")
+        let legend = [("Pareto frontier of the elastic space", "#1f77b4"), ("uniform width (same sparsity everywhere)", "#ff7f0e"),
+                      ("depth only (original or skip)", "#2ca02c"), ("every combination", "#bbbbbb")]
+        for (i, (label, color)) in legend.enumerated() {
+            let y = h - bottom - 70 + Double(i) * 16
+            s += "<rect x=\"\(f(w - right - 280))\" y=\"\(f(y - 9))\" width=\"10\" height=\"10\" fill=\"\(color)\"/>"
+            s += "<text x=\"\(f(w - right - 265))\" y=\"\(f(y))\">\(label)</text>\n"
+        }
+        s += "</svg>\n"
+        return s
+    }
+}

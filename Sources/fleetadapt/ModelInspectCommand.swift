@@ -1,0 +1,40 @@
+import ArgumentParser
+import ElasticModel
+import Foundation
+
+struct ModelInspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Verify a package and print what it holds.",
+        discussion: """
+            Checks the archive, the SHA-256 of the weights, the manifest and that every tensor fits the declared
+            network, then prints blocks, variants, profiles and the accuracy estimator. A truncated or tampered
+            file is refused with the reason, and the exit status is non-zero. Example:
+              fleetadapt model inspect /tmp/fashion.fap
+            """)
+
+    @Argument(help: "The package file.")
+    var file: String
+
+    @Option(help: "Refuse files larger than this many bytes.")
+    var maxBytes: Int = ElasticPackage.defaultMaxBytes
+
+    @Flag(help: "Print the manifest as JSON instead of tables.")
+    var json = false
+
+    func run() throws {
+        let package: ElasticPackage
+        do { package = try ElasticPackage.read(path: file, maxBytes: maxBytes) } catch {
+            throw ValidationError("\(file): \(error)")
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(package.manifest), as: UTF8.self))
+            return
+        }
+        let bytes = Array(FileManager.default.contents(atPath: file) ?? Data())
+        PackageTables.printVariants(package.manifest, undistilled: nil)
+        PackageTables.printSummary(package.manifest, bytes: bytes)
+    }
+}

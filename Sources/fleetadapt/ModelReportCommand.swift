@@ -1,0 +1,40 @@
+import ArgumentParser
+import ElasticModel
+import Foundation
+
+struct ModelReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write the accuracy–latency points of a package's whole space (CSV) and its Pareto frontier (SVG).",
+        discussion: """
+            Every combination's estimated accuracy (the package's additive estimator) against its latency (sum of
+            the reference profiles), the Pareto frontier, and two baselines: the same sparsity in every block
+            (uniform width) and original-or-skip per block (depth only). Prints the best accuracy each reaches
+            within 40 %, 60 % and 80 % of the full model's latency. Example:
+              fleetadapt model report /tmp/fashion.fap --out-dir /tmp/report
+            """)
+
+    @Argument(help: "The package file.")
+    var file: String
+
+    @Option(help: "Directory for space.csv and frontier.svg.")
+    var outDir: String
+
+    func run() throws {
+        let package: ElasticPackage
+        do { package = try ElasticPackage.read(path: file) } catch { throw ValidationError("\(file): \(error)") }
+        let report = ScalingReport(manifest: package.manifest)
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        try report.csv.write(toFile: outDir + "/space.csv", atomically: true, encoding: .utf8)
+        try report.svg.write(toFile: outDir + "/frontier.svg", atomically: true, encoding: .utf8)
+        print(String(format: "%d combinations; full model %.3f ms (sum of reference profiles); Pareto frontier %d points",
+                     report.points.count, report.fullLatencyMs, report.frontier.count))
+        print("| latency budget | elastic space (best) | uniform width | depth only |")
+        print("|---|---|---|---|")
+        func cell(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "none fits" }
+        for row in report.table() {
+            print("| \(Int(row.budget * 100)) % (\(String(format: "%.3f", row.budget * report.fullLatencyMs)) ms) | \(cell(row.elastic)) | \(cell(row.uniform)) | \(cell(row.depthOnly)) |")
+        }
+        print("wrote \(outDir)/space.csv and \(outDir)/frontier.svg")
+    }
+}
