@@ -31,14 +31,15 @@ let package = Package(
         .target(name: "Learning", dependencies: ["COpenBLAS", "CZlib"]),
         .target(name: "Planner"),
         .target(name: "FleetAPI"),
+        .target(name: "ElasticModel", dependencies: ["Learning", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Services.
         .target(name: "Coordinator", dependencies: [
-            "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Learning",
+            "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Learning", "ElasticModel",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Agent", dependencies: [
-            "FleetAPI", "Learning",
+            "FleetAPI", "Learning", "ElasticModel",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
@@ -48,11 +49,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt-agent", dependencies: [
-            "Agent",
+            "Agent", "FleetAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
-            "Planner", "Coordinator", "PostgresClient", "Learning",
+            "Planner", "Coordinator", "PostgresClient", "Learning", "ElasticModel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -61,8 +62,9 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
+        .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
-            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Learning",
+            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel",
         ]),
     ],
     swiftLanguageModes: [.v6]

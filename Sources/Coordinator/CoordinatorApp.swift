@@ -38,10 +38,10 @@ public final class CoordinatorApp: Sendable {
                 adminKey: try AdminKey.load(explicitKey: configuration.adminKey, dataDirectory: configuration.dataDirectory),
                 migrations: migrations, openAPIPath: configuration.openAPIPath, backoff: configuration.backoff)
             self.services = services
-            self.maintenance = Maintenance(services: services, configuration: pgConfig)
+            self.maintenance = Maintenance(services: services, configuration: pgConfig, replansFleet: configuration.replansFleetInBackground)
             let router = Router()
             self.router = router
-            Self.registerRoutes(services, on: router)
+            Self.registerRoutes(services, configuration: configuration, on: router)
             var http = HTTPServerConfiguration()
             http.host = configuration.host
             http.port = configuration.port
@@ -55,7 +55,7 @@ public final class CoordinatorApp: Sendable {
         }
     }
 
-    static func registerRoutes(_ services: Services, on router: Router) {
+    static func registerRoutes(_ services: Services, configuration: CoordinatorConfiguration, on router: Router) {
         SystemRoutes(services: services).register(on: router)
         DeviceRoutes(services: services).register(on: router)
         AgentRoutes(services: services).register(on: router)
@@ -63,7 +63,8 @@ public final class CoordinatorApp: Sendable {
         DomainRoutes(services: services).register(on: router)
         CampaignRoutes(services: services).register(on: router)
         MetricsRoutes(services: services).register(on: router)
-        ModelRoutes(services: services).register(on: router)
+        ModelRoutes(services: services, uploadLimit: configuration.modelUploadLimitBytes).register(on: router)
+        ConfigRoutes(services: services).register(on: router)
     }
 
     /// The database this coordinator uses (for tools that measure it directly).
@@ -75,6 +76,12 @@ public final class CoordinatorApp: Sendable {
     /// Every route the server answers, for the contract test.
     public var routes: [(method: String, pattern: String)] {
         router.routes.map { ($0.method.rawValue, $0.pattern) }
+    }
+
+    /// Re-plans every active device against the newest elastic model, as publishing a model does; for tools that
+    /// measure it (the HTTP path is `POST /v1/models`). Returns the devices planned and the versions written.
+    public func replanFleet() throws -> (planned: Int, changed: Int) {
+        try services.replanner.replanAll(trigger: "model_published")
     }
 
     /// Stops accepting, finishes in-flight requests, then closes the database (and stops it if embedded).

@@ -104,6 +104,9 @@ public struct DomainRequest: Codable, Sendable, Equatable {
     }
 
     public struct JobSpec: Codable, Sendable, Equatable {
+        /// `adapt` (default): train adapters on the target domain. `profile`: measure every variant's latency on each
+        /// device (no training; `loss` and `steps` are not needed), so the planner plans from measurements.
+        public var kind: String
         public var loss: String
         public var steps: Int
         public var timeoutS: Int
@@ -113,8 +116,9 @@ public struct DomainRequest: Codable, Sendable, Equatable {
         /// Lease length that heartbeats renew; defaults to min(30, timeout_s).
         public var leaseS: Int?
 
-        public init(loss: String, steps: Int, timeoutS: Int, maxAttempts: Int, learningRate: Double? = nil,
+        public init(kind: String = "adapt", loss: String, steps: Int, timeoutS: Int, maxAttempts: Int, learningRate: Double? = nil,
                     batchSize: Int? = nil, leaseS: Int? = nil) {
+            self.kind = kind
             self.loss = loss
             self.steps = steps
             self.timeoutS = timeoutS
@@ -124,8 +128,21 @@ public struct DomainRequest: Codable, Sendable, Equatable {
             self.leaseS = leaseS
         }
 
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? "adapt"
+            let measuring = kind != "adapt"   // unknown kinds decode too, so validation can name job.kind
+            loss = measuring ? try c.decodeIfPresent(String.self, forKey: .loss) ?? "none" : try c.decode(String.self, forKey: .loss)
+            steps = measuring ? try c.decodeIfPresent(Int.self, forKey: .steps) ?? 0 : try c.decode(Int.self, forKey: .steps)
+            timeoutS = try c.decode(Int.self, forKey: .timeoutS)
+            maxAttempts = try c.decode(Int.self, forKey: .maxAttempts)
+            learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate)
+            batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize)
+            leaseS = try c.decodeIfPresent(Int.self, forKey: .leaseS)
+        }
+
         enum CodingKeys: String, CodingKey {
-            case loss, steps
+            case kind, loss, steps
             case timeoutS = "timeout_s"
             case maxAttempts = "max_attempts"
             case learningRate = "learning_rate"
@@ -164,10 +181,13 @@ public struct DomainRequest: Codable, Sendable, Equatable {
             v.number(a.failureThresholdPct, "abort.failure_threshold_pct", min: 0, max: 100)
             v.number(Double(a.minExecuted), "abort.min_executed", min: 1, max: 1_000_000)
         }
-        if !Self.losses.contains(job.loss) {
-            v.fail("job.loss", "must be one of: \(Self.losses.joined(separator: ", "))")
+        if !["adapt", "profile"].contains(job.kind) { v.fail("job.kind", "must be adapt or profile") }
+        if job.kind == "adapt" {
+            if !Self.losses.contains(job.loss) {
+                v.fail("job.loss", "must be one of: \(Self.losses.joined(separator: ", "))")
+            }
+            v.number(Double(job.steps), "job.steps", min: job.loss == "bn-stats" ? 0 : 1, max: 100_000)
         }
-        v.number(Double(job.steps), "job.steps", min: job.loss == "bn-stats" ? 0 : 1, max: 100_000)
         v.number(Double(job.timeoutS), "job.timeout_s", min: 1, max: 86_400)
         v.number(Double(job.maxAttempts), "job.max_attempts", min: 1, max: 25)
         v.number(job.learningRate, "job.learning_rate", min: 0, max: 10, minExclusive: true, required: false)

@@ -50,11 +50,14 @@ public struct Hardware: Codable, Sendable, Equatable {
         return true
     }
 
+    public static let minGFLOPS = 0.001
+
     public func validate(into v: inout Validator, prefix: String = "hardware") {
         if !Self.isValidClass(self.class) {
             v.fail("\(prefix).class", "must be a lowercase slug of letters, digits and single hyphens (1–63 characters, starting with a letter), e.g. \"jetson-tx2\"")
         }
-        v.number(gflops, "\(prefix).gflops", min: 0, max: Self.maxGFLOPS, minExclusive: true)
+        // At least 1 MFLOP/s: slower claims make every latency estimate overflow.
+        v.number(gflops, "\(prefix).gflops", min: Self.minGFLOPS, max: Self.maxGFLOPS)
         v.number(Double(memoryMB), "\(prefix).memory_mb", min: 1, max: Double(Self.maxMemoryMB))
     }
 }

@@ -11,10 +11,16 @@ extension PlanningFrontier {
 
     /// Exact plan with its explanation (binding budget, closest more accurate combination).
     public func plan(for device: DeviceProfile) throws(PlanningError) -> Plan {
+        try plan(for: device, previousSplit: nil)
+    }
+
+    /// Exact plan with its explanation, searching the previous cut and its neighbours first (GADS) when the
+    /// device had a split; the answer is the same as without the hint, only found sooner.
+    public func plan(for device: DeviceProfile, previousSplit: Int?) throws(PlanningError) -> Plan {
         try device.validate(for: space)
-        if let other = try resolved(for: device) { return try other.plan(for: device) }
+        if let other = try resolved(for: device) { return try other.plan(for: device, previousSplit: previousSplit) }
         let ctx = context(device)
-        return makePlan(decide(ctx, previousSplit: nil, exhaustive: false, explain: true),
+        return makePlan(decide(ctx, previousSplit: previousSplit, exhaustive: false, explain: true),
                         space: space, device: device, ctx: ctx)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Learning
 import Testing
 import PostgresClient
 
@@ -183,6 +184,47 @@ import PostgresClient
         #expect(try c.count("job_artifacts") == 0)
         #expect(try await put(good, goodSHA).status == 201)
         #expect(try c.count("job_artifacts") == 1)
+    }
+
+    /// The domain adapter folded in one artifact at a time equals the sample-weighted average of all artifacts
+    /// computed at once, per tensor over the devices that sent it (one device ran another variant).
+    @Test func incrementalAggregationEqualsTheBatchAverage() async throws {
+        let model = try c.insertModel()
+        var tokens: [String] = []
+        for i in 0..<3 { tokens.append(try await c.registerDevice(name: "d\(i)", labels: ["fleet": "t"]).token) }
+        let created = try await c.request("POST", "/v1/domains", json: domainBody(model: model, canary: 100))
+        let domain = try #require((created.object?["domain"] as? [String: Any])?["id"] as? String)
+        let samples = [100, 300, 50]
+        var rng = SeededRandom(seed: 4)
+        var artifacts: [[String: SafeTensor]] = []
+        for (i, token) in tokens.enumerated() {
+            let job = try #require(try await lease(token))
+            var tensors = ["blocks.0.adapter.conv.weight": SafeTensor(floats: (0..<6).map { _ in rng.normal() }, shape: [2, 3, 1, 1])]
+            tensors[i == 1 ? "blocks.1.s50.bn1.weight" : "blocks.1.bn1.weight"] = SafeTensor(floats: (0..<4).map { _ in rng.normal() }, shape: [4])
+            artifacts.append(tensors)
+            let bytes = SafeTensors.encode(tensors)
+            let id = job["id"] as! String
+            #expect(try await c.request("PUT", "/v1/agent/jobs/\(id)/artifact?attempt=1", token: token, body: Data(bytes),
+                                        headers: ["Content-SHA256": try c.sha256Hex(bytes)]).status == 201)
+            let r = try await c.request("POST", "/v1/agent/jobs/\(id)/result", token: token, json: """
+                {"attempt": 1, "outcome": "succeeded", "metrics": {"samples": \(samples[i]), "steps": 20}}
+                """)
+            #expect(r.status == 200, "\(r.text)")
+        }
+        let answer = try await c.request("GET", "/v1/agent/domains/\(domain)/adapter", token: tokens[0])
+        #expect(answer.status == 200)
+        let (averaged, meta) = try SafeTensors.decode(Array(answer.body))
+        #expect(meta["devices"] == "3" && meta["samples"] == "450")
+        #expect(try c.count("domain_adapters") == 3)
+        for name in Set(artifacts.flatMap(\.keys)) {
+            let holders = artifacts.indices.filter { artifacts[$0][name] != nil }
+            let total = holders.reduce(0.0) { $0 + Double(samples[$1]) }
+            let expected = try (0..<artifacts[holders[0]][name]!.elementCount).map { k in
+                try holders.reduce(0.0) { $0 + Double(samples[$1]) * Double(try artifacts[$1][name]!.floats()[k]) } / total
+            }
+            let got = try #require(averaged[name]).floats()
+            for (a, b) in zip(got, expected) { #expect(abs(Double(a) - b) < 1e-5, "\(name): \(a) vs \(b)") }
+        }
     }
 
     @Test func badCampaignBodiesStoreNothing() async throws {

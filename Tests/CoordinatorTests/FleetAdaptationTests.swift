@@ -1,3 +1,4 @@
+import ElasticModel
 import Foundation
 import Learning
 import Testing
@@ -5,14 +6,25 @@ import Testing
 /// The main job end to end: a real coordinator, real agent processes (the `fleetadapt-agent` executable),
 /// real training on each device's own corrupted Fashion-MNIST images.
 @Suite(.serialized) struct FleetAdaptationTests {
-    /// A small base model trained once per test process, written as a base model file.
+    /// A small elastic package built once per test process (3 positions × 5 variants): real training, real
+    /// distillation, few steps.
     static let baseModel: String = {
         let train = try! FashionMNIST.load(split: .train, limit: 4000)
-        let model = Model.resnet(widths: [8, 16, 24], blocksPerStage: [1, 1, 1], seed: 3)
+        let architecture = Architecture.resnet(widths: [8, 16, 24], blocksPerStage: [1, 1, 1])
+        let model = architecture.makeModel(seed: 3)
         let opt = Optimizer(model.store, kind: .sgd(momentum: 0.9, nesterov: true), learningRate: 0.05, weightDecay: 5e-4)
         Trainer.train(model, on: train, steps: 250, batchSize: 64, optimizer: opt, schedule: CosineSchedule(base: 0.05, total: 250, warmup: 10), seed: 2)
-        let path = NSTemporaryDirectory() + "fleetadapt-base-\(getpid()).safetensors"
-        try! BaseModelFile.write(model, widths: [8, 16, 24], blocksPerStage: [1, 1, 1], to: path)
+        var options = ElasticBuilder.Options()
+        options.distillationSteps = 20
+        options.latencyRuns = 3
+        options.warmupRuns = 1
+        options.calibrationCombinations = 2
+        options.validationCombinations = 2
+        let (package, _) = try! ElasticBuilder.build(
+            base: model, architecture: architecture, name: "fmnist-test", baseInfo: .init(description: "test", trainImages: 4000, trainSteps: 250),
+            distillation: train.subset(0..<256), validation: try! FashionMNIST.load(split: .test, limit: 200), options: options)
+        let path = NSTemporaryDirectory() + "fleetadapt-package-\(getpid()).fap"
+        try! Data(try! package.encode()).write(to: URL(fileURLWithPath: path))
         return path
     }()
 
@@ -64,6 +76,42 @@ import Testing
          "rollout": {"canary_pct": 34, "wave_size_pct": 33, "success_threshold_pct": 60},
          "job": {"loss": "tent", "steps": \(steps), "timeout_s": 600, "max_attempts": 3, "batch_size": 32, "learning_rate": 0.002, "lease_s": 20}}
         """
+    }
+
+    /// A `profile` campaign: the real agent measures every variant on the device, the coordinator stores the
+    /// latencies, and the device's config is re-planned from its own measurements (AdaptiveNet).
+    @Test func aProfileCampaignMakesThePlannerUseMeasuredLatencies() async throws {
+        let c = try TestCoordinator()
+        let model = try await Self.publish(c)
+        // The device claims far more GFLOP/s than this machine has: from scaled reference latencies the full
+        // network fits its 0.1 ms budget; its own measurements show it does not, so the decision must change.
+        let (id, token) = try await ConfigTests.register(c, name: "measured", gflops: 5_000, latency: 0.1)
+        let before = try #require(try await c.request("GET", "/v1/devices/\(id)/config").object)
+        #expect(before["latency_source"] as? String == "reference")
+        #expect(before["feasible"] as? Bool == true)
+        let created = try await c.request("POST", "/v1/domains", json: """
+            {"name": "measure", "model_id": "\(model)", "selector": {"device_ids": ["\(id)"]},
+             "rollout": {"canary_pct": 100, "wave_size_pct": 100, "success_threshold_pct": 50},
+             "job": {"kind": "profile", "timeout_s": 300, "max_attempts": 2}}
+            """)
+        #expect(created.status == 201, "\(created.text)")
+        let campaign = try #require((created.object?["campaign"] as? [String: Any])?["id"] as? String)
+        let agent = try Self.startAgent(c, token: token, data: try Self.deviceData(7))
+        defer { if agent.isRunning { agent.terminate() } }
+        try await waitFor("profile campaign completion") {
+            try await c.request("GET", "/v1/campaigns/\(campaign)").object?["status"] as? String == "completed"
+        }
+        #expect(try c.count("device_variant_latencies WHERE jsonb_array_length(latencies) = 3") == 1)
+        #expect(try c.count("job_artifacts") == 0)
+        let after = try #require(try await c.request("GET", "/v1/devices/\(id)/config").object)
+        #expect(after["latency_source"] as? String == "measured", "\(after)")
+        #expect(after["trigger"] as? String == "profile")
+        #expect((after["version"] as? Int ?? 0) > (before["version"] as? Int ?? 0))
+        // A profile request needs no loss or steps, but still refuses an unknown kind, naming the field.
+        let bad = try await c.request("POST", "/v1/domains", json: """
+            {"name": "x", "model_id": "\(model)", "selector": {"device_ids": ["\(id)"]}, "job": {"kind": "measure", "timeout_s": 5, "max_attempts": 1}}
+            """)
+        #expect(bad.status == 422 && bad.text.contains("job.kind"), "\(bad.text)")
     }
 
     @Test func aCampaignOverThreeAgentsCompletesAndEveryDeviceShowsTheAdaptation() async throws {
@@ -169,15 +217,29 @@ import Testing
         #expect(try c.count("models") == 1)
 
         var tampered = Array(bytes)
-        tampered[20] ^= 0xFF   // inside the JSON header
-        let cases: [(String, [UInt8])] = [("tampered", tampered), ("truncated", Array(bytes.prefix(bytes.count - 100))),
-                                          ("not safetensors", Array("hello".utf8)), ("empty", [])]
+        tampered[20] ^= 0xFF   // inside the first tar header: its checksum no longer matches
+        // One bit inside the weights file's content (its tar header is the second one): SHA-256 mismatch.
+        var tamperedWeights = Array(bytes)
+        let weightsHeader = try #require(Self.offset(of: Array("weights.safetensors".utf8), in: tamperedWeights))
+        tamperedWeights[weightsHeader + 512 + 4000] ^= 0x01
+        let cases: [(String, [UInt8])] = [("tampered header", tampered), ("tampered weights", tamperedWeights),
+                                          ("truncated", Array(bytes.prefix(bytes.count - 1024))),
+                                          ("not a package", Array("hello".utf8)), ("empty", [])]
         for (name, body) in cases {
             let r = try await c.request("POST", "/v1/models", body: Data(body))
             #expect(r.status == 422, "\(name): \(r.status)")
+            #expect(r.text.contains("\"field\":\"body\"") || r.text.contains("\"field\" : \"body\""), "\(name): \(r.text)")
         }
         #expect(try c.count("models") == 1)
         #expect(try c.count("model_blobs") == 1)
+
+        // The summary: blocks, variants with profiles, combination count; the planning space is stored beside it.
+        let summary = try await c.request("GET", "/v1/models/\(id)")
+        #expect(summary.object?["combination_count"] as? Int == 125)
+        let blocks = try #require(summary.object?["blocks"] as? [[String: Any]])
+        #expect(blocks.map { $0["name"] as? String } == ["blocks.0", "blocks.1", "blocks.2"])
+        #expect((blocks[1]["variants"] as? [[String: Any]])?.map { $0["id"] as? String } == ["s0", "s25", "s50", "s75", "skip"])
+        #expect(try c.count("models WHERE jsonb_array_length(planning_space->'blocks') = 3") == 1)
 
         let (_, token) = try await c.registerDevice()
         let download = try await c.request("GET", "/v1/models/\(id)/package", token: token)
@@ -190,5 +252,22 @@ import Testing
         #expect(try await c.request("GET", "/v1/models/\(id)", token: token).status == 403)
         let list = try await c.request("GET", "/v1/models")
         #expect((list.object?["items"] as? [Any])?.count == 1)
+    }
+
+    static func offset(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        return (0...(haystack.count - needle.count)).first { i in haystack[i..<(i + needle.count)].elementsEqual(needle) }
+    }
+
+    /// A package larger than the coordinator's upload limit is refused with 413 before it is read; nothing is stored.
+    @Test func oversizedPackageIsRefused() async throws {
+        let c = try TestCoordinator(modelUploadLimit: 64 << 10)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: FleetAdaptationTests.baseModel))
+        #expect(bytes.count > 64 << 10)
+        let r = try await c.request("POST", "/v1/models", body: bytes)
+        #expect(r.status == 413)
+        #expect(r.headers["content-type"]?.hasPrefix("application/problem+json") == true)
+        #expect(try c.count("models") == 0)
+        #expect(try c.count("model_blobs") == 0)
     }
 }

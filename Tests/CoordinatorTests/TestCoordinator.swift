@@ -14,11 +14,13 @@ final class TestCoordinator: Sendable {
     let dataDirectory: String
 
     /// A coordinator on a fresh database, or a second replica on `sharing`'s database.
-    convenience init(sharing other: TestCoordinator? = nil, threads: Int = 8) throws {
-        try self.init(database: try other?.database ?? EmbeddedPostgres.sharedForTests(), threads: threads)
+    convenience init(sharing other: TestCoordinator? = nil, threads: Int = 8, modelUploadLimit: Int? = nil,
+                     replansFleetInBackground: Bool = true) throws {
+        try self.init(database: try other?.database ?? EmbeddedPostgres.sharedForTests(), threads: threads,
+                      modelUploadLimit: modelUploadLimit, replansFleetInBackground: replansFleetInBackground)
     }
 
-    init(database: PostgresConfiguration, threads: Int = 8) throws {
+    init(database: PostgresConfiguration, threads: Int = 8, modelUploadLimit: Int? = nil, replansFleetInBackground: Bool = true) throws {
         self.database = database
         dataDirectory = NSTemporaryDirectory() + "fleetadapt-coordinator-test-" + UUID().uuidString
         var config = CoordinatorConfiguration(
@@ -26,6 +28,8 @@ final class TestCoordinator: Sendable {
             adminKey: Self.adminKey, threadPoolSize: threads, maxDatabaseConnections: threads, accessLog: false)
         // Retries come back within milliseconds so expiry tests need not sleep for attempt^4 seconds.
         config.backoff = Backoff(scale: 0.001, jitter: 0.1)
+        if let modelUploadLimit { config.modelUploadLimitBytes = modelUploadLimit }
+        config.replansFleetInBackground = replansFleetInBackground
         app = try CoordinatorApp(configuration: config)
     }
 

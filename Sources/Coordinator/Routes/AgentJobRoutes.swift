@@ -130,7 +130,19 @@ struct AgentJobRoutes {
             return try .body(["state": "recorded"])
         case .recorded(let campaign, let state):
             try services.results.recorded(job: job, device: device.id, result: result, state: state, now: now)
-            if state == .succeeded { try services.aggregator.aggregate(afterJob: job, now: now) }
+            if state == .succeeded {
+                let version = try services.aggregator.aggregate(afterJob: job, now: now)
+                // The device now runs new adapters (or measured its latencies): re-plan it; devices that applied
+                // the domain's aggregate move to the new version.
+                let kind = try services.jobs.kind(ofJob: job)
+                services.replanner.replan(device: device.id, trigger: kind == .profile ? "profile" : "adapters")
+                if version != nil, let domain = try services.jobs.domain(ofJob: job) {
+                    let others = try services.jobs.devicesApplyingAggregate(domain: domain).filter { $0 != device.id }
+                    do { try services.replanner.replan(devices: others, trigger: "adapters") } catch {
+                        Log.error("re-plan of \(others.count) devices applying domain \(domain.uuidString.lowercased())'s adapters failed: \(error)")
+                    }
+                }
+            }
             try services.scheduler.evaluate(campaign, now: now)
             return try .body(["state": state.rawValue])
         }

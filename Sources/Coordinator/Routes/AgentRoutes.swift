@@ -18,6 +18,7 @@ struct AgentRoutes {
             return v.issues.map { ValidationIssue(field: String($0.field.drop(while: { $0 == "." })), message: $0.message) }
         }
         let reported = try services.devices.recordContext(device.id, context: context, now: services.clock.now())
+        services.replanner.replan(device: device.id, trigger: "context")
         return try .body(reported)
     }
 }

@@ -71,6 +71,7 @@ struct DeviceRoutes {
     }
 
     private func created(_ device: Device, token: String) throws -> HTTPResponse {
+        services.replanner.replan(device: device.id, trigger: "registration")
         var headers = HTTPHeaders()
         headers.set("Location", "/v1/devices/\(device.id.uuidString.lowercased())")
         headers.set("ETag", device.etag)
@@ -116,6 +117,7 @@ struct DeviceRoutes {
         let patch = try request.decodeValidated(DevicePatch.self) { $0.validate() }
         switch try services.devices.update(id, patch: patch, expectedVersion: expected, now: services.clock.now()) {
         case .updated(let device):
+            if patch.hardware != nil || patch.constraints != nil { services.replanner.replan(device: id, trigger: "patch") }
             var headers = HTTPHeaders()
             headers.set("ETag", device.etag)
             return try .body(device, headers: headers)

@@ -102,12 +102,41 @@ struct RolloutPlan {
     static let minTrainingBatteryPct = 15.0
     /// Between that and this, training steps scale with the charge left.
     static let fullTrainingBatteryPct = 50.0
+    /// Adaptation may spend what this many inferences at the device's per-inference energy budget would.
+    static let trainingEnergyInInferences = 2_000.0
+
+    /// The planned combination, when the device's config is for the campaign's model (else the agent runs the
+    /// original blocks).
+    static func variants(_ device: DeviceStore.Target, _ request: DomainRequest) -> [String] {
+        device.configModelID == request.modelID ? device.variants : []
+    }
+
+    /// Steps the energy budget allows: a training step costs about 3 × batch inferences (forward + backward) at
+    /// the planned combination's predicted energy; the allowance is `trainingEnergyInInferences` inferences at the
+    /// budget, scaled like the steps by the battery. nil when the device has no energy budget or no plan.
+    static func energyStepCap(_ device: DeviceStore.Target, batchSize: Int, batteryFactor: Double) -> Int? {
+        guard let budget = device.energyBudgetMJ, let perInference = device.predictedEnergyMJ, perInference > 0 else { return nil }
+        let allowance = budget * trainingEnergyInInferences * batteryFactor
+        return max(1, Int(allowance / (3 * Double(batchSize) * perInference)))
+    }
 
     init(devices: [DeviceStore.Target], request: DomainRequest, domainID: UUID) {
         let n = devices.count
         let rollout = request.effectiveRollout
         let canary = max(1, Int((Double(n) * rollout.canaryPct / 100).rounded(.up)))
         let waveSize = max(1, Int((Double(n) * rollout.waveSizePct / 100).rounded(.up)))
+        if request.job.kind == "profile" {
+            // Measuring costs no training: every device gets a `profile` job, in waves like any rollout.
+            var targets: [CampaignStore.Target] = []
+            for (i, device) in devices.enumerated() {
+                targets.append(.init(deviceID: device.id, wave: i < canary ? 0 : 1 + (i - canary) / waveSize, document: JobDocument(
+                    kind: .profile, modelID: request.modelID, domainID: domainID, domainName: request.name, variants: [],
+                    loss: "none", steps: 0, learningRate: 0, batchSize: 1, budgetNote: "measures every variant's latency on the device")))
+            }
+            self.targets = targets
+            self.waveCount = (targets.map(\.wave).max() ?? 0) + 1
+            return
+        }
         let trainers = devices.filter { ($0.batteryPct ?? 100) >= Self.minTrainingBatteryPct }
         let appliers = devices.filter { ($0.batteryPct ?? 100) < Self.minTrainingBatteryPct }
         var waves: [Int] = []
@@ -118,16 +147,21 @@ struct RolloutPlan {
         for (device, wave) in zip(trainers, waves) {
             let battery = device.batteryPct ?? 100
             let factor = min(1, battery / Self.fullTrainingBatteryPct)
-            let steps = request.job.loss == "bn-stats" ? request.job.steps : max(1, Int((Double(request.job.steps) * factor).rounded()))
-            let note = factor < 1 ? "steps scaled to \(Int(factor * 100))% for battery \(Int(battery))%" : nil
+            var steps = request.job.loss == "bn-stats" ? request.job.steps : max(1, Int((Double(request.job.steps) * factor).rounded()))
+            var notes: [String] = factor < 1 ? ["steps scaled to \(Int(factor * 100))% for battery \(Int(battery))%"] : []
+            let batch = request.job.batchSize ?? 64
+            if let cap = Self.energyStepCap(device, batchSize: batch, batteryFactor: factor), cap < steps {
+                steps = cap
+                notes.append("capped at \(cap) steps by the energy budget (a step ≈ 3 × \(batch) inferences at the planned \(String(format: "%.2f", device.predictedEnergyMJ ?? 0)) mJ)")
+            }
             targets.append(.init(deviceID: device.id, wave: wave, document: JobDocument(
-                kind: .adapt, modelID: request.modelID, domainID: domainID, domainName: request.name, variants: device.variants,
+                kind: .adapt, modelID: request.modelID, domainID: domainID, domainName: request.name, variants: Self.variants(device, request),
                 loss: request.job.loss, steps: steps, learningRate: request.job.learningRate ?? 1e-3,
-                batchSize: request.job.batchSize ?? 64, budgetNote: note)))
+                batchSize: batch, budgetNote: notes.isEmpty ? nil : notes.joined(separator: "; "))))
         }
         for device in appliers {
             targets.append(.init(deviceID: device.id, wave: applyWave, document: JobDocument(
-                kind: .apply, modelID: request.modelID, domainID: domainID, domainName: request.name, variants: device.variants,
+                kind: .apply, modelID: request.modelID, domainID: domainID, domainName: request.name, variants: Self.variants(device, request),
                 loss: request.job.loss, steps: 0, learningRate: 0, batchSize: request.job.batchSize ?? 64,
                 budgetNote: "battery \(Int(device.batteryPct ?? 0))% is under \(Int(Self.minTrainingBatteryPct))%: applies the domain's aggregated adapters instead of training")))
         }

@@ -1,17 +1,20 @@
 import FleetAPI
 import Foundation
 import HTTPServer
+import ElasticModel
 import Learning
+import Planner
 
 /// The model registry. A package is verified whole before anything is stored, stored content-addressed by
 /// SHA-256 in PostgreSQL (so every replica serves it), and uploading the same bytes again returns the model
-/// already stored. Until elastic packages exist, a package is a base model file (safetensors + architecture).
+/// already stored. A package is the file `fleetadapt model build` writes (see ElasticPackage); its planning space
+/// is derived once here and stored beside it, so re-planning never reads the package again.
 struct ModelRoutes {
     let services: Services
-    static let uploadLimit = 256 << 20
+    let uploadLimit: Int
 
     func register(on router: Router) {
-        services.route(router, .POST, "/v1/models", options: RouteOptions(bodyLimit: Self.uploadLimit, spoolToDisk: true), upload)
+        services.route(router, .POST, "/v1/models", options: RouteOptions(bodyLimit: uploadLimit, spoolToDisk: true), upload)
         services.route(router, .GET, "/v1/models", list)
         services.route(router, .GET, "/v1/models/{id}", read)
         services.route(router, .GET, "/v1/models/{id}/package", package)
@@ -20,28 +23,31 @@ struct ModelRoutes {
     func upload(_ request: HTTPRequest) throws -> HTTPResponse {
         try services.auth.requireAdmin(request)
         guard let path = request.bodyFile, let data = FileManager.default.contents(atPath: path), !data.isEmpty else {
-            throw HTTPError.validation([FieldError(field: "body", message: "must be a model package")])
+            throw HTTPError.validation([FieldError(field: "body", message: "must be an elastic model package (fleetadapt model build)")])
         }
         let bytes = Array(data)
-        let manifest: ModelView.Manifest
-        do {
-            let (tensors, metadata) = try SafeTensors.decode(bytes)
-            let (model, _) = try BaseModelFile.read(tensors: tensors, metadata: metadata)
-            manifest = ModelView.Manifest(metadata: metadata,
-                                          tensors: tensors.keys.sorted().map { ModelView.TensorInfo(name: $0, shape: tensors[$0]!.shape) },
-                                          parameterCount: model.store.values.count)
-        } catch {
-            throw HTTPError(status: 422, code: "invalid_package", detail: "The package is not a valid model package: \(error)",
-                            errors: [FieldError(field: "body", message: "must be a model package (safetensors with architecture metadata)")])
+        let package: ElasticPackage
+        do { package = try ElasticPackage.decode(bytes, maxBytes: uploadLimit) } catch {
+            throw HTTPError(status: 422, code: "invalid_package", detail: "The package was refused: \(error)",
+                            errors: [FieldError(field: "body", message: "\(error)")])
         }
-        let name = request.query["name"] ?? manifest.metadata["name"] ?? "model"
+        let name = request.query["name"] ?? package.manifest.name
         guard (1...128).contains(name.count) else {
             throw HTTPError.badRequest("name must be 1–128 characters.", code: "invalid_parameter", errors: [FieldError(field: "name", message: "must be 1–128 characters")])
         }
-        let digest = Secrets.sha256(bytes)
-        switch try services.models.insert(id: UUID(), name: name, sha256: digest, content: bytes, manifestJSON: try JSON.string(manifest),
-                                          combinationCount: 1, now: services.clock.now()) {
-        case .created(let row): return try .body(try view(row), status: 201, headers: location(row))
+        let space = PlanningSpace(package: package.manifest)
+        do { try space.validate() } catch {
+            throw HTTPError(status: 422, code: "invalid_package", detail: "The package's profiles cannot be planned with: \(error)",
+                            errors: [FieldError(field: "body", message: "\(error)")])
+        }
+        let manifest = package.manifest
+        switch try services.models.insert(id: UUID(), name: name, sha256: Secrets.sha256(bytes), content: bytes,
+                                          manifestJSON: try JSON.string(manifest), planningSpaceJSON: try JSON.string(space),
+                                          combinationCount: manifest.combinationCount, now: services.clock.now()) {
+        case .created(let row):
+            // The fleet moves to the new model from the maintenance loop (Replanner.catchUp), not in this request:
+            // at 100,000 devices that takes seconds, and a replica that dies mid-way is caught up by the next one.
+            return try .body(try view(row), status: 201, headers: location(row))
         case .existing(let row): return try .body(try view(row), status: 200, headers: location(row))
         }
     }
@@ -65,7 +71,7 @@ struct ModelRoutes {
         let etag = "\"\(Secrets.hex(row.sha256))\""
         var headers = HTTPHeaders()
         headers.set("ETag", etag)
-        if let inm = request.headers["If-None-Match"], inm.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag || $0 == "*" }) {
+        if request.ifNoneMatch(etag) {
             return HTTPResponse(status: 304, headers: headers)
         }
         guard let content = try services.models.content(sha256: row.sha256) else { throw HTTPError.notFound("The package bytes are missing.") }
@@ -79,9 +85,25 @@ struct ModelRoutes {
         return row
     }
 
+    /// The manifest's summary; rows from before elastic packages (a plain base model) show no blocks.
     private func view(_ row: ModelStore.Row) throws -> ModelView {
-        ModelView(id: row.id, name: row.name, sha256: Secrets.hex(row.sha256), sizeBytes: row.sizeBytes, combinationCount: row.combinationCount,
-                  manifest: try JSON.decode(ModelView.Manifest.self, from: row.manifestJSON), createdAt: row.createdAt)
+        let m = try? JSON.decode(PackageManifest.self, from: row.manifestJSON)
+        let blocks = (m?.blocks ?? []).enumerated().map { p, block in
+            ModelView.Block(name: block.name, kind: block.kind, variants: block.variants.enumerated().map { v, variant in
+                let c = variant.profile
+                return ModelView.Variant(id: variant.id, sparsity: variant.sparsity, hiddenChannels: variant.hiddenChannels,
+                                         skip: variant.skip?.rawValue, flops: c?.flops ?? 0, paramBytes: c?.paramBytes ?? 0,
+                                         peakActivationBytes: c?.peakActivationBytes ?? 0, outputBytes: c?.outputBytes ?? 0,
+                                         latencyMs: c?.latencyMs ?? 0, accuracyDrop: m?.accuracy.scaledDrop(position: p, variant: v) ?? 0)
+            })
+        }
+        let a = m?.accuracy
+        return ModelView(id: row.id, name: row.name, sha256: Secrets.hex(row.sha256), sizeBytes: row.sizeBytes,
+                         combinationCount: row.combinationCount, family: m?.architecture.family.rawValue ?? "unknown",
+                         adapterKind: m?.adapter.kind ?? "parallel", referenceGFLOPS: m?.reference.gflops ?? 0, blocks: blocks,
+                         accuracy: ModelView.Accuracy(baseAccuracy: a?.baseAccuracy ?? 0,
+                                                      meanAbsError: a?.meanAbsError ?? 0, maxAbsError: a?.maxAbsError ?? 0),
+                         createdAt: row.createdAt)
     }
 
     private func location(_ row: ModelStore.Row) -> HTTPHeaders {

@@ -9,7 +9,8 @@ struct ListQuery {
     let limit: Int
     let after: UUID?
 
-    init(_ request: HTTPRequest) throws {
+    /// `cursorIsUUID: false` leaves `after` to the caller (lists keyed by something else, like config versions).
+    init(_ request: HTTPRequest, cursorIsUUID: Bool = true) throws {
         if let text = request.query["limit"] {
             guard let n = Int(text), (1...Self.maxLimit).contains(n) else {
                 throw HTTPError.badRequest("limit must be an integer from 1 to \(Self.maxLimit).", code: "invalid_parameter",
@@ -19,7 +20,7 @@ struct ListQuery {
         } else {
             limit = Self.defaultLimit
         }
-        if let text = request.query["after"] {
+        if cursorIsUUID, let text = request.query["after"] {
             guard let id = UUID(uuidString: text) else {
                 throw HTTPError.badRequest("after must be the `next` value of a previous page.", code: "invalid_parameter",
                                            errors: [FieldError(field: "after", message: "must be a cursor returned as `next`")])
@@ -57,5 +58,13 @@ enum ETag {
                                        errors: [FieldError(field: "If-Match", message: "must be an entity tag like \"v3\"")])
         }
         return version
+    }
+}
+
+extension HTTPRequest {
+    /// Whether `If-None-Match` names `etag` (or `*`): the caller already holds this representation, answer 304.
+    func ifNoneMatch(_ etag: String) -> Bool {
+        guard let header = headers["If-None-Match"] else { return false }
+        return header.split(separator: ",").contains { let t = $0.trimmingCharacters(in: .whitespaces); return t == etag || t == "*" }
     }
 }

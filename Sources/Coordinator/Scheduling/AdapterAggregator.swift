@@ -5,53 +5,66 @@ import PostgresClient
 
 /// Fleet-level learning: the adapters that devices of one domain trained are averaged per tensor, weighted by
 /// the samples each device trained on, into a domain adapter that devices unable to train can apply.
-/// Recomputed from all succeeded attempts after each success (O(devices) per result; fine for campaigns of
-/// thousands, to be made incremental for larger ones).
+///
+/// Incremental: each success folds its one artifact into the newest version (per tensor: (W·old + w·new) / (W + w)),
+/// so a campaign of n devices costs O(n) in total, not O(n²). Per-tensor weights W travel in the adapter's
+/// safetensors metadata (`weights`), because tensors belong to the variant a device ran: each is averaged over the
+/// devices that ran it. Successes of one domain are serialised by an advisory lock, and each job is folded once
+/// (the caller only aggregates on the transition to `succeeded`).
 struct AdapterAggregator: Sendable {
     let pool: PostgresPool
 
-    /// Re-aggregates the domain of `job`; returns the new version, or nil when nothing could be averaged.
+    /// Folds the artifact of `job` into its domain's adapter; returns the new version, or nil when the job has
+    /// no artifact (an `apply` job) or the artifact cannot be averaged.
     @discardableResult
     func aggregate(afterJob job: UUID, now: Date) throws -> Int? {
         try pool.withTransaction { c in
-            guard let domainRow = try c.query("""
-                SELECT cp.domain_id FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id WHERE j.id = \(job)
-                """).rows.first else { return nil }
-            let domain = try domainRow.decode("domain_id", as: UUID.self)
-            try c.query("SELECT pg_advisory_xact_lock(hashtextextended(\(domain.uuidString), 2))")
-            let rows = try c.query("""
-                SELECT a.content, COALESCE((j.result->'metrics'->>'samples')::bigint, 1) AS samples
+            guard let row = try c.query("""
+                SELECT cp.domain_id, a.content, COALESCE((j.result->'metrics'->>'samples')::bigint, 1) AS samples
                 FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
                 JOIN job_artifacts a ON a.job_id = j.id AND a.attempt = j.attempt
-                WHERE cp.domain_id = \(domain) AND j.state = 'succeeded' AND j.kind = 'adapt'
-                """).rows
-            var sums: [String: (shape: [Int], values: [Double])] = [:]
-            var weightTotal = 0.0
-            var devices = 0
-            for row in rows {
-                guard let tensors = try? SafeTensors.decode(try row.decode("content", as: [UInt8].self)).tensors else { continue }
-                let w = Double(max(1, try row.decode("samples", as: Int.self)))
-                // Only artifacts with the same tensors as the first one are averaged.
-                if let first = sums.first, tensors.count != sums.count || tensors[first.key]?.shape != first.value.shape { continue }
-                var ok = true
-                for (name, t) in tensors {
-                    guard let floats = try? t.floats() else { ok = false; break }
-                    if sums[name] == nil { sums[name] = (t.shape, [Double](repeating: 0, count: floats.count)) }
-                    guard sums[name]!.shape == t.shape else { ok = false; break }
-                    for i in floats.indices { sums[name]!.values[i] += w * Double(floats[i]) }
-                }
-                if ok { weightTotal += w; devices += 1 }
+                WHERE j.id = \(job) AND j.state = 'succeeded' AND j.kind = 'adapt'
+                """).rows.first else { return nil }
+            let domain = try row.decode("domain_id", as: UUID.self)
+            try c.query("SELECT pg_advisory_xact_lock(hashtextextended(\(domain.uuidString), 2))")
+            guard let artifact = try? SafeTensors.decode(try row.decode("content", as: [UInt8].self)).tensors, !artifact.isEmpty else { return nil }
+            let w = Double(max(1, try row.decode("samples", as: Int.self)))
+
+            var sums: [String: (shape: [Int], values: [Float], weight: Double)] = [:]
+            var version = 0, devices = 0, samples = 0
+            if let latest = try c.query("""
+                SELECT version, content, device_count, sample_count FROM domain_adapters WHERE domain_id = \(domain)
+                ORDER BY version DESC LIMIT 1
+                """).rows.first {
+                version = try latest.decode("version", as: Int.self)
+                devices = try latest.decode("device_count", as: Int.self)
+                samples = try latest.decode("sample_count", as: Int.self)
+                let (tensors, meta) = try SafeTensors.decode(try latest.decode("content", as: [UInt8].self))
+                let weights = meta["weights"].flatMap { try? JSON.decode([String: Double].self, from: $0) } ?? [:]
+                for (name, t) in tensors { sums[name] = (t.shape, try t.floats(), weights[name] ?? Double(samples)) }
             }
-            guard devices > 0, weightTotal > 0 else { return nil }
-            let averaged = sums.mapValues { SafeTensor(floats: $0.values.map { Float($0 / weightTotal) }, shape: $0.shape) }
-            let bytes = SafeTensors.encode(averaged, metadata: ["devices": String(devices), "samples": String(Int(weightTotal))])
-            let version = try c.query("SELECT COALESCE(max(version), 0) + 1 AS v FROM domain_adapters WHERE domain_id = \(domain)")
-                .rows[0].decode("v", as: Int.self)
+            // Refuse the whole artifact if any tensor disagrees in shape with what was averaged so far.
+            var incoming: [String: ([Int], [Float])] = [:]
+            for (name, t) in artifact {
+                guard let floats = try? t.floats(), sums[name].map({ $0.shape == t.shape }) ?? true else { return nil }
+                incoming[name] = (t.shape, floats)
+            }
+            for (name, (shape, floats)) in incoming {
+                let old = sums[name] ?? (shape, [Float](repeating: 0, count: floats.count), 0)
+                let total = old.weight + w
+                let a = Float(old.weight / total), b = Float(w / total)
+                sums[name] = (shape, zip(old.values, floats).map { a * $0 + b * $1 }, total)
+            }
+            let averaged = sums.mapValues { SafeTensor(floats: $0.values, shape: $0.shape) }
+            let bytes = SafeTensors.encode(averaged, metadata: [
+                "devices": String(devices + 1), "samples": String(samples + Int(w)),
+                "weights": try JSON.string(sums.mapValues(\.weight)),
+            ])
             try c.query("""
                 INSERT INTO domain_adapters (domain_id, version, sha256, content, device_count, sample_count, created_at)
-                VALUES (\(domain), \(version), \(Secrets.sha256(bytes)), \(bytes), \(devices), \(Int(weightTotal)), \(now))
+                VALUES (\(domain), \(version + 1), \(Secrets.sha256(bytes)), \(bytes), \(devices + 1), \(samples + Int(w)), \(now))
                 """)
-            return version
+            return version + 1
         }
     }
 
@@ -61,5 +74,21 @@ struct AdapterAggregator: Sendable {
             SELECT version, sha256, content FROM domain_adapters WHERE domain_id = \(domain) ORDER BY version DESC LIMIT 1
             """).rows.first else { return nil }
         return (try row.decode("version", as: Int.self), try row.decode("sha256", as: [UInt8].self), try row.decode("content", as: [UInt8].self))
+    }
+
+    /// Newest aggregated version per domain.
+    func latestVersions(_ domains: [UUID]) throws -> [UUID: Int] {
+        try pool.withConnection { try latestVersions(domains, on: $0) }
+    }
+
+    func latestVersions(_ domains: [UUID], on c: PostgresConnection) throws -> [UUID: Int] {
+        guard !domains.isEmpty else { return [:] }
+        var out: [UUID: Int] = [:]
+        for row in try c.query("""
+            SELECT domain_id, max(version) AS version FROM domain_adapters WHERE domain_id = ANY(\(PostgresArray(domains))) GROUP BY domain_id
+            """).rows {
+            out[try row.decode("domain_id", as: UUID.self)] = try row.decode("version", as: Int.self)
+        }
+        return out
     }
 }

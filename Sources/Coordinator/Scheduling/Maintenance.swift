@@ -2,14 +2,15 @@ import Synchronization
 import Foundation
 import PostgresClient
 
-/// Background work of every coordinator replica: rescue expired leases once a second, and turn
-/// NOTIFY on the jobs channel into long-poll wake-ups (with a periodic sweep, since NOTIFY is only a hint).
+/// Background work of every coordinator replica: rescue expired leases, bring the fleet's configs to a newly
+/// published model, and turn NOTIFY on the jobs channel into long-poll wake-ups (with a periodic sweep, since
+/// NOTIFY is only a hint).
 final class Maintenance: Sendable {
     private let stop = StopFlag()
     private let done = DispatchSemaphore(value: 0)
     private let listener: PostgresListener?
 
-    init(services: Services, configuration: PostgresConfiguration, tick: Double = 0.5, sweepEvery: Double = 2) {
+    init(services: Services, configuration: PostgresConfiguration, replansFleet: Bool = true, tick: Double = 0.5, sweepEvery: Double = 2) {
         let waiters = services.waiters
         listener = try? PostgresListener(configuration: configuration, channels: [JobStore.channel], onNotification: { _, payload in
             waiters.wake(device: UUID(uuidString: payload))
@@ -26,6 +27,14 @@ final class Maintenance: Sendable {
                     }
                 } catch {
                     Log.error("maintenance: \(error)")
+                }
+                if replansFleet {
+                    do {
+                        let written = try services.replanner.catchUp()
+                        if written > 0 { Log.info("re-planned the fleet for the newest model: \(written) configs") }
+                    } catch {
+                        Log.error("maintenance: fleet re-plan: \(error)")
+                    }
                 }
                 if Date().timeIntervalSince(lastSweep) >= sweepEvery {
                     waiters.wake(device: nil)

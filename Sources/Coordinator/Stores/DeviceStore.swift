@@ -34,7 +34,20 @@ struct DeviceStore: Sendable {
     }
 
     func find(_ id: UUID) throws -> Device? {
-        try pool.query("SELECT \(unsafeRaw: Self.columns) FROM devices WHERE id = \(id)").rows.first.map(Self.decode)
+        try pool.withConnection { try find(id, on: $0) }
+    }
+
+    func find(_ id: UUID, on c: PostgresConnection) throws -> Device? {
+        try c.query("SELECT \(unsafeRaw: Self.columns) FROM devices WHERE id = \(id)").rows.first.map(Self.decode)
+    }
+
+    /// Every active device (for fleet re-plans), in id order.
+    /// Active devices, all of them or those among `ids`, in id order.
+    func allActive(ids: [UUID]? = nil) throws -> [Device] {
+        var q: PostgresQuery = "SELECT \(unsafeRaw: Self.columns) FROM devices WHERE status = 'active'"
+        if let ids { q.append(" AND id = ANY(\(PostgresArray(ids)))") }
+        q.append(" ORDER BY id")
+        return try pool.query(q).rows.map(Self.decode)
     }
 
     /// Keyset pagination by id: stable under concurrent inserts, one index range scan per page.
@@ -141,20 +154,26 @@ struct DeviceStore: Sendable {
         return ReportedContext(context: context, reportedAt: now)
     }
 
-    /// A device as a campaign sees it: its battery and its current planned combination.
+    /// A device as a campaign sees it: its battery, its energy budget, and its current config (model, variants,
+    /// predicted energy per inference).
     struct Target: Sendable {
         let id: UUID
         let batteryPct: Double?
+        let energyBudgetMJ: Double?
+        let configModelID: UUID?
         let variants: [String]
+        let predictedEnergyMJ: Double?
     }
 
-    /// Active devices matching a selector, in id order, with their current config's variants.
+    /// Active devices matching a selector, in id order, with their current config.
     func targets(labels: [String: String]?, ids: [UUID]?, on c: PostgresConnection) throws -> [Target] {
         var q: PostgresQuery = """
-            SELECT d.id, (d.context->>'battery_pct')::float8 AS battery,
-                   (SELECT cfg.decision->'variants' FROM device_configs cfg WHERE cfg.device_id = d.id
-                    ORDER BY cfg.version DESC LIMIT 1)::text AS variants
-            FROM devices d WHERE d.status = 'active'
+            SELECT d.id, (d.context->>'battery_pct')::float8 AS battery, d.energy_budget_mj AS energy_budget,
+                   cfg.decision->>'model_id' AS config_model, (cfg.decision->'variants')::text AS variants,
+                   (cfg.decision->'predicted'->>'energy_mj')::float8 AS energy
+            FROM devices d
+            LEFT JOIN LATERAL (SELECT decision FROM device_configs WHERE device_id = d.id ORDER BY version DESC LIMIT 1) cfg ON true
+            WHERE d.status = 'active'
             """
         if let ids { q.append(" AND d.id = ANY(\(PostgresArray(ids)))") }
         if let labels, !labels.isEmpty { q.append(" AND d.labels @> \(try JSON.string(labels))::jsonb") }
@@ -162,7 +181,9 @@ struct DeviceStore: Sendable {
         return try c.query(q).rows.map { row in
             let variants = try row.decode("variants", as: String?.self).flatMap { try? JSON.decode([VariantChoice].self, from: $0) } ?? []
             return Target(id: try row.decode("id", as: UUID.self), batteryPct: try row.decode("battery", as: Double?.self),
-                          variants: variants.map(\.variant))
+                          energyBudgetMJ: try row.decode("energy_budget", as: Double?.self),
+                          configModelID: try row.decode("config_model", as: String?.self).flatMap(UUID.init(uuidString:)),
+                          variants: variants.map(\.variant), predictedEnergyMJ: try row.decode("energy", as: Double?.self))
         }
     }
 

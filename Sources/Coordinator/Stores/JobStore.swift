@@ -166,6 +166,43 @@ struct JobStore: Sendable {
         }
         return out
     }
+
+    /// For each device, the domain and kind of its newest succeeded `adapt` or `apply` job: which adapters it runs.
+    func lastAdaptations(_ devices: [UUID]) throws -> [UUID: (domain: UUID, kind: JobKind)] {
+        try pool.withConnection { try lastAdaptations(devices, on: $0) }
+    }
+
+    func lastAdaptations(_ devices: [UUID], on c: PostgresConnection) throws -> [UUID: (domain: UUID, kind: JobKind)] {
+        guard !devices.isEmpty else { return [:] }
+        var out: [UUID: (domain: UUID, kind: JobKind)] = [:]
+        for row in try c.query("""
+            SELECT DISTINCT ON (j.device_id) j.device_id, cp.domain_id, j.kind
+            FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
+            WHERE j.device_id = ANY(\(PostgresArray(devices))) AND j.state = 'succeeded' AND j.kind IN ('adapt', 'apply')
+            ORDER BY j.device_id, j.finished_at DESC, j.id
+            """).rows {
+            guard let kind = JobKind(rawValue: try row.decode("kind", as: String.self)) else { continue }
+            out[try row.decode("device_id", as: UUID.self)] = (try row.decode("domain_id", as: UUID.self), kind)
+        }
+        return out
+    }
+
+    func kind(ofJob job: UUID) throws -> JobKind? {
+        try pool.query("SELECT kind FROM jobs WHERE id = \(job)").rows.first.flatMap { JobKind(rawValue: try $0.decode("kind", as: String.self)) }
+    }
+
+    func domain(ofJob job: UUID) throws -> UUID? {
+        try pool.query("SELECT cp.domain_id FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id WHERE j.id = \(job)")
+            .rows.first?.decode("domain_id", as: UUID.self)
+    }
+
+    /// Devices whose newest succeeded adaptation in `domain` applied the aggregated adapters.
+    func devicesApplyingAggregate(domain: UUID) throws -> [UUID] {
+        try pool.query("""
+            SELECT DISTINCT j.device_id FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
+            WHERE cp.domain_id = \(domain) AND j.state = 'succeeded' AND j.kind = 'apply'
+            """).rows.map { try $0.decode("device_id", as: UUID.self) }
+    }
 }
 
 /// Retry delay: attempt^exponent seconds × scale, capped, ±jitter (river's default is attempt^4 ±10%).

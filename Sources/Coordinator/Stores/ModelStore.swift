@@ -22,8 +22,8 @@ struct ModelStore: Sendable {
     }
 
     /// Stores a verified package; the same bytes uploaded again answer with the model already stored.
-    func insert(id: UUID, name: String, sha256: [UInt8], content: [UInt8], manifestJSON: String, combinationCount: Int,
-                now: Date) throws -> InsertOutcome {
+    func insert(id: UUID, name: String, sha256: [UInt8], content: [UInt8], manifestJSON: String, planningSpaceJSON: String?,
+                combinationCount: Int, now: Date) throws -> InsertOutcome {
         try pool.withTransaction { c in
             try c.query("SELECT pg_advisory_xact_lock(hashtextextended(\(Secrets.hex(sha256)), 1))")
             if let existing = try c.query("SELECT \(unsafeRaw: Self.columns) FROM models WHERE package_sha256 = \(sha256)").rows.first {
@@ -34,8 +34,9 @@ struct ModelStore: Sendable {
                 ON CONFLICT (sha256) DO NOTHING
                 """)
             let row = try c.query("""
-                INSERT INTO models (id, name, package_sha256, size_bytes, manifest, combination_count, created_at)
-                VALUES (\(id), \(name), \(sha256), \(content.count), \(manifestJSON)::jsonb, \(combinationCount), \(now))
+                INSERT INTO models (id, name, package_sha256, size_bytes, manifest, planning_space, combination_count, created_at)
+                VALUES (\(id), \(name), \(sha256), \(content.count), \(manifestJSON)::jsonb, \(planningSpaceJSON)::jsonb,
+                        \(combinationCount), \(now))
                 RETURNING \(unsafeRaw: Self.columns)
                 """).rows[0]
             return .created(try Self.decode(row))
@@ -71,5 +72,38 @@ struct ModelStore: Sendable {
             manifestJSON: try row.decode("manifest", as: String.self),
             combinationCount: try row.decode("combination_count", as: Int.self),
             createdAt: try row.decode("created_at", as: Date.self))
+    }
+
+    /// The newest model that can be planned with (an elastic package), with its planning space as JSON.
+    func latestPlannable() throws -> (id: UUID, spaceJSON: String)? {
+        guard let row = try pool.query("""
+            SELECT id, planning_space::text AS space FROM models WHERE planning_space IS NOT NULL
+            ORDER BY created_at DESC, id DESC LIMIT 1
+            """).rows.first else { return nil }
+        return (try row.decode("id", as: UUID.self), try row.decode("space", as: String.self))
+    }
+
+    /// The id alone of the newest plannable model: cheap enough to ask on every maintenance tick.
+    func latestPlannableID() throws -> UUID? {
+        try pool.query("""
+            SELECT id FROM models WHERE planning_space IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1
+            """).rows.first?.decode("id", as: UUID.self)
+    }
+
+    func planningSpace(_ id: UUID) throws -> String? {
+        try pool.query("SELECT planning_space::text AS space FROM models WHERE id = \(id)").rows.first?.decode("space", as: String?.self)
+    }
+
+    /// Per-variant latencies devices measured for a model (`profile` jobs), `[block][variant]` ms.
+    func measuredLatencies(model: UUID, devices: [UUID]) throws -> [UUID: [[Double]]] {
+        guard !devices.isEmpty else { return [:] }
+        var out: [UUID: [[Double]]] = [:]
+        for row in try pool.query("""
+            SELECT device_id, latencies::text AS latencies FROM device_variant_latencies
+            WHERE model_id = \(model) AND device_id = ANY(\(PostgresArray(devices)))
+            """).rows {
+            out[try row.decode("device_id", as: UUID.self)] = try? JSON.decode([[Double]].self, from: try row.decode("latencies", as: String.self))
+        }
+        return out
     }
 }

@@ -22,6 +22,11 @@ public struct CoordinatorConfiguration: Sendable {
     public var accessLog: Bool
     /// Retry delays of failed and expired job attempts.
     public var backoff: Backoff = Backoff()
+    /// Largest model package `POST /v1/models` accepts (413 beyond it); the package is spooled to disk meanwhile.
+    public var modelUploadLimitBytes: Int = 256 << 20
+    /// Whether the maintenance loop brings the fleet's configs to a newly published model. Off, a replica leaves
+    /// that to other replicas or to `CoordinatorApp.replanFleet()` (tests that count one re-plan's writes need it off).
+    public var replansFleetInBackground = true
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = CoordinatorConfiguration.defaultDataDirectory,
                 database: Database = .embedded, adminKey: String? = nil,

@@ -19,6 +19,8 @@ struct Services: Sendable {
     let results: ResultRecorder
     let waiters: JobWaiters
     let aggregator: AdapterAggregator
+    let configs: ConfigStore
+    let replanner: Replanner
     let backoff: Backoff
     let migrations: MigrationRunner
     let openAPIPath: String
@@ -32,7 +34,8 @@ struct Services: Sendable {
         self.devices = devices
         self.auth = Authenticator(adminKey: adminKey, devices: devices, clock: clock)
         self.idempotency = IdempotencyStore(pool: pool)
-        self.models = ModelStore(pool: pool)
+        let models = ModelStore(pool: pool)
+        self.models = models
         let jobs = JobStore(pool: pool)
         self.jobs = jobs
         let campaigns = CampaignStore(pool: pool)
@@ -42,7 +45,11 @@ struct Services: Sendable {
         self.scheduler = CampaignScheduler(pool: pool, campaigns: campaigns, jobs: jobs)
         self.results = ResultRecorder(pool: pool, metrics: metricsStore)
         self.waiters = JobWaiters(jobs: jobs, clock: clock)
-        self.aggregator = AdapterAggregator(pool: pool)
+        let aggregator = AdapterAggregator(pool: pool)
+        self.aggregator = aggregator
+        let configs = ConfigStore(pool: pool)
+        self.configs = configs
+        self.replanner = Replanner(devices: devices, models: models, jobs: jobs, configs: configs, aggregator: aggregator, clock: clock)
         self.backoff = backoff
         self.migrations = migrations
         self.openAPIPath = openAPIPath

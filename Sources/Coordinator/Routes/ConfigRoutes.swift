@@ -1,0 +1,64 @@
+import FleetAPI
+import Foundation
+import HTTPServer
+
+/// Configs: what each device runs (its variants, partition and adapters), versioned, and the planner's what-if.
+struct ConfigRoutes {
+    let services: Services
+
+    func register(on router: Router) {
+        services.route(router, .GET, "/v1/devices/{id}/config", deviceConfig)
+        services.route(router, .GET, "/v1/devices/{id}/config/history", history)
+        services.route(router, .GET, "/v1/agent/config", agentConfig)
+        services.route(router, .POST, "/v1/plan", plan)
+    }
+
+    func deviceConfig(_ request: HTTPRequest) throws -> HTTPResponse {
+        try services.auth.requireAdmin(request)
+        let id = try request.uuidParameter("id")
+        guard try services.devices.find(id) != nil else { throw HTTPError.notFound("No device \(id.uuidString.lowercased()).") }
+        return try answer(request, try services.configs.current(id), device: id)
+    }
+
+    func agentConfig(_ request: HTTPRequest) throws -> HTTPResponse {
+        let device = try services.auth.requireDevice(request)
+        return try answer(request, try services.configs.current(device.id), device: device.id)
+    }
+
+    /// The config with its ETag; `If-None-Match` with the current tag → 304, so agents can poll cheaply.
+    private func answer(_ request: HTTPRequest, _ config: DeviceConfigView?, device: UUID) throws -> HTTPResponse {
+        guard let config else {
+            throw HTTPError(status: 404, code: "no_config",
+                            detail: "Device \(device.uuidString.lowercased()) has no config yet: no elastic model is published, or it has not been planned.")
+        }
+        var headers = HTTPHeaders()
+        headers.set("ETag", config.etag)
+        if request.ifNoneMatch(config.etag) {
+            return HTTPResponse(status: 304, headers: headers)
+        }
+        return try .body(config, headers: headers)
+    }
+
+    func history(_ request: HTTPRequest) throws -> HTTPResponse {
+        try services.auth.requireAdmin(request)
+        let id = try request.uuidParameter("id")
+        guard try services.devices.find(id) != nil else { throw HTTPError.notFound("No device \(id.uuidString.lowercased()).") }
+        let limit = try ListQuery(request, cursorIsUUID: false).limit
+        var before: Int?
+        if let after = request.query["after"] {
+            guard let v = Int(after), v >= 1 else {
+                throw HTTPError.badRequest("after must be a config version.", code: "invalid_parameter",
+                                           errors: [FieldError(field: "after", message: "must be a positive integer (the previous page's next)")])
+            }
+            before = v
+        }
+        let (items, next) = try services.configs.history(id, limit: limit, before: before)
+        return try .body(Page(items: items, next: next))
+    }
+
+    func plan(_ request: HTTPRequest) throws -> HTTPResponse {
+        try services.auth.requireAdmin(request)
+        let body = try request.decodeValidated(PlanRequest.self) { $0.validate() }
+        return try .body(try services.replanner.whatIf(body))
+    }
+}
