@@ -1,3 +1,5 @@
+import FleetAPI
+
 /// How one agent process runs: where the coordinator is, who it is, and what the device holds.
 public struct AgentConfiguration: Sendable {
     public var coordinatorURL: String
@@ -16,9 +18,12 @@ public struct AgentConfiguration: Sendable {
     public var pollWait: Int
     /// Stop after this many jobs (0 = run until SIGTERM).
     public var maxJobs: Int
+    /// What the device knows about its situation beyond free memory (battery, link, edge server), reported at
+    /// start; the planner uses it to choose the variants and the split point.
+    public var context: DeviceContext = DeviceContext()
 
     public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String? = nil, cacheDirectory: String, powerWatts: Double = 5,
-                slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0) {
+                slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0, context: DeviceContext = DeviceContext()) {
         self.coordinatorURL = coordinatorURL
         self.token = token
         self.dataDirectory = dataDirectory
@@ -28,5 +33,6 @@ public struct AgentConfiguration: Sendable {
         self.slowdown = slowdown
         self.pollWait = pollWait
         self.maxJobs = maxJobs
+        self.context = context
     }
 }

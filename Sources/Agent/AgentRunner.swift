@@ -1,5 +1,6 @@
 import FleetAPI
 import Foundation
+import ElasticModel
 import Learning
 import Synchronization
 
@@ -56,7 +57,9 @@ public final class AgentRunner: Sendable {
         let availableKB = meminfo.split(separator: "\n").first { $0.hasPrefix("MemAvailable:") }
             .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Double($0) }
         let freeMB = availableKB.map { $0 / 1024 }
-        let body = try client.json(DeviceContext(freeMemoryMB: freeMB))
+        var context = configuration.context
+        context.freeMemoryMB = context.freeMemoryMB ?? freeMB
+        let body = try client.json(context)
         let r = try client.send("PUT", "/v1/agent/context", body: body)
         guard r.status == 200 else { throw CoordinatorClient.Failure(description: "context report refused: HTTP \(r.status)") }
     }
@@ -106,8 +109,8 @@ public final class AgentRunner: Sendable {
         guard let loss = AdaptationLoss(rawValue: job.document.loss) else {
             return JobResult(attempt: job.attempt, outcome: .failed, error: "unknown loss \(job.document.loss)")
         }
-        let (model, _) = try BaseModelFile.read(path: try modelFile(job.document.modelID))
-        model.attachAdapters(.parallel)
+        let net = try network(for: job.document)
+        let model = net.model
         let entropyBefore = Trainer.meanEntropy(model, data)
         let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
         var unlabeled = data
@@ -121,11 +124,17 @@ public final class AgentRunner: Sendable {
         progress.set(["step": Double(report.steps), "total_steps": Double(job.document.steps)])
         let entropyAfter = Trainer.meanEntropy(model, data)
         let accuracyAfter = data.labels == nil ? nil : Trainer.accuracy(model, data)
+        // Inference latency of the planned combination with its adapters, here, at batch 1: the figure the
+        // planner predicted.
+        let one = data.tensor([0])
+        let latency = Profiler.medianMs(runs: 20, warmup: 5) { _ = model.forward(one, training: false) } * configuration.slowdown
 
-        // What adaptation changed: adapters, batch-norm affine parameters, and the batch-norm running statistics
-        // re-estimated on target batches (without them, the affine parameters would meet source statistics).
+        // What adaptation changed: the position adapters (shared by every variant, so they adapt any combination),
+        // and the batch-norm affine parameters and running statistics of the blocks this device runs (without the
+        // statistics, the affine parameters would meet source statistics).
+        let running = Set(model.allNorms.map(\.name))
         let trained = model.namedTensors().filter { name, _ in
-            name.contains(".adapter.") || name.contains(".bn") || name.hasPrefix("stem.1.") || name.contains(".shortcut.1.")
+            name.contains(".adapter.") || running.contains { name.hasPrefix($0 + ".") && !name.dropFirst($0.count + 1).contains(".") }
         }
         let artifact = Data(SafeTensors.encode(trained, metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))
         let up = try client.send("PUT", "/v1/agent/jobs/\(job.id.uuidString.lowercased())/artifact?attempt=\(job.attempt)", body: artifact,
@@ -135,7 +144,8 @@ public final class AgentRunner: Sendable {
         }
         return JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: entropyAfter, accuracyBefore: accuracyBefore, accuracyAfter: accuracyAfter,
-            trainSeconds: seconds, energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: report.steps))
+            trainSeconds: seconds, energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: report.steps,
+            latencyMs: latency))
     }
 
     /// Installs the domain's aggregated adapters (trained by other devices) without training, and measures
@@ -149,12 +159,15 @@ public final class AgentRunner: Sendable {
         guard r.headers["etag"] == "\"\(digest)\"" else {
             return JobResult(attempt: job.attempt, outcome: .failed, error: "aggregated adapter download is corrupt")
         }
-        let (model, _) = try BaseModelFile.read(path: try modelFile(job.document.modelID))
+        let net = try network(for: job.document)
+        let model = net.model
         let entropyBefore = Trainer.meanEntropy(model, data)
         let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
-        model.attachAdapters(.parallel)
         let start = Date()
-        for (name, tensor) in try SafeTensors.decode(Array(r.body)).tensors { try model.store.set(name, try tensor.floats()) }
+        for (name, tensor) in try SafeTensors.decode(Array(r.body)).tensors {
+            guard model.store.entry(name) != nil else { throw CoordinatorClient.Failure(description: "aggregated adapter has \(name), which the package lacks") }
+            try model.store.set(name, try tensor.floats())
+        }
         let seconds = Date().timeIntervalSince(start)
         return JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: Trainer.meanEntropy(model, data), accuracyBefore: accuracyBefore,
@@ -170,36 +183,41 @@ public final class AgentRunner: Sendable {
         let pointer = configuration.cacheDirectory + "/\(id.uuidString.lowercased()).sha256"
         let cachedDigest = (try? String(contentsOfFile: pointer, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         var headers: [String: String] = [:]
-        if let cachedDigest, FileManager.default.fileExists(atPath: configuration.cacheDirectory + "/\(cachedDigest).safetensors") {
+        if let cachedDigest, FileManager.default.fileExists(atPath: configuration.cacheDirectory + "/\(cachedDigest).fap") {
             headers["If-None-Match"] = "\"\(cachedDigest)\""
         }
         let r = try client.send("GET", "/v1/models/\(id.uuidString.lowercased())/package", headers: headers)
-        if r.status == 304, let cachedDigest { return configuration.cacheDirectory + "/\(cachedDigest).safetensors" }
+        if r.status == 304, let cachedDigest { return configuration.cacheDirectory + "/\(cachedDigest).fap" }
         guard r.status == 200 else { throw CoordinatorClient.Failure(description: "model \(id) download: HTTP \(r.status)") }
         let digest = CoordinatorClient.sha256Hex(r.body)
         guard r.headers["etag"] == "\"\(digest)\"" else {
             throw CoordinatorClient.Failure(description: "model \(id) download is corrupt: SHA-256 \(digest) does not match \(r.headers["etag"] ?? "no ETag")")
         }
-        let path = configuration.cacheDirectory + "/\(digest).safetensors"
+        let path = configuration.cacheDirectory + "/\(digest).fap"
         try r.body.write(to: URL(fileURLWithPath: path), options: .atomic)
         try digest.write(toFile: pointer, atomically: true, encoding: .utf8)
         return path
     }
 
-    /// Measures each block's latency at batch 1 on this device (median of 20 after warm-up).
+    /// The job's model as an elastic network composed with the job's planned variants (all originals when the
+    /// coordinator planned none); the package is verified (archive, SHA-256, tensors) on every load.
+    func network(for document: JobDocument) throws -> ElasticNetwork {
+        let net = try ElasticPackage.loadNetwork(path: try modelFile(document.modelID))
+        try net.compose(ids: document.variants.isEmpty ? net.positions.map { $0.variants[0].id } : document.variants)
+        return net
+    }
+
+    /// Measures every variant of every block at batch 1 on this device (median of 20 after 5 warm-up runs), on
+    /// the features the original blocks hand on, so the planner can plan from this device's own figures.
     func profile(_ job: LeasedJob) throws -> JobResult {
-        let (model, _) = try BaseModelFile.read(path: try modelFile(job.document.modelID))
-        var x = model.stem.forward(Tensor(zeros: [1] + model.inputShape), training: false)
+        let net = try ElasticPackage.loadNetwork(path: try modelFile(job.document.modelID))
+        var x = net.model.stem.forward(Tensor(zeros: [1] + net.model.inputShape), training: false)
         var latencies: [[Double]] = []
-        for block in model.blocks {
-            var times: [Double] = []
-            for i in 0..<25 {
-                let t = Date()
-                _ = block.forward(x, training: false)
-                if i >= 5 { times.append(Date().timeIntervalSince(t) * 1000 * configuration.slowdown) }
-            }
-            latencies.append([max(times.sorted()[times.count / 2], 1e-6)])
-            x = block.forward(x, training: false)
+        for blocks in net.variantBlocks {
+            latencies.append(blocks.map { block in
+                max(Profiler.medianMs(runs: 20, warmup: 5) { _ = block.forward(x, training: false) } * configuration.slowdown, 1e-6)
+            })
+            x = blocks[0].forward(x, training: false)
         }
         return JobResult(attempt: job.attempt, outcome: .succeeded, variantLatenciesMs: latencies)
     }

@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import FleetAPI
 import Foundation
 
 @main
@@ -8,14 +9,20 @@ struct AgentCommand: ParsableCommand {
         commandName: "fleetadapt-agent",
         abstract: "The FleetAdapt device agent: leases jobs from the coordinator and runs them on this device.",
         discussion: """
-            The agent reports its context, long-polls for jobs and runs one at a time: `adapt` trains the
-            block adapters on the device's own unlabeled images (labels, if the data has them, are used only
-            to report accuracy) and uploads them; `profile` measures each block's latency here. It retries
-            with backoff when the coordinator is unreachable and stops on SIGTERM/SIGINT after the job in hand.
+            The agent reports its context (free memory, plus --battery-pct and the edge link flags when given),
+            long-polls for jobs and runs one at a time, always on the combination of block variants the
+            coordinator planned for this device:
+              adapt    trains the block adapters on the device's own unlabeled images (labels, if the data has
+                       them, are used only to report accuracy), uploads them, and reports entropy/accuracy
+                       before and after, training time, energy and the combination's measured latency;
+              apply    installs the domain's aggregated adapters (devices that cannot afford training);
+              profile  measures every variant of every block here, so the planner plans from these figures.
+            It retries with backoff when the coordinator is unreachable and stops on SIGTERM/SIGINT after the
+            job in hand.
 
             The token comes from --token, FLEETADAPT_TOKEN, or --token-file (in that order).
-            Models are downloaded from the coordinator (GET /v1/models/{id}/package), checked against their
-            SHA-256 and cached in --cache-dir; --model uses a local file instead (offline devices).
+            Elastic packages are downloaded from the coordinator (GET /v1/models/{id}/package), verified
+            (SHA-256, archive, tensors) and cached in --cache-dir; --model uses a local package instead.
 
             Example:
               fleetadapt-agent --coordinator http://10.0.0.1:8080 --token-file /etc/fleetadapt/token \\
@@ -34,7 +41,7 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "Directory with the device's local data (data.safetensors, see `fleetadapt data make-domain`).")
     var dataDir: String
 
-    @Option(help: "Use this local model file instead of downloading the job's model.")
+    @Option(help: "Use this local elastic package (.fap, from `fleetadapt model build`) instead of downloading the job's model.")
     var model: String?
 
     @Option(help: "Directory caching downloaded model packages (default: <data-dir>/../model-cache).")
@@ -52,11 +59,33 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "Exit after this many jobs (0 = run until stopped).")
     var maxJobs: Int = 0
 
+    @Option(help: "Battery charge in percent to report (omit for mains-powered devices).")
+    var batteryPct: Double?
+
+    @Option(help: "Address of a nearby edge server the network may be split with.")
+    var edgeServer: String?
+
+    @Option(help: "Link bandwidth to the edge server in Mbit/s.")
+    var bandwidthMbps: Double?
+
+    @Option(help: "Round-trip time to the edge server in ms.")
+    var rttMs: Double?
+
+    @Option(help: "Throughput of the edge server in GFLOP/s (the coordinator assumes 100 when omitted).")
+    var edgeServerGflops: Double?
+
     func validate() throws {
         guard (1...60).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–60") }
         guard slowdown >= 1 else { throw ValidationError("--slowdown must be at least 1") }
         guard powerWatts > 0 else { throw ValidationError("--power-watts must be positive") }
         guard maxJobs >= 0 else { throw ValidationError("--max-jobs must not be negative") }
+        var v = Validator()
+        context.validate(into: &v, prefix: "")
+        if let issue = v.issues.first { throw ValidationError("--\(issue.field.drop { $0 == "." }.replacingOccurrences(of: "_", with: "-")): \(issue.message)") }
+    }
+
+    var context: DeviceContext {
+        DeviceContext(batteryPct: batteryPct, bandwidthMbps: bandwidthMbps, rttMs: rttMs, edgeServer: edgeServer, edgeServerGFLOPS: edgeServerGflops)
     }
 
     func run() throws {
@@ -68,7 +97,7 @@ struct AgentCommand: ParsableCommand {
         let runner = AgentRunner(configuration: AgentConfiguration(
             coordinatorURL: coordinator, token: resolved, dataDirectory: dataDir, modelPath: model,
             cacheDirectory: cacheDir ?? (URL(fileURLWithPath: dataDir).deletingLastPathComponent().path + "/model-cache"), powerWatts: powerWatts,
-            slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs))
+            slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs, context: context))
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "fleetadapt-agent.signals")

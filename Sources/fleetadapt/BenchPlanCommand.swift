@@ -29,6 +29,12 @@ struct BenchPlanCommand: ParsableCommand {
     @Option(help: "Seed of the generator of device contexts, so runs can be repeated.")
     var seed: UInt64 = 42
 
+    @Option(help: "Context changes timed end to end through a real coordinator (PUT /v1/agent/context → new config readable); 0 skips.")
+    var endToEndChanges: Int = 200
+
+    @Option(help: "Devices inserted into that coordinator and re-planned as a model publish does (0 skips).")
+    var serviceFleet: Int = 100_000
+
     func validate() throws {
         guard contexts > 0, bruteForceContexts > 0, gadsContexts > 0, dpBuilds > 0, fleet > 0 else {
             throw ValidationError("counts must be positive")
@@ -128,6 +134,7 @@ struct BenchPlanCommand: ParsableCommand {
         print("fleet re-plan: \(fleet) devices (\(fmt(edgeFraction * 100, 0))% edge-linked) in \(fmt(seconds * 1000, 1)) ms "
               + "→ \(fmt(Double(fleet) / seconds / 1e6, 2)) M devices/s; feasible \(feasible), partitioned \(split)")
         print("checksum \(fmt(checksum, 3))")
+        if endToEndChanges > 0 { try BenchPlanEndToEnd.run(space: space, changes: endToEndChanges, fleetDevices: serviceFleet) }
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ElasticModel
 import Foundation
 import Learning
 #if canImport(FoundationNetworking)
@@ -15,9 +16,11 @@ struct DemoCommand: ParsableCommand {
             fleetadapt-agent process per device, posts the target domain, shows the campaign's progress, and
             ends with a table per device. It stops everything it started.
 
-            Hardware classes are simulated: jetson-tx2 (20 GFLOP/s, 7.5 W, slowdown 1), raspberry-pi-4
-            (8 GFLOP/s, 4 W, slowdown 2), phone (5 GFLOP/s, 3 W, slowdown 3). The slowdown factor makes an
-            agent's work take that many times as long, standing in for slower hardware on one machine.
+            Hardware classes are simulated: jetson-tx2 (7.5 W, slowdown 1), raspberry-pi-4 (4 W, slowdown 2),
+            phone (3 W, slowdown 3). The slowdown factor makes an agent's work take that many times as long,
+            standing in for slower hardware on one machine; each class declares this machine's measured
+            GFLOP/s divided by its slowdown, and a latency budget of 1.3, 0.75 and 0.55 times the full
+            network's latency on it, so the planner gives the slower classes smaller combinations.
             """)
 
     @Option(help: "Number of agents (devices).")
@@ -33,7 +36,7 @@ struct DemoCommand: ParsableCommand {
     var steps: Int = 40
 
     @Option(help: "Unsupervised loss: tent, shot-im, eata or bn-stats.")
-    var loss: String = "tent"
+    var loss: String = "shot-im"
 
     @Option(help: "Working directory (base model, device data, coordinator data); reused across runs.")
     var workDir: String = NSTemporaryDirectory() + "fleetadapt-demo"
@@ -47,8 +50,10 @@ struct DemoCommand: ParsableCommand {
         guard (1...5).contains(severity), steps > 0 else { throw ValidationError("--severity 1–5, --steps > 0") }
     }
 
-    static let classes: [(name: String, gflops: Double, watts: Double, slowdown: Double)] = [
-        ("jetson-tx2", 20, 7.5, 1), ("raspberry-pi-4", 8, 4, 2), ("phone", 5, 3, 3),
+    /// Simulated classes: power, slowdown, and the latency budget as a fraction of the full network's latency on
+    /// that class (so the planner has to choose smaller combinations on the tighter ones).
+    static let classes: [(name: String, watts: Double, slowdown: Double, budget: Double)] = [
+        ("jetson-tx2", 7.5, 1, 1.3), ("raspberry-pi-4", 4, 2, 0.75), ("phone", 3, 3, 0.55),
     ]
 
     func run() throws {
@@ -62,15 +67,36 @@ struct DemoCommand: ParsableCommand {
             for p in children.reversed() { Self.waitExit(p, seconds: 30) }
         }
 
-        // 1. Base model.
-        let modelPath = workDir + "/base.safetensors"
-        if !FileManager.default.fileExists(atPath: modelPath) {
-            say("training the base model on clean Fashion-MNIST (once; reused next time)…")
+        // 1. Elastic model package.
+        let modelPath = workDir + "/fmnist-elastic.fap"
+        // Reused when it still verifies (a package from an older format is rebuilt).
+        if (try? ElasticPackage.read(path: modelPath)) == nil {
+            say("building the elastic model package on clean Fashion-MNIST (once; reused next time)…")
             let train = try FashionMNIST.load(split: .train, limit: 12000)
-            let model = Model.resnet(widths: [8, 16, 32], blocksPerStage: [1, 1, 1], seed: 1)
+            let architecture = Architecture.resnet(widths: [8, 16, 32], blocksPerStage: [1, 2, 2])
+            let model = architecture.makeModel(seed: 1)
             let opt = Optimizer(model.store, kind: .sgd(momentum: 0.9, nesterov: true), learningRate: 0.05, weightDecay: 5e-4)
-            Trainer.train(model, on: train, steps: 500, batchSize: 64, optimizer: opt, schedule: CosineSchedule(base: 0.05, total: 500, warmup: 20), seed: 1)
-            try BaseModelFile.write(model, widths: [8, 16, 32], blocksPerStage: [1, 1, 1], to: modelPath, extra: ["name": "fmnist-resnet-demo"])
+            let bar = ProgressBar("train base model")
+            Trainer.train(model, on: train, steps: 500, batchSize: 64, optimizer: opt, schedule: CosineSchedule(base: 0.05, total: 500, warmup: 20),
+                          seed: 1) { step, _ in bar.update(step + 1, of: 500) }
+            var bars: [ElasticBuilder.Phase: ProgressBar] = [:]
+            var options = ElasticBuilder.Options()
+            options.distillationSteps = 80
+            options.latencyRuns = 10
+            options.calibrationCombinations = 12
+            options.validationCombinations = 10
+            let (package, _) = try ElasticBuilder.build(
+                base: model, architecture: architecture, name: "fmnist-resnet-demo",
+                baseInfo: .init(description: "resnet 8,16,32 × 1,2,2 trained by the demo", trainImages: 12000, trainSteps: 500),
+                distillation: train.subset(0..<1024), validation: try FashionMNIST.load(split: .test, limit: 500), options: options) { phase, done, total in
+                let b = bars[phase] ?? ProgressBar(phase.rawValue)
+                bars[phase] = b
+                b.update(done, of: total)
+            }
+            try Data(try package.encode()).write(to: URL(fileURLWithPath: modelPath))
+            let m = package.manifest
+            say(String(format: "package: %d combinations, base accuracy %.3f, estimator error %.3f (mean, %d random combinations)",
+                       m.combinationCount, m.accuracy.baseAccuracy, m.accuracy.meanAbsError, m.accuracy.validation.count))
         }
 
         // 2. Coordinator on its embedded PostgreSQL.
@@ -92,7 +118,7 @@ struct DemoCommand: ParsableCommand {
         }
         guard ready else { throw ValidationError("the coordinator did not become ready") }
 
-        // 3. Publish the model.
+        // 3. Publish the model (every device registered later is planned against it).
         let upload = try HTTP.call("POST", base + "/v1/models?name=fmnist-resnet-demo", key, nil,
                                    data: try Data(contentsOf: URL(fileURLWithPath: modelPath)), contentType: "application/octet-stream")
         guard let modelID = (try JSONSerialization.jsonObject(with: upload.1) as? [String: Any])?["id"] as? String else {
@@ -100,7 +126,9 @@ struct DemoCommand: ParsableCommand {
         }
         say("published model \(modelID)")
 
-        // 4. Devices, their local data, their agents.
+        // 4. Devices, their local data, their agents. A class's GFLOP/s is this machine's measured throughput on
+        // the package divided by its slowdown, so the planner's predictions describe the simulated hardware.
+        let manifest = try ElasticPackage.read(path: modelPath).manifest
         let run = UUID().uuidString.prefix(8).lowercased()
         let clean = try FashionMNIST.load(split: .test)
         var devices: [(id: String, name: String, cls: String)] = []
@@ -111,9 +139,11 @@ struct DemoCommand: ParsableCommand {
             let n = 300
             let data = try Corruption(rawValue: corruption)!.apply(to: clean.subset((i * n)..<((i + 1) * n)), severity: severity, seed: 7, firstIndex: i * n)
             try LocalDataset.write(data, metadata: ["corruption": corruption, "severity": String(severity)], to: dataDir)
+            let gflops = manifest.reference.gflops / cls.slowdown
+            let budget = manifest.reference.fullNetworkLatencyMs * cls.slowdown * cls.budget
             let body = """
-                {"name": "\(name)", "hardware": {"class": "\(cls.name)", "gflops": \(cls.gflops), "memory_mb": 2048},
-                 "constraints": {"latency_budget_ms": 50, "memory_budget_mb": 256}, "labels": {"demo": "\(run)"}}
+                {"name": "\(name)", "hardware": {"class": "\(cls.name)", "gflops": \(gflops), "memory_mb": 2048},
+                 "constraints": {"latency_budget_ms": \(budget), "memory_budget_mb": 256}, "labels": {"demo": "\(run)"}}
                 """
             let r = try HTTP.call("POST", base + "/v1/devices", key, body)
             guard let obj = try JSONSerialization.jsonObject(with: r.1) as? [String: Any], let token = obj["token"] as? String,
@@ -156,19 +186,26 @@ struct DemoCommand: ParsableCommand {
                        (view["released_wave"] as? Int ?? 0) + 1, view["wave_count"] as? Int ?? 0, counts as NSString))
         }
 
-        // 7. Per-device table.
+        // 7. Per-device table: the planned combination and its predicted latency, the latency the agent measured
+        // for that combination, and what adaptation changed.
         print("")
-        print("device              class            combination        partition  train s  energy mJ   accuracy before → after   entropy before → after")
+        print("device              combination          pred ms  meas ms  pred acc  train s  energy mJ   accuracy before → after   entropy before → after")
         for d in devices {
             let m = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/metrics?kind=job.adapt", key, nil).1) as? [String: Any]
             let v = ((m?["items"] as? [[String: Any]])?.last?["values"] as? [String: Double]) ?? [:]
+            let config = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/config", key, nil).1) as? [String: Any]
+            let combination = (config?["variants"] as? [[String: Any]])?.compactMap { $0["variant"] as? String }.joined(separator: "/") ?? "—"
+            let predicted = config?["predicted"] as? [String: Any]
             func f(_ k: String, _ fmt: String) -> String { v[k].map { String(format: fmt, $0) } ?? "—" }
-            print(pad(d.name, 19) + " " + pad(d.cls, 16) + " " + pad("full (not planned)", 18) + " " + pad("none", 10) + " "
+            func p(_ k: String, _ fmt: String) -> String { (predicted?[k] as? Double).map { String(format: fmt, $0) } ?? "—" }
+            print(pad(d.name, 19) + " " + pad(combination, 20) + " " + pad(p("latency_ms", "%.2f"), 7, left: true) + "  "
+                  + pad(f("latency_ms", "%.2f"), 7, left: true) + "  " + pad(p("accuracy", "%.3f"), 8, left: true) + "  "
                   + pad(f("train_seconds", "%.1f"), 7, left: true) + "  " + pad(f("energy_mj", "%.0f"), 9, left: true) + "   "
                   + pad(f("accuracy_before", "%.3f"), 6, left: true) + " → " + pad(f("accuracy_after", "%.3f"), 6) + "           "
                   + pad(f("entropy_before", "%.2f"), 5, left: true) + " → " + f("entropy_after", "%.2f"))
         }
-        print("\ncampaign \(status). Planned combinations, partitions and latencies are not shown: the planner is not wired into the coordinator yet.")
+        print("\ncampaign \(status). pred = the planner's estimate for the device's combination (clean accuracy of the package's")
+        print("estimator); meas = batch-1 latency the agent measured for that combination, adapters included.")
         say("stopping agents and the coordinator…")
     }
 
