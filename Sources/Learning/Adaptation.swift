@@ -21,10 +21,13 @@ public enum Adaptation {
     }
 
     /// Adapts `model` on unlabeled target images (labels, if present, are never read).
-    /// Gradient methods update what `trainable` selects (adapters by default) with Adam.
+    /// Gradient methods update what `trainable` selects (adapters by default) with Adam. `beforeStep` runs before
+    /// each gradient step with its index; an elastic network composes a different combination there to train
+    /// shared adapters across its space with one optimiser.
     @discardableResult
     public static func adapt(_ model: Model, on data: LabeledImages, loss: AdaptationLoss, steps: Int, batchSize: Int = 64,
-                             learningRate: Float = 1e-3, trainable: Model.Trainable = .adapters, seed: UInt64 = 0) -> Report {
+                             learningRate: Float = 1e-3, trainable: Model.Trainable = .adapters, seed: UInt64 = 0,
+                             beforeStep: (Int) -> Void = { _ in }) -> Report {
         let start = Date()
         var rng = SeededRandom(seed: seed)
         var order = Array(0..<data.count)
@@ -46,7 +49,8 @@ public enum Adaptation {
         model.setTrainable(trainable)
         let optimizer = Optimizer(model.store, kind: .adam(beta1: 0.9, beta2: 0.999, decoupled: false), learningRate: learningRate)
         var cursor = 0, used = 0
-        for _ in 0..<steps {
+        for step in 0..<steps {
+            beforeStep(step)
             if cursor + batch > data.count { order.shuffle(using: &rng); cursor = 0 }
             let idx = Array(order[cursor..<(cursor + batch)])
             cursor += batch

@@ -107,6 +107,9 @@ public final class Model {
     public enum Trainable: Sendable {
         case all
         case adapters
+        /// Adapters train while batch norms normalise with each batch's statistics (their affine weights frozen), so
+        /// adapters learn under target statistics that a device later re-estimates (`bn-stats`) for its combination.
+        case adaptersOnBatchStatistics
         case adaptersAndNorms
         case adaptersNormsAndHead
         case norms
@@ -119,7 +122,7 @@ public final class Model {
             let isNorm = !isAdapter && (name.contains(".bn") || name.hasPrefix("stem.1") || name.contains(".shortcut.1")) && !name.contains("running")
             switch t {
             case .all: return true
-            case .adapters: return isAdapter
+            case .adapters, .adaptersOnBatchStatistics: return isAdapter
             case .adaptersAndNorms: return isAdapter || isNorm
             case .adaptersNormsAndHead: return isAdapter || isNorm || name.hasPrefix("head.")
             case .norms: return isNorm

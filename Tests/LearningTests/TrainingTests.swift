@@ -62,6 +62,30 @@ enum Trained {
         #expect(beforeBuffers == model.store.buffers)
     }
 
+    /// Adapters on batch statistics: only adapters move among the parameters, while batch norms normalise with the
+    /// target batches (so their running statistics move); `beforeStep` runs once before each step, in order.
+    @Test func adaptersOnBatchStatisticsMoveAdaptersAndRunningStatisticsOnly() throws {
+        let model = Trained.model(adapters: .parallel)
+        let before = model.store.values
+        let beforeBuffers = model.store.buffers
+        let target = try Corruption.contrast.apply(to: Trained.test.subset(0..<256), severity: 4, seed: 3)
+        var seen: [Int] = []
+        Adaptation.adapt(model, on: target, loss: .shotIM, steps: 4, batchSize: 32, learningRate: 1e-3,
+                         trainable: .adaptersOnBatchStatistics, beforeStep: { seen.append($0) })
+        #expect(seen == [0, 1, 2, 3])
+        var changedAdapters = 0
+        for e in model.store.entries where !e.isBuffer {
+            let range = e.offset..<(e.offset + e.count)
+            if e.name.contains(".adapter.") {
+                if before[range] != model.store.values[range] { changedAdapters += 1 }
+            } else {
+                #expect(before[range].map(\.bitPattern) == model.store.values[range].map(\.bitPattern), "\(e.name) changed")
+            }
+        }
+        #expect(changedAdapters > 0)
+        #expect(beforeBuffers != model.store.buffers)
+    }
+
     @Test func adapterOnlyTrainingSavesMemory() {
         let batch = Trained.test.tensor(Array(0..<64))
         let full = Trained.model(adapters: .parallel)
