@@ -148,8 +148,10 @@ public final class AgentRunner: Sendable {
             latencyMs: latency))
     }
 
-    /// Installs the domain's aggregated adapters (trained by other devices) without training, and measures
-    /// what they change on this device's data.
+    /// Installs the domain's aggregated adapters (trained by other devices) without training, re-estimates the
+    /// batch-norm statistics of its combination on the local images (forward passes only: affordable where
+    /// training is not, and most of the gain on a corruption shift — `fleetadapt bench adapt`), and measures what
+    /// that changes on this device's data.
     func apply(_ job: LeasedJob, data: LabeledImages) throws -> JobResult {
         let r = try client.send("GET", "/v1/agent/domains/\(job.document.domainID.uuidString.lowercased())/adapter")
         guard r.status == 200 else {
@@ -168,7 +170,14 @@ public final class AgentRunner: Sendable {
             guard model.store.entry(name) != nil else { throw CoordinatorClient.Failure(description: "aggregated adapter has \(name), which the package lacks") }
             try model.store.set(name, try tensor.floats())
         }
+        var unlabeled = data
+        unlabeled.labels = nil
+        let batch = max(1, min(job.document.batchSize, data.count))
+        let passes = Adaptation.adapt(model, on: unlabeled, loss: .bnStats, steps: (data.count + batch - 1) / batch, batchSize: batch).steps
+        let computeSeconds = Date().timeIntervalSince(start)
+        if configuration.slowdown > 1 { Thread.sleep(forTimeInterval: computeSeconds * (configuration.slowdown - 1)) }
         let seconds = Date().timeIntervalSince(start)
+        log("agent: applied the aggregated adapters and re-estimated batch-norm statistics in \(passes) forward passes")
         return JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: Trainer.meanEntropy(model, data), accuracyBefore: accuracyBefore,
             accuracyAfter: data.labels == nil ? nil : Trainer.accuracy(model, data), trainSeconds: seconds,
