@@ -78,9 +78,32 @@ public final class Model {
 
     /// x (N, C, H, W) → logits (N, classes).
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        forwardSuffix(forwardPrefix(x, through: -1, training: training), after: -1, training: training)
+    }
+
+    /// x → the features after block `last` (after the stem for −1): what a device computes before it hands the
+    /// rest of the network to an edge server.
+    public func forwardPrefix(_ x: Tensor, through last: Int, training: Bool = false) -> Tensor {
+        precondition((-1..<blocks.count).contains(last))
         var h = stem.forward(x, training: training)
-        for b in blocks { h = b.forward(h, training: training) }
+        for b in blocks.prefix(last + 1) { h = b.forward(h, training: training) }
+        return h
+    }
+
+    /// The features after block `last` → logits: the edge server's half of a split network.
+    public func forwardSuffix(_ h: Tensor, after last: Int, training: Bool = false) -> Tensor {
+        precondition((-1..<blocks.count).contains(last))
+        var h = h
+        for b in blocks.dropFirst(last + 1) { h = b.forward(h, training: training) }
         return head.forward(pool.forward(h, training: training), training: training)
+    }
+
+    /// Shape (C, H, W) of the features after block `last` (after the stem for −1), i.e. of a split's cut tensor.
+    public func featureShape(after last: Int) -> [Int] {
+        precondition((-1..<blocks.count).contains(last))
+        if last < 0 { return [stemNorm.channels, inputShape[1], inputShape[2]] }
+        let b = blocks[last]
+        return [b.outChannels, b.outputSize.0, b.outputSize.1]
     }
 
     /// Back-propagates dL/dlogits. Stops as soon as nothing earlier trains, so a frozen prefix costs nothing.
