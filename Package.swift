@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "fleetadapt-coordinator", targets: ["fleetadapt-coordinator"]),
         .executable(name: "fleetadapt-agent", targets: ["fleetadapt-agent"]),
+        .executable(name: "fleetadapt-edge", targets: ["fleetadapt-edge"]),
         .executable(name: "fleetadapt", targets: ["fleetadapt"]),
     ],
     dependencies: [
@@ -42,6 +43,11 @@ let package = Package(
             "FleetAPI", "Learning", "ElasticModel",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The edge half of split inference; it reaches the coordinator through the agent's client.
+        .target(name: "EdgeRuntime", dependencies: [
+            "Agent", "HTTPServer", "FleetAPI", "Learning", "ElasticModel",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
 
         // Executables.
         .executableTarget(name: "fleetadapt-coordinator", dependencies: [
@@ -50,6 +56,10 @@ let package = Package(
         ]),
         .executableTarget(name: "fleetadapt-agent", dependencies: [
             "Agent", "FleetAPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "fleetadapt-edge", dependencies: [
+            "EdgeRuntime", "HTTPServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
@@ -64,7 +74,7 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
-            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel",
+            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel", "EdgeRuntime",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -21,9 +21,12 @@ public struct AgentConfiguration: Sendable {
     /// What the device knows about its situation beyond free memory (battery, link, edge server), reported at
     /// start; the planner uses it to choose the variants and the split point.
     public var context: DeviceContext = DeviceContext()
+    /// URL of the edge server's runtime (`fleetadapt-edge`). When the device's config cuts the network, the agent
+    /// runs its prefix, sends the cut features there, and reports that end-to-end latency.
+    public var edgeURL: String?
 
     public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String? = nil, cacheDirectory: String, powerWatts: Double = 5,
-                slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0, context: DeviceContext = DeviceContext()) {
+                slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0, context: DeviceContext = DeviceContext(), edgeURL: String? = nil) {
         self.coordinatorURL = coordinatorURL
         self.token = token
         self.dataDirectory = dataDirectory
@@ -34,5 +37,6 @@ public struct AgentConfiguration: Sendable {
         self.pollWait = pollWait
         self.maxJobs = maxJobs
         self.context = context
+        self.edgeURL = edgeURL
     }
 }

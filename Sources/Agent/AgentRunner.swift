@@ -124,19 +124,10 @@ public final class AgentRunner: Sendable {
         progress.set(["step": Double(report.steps), "total_steps": Double(job.document.steps)])
         let entropyAfter = Trainer.meanEntropy(model, data)
         let accuracyAfter = data.labels == nil ? nil : Trainer.accuracy(model, data)
-        // Inference latency of the planned combination with its adapters, here, at batch 1: the figure the
-        // planner predicted.
-        let one = data.tensor([0])
-        let latency = Profiler.medianMs(runs: 20, warmup: 5) { _ = model.forward(one, training: false) } * configuration.slowdown
-
-        // What adaptation changed: the position adapters (shared by every variant, so they adapt any combination),
-        // and the batch-norm affine parameters and running statistics of the blocks this device runs (without the
-        // statistics, the affine parameters would meet source statistics).
-        let running = Set(model.allNorms.map(\.name))
-        let trained = model.namedTensors().filter { name, _ in
-            name.contains(".adapter.") || running.contains { name.hasPrefix($0 + ".") && !name.dropFirst($0.count + 1).contains(".") }
-        }
-        let artifact = Data(SafeTensors.encode(trained, metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))
+        // Inference latency of the planned combination with its adapters at batch 1 (split with the edge server
+        // when the config says so): the figure the planner predicted.
+        let latency = measureLatency(net, data: data, modelID: job.document.modelID)
+        let artifact = Data(SafeTensors.encode(adaptedTensors(model), metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))
         let up = try client.send("PUT", "/v1/agent/jobs/\(job.id.uuidString.lowercased())/artifact?attempt=\(job.attempt)", body: artifact,
                                  contentType: "application/octet-stream", headers: ["Content-SHA256": CoordinatorClient.sha256Hex(artifact)])
         guard up.status == 201 else {
@@ -145,7 +136,7 @@ public final class AgentRunner: Sendable {
         return JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: entropyAfter, accuracyBefore: accuracyBefore, accuracyAfter: accuracyAfter,
             trainSeconds: seconds, energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: report.steps,
-            latencyMs: latency))
+            latencyMs: latency.ms, splitAfterBlock: latency.split))
     }
 
     /// Installs the domain's aggregated adapters (trained by other devices) without training, re-estimates the
@@ -178,34 +169,79 @@ public final class AgentRunner: Sendable {
         if configuration.slowdown > 1 { Thread.sleep(forTimeInterval: computeSeconds * (configuration.slowdown - 1)) }
         let seconds = Date().timeIntervalSince(start)
         log("agent: applied the aggregated adapters and re-estimated batch-norm statistics in \(passes) forward passes")
+        let latency = measureLatency(net, data: data, modelID: job.document.modelID)
         return JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: Trainer.meanEntropy(model, data), accuracyBefore: accuracyBefore,
             accuracyAfter: data.labels == nil ? nil : Trainer.accuracy(model, data), trainSeconds: seconds,
-            energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: 0))
+            energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: 0,
+            latencyMs: latency.ms, splitAfterBlock: latency.split))
     }
 
-    /// The model package for a job: the local override, else the cached download, revalidated with
-    /// If-None-Match and checked against its SHA-256 (the coordinator's ETag) before use.
+    /// What adaptation changes: the position adapters (shared by every variant, so they adapt any combination), and
+    /// the batch-norm affine parameters and running statistics of the blocks this device runs (without the
+    /// statistics, the affine parameters would meet source statistics).
+    func adaptedTensors(_ model: Model) -> [String: SafeTensor] {
+        let running = Set(model.allNorms.map(\.name))
+        return model.namedTensors().filter { name, _ in
+            name.contains(".adapter.") || running.contains { name.hasPrefix($0 + ".") && !name.dropFirst($0.count + 1).contains(".") }
+        }
+    }
+
+    /// Median batch-1 latency of the composed network here. When an edge server is configured and the
+    /// coordinator's config for this model and combination cuts the network, it is measured split: the prefix
+    /// here, the cut features over the link (its declared bandwidth and round trip simulated on top of the real
+    /// transfer, as `slowdown` simulates slower hardware), the suffix on the edge server — after checking that the
+    /// edge's logits equal this device's. Returns the split it measured, nil for on-device.
+    func measureLatency(_ net: ElasticNetwork, data: LabeledImages, modelID: UUID) -> (ms: Double, split: Int?) {
+        let model = net.model
+        let one = data.tensor([0])
+        let local = Profiler.medianMs(runs: 20, warmup: 5) { _ = model.forward(one, training: false) } * configuration.slowdown
+        guard let edgeURL = configuration.edgeURL else { return (local, nil) }
+        do {
+            let r = try client.send("GET", "/v1/agent/config", attempts: 3)
+            guard r.status == 200 else { return (local, nil) }
+            let config = try CoordinatorClient.decode(DeviceConfigView.self, r.body)
+            guard let partition = config.decision.partition else { return (local, nil) }
+            guard config.decision.modelID == modelID, config.decision.variants.map(\.variant) == net.choiceIDs else {
+                log("agent: config \(config.version) is for another model or combination than this job's; latency measured on the device")
+                return (local, nil)
+            }
+            let split = partition.splitAfterBlock
+            let link = EdgeLink(url: edgeURL, token: configuration.token)
+            let session = try link.open(net, split: split, tensors: adaptedTensors(model))
+            let reference = model.forward(one, training: false)
+            let remote = try link.infer(model.forwardPrefix(one, through: split))
+            let gap = remote.shape == reference.shape ? zip(reference.data, remote.data).map { abs($0 - $1) }.max() ?? 0 : .infinity
+            guard gap <= 1e-4 else {
+                log("agent: the edge server's logits differ from this device's by \(gap); latency measured on the device")
+                return (local, nil)
+            }
+            let cutBytes = session.cutShape.reduce(4, *)
+            let linkSeconds = configuration.context.bandwidthMbps.map { Double(cutBytes) * 8 / ($0 * 1e6) } ?? 0
+            let rttSeconds = (configuration.context.rttMs ?? 0) / 1000
+            var samples: [Double] = []
+            for run in 0..<25 {
+                let start = Date()
+                let features = model.forwardPrefix(one, through: split)
+                let prefixSeconds = Date().timeIntervalSince(start)
+                let simulated = prefixSeconds * (configuration.slowdown - 1) + linkSeconds + rttSeconds
+                if simulated > 0 { Thread.sleep(forTimeInterval: simulated) }
+                _ = try link.infer(features)
+                if run >= 5 { samples.append(Date().timeIntervalSince(start) * 1000) }
+            }
+            samples.sort()
+            log("agent: split after block \(split) with \(edgeURL): logits equal the device's (max difference \(gap))")
+            return (samples[samples.count / 2], split)
+        } catch {
+            log("agent: split inference failed (\(error)); latency measured on the device")
+            return (local, nil)
+        }
+    }
+
+    /// The model package for a job: the local override, else the cached download (see `PackageCache`).
     func modelFile(_ id: UUID) throws -> String {
         if let local = configuration.modelPath { return local }
-        try FileManager.default.createDirectory(atPath: configuration.cacheDirectory, withIntermediateDirectories: true)
-        let pointer = configuration.cacheDirectory + "/\(id.uuidString.lowercased()).sha256"
-        let cachedDigest = (try? String(contentsOfFile: pointer, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        var headers: [String: String] = [:]
-        if let cachedDigest, FileManager.default.fileExists(atPath: configuration.cacheDirectory + "/\(cachedDigest).fap") {
-            headers["If-None-Match"] = "\"\(cachedDigest)\""
-        }
-        let r = try client.send("GET", "/v1/models/\(id.uuidString.lowercased())/package", headers: headers)
-        if r.status == 304, let cachedDigest { return configuration.cacheDirectory + "/\(cachedDigest).fap" }
-        guard r.status == 200 else { throw CoordinatorClient.Failure(description: "model \(id) download: HTTP \(r.status)") }
-        let digest = CoordinatorClient.sha256Hex(r.body)
-        guard r.headers["etag"] == "\"\(digest)\"" else {
-            throw CoordinatorClient.Failure(description: "model \(id) download is corrupt: SHA-256 \(digest) does not match \(r.headers["etag"] ?? "no ETag")")
-        }
-        let path = configuration.cacheDirectory + "/\(digest).fap"
-        try r.body.write(to: URL(fileURLWithPath: path), options: .atomic)
-        try digest.write(toFile: pointer, atomically: true, encoding: .utf8)
-        return path
+        return try PackageCache(directory: configuration.cacheDirectory, client: client).file(for: id)
     }
 
     /// The job's model as an elastic network composed with the job's planned variants (all originals when the

@@ -115,10 +115,12 @@ public struct JobMetrics: Codable, Sendable, Equatable {
     public var samples: Int?
     public var steps: Int?
     public var latencyMs: Double?
+    /// Set when `latency_ms` was measured split: the device ran blocks up to this one, an edge server the rest.
+    public var splitAfterBlock: Int?
 
     public init(entropyBefore: Double? = nil, entropyAfter: Double? = nil, accuracyBefore: Double? = nil,
                 accuracyAfter: Double? = nil, trainSeconds: Double? = nil, energyMJ: Double? = nil, samples: Int? = nil,
-                steps: Int? = nil, latencyMs: Double? = nil) {
+                steps: Int? = nil, latencyMs: Double? = nil, splitAfterBlock: Int? = nil) {
         self.entropyBefore = entropyBefore
         self.entropyAfter = entropyAfter
         self.accuracyBefore = accuracyBefore
@@ -128,6 +130,7 @@ public struct JobMetrics: Codable, Sendable, Equatable {
         self.samples = samples
         self.steps = steps
         self.latencyMs = latencyMs
+        self.splitAfterBlock = splitAfterBlock
     }
 
     enum CodingKeys: String, CodingKey {
@@ -139,6 +142,7 @@ public struct JobMetrics: Codable, Sendable, Equatable {
         case trainSeconds = "train_seconds"
         case energyMJ = "energy_mj"
         case latencyMs = "latency_ms"
+        case splitAfterBlock = "split_after_block"
     }
 
     func validate(into v: inout Validator) {
@@ -151,6 +155,7 @@ public struct JobMetrics: Codable, Sendable, Equatable {
         v.number(latencyMs, "metrics.latency_ms", min: 0, max: 1e7, required: false)
         if let samples { v.number(Double(samples), "metrics.samples", min: 0, max: 1e9) }
         if let steps { v.number(Double(steps), "metrics.steps", min: 0, max: 1e7) }
+        if let splitAfterBlock { v.number(Double(splitAfterBlock), "metrics.split_after_block", min: -1, max: 1024) }
     }
 }
 

@@ -17,6 +17,9 @@ struct AgentCommand: ParsableCommand {
                        before and after, training time, energy and the combination's measured latency;
               apply    installs the domain's aggregated adapters (devices that cannot afford training);
               profile  measures every variant of every block here, so the planner plans from these figures.
+            With --edge-url, a device whose config cuts the network after block k measures its latency split:
+            blocks up to k here, the rest on that edge server (`fleetadapt-edge`), the link's declared
+            --bandwidth-mbps and --rtt-ms simulated on top of the real transfer.
             It retries with backoff when the coordinator is unreachable and stops on SIGTERM/SIGINT after the
             job in hand.
 
@@ -74,11 +77,17 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "Throughput of the edge server in GFLOP/s (the coordinator assumes 100 when omitted).")
     var edgeServerGflops: Double?
 
+    @Option(help: "URL of the edge server's runtime (`fleetadapt-edge`): when this device's config cuts the network, latency is measured split through it.")
+    var edgeURL: String?
+
     func validate() throws {
         guard (1...60).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–60") }
         guard slowdown >= 1 else { throw ValidationError("--slowdown must be at least 1") }
         guard powerWatts > 0 else { throw ValidationError("--power-watts must be positive") }
         guard maxJobs >= 0 else { throw ValidationError("--max-jobs must not be negative") }
+        if let edgeURL, URL(string: edgeURL)?.scheme.map({ ["http", "https"].contains($0) }) != true {
+            throw ValidationError("--edge-url must be an http(s) URL")
+        }
         var v = Validator()
         context.validate(into: &v, prefix: "")
         if let issue = v.issues.first { throw ValidationError("--\(issue.field.drop { $0 == "." }.replacingOccurrences(of: "_", with: "-")): \(issue.message)") }
@@ -97,7 +106,7 @@ struct AgentCommand: ParsableCommand {
         let runner = AgentRunner(configuration: AgentConfiguration(
             coordinatorURL: coordinator, token: resolved, dataDirectory: dataDir, modelPath: model,
             cacheDirectory: cacheDir ?? (URL(fileURLWithPath: dataDir).deletingLastPathComponent().path + "/model-cache"), powerWatts: powerWatts,
-            slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs, context: context))
+            slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs, context: context, edgeURL: edgeURL))
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "fleetadapt-agent.signals")

@@ -1,3 +1,4 @@
+import EdgeRuntime
 import Foundation
 import Testing
 
@@ -20,9 +21,18 @@ import Testing
         #expect(metrics.text.contains("fleetadapt_http_requests_total{method=\"GET\",route=\"/openapi.yaml\",status=\"200\"} 1"))
     }
 
+    /// The edge runtime serves exactly what openapi/edge.yaml describes.
+    @Test func edgeRoutesAndSpecAreEqual() throws {
+        let edge = EdgeServer(configuration: EdgeConfiguration(coordinatorURL: "http://127.0.0.1:1", cacheDirectory: NSTemporaryDirectory()))
+        let served = Set(edge.routes.map { "\($0.method) \($0.pattern)" })
+        let spec = try Self.specOperations("openapi/edge.yaml")
+        #expect(!spec.isEmpty)
+        #expect(served == spec)
+    }
+
     /// "METHOD /path" for every operation under `paths:` (two-space path keys, four-space method keys).
-    static func specOperations() throws -> Set<String> {
-        let text = try String(contentsOfFile: "openapi/openapi.yaml", encoding: .utf8)
+    static func specOperations(_ file: String = "openapi/openapi.yaml") throws -> Set<String> {
+        let text = try String(contentsOfFile: file, encoding: .utf8)
         var ops: Set<String> = []
         var inPaths = false
         var path: String?

@@ -23,6 +23,7 @@ struct ResultRecorder: Sendable {
             values["samples"] = m.samples.map(Double.init)
             values["steps"] = m.steps.map(Double.init)
             values["latency_ms"] = m.latencyMs
+            values["split_after_block"] = m.splitAfterBlock.map(Double.init)
         }
         try pool.withTransaction { c in
             try metrics.record(device: device, kind: "job.\(kind)", job: job, values: values, now: now, on: c)

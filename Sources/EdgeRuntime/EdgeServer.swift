@@ -1,0 +1,162 @@
+import Agent
+import Crypto
+import ElasticModel
+import FleetAPI
+import Foundation
+import HTTPServer
+import Learning
+
+/// The edge half of split inference (Neurosurgeon / X-ADMM's edge–end collaboration): a device whose config cuts
+/// its network after block k runs the stem and blocks 0…k itself and posts the cut features here; this server runs
+/// the rest with the device's own adapters and batch norms and answers the logits.
+///
+/// It trusts the coordinator, not the device: opening a session reads the device's config from the coordinator
+/// with the device's token (so the token is checked there, and the model, variants and cut are the planner's), and
+/// downloads the package with the same token. The device contributes only the tensors its adaptation changed.
+public final class EdgeServer: Sendable {
+    public let configuration: EdgeConfiguration
+    let sessions: EdgeSessions
+    let server: HTTPServer
+    let router: Router
+
+    public init(configuration: EdgeConfiguration) {
+        self.configuration = configuration
+        let sessions = EdgeSessions(capacity: configuration.maxSessions)
+        self.sessions = sessions
+        let router = Router()
+        let routes = EdgeRoutes(configuration: configuration, sessions: sessions)
+        routes.register(on: router)
+        self.router = router
+        var http = HTTPServerConfiguration()
+        http.host = configuration.host
+        http.port = configuration.port
+        http.threadPoolSize = configuration.threadPoolSize
+        if !configuration.accessLog { http.accessLog = nil }
+        server = HTTPServer(configuration: http, router: router)
+    }
+
+    public func start() throws { try server.start() }
+    public var port: Int { server.boundPort }
+    /// Every (method, pattern) served, for the contract test against openapi/edge.yaml.
+    public var routes: [(method: HTTPMethod, pattern: String)] { router.routes }
+    public func shutdown() { server.shutdown() }
+}
+
+/// `PUT /v1/edge/session`, `POST /v1/edge/infer`, `GET /healthz`.
+struct EdgeRoutes: Sendable {
+    let configuration: EdgeConfiguration
+    let sessions: EdgeSessions
+
+    /// The device's tensors for its suffix: adapters and batch norms are a few hundred kB at most.
+    static let sessionBodyLimit = 16 << 20
+
+    func register(on router: Router) {
+        router.add(.GET, "/healthz") { _ in .json(["status": "ok"]) }
+        router.add(.PUT, "/v1/edge/session", options: RouteOptions(bodyLimit: Self.sessionBodyLimit)) { try openSession($0) }
+        // The largest cut of the packages we build is 16×28×28 floats (50 kB) per image.
+        router.add(.POST, "/v1/edge/infer", options: RouteOptions(bodyLimit: configuration.maxBatch * 64 * 28 * 28 * 4 + 4096)) { try infer($0) }
+    }
+
+    static func key(_ token: String) -> String {
+        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    func openSession(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard let token = request.bearerToken else { throw HTTPError.unauthorized("A device token is required (Authorization: Bearer …).") }
+        let uploaded: [String: SafeTensor]
+        do {
+            uploaded = try SafeTensors.decode(try request.bodyBytes()).tensors
+        } catch {
+            throw HTTPError.validation([FieldError(field: "body", message: "not a safetensors file: \(error)")])
+        }
+        let coordinator = CoordinatorClient(baseURL: configuration.coordinatorURL, token: token)
+        let answer: CoordinatorClient.Response
+        do {
+            answer = try coordinator.send("GET", "/v1/agent/config", attempts: 2)
+        } catch {
+            throw HTTPError.serviceUnavailable("The coordinator cannot be reached: \(error)", retryAfter: 2)
+        }
+        switch answer.status {
+        case 200: break
+        case 401, 403: throw HTTPError.unauthorized("The coordinator does not accept this device token.")
+        case 404: throw HTTPError.conflict("The coordinator has no config for this device yet.", code: "no_config")
+        default: throw HTTPError.serviceUnavailable("The coordinator answered HTTP \(answer.status) for the device's config.", retryAfter: 2)
+        }
+        guard let config = try? CoordinatorClient.decode(DeviceConfigView.self, answer.body) else {
+            throw HTTPError.serviceUnavailable("The coordinator's config could not be read.", retryAfter: 2)
+        }
+        guard let partition = config.decision.partition else {
+            throw HTTPError.conflict("Config version \(config.version) runs the whole network on the device; there is nothing to run here.",
+                                     code: "not_split")
+        }
+        let network: ElasticNetwork
+        do {
+            let path = try PackageCache(directory: configuration.cacheDirectory, client: coordinator).file(for: config.decision.modelID)
+            network = try ElasticPackage.loadNetwork(path: path)
+            try network.compose(ids: config.decision.variants.map(\.variant))
+        } catch {
+            throw HTTPError.serviceUnavailable("Model \(config.decision.modelID) could not be loaded: \(error)", retryAfter: 5)
+        }
+        let split = partition.splitAfterBlock
+        guard (-1..<network.positions.count).contains(split) else {
+            throw HTTPError.serviceUnavailable("The config cuts after block \(split), which model \(config.decision.modelID) lacks.", retryAfter: 5)
+        }
+        // Only the suffix's adapters and the tensors of the variants it runs there may be replaced.
+        var allowed = Set<String>()
+        for p in (split + 1)..<network.positions.count {
+            allowed.formUnion(network.adapterTensorNames(position: p))
+            allowed.formUnion(network.tensorNames(position: p, variant: network.choice[p]))
+        }
+        var errors: [FieldError] = []
+        var values: [(String, [Float])] = []
+        for name in uploaded.keys.sorted() {
+            let t = uploaded[name]!
+            guard allowed.contains(name), let entry = network.model.store.entry(name) else {
+                errors.append(FieldError(field: "tensors.\(name)", message: "not a tensor of the blocks after the cut (block \(split)) in this device's combination"))
+                continue
+            }
+            guard t.shape == entry.shape, let floats = try? t.floats() else {
+                errors.append(FieldError(field: "tensors.\(name)", message: "must be F32 of shape \(entry.shape), got \(t.dtype.rawValue) \(t.shape)"))
+                continue
+            }
+            guard floats.allSatisfy(\.isFinite) else {
+                errors.append(FieldError(field: "tensors.\(name)", message: "has values that are not finite"))
+                continue
+            }
+            values.append((name, floats))
+        }
+        guard errors.isEmpty else { throw HTTPError.validation(errors) }
+        for (name, floats) in values { try network.model.store.set(name, floats) }
+        let session = EdgeSession(deviceID: config.deviceID, configVersion: config.version, modelID: config.decision.modelID,
+                                  splitAfterBlock: split, network: network)
+        sessions.put(session, key: Self.key(token))
+        return .json(EdgeSessionView(deviceID: session.deviceID, configVersion: session.configVersion, modelID: session.modelID,
+                                     splitAfterBlock: split, cutShape: session.cutShape, classes: session.classes,
+                                     tensorsInstalled: values.count))
+    }
+
+    func infer(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard let token = request.bearerToken else { throw HTTPError.unauthorized("A device token is required (Authorization: Bearer …).") }
+        guard let session = sessions.get(Self.key(token)) else {
+            throw HTTPError.conflict("No session for this device: open one with PUT /v1/edge/session.", code: "no_session")
+        }
+        let tensors: [String: SafeTensor]
+        do {
+            tensors = try SafeTensors.decode(try request.bodyBytes()).tensors
+        } catch {
+            throw HTTPError.validation([FieldError(field: "body", message: "not a safetensors file: \(error)")])
+        }
+        guard let x = tensors["x"] else { throw HTTPError.validation([FieldError(field: "x", message: "required: the features after the cut")]) }
+        guard x.shape.count == 4, Array(x.shape.dropFirst()) == session.cutShape, (1...configuration.maxBatch).contains(x.shape[0]),
+              let floats = try? x.floats() else {
+            throw HTTPError.validation([FieldError(field: "x", message: "must be F32 of shape [N, \(session.cutShape.map(String.init).joined(separator: ", "))] with 1 ≤ N ≤ \(configuration.maxBatch), got \(x.dtype.rawValue) \(x.shape)")])
+        }
+        guard floats.allSatisfy(\.isFinite) else { throw HTTPError.validation([FieldError(field: "x", message: "has values that are not finite")]) }
+        let logits = session.infer(Tensor(shape: x.shape, data: floats))
+        var headers = HTTPHeaders()
+        headers.set("Content-Type", "application/octet-stream")
+        headers.set("X-Config-Version", String(session.configVersion))
+        return HTTPResponse(status: 200, headers: headers,
+                            body: SafeTensors.encode(["logits": SafeTensor(floats: logits.data, shape: logits.shape)]))
+    }
+}

@@ -1,0 +1,70 @@
+import ElasticModel
+import Foundation
+import Learning
+import Synchronization
+
+/// One device's half of its split network on this edge server: the elastic network composed with the device's
+/// configured variants, carrying the device's own adapters and batch norms for the blocks after the cut.
+/// Requests of one device run one at a time (the layers keep per-call state); different devices run in parallel.
+final class EdgeSession: Sendable {
+    let deviceID: UUID
+    let configVersion: Int
+    let modelID: UUID
+    let splitAfterBlock: Int
+    /// (C, H, W) of the tensor the device sends.
+    let cutShape: [Int]
+    let classes: Int
+    private let network: Mutex<ElasticNetwork>
+
+    init(deviceID: UUID, configVersion: Int, modelID: UUID, splitAfterBlock: Int, network: sending ElasticNetwork) {
+        self.deviceID = deviceID
+        self.configVersion = configVersion
+        self.modelID = modelID
+        self.splitAfterBlock = splitAfterBlock
+        cutShape = network.model.featureShape(after: splitAfterBlock)
+        classes = network.model.head.outFeatures
+        self.network = Mutex(network)
+    }
+
+    /// Runs the blocks after the cut and the head on the device's features.
+    func infer(_ features: Tensor) -> Tensor {
+        network.withLock { $0.model.forwardSuffix(features, after: splitAfterBlock) }
+    }
+}
+
+/// Sessions by the SHA-256 of the device token that opened them (tokens are never kept), at most `capacity`:
+/// opening one more drops the least recently used.
+final class EdgeSessions: Sendable {
+    private struct State {
+        var sessions: [String: EdgeSession] = [:]
+        var lastUse: [String: UInt64] = [:]
+        var clock: UInt64 = 0
+    }
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func put(_ session: EdgeSession, key: String) {
+        state.withLock { s in
+            s.clock += 1
+            s.sessions[key] = session
+            s.lastUse[key] = s.clock
+            while s.sessions.count > capacity, let oldest = s.lastUse.min(by: { $0.value < $1.value })?.key {
+                s.sessions[oldest] = nil
+                s.lastUse[oldest] = nil
+            }
+        }
+    }
+
+    func get(_ key: String) -> EdgeSession? {
+        state.withLock { s in
+            guard let session = s.sessions[key] else { return nil }
+            s.clock += 1
+            s.lastUse[key] = s.clock
+            return session
+        }
+    }
+
+    var count: Int { state.withLock { $0.sessions.count } }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import EdgeRuntime
+import Foundation
+import HTTPServer
+
+@main
+struct EdgeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleetadapt-edge",
+        abstract: "The FleetAdapt edge runtime: runs the server half of devices' split networks.",
+        discussion: """
+            When the coordinator's plan for a device cuts its network after block k (its config's `partition`),
+            the device runs the stem and blocks 0…k and sends the features to this server, which runs the
+            remaining blocks and the head and answers the logits.
+              PUT  /v1/edge/session  (device token; body: safetensors of the device's own adapters and batch
+                                      norms after the cut) — the server asks the coordinator, with that token,
+                                      for the device's config, downloads its model package (SHA-256 checked,
+                                      cached in --cache-dir), composes the device's variants, installs the
+                                      tensors, and keeps the session in memory;
+              POST /v1/edge/infer    (device token; body: safetensors with `x` of shape [N, C, H, W] = the cut
+                                      features) → safetensors with `logits` [N, classes].
+            Tokens are never stored (sessions are keyed by their SHA-256); a device can only run its own session.
+
+            Example:
+              fleetadapt-edge --coordinator http://10.0.0.1:8080 --port 8090
+              fleetadapt-agent … --edge-server edge-1 --edge-url http://10.0.0.7:8090 --bandwidth-mbps 1000 --rtt-ms 0.2
+            """)
+
+    @Option(help: "Base URL of the coordinator that vouches for device tokens and plans the cuts.")
+    var coordinator: String = "http://127.0.0.1:8080"
+
+    @Option(help: "Address to listen on.")
+    var bind: String = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one and prints it).")
+    var port: Int = 8090
+
+    @Option(help: "Directory caching model packages (default: $TMPDIR/fleetadapt-edge-cache).")
+    var cacheDir: String?
+
+    @Option(help: "HTTP worker threads.")
+    var threads: Int = 4
+
+    @Option(help: "Device sessions kept in memory at once (each holds a whole elastic network); the least recently used is dropped beyond it.")
+    var maxSessions: Int = 256
+
+    @Flag(help: "Do not log every request.")
+    var quiet = false
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1–256") }
+        guard maxSessions >= 1 else { throw ValidationError("--max-sessions must be at least 1") }
+        guard URL(string: coordinator)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
+            throw ValidationError("--coordinator must be an http(s) URL")
+        }
+    }
+
+    func run() throws {
+        let server = EdgeServer(configuration: EdgeConfiguration(
+            coordinatorURL: coordinator, host: bind, port: port,
+            cacheDirectory: cacheDir ?? NSTemporaryDirectory() + "fleetadapt-edge-cache", threadPoolSize: threads,
+            maxSessions: maxSessions, accessLog: !quiet))
+        try server.start()
+        FileHandle.standardError.write(Data("fleetadapt-edge listening on http://\(bind):\(server.port) for \(coordinator)\n".utf8))
+        HTTPServer.waitForTermination()
+        server.shutdown()
+        FileHandle.standardError.write(Data("fleetadapt-edge stopped\n".utf8))
+    }
+}

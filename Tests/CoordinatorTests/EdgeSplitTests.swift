@@ -1,0 +1,187 @@
+import ElasticModel
+import Foundation
+import Learning
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Split inference end to end: a real coordinator plans a cut for a device with a fast edge link, a real
+/// `fleetadapt-edge` process runs the suffix with the device's own tensors, and a real agent measures its latency
+/// through it. The edge answers exactly the logits of the whole network and refuses what it must.
+@Suite(.serialized) struct EdgeSplitTests {
+    /// A `fleetadapt-edge` process on a free port, stopped when released.
+    final class EdgeProcess {
+        let process = Process()
+        let url: String
+
+        init(coordinator: String) throws {
+            let path = URL(fileURLWithPath: FleetAdaptationTests.agentPath).deletingLastPathComponent().appendingPathComponent("fleetadapt-edge").path
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = ["--coordinator", coordinator, "--port", "0", "--quiet",
+                                 "--cache-dir", NSTemporaryDirectory() + "fleetadapt-edge-test-\(UUID().uuidString.prefix(8))"]
+            let pipe = Pipe()
+            process.standardError = pipe
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            var seen = ""
+            let deadline = Date().addingTimeInterval(30)
+            while !seen.contains("\n") && Date() < deadline {
+                let chunk = pipe.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                seen += String(decoding: chunk, as: UTF8.self)
+            }
+            guard let range = seen.range(of: "http://127.0.0.1:"),
+                  let port = Int(seen[range.upperBound...].prefix { $0.isNumber }) else {
+                process.terminate()
+                throw TestFailure("fleetadapt-edge did not report its port: \(seen)")
+            }
+            url = "http://127.0.0.1:\(port)"
+        }
+
+        deinit { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+    }
+
+    static func send(_ method: String, _ url: String, token: String?, body: Data? = nil) async throws -> TestResponse {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let body {
+            request.httpBody = body
+            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        var h: [String: String] = [:]
+        for (k, v) in http.allHeaderFields { h[String(describing: k).lowercased()] = String(describing: v) }
+        return TestResponse(status: http.statusCode, headers: h, body: data)
+    }
+
+    static func safetensors(_ tensors: [String: SafeTensor]) -> Data { Data(SafeTensors.encode(tensors)) }
+
+    static let fastLink = #"{"bandwidth_mbps": 1000, "rtt_ms": 1, "edge_server": "edge-1", "edge_server_gflops": 500}"#
+
+    @Test func theEdgeRunsTheSuffixExactlyAndRefusesWhatItMust() async throws {
+        let c = try TestCoordinator()
+        _ = try await ConfigTests.publish(c)
+        let split = try await ConfigTests.register(c, name: "split", gflops: 0.05, latency: 20)
+        #expect(try await c.request("PUT", "/v1/agent/context", token: split.token, json: Self.fastLink).status == 200)
+        let config = try #require(try await c.request("GET", "/v1/agent/config", token: split.token).object)
+        let partition = try #require(config["partition"] as? [String: Any], "\(config)")
+        let cut = try #require(partition["split_after_block"] as? Int)
+        let variants = try #require((config["variants"] as? [[String: Any]])?.compactMap { $0["variant"] as? String })
+        let plain = try await ConfigTests.register(c, name: "plain", gflops: 50)
+        let edge = try EdgeProcess(coordinator: c.baseURL)
+        let empty = Self.safetensors([:])
+
+        // Credentials: none, unknown, and a device whose config runs everything locally.
+        #expect(try await Self.send("PUT", edge.url + "/v1/edge/session", token: nil, body: empty).status == 401)
+        #expect(try await Self.send("PUT", edge.url + "/v1/edge/session", token: "not-a-token", body: empty).status == 401)
+        let notSplit = try await Self.send("PUT", edge.url + "/v1/edge/session", token: plain.token, body: empty)
+        #expect(notSplit.status == 409 && notSplit.problemCode == "not_split" && notSplit.isProblem, "\(notSplit.text)")
+        let noSession = try await Self.send("POST", edge.url + "/v1/edge/infer", token: split.token, body: empty)
+        #expect(noSession.status == 409 && noSession.problemCode == "no_session", "\(noSession.text)")
+
+        // Bad session bodies: not safetensors; a tensor of the prefix (the device runs it, not the edge); a wrong shape.
+        let net = try ElasticPackage.loadNetwork(path: FleetAdaptationTests.baseModel)
+        try net.compose(ids: variants)
+        let garbage = try await Self.send("PUT", edge.url + "/v1/edge/session", token: split.token, body: Data("junk".utf8))
+        #expect(garbage.status == 422 && garbage.problemFields == ["body"], "\(garbage.text)")
+        let stemWeight = try #require(net.model.namedTensors()["stem.0.weight"])
+        let prefixTensor = try await Self.send("PUT", edge.url + "/v1/edge/session", token: split.token,
+                                               body: Self.safetensors(["stem.0.weight": stemWeight]))
+        #expect(prefixTensor.status == 422 && prefixTensor.problemFields == ["tensors.stem.0.weight"], "\(prefixTensor.text)")
+        let lastAdapter = try #require(net.adapterTensorNames(position: net.positions.count - 1).sorted().first)
+        let wrongShape = try await Self.send("PUT", edge.url + "/v1/edge/session", token: split.token,
+                                             body: Self.safetensors([lastAdapter: SafeTensor(floats: [1, 2, 3], shape: [3])]))
+        #expect(wrongShape.status == 422 && wrongShape.problemFields == ["tensors.\(lastAdapter)"], "\(wrongShape.text)")
+        #expect(try await Self.send("POST", edge.url + "/v1/edge/infer", token: split.token, body: empty).problemCode == "no_session")
+
+        // A session with the device's own (here: changed) adapter after the cut.
+        let adapterShape = try #require(net.model.store.entry(lastAdapter)?.shape)
+        let adapterValues = (0..<adapterShape.reduce(1, *)).map { Float(($0 % 7) - 3) * 0.01 }
+        let opened = try await Self.send("PUT", edge.url + "/v1/edge/session", token: split.token,
+                                         body: Self.safetensors([lastAdapter: SafeTensor(floats: adapterValues, shape: adapterShape)]))
+        #expect(opened.status == 200, "\(opened.text)")
+        #expect(opened.object?["split_after_block"] as? Int == cut)
+        #expect(opened.object?["tensors_installed"] as? Int == 1)
+        #expect(opened.object?["device_id"] as? String == split.id)
+        try net.model.store.set(lastAdapter, adapterValues)
+
+        // Exactness: prefix here + suffix there == the whole network here, bit for bit.
+        let images = try FashionMNIST.load(split: .test, limit: 8)
+        let x = images.tensor(Array(0..<8))
+        let whole = net.model.forward(x, training: false)
+        let features = net.model.forwardPrefix(x, through: cut)
+        let answer = try await Self.send("POST", edge.url + "/v1/edge/infer", token: split.token,
+                                         body: Self.safetensors(["x": SafeTensor(floats: features.data, shape: features.shape)]))
+        #expect(answer.status == 200, "\(answer.text)")
+        let logits = try #require(try SafeTensors.decode(Array(answer.body)).tensors["logits"])
+        #expect(logits.shape == whole.shape)
+        #expect(try logits.floats().map(\.bitPattern) == whole.data.map(\.bitPattern))
+
+        // Bad inference bodies name `x` (or `body`); another device cannot use this session.
+        let wrongCut = try await Self.send("POST", edge.url + "/v1/edge/infer", token: split.token,
+                                           body: Self.safetensors(["x": SafeTensor(floats: [Float](repeating: 0, count: 10), shape: [1, 10, 1, 1])]))
+        #expect(wrongCut.status == 422 && wrongCut.problemFields == ["x"], "\(wrongCut.text)")
+        let missing = try await Self.send("POST", edge.url + "/v1/edge/infer", token: split.token, body: Self.safetensors(["y": stemWeight]))
+        #expect(missing.status == 422 && missing.problemFields == ["x"], "\(missing.text)")
+        let notFinite = try await Self.send("POST", edge.url + "/v1/edge/infer", token: split.token,
+                                            body: Self.safetensors(["x": SafeTensor(floats: [Float](repeating: .nan, count: features.count / 8),
+                                                                                    shape: [1] + Array(features.shape.dropFirst()))]))
+        #expect(notFinite.status == 422 && notFinite.problemFields == ["x"], "\(notFinite.text)")
+        #expect(try await Self.send("POST", edge.url + "/v1/edge/infer", token: split.token, body: Data("junk".utf8)).problemFields == ["body"])
+        #expect(try await Self.send("POST", edge.url + "/v1/edge/infer", token: plain.token, body: empty).problemCode == "no_session")
+        // None of that broke the session.
+        #expect(try await Self.send("POST", edge.url + "/v1/edge/infer", token: split.token,
+                                    body: Self.safetensors(["x": SafeTensor(floats: features.data, shape: features.shape)])).status == 200)
+    }
+
+    /// The real agent, given the edge's URL, adapts, then measures its latency split at the planned cut; the
+    /// device's metrics say so.
+    @Test func anAgentMeasuresItsLatencyThroughTheEdge() async throws {
+        let c = try TestCoordinator()
+        let model = try await ConfigTests.publish(c)
+        let device = try await ConfigTests.register(c, name: "split-agent", gflops: 0.05, latency: 20)
+        let edge = try EdgeProcess(coordinator: c.baseURL)
+        let data = try FleetAdaptationTests.deviceData(9)
+        let agent = Process()
+        agent.executableURL = URL(fileURLWithPath: FleetAdaptationTests.agentPath)
+        agent.arguments = ["--coordinator", c.baseURL, "--data-dir", data, "--cache-dir", data + "-cache", "--poll-wait", "2", "--max-jobs", "1",
+                           "--edge-server", "edge-1", "--bandwidth-mbps", "1000", "--rtt-ms", "1", "--edge-server-gflops", "500",
+                           "--edge-url", edge.url]
+        var env = ProcessInfo.processInfo.environment
+        env["FLEETADAPT_TOKEN"] = device.token
+        agent.environment = env
+        agent.standardOutput = FileHandle.nullDevice
+        agent.standardError = FileHandle.nullDevice
+        try agent.run()
+        defer { if agent.isRunning { agent.terminate() } }
+
+        // The agent's context report makes the planner cut the network.
+        let deadline = Date().addingTimeInterval(60)
+        var cut: Int?
+        while cut == nil && Date() < deadline {
+            cut = ((try await c.request("GET", "/v1/devices/\(device.id)/config").object)?["partition"] as? [String: Any])?["split_after_block"] as? Int
+            if cut == nil { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        let planned = try #require(cut)
+        let created = try await c.request("POST", "/v1/domains", json: """
+            {"name": "contrast", "model_id": "\(model)", "selector": {"device_ids": ["\(device.id)"]},
+             "rollout": {"canary_pct": 100, "wave_size_pct": 100, "success_threshold_pct": 50},
+             "job": {"loss": "shot-im", "steps": 10, "timeout_s": 300, "max_attempts": 2, "batch_size": 32, "learning_rate": 0.002}}
+            """)
+        #expect(created.status == 201, "\(created.text)")
+        let campaign = try #require((created.object?["campaign"] as? [String: Any])?["id"] as? String)
+        let end = Date().addingTimeInterval(180)
+        while Date() < end, try await c.request("GET", "/v1/campaigns/\(campaign)").object?["status"] as? String != "completed" {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let metrics = try await c.request("GET", "/v1/devices/\(device.id)/metrics")
+        let items = (metrics.object?["items"] as? [[String: Any]]) ?? []
+        let values = try #require(items.compactMap { $0["values"] as? [String: Any] }.first { $0["split_after_block"] != nil }, "\(metrics.text)")
+        #expect(values["split_after_block"] as? Double == Double(planned))
+        #expect((values["latency_ms"] as? Double ?? 0) > 0)
+        print("split after block \(planned): measured \(values["latency_ms"] ?? "none") ms through the edge")
+    }
+}
