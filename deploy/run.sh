@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main command: installs what is missing, builds, and runs the demo fleet — the coordinator on
-# its embedded PostgreSQL, a published elastic package, six real agents adapting to a corrupted target domain —
+# its embedded PostgreSQL, an edge server, a published elastic package, eight real agents adapting to a corrupted target domain —
 # then stops everything it started.
 #   bash deploy/run.sh                 the demo (extra arguments go to `fleetadapt demo`, e.g. --agents 9)
 #   bash deploy/run.sh serve [...]     only the coordinator, serving until Ctrl-C (arguments go to `serve`)

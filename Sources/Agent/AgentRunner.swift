@@ -59,6 +59,12 @@ public final class AgentRunner: Sendable {
         let freeMB = availableKB.map { $0 / 1024 }
         var context = configuration.context
         context.freeMemoryMB = context.freeMemoryMB ?? freeMB
+        // The planner must see what a round trip to the edge really costs here (HTTP stack included), on top of
+        // the declared link; an unreachable edge server leaves the declared figure.
+        if let edgeURL = configuration.edgeURL, let measured = EdgeLink(url: edgeURL, token: configuration.token).roundTripMs() {
+            context.rttMs = (context.rttMs ?? 0) + measured
+            log(String(format: "agent: round trip to the edge server %.2f ms; reporting rtt %.2f ms", measured, context.rttMs!))
+        }
         let body = try client.json(context)
         let r = try client.send("PUT", "/v1/agent/context", body: body)
         guard r.status == 200 else { throw CoordinatorClient.Failure(description: "context report refused: HTTP \(r.status)") }
@@ -219,19 +225,26 @@ public final class AgentRunner: Sendable {
             let cutBytes = session.cutShape.reduce(4, *)
             let linkSeconds = configuration.context.bandwidthMbps.map { Double(cutBytes) * 8 / ($0 * 1e6) } ?? 0
             let rttSeconds = (configuration.context.rttMs ?? 0) / 1000
-            var samples: [Double] = []
+            var samples: [(total: Double, prefix: Double, edge: Double)] = []
             for run in 0..<25 {
                 let start = Date()
                 let features = model.forwardPrefix(one, through: split)
                 let prefixSeconds = Date().timeIntervalSince(start)
                 let simulated = prefixSeconds * (configuration.slowdown - 1) + linkSeconds + rttSeconds
                 if simulated > 0 { Thread.sleep(forTimeInterval: simulated) }
+                let sent = Date()
                 _ = try link.infer(features)
-                if run >= 5 { samples.append(Date().timeIntervalSince(start) * 1000) }
+                let end = Date()
+                if run >= 5 {
+                    samples.append((end.timeIntervalSince(start) * 1000, prefixSeconds * configuration.slowdown * 1000, end.timeIntervalSince(sent) * 1000))
+                }
             }
-            samples.sort()
-            log("agent: split after block \(split) with \(edgeURL): logits equal the device's (max difference \(gap))")
-            return (samples[samples.count / 2], split)
+            samples.sort { $0.total < $1.total }
+            let median = samples[samples.count / 2]
+            log(String(format: "agent: split after block %d with %@: logits equal the device's (max difference %g); median %.2f ms = "
+                       + "prefix %.2f ms + declared link %.2f ms + edge round trip %.2f ms (+ sleep overshoot)",
+                       split, edgeURL, gap, median.total, median.prefix, (linkSeconds + rttSeconds) * 1000, median.edge))
+            return (median.total, split)
         } catch {
             log("agent: split inference failed (\(error)); latency measured on the device")
             return (local, nil)

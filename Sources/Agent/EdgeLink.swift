@@ -24,6 +24,17 @@ struct EdgeLink {
         return try CoordinatorClient.decode(EdgeSessionView.self, r.body)
     }
 
+    /// Median wall time of a minimal request to the edge server (10 after 2 warm-ups), nil when it cannot be reached.
+    func roundTripMs() -> Double? {
+        var samples: [Double] = []
+        for run in 0..<12 {
+            let start = Date()
+            guard let r = try? client.send("GET", "/healthz", attempts: 1), r.status == 200 else { return nil }
+            if run >= 2 { samples.append(Date().timeIntervalSince(start) * 1000) }
+        }
+        return samples.sorted()[samples.count / 2]
+    }
+
     /// The edge half: features after the cut → logits.
     func infer(_ features: Tensor) throws -> Tensor {
         let body = Data(SafeTensors.encode(["x": SafeTensor(floats: features.data, shape: features.shape)]))

@@ -12,19 +12,23 @@ struct DemoCommand: ParsableCommand {
         abstract: "Run a whole fleet adaptation on this machine: coordinator, real agent processes, a target domain.",
         discussion: """
             Starts the coordinator on its embedded PostgreSQL, trains (or reuses) a base model and publishes it,
-            writes corrupted local data for --agents devices of three hardware classes, starts one real
+            writes corrupted local data for --agents devices of four hardware classes, starts one real
             fleetadapt-agent process per device, posts the target domain, shows the campaign's progress, and
             ends with a table per device. It stops everything it started.
 
             Hardware classes are simulated: jetson-tx2 (7.5 W, slowdown 1), raspberry-pi-4 (4 W, slowdown 2),
-            phone (3 W, slowdown 3). The slowdown factor makes an agent's work take that many times as long,
-            standing in for slower hardware on one machine; each class declares this machine's measured
-            GFLOP/s divided by its slowdown, and a latency budget of 1.3, 0.75 and 0.55 times the full
-            network's latency on it, so the planner gives the slower classes smaller combinations.
+            phone (3 W, slowdown 3), smart-camera (1.5 W, slowdown 30). The slowdown factor makes an agent's work
+            take that many times as long, standing in for slower hardware on one machine; each class declares
+            this machine's measured GFLOP/s divided by its slowdown, and a latency budget of 1.3, 0.75, 0.55 and
+            0.3 times the full network's latency on it, so the planner gives the slower classes smaller
+            combinations. Smart cameras also have a wired edge server (1,000 Mbit/s and 0.1 ms declared, plus
+            the HTTP round trip their agent measures; this machine's speed): the demo starts `fleetadapt-edge`,
+            the planner may cut a camera's network there, and that camera's agent then measures its latency
+            split (its prefix here, the suffix on the edge server, the declared link simulated on top).
             """)
 
-    @Option(help: "Number of agents (devices).")
-    var agents: Int = 6
+    @Option(help: "Number of agents (devices); the hardware classes take turns.")
+    var agents: Int = 8
 
     @Option(help: "Target-domain corruption.")
     var corruption: String = "fog"
@@ -44,6 +48,9 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Coordinator port.")
     var port: Int = 8089
 
+    @Option(help: "Edge server port.")
+    var edgePort: Int = 8090
+
     func validate() throws {
         guard (1...30).contains(agents) else { throw ValidationError("--agents must be 1–30") }
         guard Corruption(rawValue: corruption) != nil else { throw ValidationError("unknown corruption \(corruption)") }
@@ -52,9 +59,12 @@ struct DemoCommand: ParsableCommand {
 
     /// Simulated classes: power, slowdown, and the latency budget as a fraction of the full network's latency on
     /// that class (so the planner has to choose smaller combinations on the tighter ones).
-    static let classes: [(name: String, watts: Double, slowdown: Double, budget: Double)] = [
-        ("jetson-tx2", 7.5, 1, 1.3), ("raspberry-pi-4", 4, 2, 0.75), ("phone", 3, 3, 0.55),
+    static let classes: [(name: String, watts: Double, slowdown: Double, budget: Double, edge: Bool)] = [
+        ("jetson-tx2", 7.5, 1, 1.3, false), ("raspberry-pi-4", 4, 2, 0.75, false), ("phone", 3, 3, 0.55, false),
+        ("smart-camera", 1.5, 30, 0.3, true),
     ]
+    /// The cameras' link to the edge server: what their agents declare (and simulate on top of loopback).
+    static let edgeLink = (bandwidthMbps: 1000.0, rttMs: 0.1)
 
     func run() throws {
         let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
@@ -118,6 +128,23 @@ struct DemoCommand: ParsableCommand {
         }
         guard ready else { throw ValidationError("the coordinator did not become ready") }
 
+        // 2b. The edge server the phones may split their networks with.
+        let edgeURL = "http://127.0.0.1:\(edgePort)"
+        let edge = Process()
+        edge.executableURL = URL(fileURLWithPath: bin + "/fleetadapt-edge")
+        edge.arguments = ["--coordinator", base, "--port", String(edgePort), "--quiet", "--cache-dir", workDir + "/edge-cache"]
+        edge.standardOutput = FileHandle.nullDevice
+        edge.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try edge.run()
+        children.append(edge)
+        var edgeReady = false
+        for _ in 0..<60 where !edgeReady {
+            Thread.sleep(forTimeInterval: 0.25)
+            edgeReady = (try? HTTP.call("GET", edgeURL + "/healthz", key, nil).0) == 200
+        }
+        guard edgeReady else { throw ValidationError("the edge server did not start on \(edgeURL)") }
+        say("edge server on \(edgeURL)")
+
         // 3. Publish the model (every device registered later is planned against it).
         let upload = try HTTP.call("POST", base + "/v1/models?name=fmnist-resnet-demo", key, nil,
                                    data: try Data(contentsOf: URL(fileURLWithPath: modelPath)), contentType: "application/octet-stream")
@@ -153,15 +180,35 @@ struct DemoCommand: ParsableCommand {
             agent.executableURL = URL(fileURLWithPath: bin + "/fleetadapt-agent")
             agent.arguments = ["--coordinator", base, "--data-dir", dataDir, "--poll-wait", "5", "--slowdown", String(cls.slowdown),
                                "--power-watts", String(cls.watts)]
+            if cls.edge {
+                agent.arguments! += ["--edge-server", "edge-1", "--edge-url", edgeURL, "--edge-server-gflops", String(manifest.reference.gflops),
+                                     "--bandwidth-mbps", String(Self.edgeLink.bandwidthMbps), "--rtt-ms", String(Self.edgeLink.rttMs)]
+            }
             var aenv = ProcessInfo.processInfo.environment
             aenv["FLEETADAPT_TOKEN"] = token
             agent.environment = aenv
-            agent.standardOutput = FileHandle.nullDevice
-            agent.standardError = FileHandle.nullDevice
+            // Each agent's log (what it ran, measured and uploaded) goes to <work-dir>/logs/<device>.log.
+            let logPath = workDir + "/logs/\(name).log"
+            try FileManager.default.createDirectory(atPath: workDir + "/logs", withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+            agent.standardOutput = FileHandle(forWritingAtPath: logPath)
+            agent.standardError = FileHandle(forWritingAtPath: logPath)
             try agent.run()
             children.append(agent)
         }
         say("\(agents) agents running (\(Self.classes.map(\.name).joined(separator: ", ")))")
+        // Jobs carry the combination planned when the domain is posted: wait until every agent has reported its
+        // context (battery, edge link), so that plan is the one its context calls for.
+        let contextDeadline = Date().addingTimeInterval(60)
+        var reported = 0
+        while reported < devices.count && Date() < contextDeadline {
+            Thread.sleep(forTimeInterval: 0.25)
+            reported = try devices.filter { d in
+                let view = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)", key, nil).1) as? [String: Any]
+                return view?["context"] is [String: Any]
+            }.count
+        }
+        say("\(reported) of \(devices.count) agents reported their context")
 
         // 5. The target domain.
         let domain = try HTTP.call("POST", base + "/v1/domains", key, """
@@ -189,7 +236,7 @@ struct DemoCommand: ParsableCommand {
         // 7. Per-device table: the planned combination and its predicted latency, the latency the agent measured
         // for that combination, and what adaptation changed.
         print("")
-        print("device              combination          pred ms  meas ms  pred acc  train s  energy mJ   accuracy before → after   entropy before → after")
+        print("device              combination          split  pred ms  meas ms  pred acc  train s  energy mJ   accuracy before → after   entropy before → after")
         for d in devices {
             let m = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/metrics?kind=job.adapt", key, nil).1) as? [String: Any]
             let v = ((m?["items"] as? [[String: Any]])?.last?["values"] as? [String: Double]) ?? [:]
@@ -198,14 +245,19 @@ struct DemoCommand: ParsableCommand {
             let predicted = config?["predicted"] as? [String: Any]
             func f(_ k: String, _ fmt: String) -> String { v[k].map { String(format: fmt, $0) } ?? "—" }
             func p(_ k: String, _ fmt: String) -> String { (predicted?[k] as? Double).map { String(format: fmt, $0) } ?? "—" }
-            print(pad(d.name, 19) + " " + pad(combination, 20) + " " + pad(p("latency_ms", "%.2f"), 7, left: true) + "  "
+            let planned = ((config?["partition"] as? [String: Any])?["split_after_block"] as? Int).map(String.init) ?? "—"
+            let measured = v["split_after_block"].map { String(Int($0)) } ?? "—"
+            let split = planned == measured ? planned : "\(planned)≠\(measured)"
+            print(pad(d.name, 19) + " " + pad(combination, 20) + " " + pad(split, 5, left: true) + "  " + pad(p("latency_ms", "%.2f"), 7, left: true) + "  "
                   + pad(f("latency_ms", "%.2f"), 7, left: true) + "  " + pad(p("accuracy", "%.3f"), 8, left: true) + "  "
                   + pad(f("train_seconds", "%.1f"), 7, left: true) + "  " + pad(f("energy_mj", "%.0f"), 9, left: true) + "   "
                   + pad(f("accuracy_before", "%.3f"), 6, left: true) + " → " + pad(f("accuracy_after", "%.3f"), 6) + "           "
                   + pad(f("entropy_before", "%.2f"), 5, left: true) + " → " + f("entropy_after", "%.2f"))
         }
         print("\ncampaign \(status). pred = the planner's estimate for the device's combination (clean accuracy of the package's")
-        print("estimator); meas = batch-1 latency the agent measured for that combination, adapters included.")
+        print("estimator); meas = batch-1 latency the agent measured for that combination, adapters included; split = the block")
+        print("after which the planner cut the network (— on-device), measured through the edge server with the same cut.")
+        print("Agents' logs: \(workDir)/logs/.")
         say("stopping agents and the coordinator…")
     }
 
