@@ -11,6 +11,10 @@ public final class AgentRunner: Sendable {
     public let configuration: AgentConfiguration
     let client: CoordinatorClient
     let stopFlag = Shared(false)
+    /// The round trip to the edge server as last measured here (ms): at start an empty request, after a split
+    /// measurement what an inference request really cost beyond the planner's edge compute. Reported with the
+    /// context on top of the declared link, so the planner plans from it.
+    let edgeRoundTripMs = Shared<Double?>(nil)
     let log: @Sendable (String) -> Void
 
     public init(configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void = { print($0) }) {
@@ -61,9 +65,14 @@ public final class AgentRunner: Sendable {
         context.freeMemoryMB = context.freeMemoryMB ?? freeMB
         // The planner must see what a round trip to the edge really costs here (HTTP stack included), on top of
         // the declared link; an unreachable edge server leaves the declared figure.
-        if let edgeURL = configuration.edgeURL, let measured = EdgeLink(url: edgeURL, token: configuration.token).roundTripMs() {
-            context.rttMs = (context.rttMs ?? 0) + measured
-            log(String(format: "agent: round trip to the edge server %.2f ms; reporting rtt %.2f ms", measured, context.rttMs!))
+        if let edgeURL = configuration.edgeURL {
+            if edgeRoundTripMs.value == nil, let measured = EdgeLink(url: edgeURL, token: configuration.token).roundTripMs() {
+                edgeRoundTripMs.set(measured)
+            }
+            if let measured = edgeRoundTripMs.value {
+                context.rttMs = (context.rttMs ?? 0) + measured
+                log(String(format: "agent: round trip to the edge server %.2f ms; reporting rtt %.2f ms", measured, context.rttMs!))
+            }
         }
         let body = try client.json(context)
         let r = try client.send("PUT", "/v1/agent/context", body: body)
@@ -244,6 +253,17 @@ public final class AgentRunner: Sendable {
             log(String(format: "agent: split after block %d with %@: logits equal the device's (max difference %g); median %.2f ms = "
                        + "prefix %.2f ms + declared link %.2f ms + edge round trip %.2f ms (+ sleep overshoot)",
                        split, edgeURL, gap, median.total, median.prefix, (linkSeconds + rttSeconds) * 1000, median.edge))
+            // What the edge round trip cost beyond the planner's edge compute is the link's real round trip here.
+            // When it is clearly more than reported, report it: the coordinator re-plans from it.
+            let observed = median.edge - partition.edgeLatencyMs
+            if let reported = edgeRoundTripMs.value, observed > reported * 1.2 + 0.05 {
+                edgeRoundTripMs.set(observed)
+                do {
+                    try reportContext()
+                } catch {
+                    log("agent: could not report the measured round trip: \(error)")
+                }
+            }
             return (median.total, split)
         } catch {
             log("agent: split inference failed (\(error)); latency measured on the device")

@@ -209,6 +209,11 @@ struct DemoCommand: ParsableCommand {
             }.count
         }
         say("\(reported) of \(devices.count) agents reported their context")
+        // The configs the jobs are planned from (the table compares them with what the agents measured).
+        var planned: [String: [String: Any]] = [:]
+        for d in devices {
+            planned[d.id] = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/config", key, nil).1) as? [String: Any]
+        }
 
         // 5. The target domain.
         let domain = try HTTP.call("POST", base + "/v1/domains", key, """
@@ -240,14 +245,14 @@ struct DemoCommand: ParsableCommand {
         for d in devices {
             let m = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/metrics?kind=job.adapt", key, nil).1) as? [String: Any]
             let v = ((m?["items"] as? [[String: Any]])?.last?["values"] as? [String: Double]) ?? [:]
-            let config = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/config", key, nil).1) as? [String: Any]
+            let config = planned[d.id]
             let combination = (config?["variants"] as? [[String: Any]])?.compactMap { $0["variant"] as? String }.joined(separator: "/") ?? "—"
             let predicted = config?["predicted"] as? [String: Any]
             func f(_ k: String, _ fmt: String) -> String { v[k].map { String(format: fmt, $0) } ?? "—" }
             func p(_ k: String, _ fmt: String) -> String { (predicted?[k] as? Double).map { String(format: fmt, $0) } ?? "—" }
-            let planned = ((config?["partition"] as? [String: Any])?["split_after_block"] as? Int).map(String.init) ?? "—"
+            let plannedSplit = ((config?["partition"] as? [String: Any])?["split_after_block"] as? Int).map(String.init) ?? "—"
             let measured = v["split_after_block"].map { String(Int($0)) } ?? "—"
-            let split = planned == measured ? planned : "\(planned)≠\(measured)"
+            let split = plannedSplit == measured ? plannedSplit : "\(plannedSplit)≠\(measured)"
             print(pad(d.name, 19) + " " + pad(combination, 20) + " " + pad(split, 5, left: true) + "  " + pad(p("latency_ms", "%.2f"), 7, left: true) + "  "
                   + pad(f("latency_ms", "%.2f"), 7, left: true) + "  " + pad(p("accuracy", "%.3f"), 8, left: true) + "  "
                   + pad(f("train_seconds", "%.1f"), 7, left: true) + "  " + pad(f("energy_mj", "%.0f"), 9, left: true) + "   "
@@ -258,6 +263,22 @@ struct DemoCommand: ParsableCommand {
         print("estimator); meas = batch-1 latency the agent measured for that combination, adapters included; split = the block")
         print("after which the planner cut the network (— on-device), measured through the edge server with the same cut.")
         print("Agents' logs: \(workDir)/logs/.")
+        // Measurements feed back: a device whose measured round trip to the edge exceeded what it had reported
+        // reports it, and the coordinator re-plans it.
+        for d in devices {
+            guard let before = planned[d.id], let after = try JSONSerialization.jsonObject(
+                with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/config", key, nil).1) as? [String: Any],
+                  (after["version"] as? Int ?? 0) > (before["version"] as? Int ?? 0) else { continue }
+            func describe(_ c: [String: Any]) -> String {
+                let split = ((c["partition"] as? [String: Any])?["split_after_block"] as? Int).map { "split \($0)" } ?? "on-device"
+                let combination = (c["variants"] as? [[String: Any]])?.compactMap { $0["variant"] as? String }.joined(separator: "/") ?? "—"
+                let pred = c["predicted"] as? [String: Any]
+                return String(format: "%@ %@, pred %.2f ms, acc %.3f", combination, split, pred?["latency_ms"] as? Double ?? .nan, pred?["accuracy"] as? Double ?? .nan)
+            }
+            // A new version that only records the domain's adapters changes none of this.
+            guard describe(before) != describe(after) else { continue }
+            print("\(d.name): re-planned after its measured edge round trip: \(describe(before)) → \(describe(after))")
+        }
         say("stopping agents and the coordinator…")
     }
 

@@ -166,6 +166,9 @@ import FoundationNetworking
             if cut == nil { try await Task.sleep(for: .milliseconds(200)) }
         }
         let planned = try #require(cut)
+        // The agent reported the declared 1 ms plus the round trip it measured to the edge.
+        let context = try await c.request("GET", "/v1/devices/\(device.id)").object?["context"] as? [String: Any]
+        #expect((context?["rtt_ms"] as? Double ?? 0) > 1, "\(String(describing: context))")
         let created = try await c.request("POST", "/v1/domains", json: """
             {"name": "contrast", "model_id": "\(model)", "selector": {"device_ids": ["\(device.id)"]},
              "rollout": {"canary_pct": 100, "wave_size_pct": 100, "success_threshold_pct": 50},
