@@ -31,6 +31,10 @@ public final class CoordinatorClient: Sendable {
         session = URLSession(configuration: config)
     }
 
+    // A URLSession lives until invalidated; clients are made per edge session and per measurement, so each one
+    // releases its session when it goes.
+    deinit { session.finishTasksAndInvalidate() }
+
     /// Sends one request, retrying transport errors and 5xx up to `attempts` times (base delay 0.2 s, ×2, ±25%).
     public func send(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json",
                      headers: [String: String] = [:], attempts: Int = 8, shouldStop: @Sendable () -> Bool = { false }) throws -> Response {

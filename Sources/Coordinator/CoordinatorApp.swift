@@ -42,11 +42,8 @@ public final class CoordinatorApp: Sendable {
             let router = Router()
             self.router = router
             Self.registerRoutes(services, configuration: configuration, on: router)
-            var http = HTTPServerConfiguration()
-            http.host = configuration.host
-            http.port = configuration.port
-            http.threadPoolSize = configuration.threadPoolSize
-            if !configuration.accessLog { http.accessLog = nil }
+            let http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
+                                               accessLog: configuration.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
             server = HTTPServer(configuration: http, router: router)
             try server.start()
         } catch {

@@ -27,11 +27,8 @@ public final class EdgeServer: Sendable {
         let routes = EdgeRoutes(configuration: configuration, sessions: sessions)
         routes.register(on: router)
         self.router = router
-        var http = HTTPServerConfiguration()
-        http.host = configuration.host
-        http.port = configuration.port
-        http.threadPoolSize = configuration.threadPoolSize
-        if !configuration.accessLog { http.accessLog = nil }
+        let http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
+                                   accessLog: configuration.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
         server = HTTPServer(configuration: http, router: router)
     }
 

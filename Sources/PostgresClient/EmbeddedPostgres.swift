@@ -61,11 +61,13 @@ public final class EmbeddedPostgres: Sendable {
                 as: try Self.serverUser(), what: "pg_ctl stop")
     }
 
-    /// Creates a database on the running cluster (named by the caller's code, not by input).
+    /// Creates a database on the running cluster (named by the caller's code, not by input); its configuration
+    /// waits up to 30 s for a connection (clusters this creates databases on are local and may be busy).
     public func createDatabase(_ name: String) throws -> PostgresConfiguration {
         let port = try resolvePort()
-        let config = PostgresConfiguration(socketDirectory: try socketDirectory(owner: try Self.serverUser()), port: port,
+        var config = PostgresConfiguration(socketDirectory: try socketDirectory(owner: try Self.serverUser()), port: port,
                                            user: Self.superuser, database: "postgres")
+        config.connectTimeoutSeconds = 30
         let admin = try PostgresConnection.connect(config)
         try admin.simpleQuery("CREATE DATABASE \(PostgresConnection.quoteIdentifier(name))")
         return config.withDatabase(name)
@@ -218,6 +220,9 @@ extension EmbeddedPostgres {
             state!.databases += 1
             return (state!.cluster, state!.databases)
         }
+        // createDatabase's configuration waits up to 30 s for a connection: the suite trains networks on every core
+        // while dozens of coordinators connect, and a backend answering later than the production 5 s is load,
+        // not failure.
         return try cluster.createDatabase("test_\(n)")
     }
 }
