@@ -137,6 +137,51 @@ import FoundationNetworking
                                     body: Self.safetensors(["x": SafeTensor(floats: features.data, shape: features.shape)])).status == 200)
     }
 
+    /// Several devices, each with its own adapter after the cut, infer concurrently through one edge server: every
+    /// answer is exactly that device's whole network (sessions never mix, and one device's requests serialise).
+    @Test func concurrentDevicesEachGetTheirOwnNetwork() async throws {
+        let c = try TestCoordinator()
+        _ = try await ConfigTests.publish(c)
+        let edge = try EdgeProcess(coordinator: c.baseURL)
+        let images = try FashionMNIST.load(split: .test, limit: 4)
+        let x = images.tensor(Array(0..<4))
+        var expected: [(token: String, features: Tensor, logits: [UInt32])] = []
+        for d in 0..<3 {
+            let device = try await ConfigTests.register(c, name: "concurrent-\(d)", gflops: 0.05, latency: 20)
+            #expect(try await c.request("PUT", "/v1/agent/context", token: device.token, json: Self.fastLink).status == 200)
+            let config = try #require(try await c.request("GET", "/v1/agent/config", token: device.token).object)
+            let cut = try #require((config["partition"] as? [String: Any])?["split_after_block"] as? Int)
+            let net = try ElasticPackage.loadNetwork(path: FleetAdaptationTests.baseModel)
+            try net.compose(ids: try #require((config["variants"] as? [[String: Any]])?.compactMap { $0["variant"] as? String }))
+            let adapter = try #require(net.adapterTensorNames(position: net.positions.count - 1).sorted().first)
+            let shape = try #require(net.model.store.entry(adapter)?.shape)
+            let values = (0..<shape.reduce(1, *)).map { Float(($0 + d) % 5 - 2) * 0.02 * Float(d + 1) }
+            try net.model.store.set(adapter, values)
+            let opened = try await Self.send("PUT", edge.url + "/v1/edge/session", token: device.token,
+                                             body: Self.safetensors([adapter: SafeTensor(floats: values, shape: shape)]))
+            #expect(opened.status == 200, "\(opened.text)")
+            expected.append((device.token, net.model.forwardPrefix(x, through: cut), net.model.forward(x, training: false).data.map(\.bitPattern)))
+        }
+        #expect(Set(expected.map(\.logits)).count == 3, "the devices' adapters must give different logits")
+        let url = edge.url + "/v1/edge/infer"
+        let requests = expected.map { (token: $0.token, body: Self.safetensors(["x": SafeTensor(floats: $0.features.data, shape: $0.features.shape)])) }
+        let answers = try await withThrowingTaskGroup(of: (Int, [UInt32]?).self) { group in
+            for _ in 0..<8 {
+                for (d, request) in requests.enumerated() {
+                    group.addTask {
+                        let r = try await Self.send("POST", url, token: request.token, body: request.body)
+                        return (d, try? SafeTensors.decode(Array(r.body)).tensors["logits"]?.floats().map(\.bitPattern))
+                    }
+                }
+            }
+            var all: [(Int, [UInt32]?)] = []
+            for try await a in group { all.append(a) }
+            return all
+        }
+        #expect(answers.count == 24)
+        for (d, logits) in answers { #expect(logits == expected[d].logits, "device \(d)") }
+    }
+
     /// The real agent, given the edge's URL, adapts, then measures its latency split at the planned cut; the
     /// device's metrics say so.
     @Test func anAgentMeasuresItsLatencyThroughTheEdge() async throws {
