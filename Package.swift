@@ -44,10 +44,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The edge half of split inference; it reaches the coordinator through the agent's client.
-        .target(name: "EdgeRuntime", dependencies: [
-            "Agent", "HTTPServer", "FleetAPI", "Learning", "ElasticModel",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(name: "EdgeRuntime", dependencies: ["Agent", "HTTPServer", "FleetAPI", "Learning", "ElasticModel"]),
 
         // Executables.
         .executableTarget(name: "fleetadapt-coordinator", dependencies: [

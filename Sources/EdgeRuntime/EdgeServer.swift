@@ -1,5 +1,4 @@
 import Agent
-import Crypto
 import ElasticModel
 import FleetAPI
 import Foundation
@@ -50,13 +49,11 @@ struct EdgeRoutes: Sendable {
     func register(on router: Router) {
         router.add(.GET, "/healthz") { _ in .json(["status": "ok"]) }
         router.add(.PUT, "/v1/edge/session", options: RouteOptions(bodyLimit: Self.sessionBodyLimit)) { try openSession($0) }
-        // The largest cut of the packages we build is 16×28×28 floats (50 kB) per image.
+        // Room for 64 channels at 28×28 per image; the largest cut of the packages we build is 16×28×28 (50 kB).
         router.add(.POST, "/v1/edge/infer", options: RouteOptions(bodyLimit: configuration.maxBatch * 64 * 28 * 28 * 4 + 4096)) { try infer($0) }
     }
 
-    static func key(_ token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
-    }
+    static func key(_ token: String) -> String { CoordinatorClient.sha256Hex(Data(token.utf8)) }
 
     func openSession(_ request: HTTPRequest) throws -> HTTPResponse {
         guard let token = request.bearerToken else { throw HTTPError.unauthorized("A device token is required (Authorization: Bearer …).") }
