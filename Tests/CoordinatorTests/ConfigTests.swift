@@ -29,7 +29,7 @@ import Testing
         let model = try await Self.publish(c)
         // The fleet is brought to the new model by the maintenance loop, moments after the upload answered.
         var first = try await c.request("GET", "/v1/devices/\(early.id)/config")
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(120)
         while first.status == 404 && Date() < deadline {
             try await Task.sleep(for: .milliseconds(100))
             first = try await c.request("GET", "/v1/devices/\(early.id)/config")
@@ -139,7 +139,7 @@ import Testing
                 """)
         }
         let newer = try c.insertPlannableModel(baseAccuracy: 0.95)
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(120)
         while try onModel(newer) < ids.count && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
         #expect(try onModel(newer) == ids.count)
         #expect(try c.count("device_configs WHERE trigger = 'model_published'") == ids.count)
@@ -148,7 +148,7 @@ import Testing
         let replica = try TestCoordinator(sharing: c)
         #expect(try replica.app.services.replanner.catchUp() == 0)
         let newest = try c.insertPlannableModel(baseAccuracy: 0.97)
-        let replicaDeadline = Date().addingTimeInterval(30)
+        let replicaDeadline = Date().addingTimeInterval(120)
         while try onModel(newest) < ids.count && Date() < replicaDeadline { try await Task.sleep(for: .milliseconds(100)) }
         #expect(try onModel(newest) == ids.count)
     }

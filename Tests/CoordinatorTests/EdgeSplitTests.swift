@@ -25,7 +25,7 @@ import FoundationNetworking
             process.standardOutput = FileHandle.nullDevice
             try process.run()
             var seen = ""
-            let deadline = Date().addingTimeInterval(30)
+            let deadline = Date().addingTimeInterval(120)
             while !seen.contains("\n") && Date() < deadline {
                 let chunk = pipe.fileHandleForReading.availableData
                 if chunk.isEmpty { break }

@@ -11,7 +11,7 @@ final class Waiters: Sendable {
     func poll(_ id: String) -> LongPoll? { polls.withLock { $0[id] } }
     var count: Int { polls.withLock { $0.count } }
 
-    func waitFor(count expected: Int, seconds: Double = 10) -> Bool {
+    func waitFor(count expected: Int, seconds: Double = 60) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while count < expected && Date() < deadline { usleep(2_000) }
         return count >= expected
