@@ -210,16 +210,18 @@ public final class AgentRunner: Sendable {
     func measureLatency(_ net: ElasticNetwork, data: LabeledImages, modelID: UUID) -> (ms: Double, split: Int?) {
         let model = net.model
         let one = data.tensor([0])
-        let local = Profiler.medianMs(runs: 20, warmup: 5) { _ = model.forward(one, training: false) } * configuration.slowdown
-        guard let edgeURL = configuration.edgeURL else { return (local, nil) }
+        func onDevice() -> (ms: Double, split: Int?) {
+            (Profiler.medianMs(runs: 20, warmup: 5) { _ = model.forward(one, training: false) } * configuration.slowdown, nil)
+        }
+        guard let edgeURL = configuration.edgeURL else { return onDevice() }
         do {
             let r = try client.send("GET", "/v1/agent/config", attempts: 3)
-            guard r.status == 200 else { return (local, nil) }
+            guard r.status == 200 else { return onDevice() }
             let config = try CoordinatorClient.decode(DeviceConfigView.self, r.body)
-            guard let partition = config.decision.partition else { return (local, nil) }
+            guard let partition = config.decision.partition else { return onDevice() }
             guard config.decision.modelID == modelID, config.decision.variants.map(\.variant) == net.choiceIDs else {
                 log("agent: config \(config.version) is for another model or combination than this job's; latency measured on the device")
-                return (local, nil)
+                return onDevice()
             }
             let split = partition.splitAfterBlock
             let link = EdgeLink(url: edgeURL, token: configuration.token)
@@ -229,7 +231,7 @@ public final class AgentRunner: Sendable {
             let gap = remote.shape == reference.shape ? zip(reference.data, remote.data).map { abs($0 - $1) }.max() ?? 0 : .infinity
             guard gap <= 1e-4 else {
                 log("agent: the edge server's logits differ from this device's by \(gap); latency measured on the device")
-                return (local, nil)
+                return onDevice()
             }
             let cutBytes = session.cutShape.reduce(4, *)
             let linkSeconds = configuration.context.bandwidthMbps.map { Double(cutBytes) * 8 / ($0 * 1e6) } ?? 0
@@ -267,7 +269,7 @@ public final class AgentRunner: Sendable {
             return (median.total, split)
         } catch {
             log("agent: split inference failed (\(error)); latency measured on the device")
-            return (local, nil)
+            return onDevice()
         }
     }
 

@@ -43,18 +43,7 @@ import FoundationNetworking
     }
 
     static func send(_ method: String, _ url: String, token: String?, body: Data? = nil) async throws -> TestResponse {
-        var request = URLRequest(url: URL(string: url)!)
-        request.httpMethod = method
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        if let body {
-            request.httpBody = body
-            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-        }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let http = response as! HTTPURLResponse
-        var h: [String: String] = [:]
-        for (k, v) in http.allHeaderFields { h[String(describing: k).lowercased()] = String(describing: v) }
-        return TestResponse(status: http.statusCode, headers: h, body: data)
+        try await TestCoordinator.send(method, url: url, token: token, body: body, headers: ["Content-Type": "application/octet-stream"])
     }
 
     static func safetensors(_ tensors: [String: SafeTensor]) -> Data { Data(SafeTensors.encode(tensors)) }

@@ -69,14 +69,18 @@ final class TestCoordinator: Sendable {
 
     func request(_ method: String, _ path: String, token: String? = TestCoordinator.adminKey, json: String? = nil,
                  body: Data? = nil, headers: [String: String] = [:]) async throws -> TestResponse {
-        var request = URLRequest(url: URL(string: baseURL + path)!)
+        var headers = headers
+        if json != nil, headers["Content-Type"] == nil { headers["Content-Type"] = "application/json" }
+        return try await Self.send(method, url: baseURL + path, token: token, body: json.map { Data($0.utf8) } ?? body, headers: headers)
+    }
+
+    /// One request to any server on loopback (this coordinator, an edge server), as the tests' clients send it.
+    static func send(_ method: String, url: String, token: String?, body: Data? = nil,
+                     headers: [String: String] = [:]) async throws -> TestResponse {
+        var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        if let json {
-            request.httpBody = Data(json.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        if let body { request.httpBody = body }
+        request.httpBody = body
         for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
         let (data, response) = try await URLSession.shared.data(for: request)
         let http = response as! HTTPURLResponse
