@@ -182,12 +182,9 @@ struct BenchAdaptCommand: ParsableCommand {
             _ = recalibrate(on: slice)
             local.append((c, adapters(), accuracy(), none))
         }
-        var averaged: [String: SafeTensor] = [:]
-        for name in local[0].adapters.keys {
-            let all = try local.map { try $0.adapters[name]!.floats() }
-            let mean = (0..<all[0].count).map { i in all.reduce(Float(0)) { $0 + $1[i] } / Float(all.count) }
-            averaged[name] = SafeTensor(floats: mean, shape: local[0].adapters[name]!.shape)
-        }
+        var average = try WeightedTensorAverage()
+        for l in local { _ = average.fold(l.adapters, weight: Double(per)) }
+        let averaged = average.tensors
         print("")
         print("device  combination              none    local   aggregated (\(devices) devices × \(per) images each)")
         var sums = (none: 0.0, local: 0.0, aggregated: 0.0)

@@ -30,7 +30,7 @@ struct AdapterAggregator: Sendable {
             guard let artifact = try? SafeTensors.decode(try row.decode("content", as: [UInt8].self)).tensors, !artifact.isEmpty else { return nil }
             let w = Double(max(1, try row.decode("samples", as: Int.self)))
 
-            var sums: [String: (shape: [Int], values: [Float], weight: Double)] = [:]
+            var average = try WeightedTensorAverage()
             var version = 0, devices = 0, samples = 0
             if let latest = try c.query("""
                 SELECT version, content, device_count, sample_count FROM domain_adapters WHERE domain_id = \(domain)
@@ -41,24 +41,13 @@ struct AdapterAggregator: Sendable {
                 samples = try latest.decode("sample_count", as: Int.self)
                 let (tensors, meta) = try SafeTensors.decode(try latest.decode("content", as: [UInt8].self))
                 let weights = meta["weights"].flatMap { try? JSON.decode([String: Double].self, from: $0) } ?? [:]
-                for (name, t) in tensors { sums[name] = (t.shape, try t.floats(), weights[name] ?? Double(samples)) }
+                average = try WeightedTensorAverage(tensors: tensors, weights: weights, defaultWeight: Double(samples))
             }
-            // Refuse the whole artifact if any tensor disagrees in shape with what was averaged so far.
-            var incoming: [String: ([Int], [Float])] = [:]
-            for (name, t) in artifact {
-                guard let floats = try? t.floats(), sums[name].map({ $0.shape == t.shape }) ?? true else { return nil }
-                incoming[name] = (t.shape, floats)
-            }
-            for (name, (shape, floats)) in incoming {
-                let old = sums[name] ?? (shape, [Float](repeating: 0, count: floats.count), 0)
-                let total = old.weight + w
-                let a = Float(old.weight / total), b = Float(w / total)
-                sums[name] = (shape, zip(old.values, floats).map { a * $0 + b * $1 }, total)
-            }
-            let averaged = sums.mapValues { SafeTensor(floats: $0.values, shape: $0.shape) }
-            let bytes = SafeTensors.encode(averaged, metadata: [
+            // The whole artifact is refused if any tensor disagrees in shape with what was averaged so far.
+            guard average.fold(artifact, weight: w) else { return nil }
+            let bytes = SafeTensors.encode(average.tensors, metadata: [
                 "devices": String(devices + 1), "samples": String(samples + Int(w)),
-                "weights": try JSON.string(sums.mapValues(\.weight)),
+                "weights": try JSON.string(average.weights),
             ])
             try c.query("""
                 INSERT INTO domain_adapters (domain_id, version, sha256, content, device_count, sample_count, created_at)
