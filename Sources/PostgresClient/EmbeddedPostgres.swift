@@ -2,27 +2,41 @@ import Foundation
 import Synchronization
 
 /// A private PostgreSQL cluster in a data directory, run with the installed server binaries
-/// (initdb / pg_ctl from PATH or /usr/lib/postgresql/*/bin). It listens on a unix socket and on
-/// loopback only; started as root, it runs as the unprivileged `postgres` user. Reused across starts.
+/// (initdb / pg_ctl from PATH or /usr/lib/postgresql/*/bin). Started as root, it runs as the unprivileged
+/// `postgres` user.
+///
+/// Nothing else on the machine may reach it: it listens only on a Unix socket in a 0700 directory owned by the
+/// server's user (no TCP unless `listensOnTCP`), every connection authenticates with SCRAM-SHA-256 against a
+/// generated password kept in the data directory (mode 0600), and the server's processes start with a scrubbed
+/// environment, so no secret of the caller (an admin key, a token) is visible to SQL such as
+/// `COPY … FROM PROGRAM 'env'`. Reused across starts; a cluster made by an older version with trust
+/// authentication is moved to SCRAM on its next start.
 public final class EmbeddedPostgres: Sendable {
     public let dataDirectory: String
     let requestedPort: Int?
     /// Test clusters trade durability for speed (fsync off); a coordinator's cluster never does.
     let durable: Bool
     let maxConnections: Int
+    /// Also listen on 127.0.0.1 (still password-authenticated); off by default.
+    public let listensOnTCP: Bool
     static let superuser = "postgres"
     static let database = "fleetadapt"
+    /// The only environment the server's tools and processes get.
+    static let serverEnvironment = ["PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", "LANG=C"]
 
-    public convenience init(dataDirectory: String, port: Int? = nil) {
-        self.init(dataDirectory: dataDirectory, port: port, durable: true, maxConnections: 100)
+    public convenience init(dataDirectory: String, port: Int? = nil, listensOnTCP: Bool = false) {
+        self.init(dataDirectory: dataDirectory, port: port, durable: true, maxConnections: 100, listensOnTCP: listensOnTCP)
     }
 
-    init(dataDirectory: String, port: Int?, durable: Bool, maxConnections: Int) {
+    init(dataDirectory: String, port: Int?, durable: Bool, maxConnections: Int, listensOnTCP: Bool = false) {
         self.dataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
         self.requestedPort = port
         self.durable = durable
         self.maxConnections = maxConnections
+        self.listensOnTCP = listensOnTCP
     }
+
+    var passwordFile: String { dataDirectory + "/fleetadapt.password" }
 
     /// Initialises the cluster if needed, starts it (or finds it running) and returns how to reach
     /// the `fleetadapt` database on it.
@@ -34,18 +48,43 @@ public final class EmbeddedPostgres: Sendable {
         if let owner { try chownRecursively(dataDirectory, uid: owner.uid, gid: owner.gid) }
         try fm.setAttributes([.posixPermissions: 0o700], ofItemAtPath: dataDirectory)
 
+        var password = readPassword()
         if !fm.fileExists(atPath: dataDirectory + "/PG_VERSION") {
-            try run(bin + "/initdb", ["-D", dataDirectory, "-U", Self.superuser, "--auth=trust", "-E", "UTF8", "--no-locale"]
-                    + (durable ? [] : ["--no-sync"]), as: owner, what: "initdb")
+            let fresh = Self.generatePassword()
+            try withPasswordFile(fresh, owner: owner) { pwfile in
+                try run(bin + "/initdb", ["-D", dataDirectory, "-U", Self.superuser, "--auth=scram-sha-256",
+                                          "--pwfile=" + pwfile, "-E", "UTF8", "--no-locale"]
+                        + (durable ? [] : ["--no-sync"]), as: owner, what: "initdb")
+            }
+            try storePassword(fresh, owner: owner)
+            password = fresh
         }
         let port = try resolvePort()
         let socketDirectory = try self.socketDirectory(owner: owner)
-        let config = PostgresConfiguration(socketDirectory: socketDirectory, port: port, user: Self.superuser, database: "postgres")
-        if (try? PostgresConnection.connect(config)) == nil {
-            var options = "-k \(socketDirectory) -c listen_addresses=127.0.0.1 -p \(port) -c max_connections=\(maxConnections)"
+        if !(try isRunning()) {
+            // A cluster from an older version may still trust local connections: keep its hba until the
+            // password is set below, then write ours.
+            if password != nil { try writeAccessRules(owner: owner) }
+            var options = "-k \(socketDirectory) -c unix_socket_permissions=0700 -p \(port) -c max_connections=\(maxConnections)"
+            options += listensOnTCP ? " -c listen_addresses=127.0.0.1" : " -c listen_addresses=''"
             if !durable { options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" }
             try run(bin + "/pg_ctl", ["-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-t", "60", "-o", options, "start"],
                     as: owner, what: "pg_ctl start")
+        }
+        var config = PostgresConfiguration(socketDirectory: socketDirectory, port: port, user: Self.superuser,
+                                           password: password, database: "postgres")
+        if password == nil {
+            // Trust-authenticated cluster of an older version: give the superuser a password (sent as a SCRAM
+            // verifier, never in clear), then require it from every connection.
+            let fresh = Self.generatePassword()
+            let legacy = try PostgresConnection.connect(config)
+            try legacy.setPassword(role: Self.superuser, password: fresh)
+            try storePassword(fresh, owner: owner)
+            try writeAccessRules(owner: owner)
+            try legacy.query("SELECT pg_reload_conf()")
+            password = fresh
+            config = PostgresConfiguration(socketDirectory: socketDirectory, port: port, user: Self.superuser,
+                                           password: fresh, database: "postgres")
         }
         let admin = try PostgresConnection.connect(config)
         if try admin.query("SELECT 1 FROM pg_database WHERE datname = \(Self.database)").rows.isEmpty {
@@ -61,16 +100,95 @@ public final class EmbeddedPostgres: Sendable {
                 as: try Self.serverUser(), what: "pg_ctl stop")
     }
 
+    /// Whether the cluster's postmaster is alive (the pid in `postmaster.pid` exists). A stale file left by a
+    /// killed server names a dead process (or, rarely, a reused pid: `pg_ctl start` then tells).
+    public func isRunning() throws -> Bool {
+        guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+              let first = text.split(separator: "\n").first, let pid = pid_t(first.trimmingCharacters(in: .whitespaces)),
+              pid > 0 else { return false }
+        return kill(pid, 0) == 0 || errno == EPERM
+    }
+
+    /// The postmaster's process id while it runs (for supervision and tests).
+    public var postmasterPID: pid_t? {
+        guard (try? isRunning()) == true,
+              let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+              let first = text.split(separator: "\n").first else { return nil }
+        return pid_t(first.trimmingCharacters(in: .whitespaces))
+    }
+
     /// Creates a database on the running cluster (named by the caller's code, not by input); its configuration
     /// waits up to 30 s for a connection (clusters this creates databases on are local and may be busy).
     public func createDatabase(_ name: String) throws -> PostgresConfiguration {
         let port = try resolvePort()
         var config = PostgresConfiguration(socketDirectory: try socketDirectory(owner: try Self.serverUser()), port: port,
-                                           user: Self.superuser, database: "postgres")
+                                           user: Self.superuser, password: readPassword(), database: "postgres")
         config.connectTimeoutSeconds = 30
         let admin = try PostgresConnection.connect(config)
         try admin.simpleQuery("CREATE DATABASE \(PostgresConnection.quoteIdentifier(name))")
         return config.withDatabase(name)
+    }
+
+    // MARK: - Credentials and access rules
+
+    /// 32 bytes from the system CSPRNG, hex: the superuser's password, stored only in the data directory.
+    static func generatePassword() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &rng)) }.joined()
+    }
+
+    private func readPassword() -> String? {
+        guard let text = try? String(contentsOfFile: passwordFile, encoding: .utf8) else { return nil }
+        let password = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return password.isEmpty ? nil : password
+    }
+
+    private func storePassword(_ password: String, owner: ServerUser?) throws {
+        try writePrivateFile(passwordFile, password + "\n", owner: owner)
+    }
+
+    /// Every connection, local or (when enabled) loopback TCP, authenticates with SCRAM; nothing is trusted.
+    private func writeAccessRules(owner: ServerUser?) throws {
+        let rules = """
+            # Written by FleetAdapt at every start: every connection authenticates with the cluster's password.
+            local all all scram-sha-256
+            host  all all 127.0.0.1/32 scram-sha-256
+            host  all all ::1/128 scram-sha-256
+
+            """
+        try writePrivateFile(dataDirectory + "/pg_hba.conf", rules, owner: owner)
+    }
+
+    /// Writes a 0600 file owned by the server user (created with that mode, never world-readable in between).
+    private func writePrivateFile(_ path: String, _ text: String, owner: ServerUser?) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw PostgresError(kind: .connection, message: "cannot write \(temporary): errno \(errno)") }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count else {
+            unlink(temporary)
+            throw PostgresError(kind: .connection, message: "cannot write \(temporary)")
+        }
+        if let owner { _ = chown(temporary, owner.uid, owner.gid) }
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw PostgresError(kind: .connection, message: "cannot replace \(path): errno \(errno)")
+        }
+    }
+
+    /// initdb reads the first password from a file: one in a fresh 0700 directory of the server user, removed after.
+    private func withPasswordFile(_ password: String, owner: ServerUser?, _ body: (String) throws -> Void) throws {
+        var template = Array("/tmp/fleetadapt-pw-XXXXXX".utf8CString)
+        guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
+            throw PostgresError(kind: .connection, message: "cannot create a private directory for initdb: errno \(errno)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        if let owner { _ = chown(dir, owner.uid, owner.gid) }
+        let file = dir + "/pwfile"
+        try writePrivateFile(file, password + "\n", owner: owner)
+        try body(file)
     }
 
     // MARK: - Binaries and users
@@ -106,14 +224,26 @@ public final class EmbeddedPostgres: Sendable {
         // Only the top directory is ours to fix; files below were created by the server user already.
     }
 
-    /// Unix socket paths are limited to ~107 bytes: a long data directory gets its socket in /tmp.
+    /// The socket lives in the data directory (0700, the server user's) or, when that path is too long for a
+    /// Unix socket (~107 bytes), in a /tmp directory of its own that must be a real directory owned by the server
+    /// user and is made 0700: a directory another local user created in advance is refused, not used.
     private func socketDirectory(owner: ServerUser?) throws -> String {
         if dataDirectory.utf8.count + 20 < 100 { return dataDirectory }
         var hash: UInt64 = 1469598103934665603
         for b in dataDirectory.utf8 { hash = (hash ^ UInt64(b)) &* 1099511628211 }
         let dir = "/tmp/fleetadapt-pg-" + String(hash, radix: 36)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST {
+            throw PostgresError(kind: .connection, message: "cannot create the socket directory \(dir): errno \(errno)")
+        }
         if let owner { _ = chown(dir, owner.uid, owner.gid) }
+        var info = stat()
+        let expected = owner?.uid ?? geteuid()
+        guard lstat(dir, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == expected else {
+            throw PostgresError(kind: .connection, message: "the socket directory \(dir) exists but is not a directory owned by the server's user; remove it")
+        }
+        guard chmod(dir, 0o700) == 0 else {
+            throw PostgresError(kind: .connection, message: "cannot make \(dir) private: errno \(errno)")
+        }
         return dir
     }
 
@@ -159,7 +289,7 @@ public final class EmbeddedPostgres: Sendable {
         // From `/`: the server user may not be allowed into our working directory, and initdb needs one it can read.
         let inRoot = ["/bin/sh", "-c", "cd / && exec \"$@\"", "sh"]
         let argv = inRoot + (user.map { ["/usr/sbin/runuser", "-u", $0.name, "--", tool] } ?? [tool])
-        let status = try spawnAndWait(argv + arguments, logPath: logPath)
+        let status = try spawnAndWait(argv + arguments, logPath: logPath, environment: Self.serverEnvironment)
         guard status == 0 else {
             let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             var message = "\(what) failed (exit \(status)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
@@ -171,8 +301,8 @@ public final class EmbeddedPostgres: Sendable {
     }
 }
 
-/// Starts `argv[0]` with stdin from /dev/null and stdout/stderr appended to `logPath`; returns its exit status.
-func spawnAndWait(_ argv: [String], logPath: String) throws -> Int32 {
+/// Starts `argv[0]` with only `environment`, stdin from /dev/null and stdout/stderr appended to `logPath`; returns its exit status.
+func spawnAndWait(_ argv: [String], logPath: String, environment: [String]) throws -> Int32 {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -183,7 +313,11 @@ func spawnAndWait(_ argv: [String], logPath: String) throws -> Int32 {
     cArgs.append(nil)
     defer { cArgs.forEach { free($0) } }
     var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+    // A scrubbed environment: the server and its tools never see the caller's variables (secrets included).
+    var cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) }
+    cEnv.append(nil)
+    defer { cEnv.forEach { free($0) } }
+    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
     guard rc == 0 else {
         throw PostgresError(kind: .connection, message: "cannot run \(argv[0]): \(String(cString: strerror(rc)))")
     }

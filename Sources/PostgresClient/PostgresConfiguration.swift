@@ -16,8 +16,11 @@ public struct PostgresConfiguration: Sendable, Equatable {
         keywords = [("dbname", url)]
     }
 
-    public init(socketDirectory: String, port: Int, user: String, database: String) {
+    /// A server on a Unix socket; the password (when the server asks for one) travels only to libpq, never in a
+    /// URI, an environment variable or a log line.
+    public init(socketDirectory: String, port: Int, user: String, password: String? = nil, database: String) {
         keywords = [("host", socketDirectory), ("port", String(port)), ("user", user), ("dbname", database)]
+        if let password { keywords.append(("password", password)) }
     }
 
     /// The same server, another database. A URI stays first (libpq expands only the first `dbname`

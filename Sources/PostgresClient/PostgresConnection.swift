@@ -33,6 +33,18 @@ public final class PostgresConnection: @unchecked Sendable {
 
     public var isHealthy: Bool { PQstatus(conn) == CONNECTION_OK }
 
+    /// Sets a role's password as a SCRAM-SHA-256 verifier computed by libpq (PQencryptPasswordConn), so the
+    /// clear password never reaches the server, its statement log or its error messages.
+    public func setPassword(role: String, password: String) throws {
+        guard let verifier = PQencryptPasswordConn(conn, password, role, "scram-sha-256") else {
+            throw PostgresError(kind: .connection, message: "cannot compute a SCRAM verifier: \(String(cString: PQerrorMessage(conn)))")
+        }
+        defer { PQfreemem(verifier) }
+        let text = String(cString: verifier)
+        // The verifier holds only [A-Za-z0-9+/=:$-] characters; quoted as a literal all the same.
+        try simpleQuery("ALTER ROLE \(Self.quoteIdentifier(role)) PASSWORD '\(text.replacingOccurrences(of: "'", with: "''"))'")
+    }
+
     /// Runs one statement with its parameters (PQexecParams); text results, bytea parameters in binary.
     @discardableResult
     public func query(_ q: PostgresQuery) throws -> PostgresResult {
