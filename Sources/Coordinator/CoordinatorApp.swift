@@ -10,6 +10,8 @@ public final class CoordinatorApp: Sendable {
     let server: HTTPServer
     let router: Router
     let embedded: EmbeddedPostgres?
+    /// Restarts the embedded cluster if it dies; nil with an external database (its operator supervises it).
+    let supervisor: EmbeddedPostgresSupervisor?
     let maintenance: Maintenance
 
     /// Starts the database if embedded, migrates, and starts serving.
@@ -28,6 +30,8 @@ public final class CoordinatorApp: Sendable {
             embedded = nil
         }
         self.embedded = embedded
+        let supervisor = embedded.map { EmbeddedPostgresSupervisor(cluster: $0, policy: configuration.databaseSupervision, log: { Log.error($0) }) }
+        self.supervisor = supervisor
         do {
             let pool = PostgresPool(configuration: pgConfig, maxConnections: configuration.maxDatabaseConnections)
             let migrations = MigrationRunner(directory: configuration.migrationsDirectory)
@@ -41,19 +45,29 @@ public final class CoordinatorApp: Sendable {
             self.maintenance = Maintenance(services: services, configuration: pgConfig, replansFleet: configuration.replansFleetInBackground)
             let router = Router()
             self.router = router
-            Self.registerRoutes(services, configuration: configuration, on: router)
+            Self.registerRoutes(services, configuration: configuration, liveness: Self.liveness(supervisor), on: router)
             let http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
                                                accessLog: configuration.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
             server = HTTPServer(configuration: http, router: router)
             try server.start()
         } catch {
+            supervisor?.shutdown()
             try? embedded?.stop()
             throw error
         }
     }
 
-    static func registerRoutes(_ services: Services, configuration: CoordinatorConfiguration, on router: Router) {
-        SystemRoutes(services: services).register(on: router)
+    /// What `/healthz` reports: nil while the process can serve, or why it cannot recover by itself.
+    static func liveness(_ supervisor: EmbeddedPostgresSupervisor?) -> @Sendable () -> String? {
+        { () -> String? in
+            guard let supervisor, case .failed(let reason) = supervisor.health else { return nil }
+            return "The embedded PostgreSQL cannot be restarted: \(reason)"
+        }
+    }
+
+    static func registerRoutes(_ services: Services, configuration: CoordinatorConfiguration,
+                               liveness: @escaping @Sendable () -> String? = { nil }, on router: Router) {
+        SystemRoutes(services: services, liveness: liveness).register(on: router)
         DeviceRoutes(services: services).register(on: router)
         AgentRoutes(services: services).register(on: router)
         AgentJobRoutes(services: services).register(on: router)
@@ -66,6 +80,12 @@ public final class CoordinatorApp: Sendable {
 
     /// The database this coordinator uses (for tools that measure it directly).
     public var databaseConfiguration: PostgresConfiguration { services.pool.configuration }
+
+    /// The embedded cluster when this coordinator runs one (for supervision tests and tools), else nil.
+    public var embeddedDatabase: EmbeddedPostgres? { embedded }
+
+    /// Restarts of the embedded cluster after it died, since start.
+    public var databaseRestarts: Int { supervisor?.restartCount ?? 0 }
 
     /// The port actually bound (useful with port 0 in tests).
     public var port: Int { server.boundPort }
@@ -85,6 +105,7 @@ public final class CoordinatorApp: Sendable {
     public func shutdown() {
         server.shutdown()
         maintenance.shutdown()
+        supervisor?.shutdown()
         services.pool.close()
         do { try embedded?.stop() } catch { Log.error("stopping embedded PostgreSQL: \(error)") }
     }

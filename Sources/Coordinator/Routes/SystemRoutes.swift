@@ -4,9 +4,17 @@ import HTTPServer
 /// Liveness, readiness, the contract and the metrics: unauthenticated, for probes and scrapers.
 struct SystemRoutes {
     let services: Services
+    /// nil while the process can serve; otherwise why it cannot recover (then `/healthz` fails, so the
+    /// process supervisor restarts it).
+    let liveness: @Sendable () -> String?
 
     func register(on router: Router) {
-        router.add(.GET, "/healthz") { _ in .text("ok\n") }
+        router.add(.GET, "/healthz") { [liveness] request in
+            if let reason = liveness() {
+                throw HTTPError(status: 503, code: "unhealthy", detail: reason)
+            }
+            return .text("ok\n")
+        }
         services.route(router, .GET, "/readyz", readiness)
         services.route(router, .GET, "/openapi.yaml", contract)
         router.add(.GET, "/metrics") { [metrics = services.metrics] _ in

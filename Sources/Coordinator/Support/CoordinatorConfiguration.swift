@@ -27,6 +27,8 @@ public struct CoordinatorConfiguration: Sendable {
     /// Whether the maintenance loop brings the fleet's configs to a newly published model. Off, a replica leaves
     /// that to other replicas or to `CoordinatorApp.replanFleet()` (tests that count one re-plan's writes need it off).
     public var replansFleetInBackground = true
+    /// How the embedded PostgreSQL is watched and restarted when it dies (unused with an external database).
+    public var databaseSupervision = EmbeddedPostgresSupervisor.Policy()
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = CoordinatorConfiguration.defaultDataDirectory,
                 database: Database = .embedded, adminKey: String? = nil,
