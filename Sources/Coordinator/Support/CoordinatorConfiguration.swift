@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import PostgresClient
 
 /// Everything a coordinator process needs to start; the CLI fills it from flags and environment.
@@ -27,6 +28,10 @@ public struct CoordinatorConfiguration: Sendable {
     /// Whether the maintenance loop brings the fleet's configs to a newly published model. Off, a replica leaves
     /// that to other replicas or to `CoordinatorApp.replanFleet()` (tests that count one re-plan's writes need it off).
     public var replansFleetInBackground = true
+    /// Connection limits and deadlines of the HTTP server (per address, total, header/body deadlines, lingering).
+    public var httpLimits = HTTPServerConfiguration.Limits()
+    /// Failed authentications one client address may make before it gets 429.
+    public var authFailures = AuthFailurePolicy()
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = CoordinatorConfiguration.defaultDataDirectory,
                 database: Database = .embedded, adminKey: String? = nil,
