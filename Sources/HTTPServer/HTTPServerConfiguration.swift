@@ -23,7 +23,7 @@ public struct HTTPServerConfiguration: Sendable {
         public var maxConnections = 4096
         /// Open connections from one client address (`MHD_OPTION_PER_IP_CONNECTION_LIMIT`); more are refused at
         /// accept. Devices behind one NAT share an address, so size it for the largest site.
-        public var maxConnectionsPerAddress = 128
+        public var maxConnectionsPerAddress = 256
         /// From accept (or the end of the previous response) until the request's headers are complete: an absolute
         /// deadline, unlike MHD's idle timeout, which every received byte resets.
         public var headerDeadlineSeconds = 10
