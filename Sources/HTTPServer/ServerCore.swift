@@ -375,8 +375,10 @@ final class ServerCore: Sendable {
             if state.lingers && cleanly, let fd = connections.duplicateSocket(key) {
                 lingerer.linger(fd)
             }
-            // A kept-alive connection must bring its next request's headers within the header deadline.
-            connections.setDeadline(key, .now + .seconds(configuration.limits.headerDeadlineSeconds))
+            // A kept-alive connection must bring its next request's headers within a deadline too; it is as long
+            // as MHD's idle timeout, so a client reusing an idle connection is not cut sooner than before.
+            let idle = max(configuration.limits.headerDeadlineSeconds, configuration.connectionTimeoutSeconds)
+            connections.setDeadline(key, .now + .seconds(idle))
         }
         if let poll = state.poll {
             poll.finished(delivered: cleanly)
@@ -387,7 +389,8 @@ final class ServerCore: Sendable {
             let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
             let millis = "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"
             let status = state.status == 0 ? "aborted" : String(state.status)
-            let line = "\(state.methodName) \(state.path) \(status) \(state.bytesSent)B \(millis)ms \(state.requestID)"
+            let path = state.path.utf8.count > 512 ? state.path.prefix(512) + "..." : state.path
+            let line = "\(state.methodName) \(path) \(status) \(state.bytesSent)B \(millis)ms \(state.requestID)"
             log(Self.escapingControlCharacters(line))
         }
         inFlight.subtract(1, ordering: .sequentiallyConsistent)
