@@ -277,6 +277,45 @@ import Testing
     }
 }
 
+extension HardeningTests {
+    /// A long-poll answer that MHD could not send (the client reset the connection) is reported, so work handed
+    /// out in it can be given back; one that was sent is not.
+    @Test func anUndeliveredLongPollAnswerIsReported() throws {
+        let parked = Mutex<[LongPoll]>([])
+        let router = Router()
+        router.addLongPoll(.GET, "/wait") { _, poll in
+            poll.wait(timeout: .seconds(30)) { .noContent }
+            parked.withLock { $0.append(poll) }
+            return nil
+        }
+        try withServer(router) { _, port in
+            func park() throws -> (Int32, LongPoll) {
+                let before = parked.withLock { $0.count }
+                let fd = try RawHTTPClient.connect(port: port)
+                RawHTTPClient.send(fd, "GET /wait HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                for _ in 0..<2000 where parked.withLock({ $0.count }) == before { usleep(5_000) }
+                return (fd, try #require(parked.withLock { $0.count > before ? $0.last : nil }))
+            }
+            let undelivered = Atomic<Int>(0)
+            let (kept, keptPoll) = try park()
+            defer { close(kept) }
+            let keptCompleted = keptPoll.complete(.text("job"), ifUndelivered: { undelivered.add(1, ordering: .sequentiallyConsistent) })
+            #expect(keptCompleted)
+            #expect(try RawHTTPClient.parse(RawHTTPClient.readAll(kept)).text == "job")
+
+            let (reset, resetPoll) = try park()
+            var hardClose = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(reset, SOL_SOCKET, SO_LINGER, &hardClose, socklen_t(MemoryLayout<linger>.size))
+            close(reset)  // RST: the server's write of the answer fails
+            usleep(100_000)
+            let resetCompleted = resetPoll.complete(.text("job"), ifUndelivered: { undelivered.add(10, ordering: .sequentiallyConsistent) })
+            #expect(resetCompleted)
+            for _ in 0..<2000 where undelivered.load(ordering: .sequentiallyConsistent) == 0 { usleep(5_000) }
+            #expect(undelivered.load(ordering: .sequentiallyConsistent) == 10)
+        }
+    }
+}
+
 /// `If-Match` (RFC 9110 §13.1.1): strong comparison, lists, `*`, and anything else fails.
 @Suite struct IfMatchTests {
     func condition(_ values: String...) -> IfMatch? {
