@@ -150,6 +150,19 @@ import Testing
         #expect(after.status == 200)
     }
 
+    @Test func theFailureBucketRefillsAtItsRateAndIsPerAddress() {
+        let limiter = AuthFailureLimiter(policy: AuthFailurePolicy(burst: 3, perSecond: 0.5))
+        let t0 = ContinuousClock.now
+        for _ in 0..<3 {
+            #expect(limiter.retryAfter("10.0.0.1", now: t0) == nil)
+            limiter.recordFailure("10.0.0.1", now: t0)
+        }
+        #expect(limiter.retryAfter("10.0.0.1", now: t0) == 2, "one token back at 0.5/s takes 2 s")
+        #expect(limiter.retryAfter("10.0.0.2", now: t0) == nil)
+        #expect(limiter.retryAfter("10.0.0.1", now: t0 + .milliseconds(1500)) == 1)
+        #expect(limiter.retryAfter("10.0.0.1", now: t0 + .seconds(2)) == nil)
+    }
+
     @Test func anAdminKeyShorterThan32CharactersIsRefusedAtStart() throws {
         let config = CoordinatorConfiguration(host: "127.0.0.1", port: 0, dataDirectory: NSTemporaryDirectory() + "short-key-\(UUID().uuidString)",
                                               database: .external(try EmbeddedPostgres.sharedForTests()), adminKey: "x",

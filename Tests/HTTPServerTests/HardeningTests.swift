@@ -217,7 +217,7 @@ import Testing
             for _ in 0..<400 where lines.withLock({ $0.isEmpty }) { usleep(5_000) }
         }
         let logged = lines.withLock { $0 }
-        #expect(!logged.isEmpty)
+        #expect(logged.contains { $0.contains("/nope\\x1B[2J\\x7Fx") }, "\(logged)")
         for line in logged {
             #expect(!line.utf8.contains { $0 < 0x20 || $0 == 0x7F }, "\(line.debugDescription)")
         }
