@@ -225,6 +225,8 @@ final class ServerCore: Sendable {
     }
 
     private func finish(_ connection: OpaquePointer, _ state: ConnectionState) -> MHD_Result {
+        // The body is complete: the deadline bounded the client, not the handler's work that follows.
+        connections.setDeadline(Self.key(connection), nil)
         if let error = state.error {
             return send(connection, state, error.problemResponse(requestID: state.requestID))
         }
