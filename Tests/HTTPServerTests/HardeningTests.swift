@@ -84,6 +84,23 @@ import Testing
         }
     }
 
+    @Test func aTrickledBodyIsCutAtTheBodyDeadline() throws {
+        try withServer(Self.router(), configure: { $0.limits.bodyDeadlineSeconds = 2 }) { _, port in
+            let fd = try RawHTTPClient.connect(port: port)
+            defer { close(fd) }
+            RawHTTPClient.send(fd, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+            // One byte every 100 ms keeps MHD's 30 s idle timer from ever firing; the deadline still does.
+            var cut = false
+            for _ in 0..<300 where !cut {
+                var byte = UInt8(ascii: "a")
+                if Foundation.send(fd, &byte, 1, Int32(MSG_NOSIGNAL)) < 0 { cut = true }
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, 100) > 0 { cut = true }
+            }
+            #expect(cut)
+        }
+    }
+
     @Test func perAddressLimitRefusesTheExcessButNotOtherClients() throws {
         try withServer(Self.router(), configure: { $0.limits.maxConnectionsPerAddress = 8 }) { _, port in
             var held: [Int32] = []
@@ -168,12 +185,11 @@ import Testing
         try withServer(Self.router()) { _, port in
             let fd = try RawHTTPClient.connect(port: port, timeoutSeconds: 10)
             defer { close(fd) }
-            let start = ContinuousClock.now
+            // No body follows: only an answer from the headers arrives before the 10 s receive timeout.
             RawHTTPClient.send(fd, "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
             let response = try RawHTTPClient.parse(RawHTTPClient.readAll(fd))
             #expect(response.status == 501)
             #expect(try response.json()["code"] as? String == "unsupported_transfer_encoding")
-            #expect(ContinuousClock.now - start < .seconds(8), "answered, not timed out")
         }
     }
 
@@ -194,12 +210,11 @@ import Testing
             let many = (0..<500).map { "p\($0)=\($0)" }.joined(separator: "&")
             let fd = try RawHTTPClient.connect(port: port, timeoutSeconds: 10)
             defer { close(fd) }
-            let start = ContinuousClock.now
+            // MHD's idle timeout is 30 s; the answer must come before the 10 s receive timeout.
             RawHTTPClient.send(fd, RawHTTPClient.requestBytes("GET", "/hello?" + many))
             let response = try RawHTTPClient.parse(RawHTTPClient.readAll(fd))
             #expect(response.status == 414)
             #expect(try response.json()["code"] as? String == "uri_too_long")
-            #expect(ContinuousClock.now - start < .seconds(8), "answered, not timed out")
 
             let long = try RawHTTPClient.request(port: port, "GET", "/hello?x=" + String(repeating: "a", count: 9000))
             #expect(long.status == 414)
