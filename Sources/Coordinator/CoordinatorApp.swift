@@ -40,14 +40,16 @@ public final class CoordinatorApp: Sendable {
             let services = Services(
                 pool: pool, clock: clock,
                 adminKey: try AdminKey.load(explicitKey: configuration.adminKey, dataDirectory: configuration.dataDirectory),
-                migrations: migrations, openAPIPath: configuration.openAPIPath, backoff: configuration.backoff)
+                migrations: migrations, openAPIPath: configuration.openAPIPath, backoff: configuration.backoff,
+                authFailures: configuration.authFailures)
             self.services = services
             self.maintenance = Maintenance(services: services, configuration: pgConfig, replansFleet: configuration.replansFleetInBackground)
             let router = Router()
             self.router = router
             Self.registerRoutes(services, configuration: configuration, liveness: Self.liveness(supervisor), on: router)
-            let http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
+            var http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
                                                accessLog: configuration.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
+            http.limits = configuration.httpLimits
             server = HTTPServer(configuration: http, router: router)
             try server.start()
         } catch {

@@ -27,6 +27,8 @@ final class ConnectionState {
     var requestID = ""
     var status = 0
     var bytesSent = 0
+    /// Answered before its body was read: the connection closes after a lingering drain.
+    var lingers = false
 
     init(target: String, started: ContinuousClock.Instant) {
         self.target = target

@@ -15,10 +15,14 @@ public struct HTTPRequest: Sendable {
     public var requestID: String
     /// Percent-decoded values of the `{name}` segments of the matched pattern.
     public var pathParameters: [String: String]
+    /// The peer's address ("127.0.0.1", "2001:db8::1") as the socket reports it; nil in-process.
+    public var clientAddress: String?
+    /// What the route's `RouteOptions.authorize` returned, decided from the headers before the body was read.
+    public var authorization: (any Sendable)?
 
     public init(method: HTTPMethod, path: String, query: [String: String] = [:], headers: HTTPHeaders = .init(),
                 body: [UInt8] = [], bodyFile: String? = nil, requestID: String = RequestID.generate(),
-                pathParameters: [String: String] = [:]) {
+                pathParameters: [String: String] = [:], clientAddress: String? = nil) {
         self.method = method
         self.path = path
         self.query = query
@@ -27,6 +31,7 @@ public struct HTTPRequest: Sendable {
         self.bodyFile = bodyFile
         self.requestID = requestID
         self.pathParameters = pathParameters
+        self.clientAddress = clientAddress
     }
 
     /// The token of `Authorization: Bearer <token>` (scheme matched case-insensitively), or nil.

@@ -47,6 +47,7 @@ public final class HTTPServer: Sendable {
                 throw HTTPServerStartError.daemonStartFailed
             }
             running = Daemon(handle: handle, core: core)
+            core.scheduleSweep()
             port.store(boundPort, ordering: .sequentiallyConsistent)
         }
     }
@@ -62,6 +63,8 @@ public final class HTTPServer: Sendable {
             -> UnsafeMutableRawPointer? = uriLogged
         let unescapeFn: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?)
             -> Int = keepEscaped
+        let notifyFn: MHD_NotifyConnectionCallback = connectionNotified
+        let limits = configuration.limits
         var options: [MHD_OptionItem] = [
             MHD_OptionItem(option: .LISTEN_SOCKET, value: Int(listenFD), ptr_value: nil),
             MHD_OptionItem(option: .THREAD_POOL_SIZE, value: max(1, configuration.threadPoolSize),
@@ -73,6 +76,11 @@ public final class HTTPServer: Sendable {
             MHD_OptionItem(option: .URI_LOG_CALLBACK, value: unsafeBitCast(uriLogFn, to: Int.self),
                            ptr_value: context),
             MHD_OptionItem(option: .UNESCAPE_CALLBACK, value: unsafeBitCast(unescapeFn, to: Int.self),
+                           ptr_value: nil),
+            MHD_OptionItem(option: .NOTIFY_CONNECTION, value: unsafeBitCast(notifyFn, to: Int.self),
+                           ptr_value: context),
+            MHD_OptionItem(option: .CONNECTION_LIMIT, value: max(1, limits.maxConnections), ptr_value: nil),
+            MHD_OptionItem(option: .PER_IP_CONNECTION_LIMIT, value: max(0, limits.maxConnectionsPerAddress),
                            ptr_value: nil),
             MHD_OptionItem(option: .END, value: 0, ptr_value: nil),
         ]

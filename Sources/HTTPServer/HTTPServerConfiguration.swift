@@ -13,6 +13,36 @@ public struct HTTPServerConfiguration: Sendable {
     public var spoolDirectory: String = NSTemporaryDirectory()
     /// One line per request; nil disables access logging.
     public var accessLog: (@Sendable (String) -> Void)? = HTTPServerConfiguration.standardErrorLog
+    /// What one client may hold and how long it may take; see `Limits`.
+    public var limits = Limits()
+
+    /// Bounds that keep slow or hostile clients from holding the server: every number here is enforced before a
+    /// handler runs, and none can be extended by trickling bytes.
+    public struct Limits: Sendable {
+        /// Open connections in total (`MHD_OPTION_CONNECTION_LIMIT`); MHD's default is FD_SETSIZE - 4 = 1,020.
+        public var maxConnections = 4096
+        /// Open connections from one client address (`MHD_OPTION_PER_IP_CONNECTION_LIMIT`); more are refused at
+        /// accept. Devices behind one NAT share an address, so size it for the largest site.
+        public var maxConnectionsPerAddress = 256
+        /// From accept (or the end of the previous response) until the request's headers are complete: an absolute
+        /// deadline, unlike MHD's idle timeout, which every received byte resets.
+        public var headerDeadlineSeconds = 10
+        /// From the end of the headers until the body is complete (uploads of the largest allowed size must fit).
+        public var bodyDeadlineSeconds = 300
+        /// Longest request target; longer ones get 414 at once.
+        public var maxTargetLength = 8192
+        /// Most query parameters; more get 414 at once (MHD itself stalls when they exhaust its memory pool).
+        public var maxQueryParameters = 64
+        /// After an early answer (401, 413, ...) to a request whose body was not read, the connection keeps
+        /// reading and dropping up to this many bytes, for at most `lingerSeconds`, before it closes, so that
+        /// clients that send the whole body before reading still see the answer instead of a reset.
+        public var lingerBytes = 64 << 20
+        public var lingerSeconds = 10
+        /// Connections lingering at once; past it an early answer closes at once.
+        public var maxLingering = 256
+
+        public init() {}
+    }
 
     public init(host: String = "127.0.0.1", port: Int = 8080, threadPoolSize: Int = 8,
                 defaultBodyLimit: Int = 1 << 20, connectionTimeoutSeconds: Int = 30,

@@ -17,7 +17,34 @@ func uriLogged(_ cls: UnsafeMutableRawPointer?, _ uri: UnsafePointer<CChar>?,
     let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
     core.inFlight.add(1, ordering: .sequentiallyConsistent)
     let state = ConnectionState(target: uri.map { String(cString: $0) } ?? "", started: .now)
+    if let uri, core.targetIsOversized(state.target) {
+        state.error = core.oversizedTargetError()
+        // MHD parses the query into its per-connection memory pool right after this callback, and with too many
+        // parameters it runs out of pool and stalls until the idle timeout instead of answering. Ending the
+        // string just after the `?` (the buffer is MHD's own read buffer, writable) leaves it nothing to parse;
+        // the request is answered 414 from `state.error`.
+        if let mark = strchr(uri, Int32(UInt8(ascii: "?"))) {
+            UnsafeMutablePointer(mutating: mark + 1).pointee = 0
+        }
+    }
     return Unmanaged.passRetained(state).toOpaque()
+}
+
+/// Connection started / closed (`MHD_OPTION_NOTIFY_CONNECTION`): registers the socket with the deadline sweep.
+/// MHD calls the closed notification before it closes the socket.
+func connectionNotified(_ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+                        _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                        _ code: MHD_ConnectionNotificationCode) {
+    guard let cls, let connection else { return }
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    let key = ServerCore.key(connection)
+    if code == .CONNECTION_NOTIFY_STARTED {
+        core.connections.started(key, fd: fleetadapt_mhd_connection_fd(connection),
+                                 address: ConnectionTracker.format(fleetadapt_mhd_client_address(connection)),
+                                 deadline: .now + .seconds(core.configuration.limits.headerDeadlineSeconds))
+    } else {
+        core.connections.closed(key)
+    }
 }
 
 func accessHandler(_ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
@@ -38,7 +65,7 @@ func requestCompleted(_ cls: UnsafeMutableRawPointer?, _ connection: OpaquePoint
     conCls.pointee = nil
     let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
     let state = Unmanaged<ConnectionState>.fromOpaque(raw).takeRetainedValue()
-    core.completed(state)
+    core.completed(state, connection: connection, cleanly: code == .REQUEST_TERMINATED_COMPLETED_OK)
 }
 
 /// Leaves URIs escaped: we parse the raw target ourselves and must see `%2F` inside a segment as data.

@@ -57,7 +57,7 @@ struct RouteTable: Sendable {
     }
 
     /// Literal segments beat parameters; the first matching node that serves `method` wins, otherwise the first
-    /// matching node decides the 405's Allow list. HEAD falls back to GET.
+    /// matching node decides the 405's Allow list. HEAD falls back to GET unless the GET route says otherwise.
     func match(_ method: HTTPMethod, path: Substring) -> Match {
         guard path.utf8.first == UInt8(ascii: "/") else { return .notFound }
         let segments = Self.segments(of: path)
@@ -65,18 +65,26 @@ struct RouteTable: Sendable {
         var firstMatched: Int?
         guard let node = search(0, segments[...], method, &values, &firstMatched) else {
             guard let firstMatched else { return .notFound }
-            var allowed = Set(nodes[firstMatched].routes.keys)
-            if allowed.contains(.GET) { allowed.insert(.HEAD) }
-            return .methodNotAllowed(HTTPMethod.allCases.filter(allowed.contains))
+            return .methodNotAllowed(Self.allowed(nodes[firstMatched].routes))
         }
         let routes = nodes[node].routes
         guard let route = routes[method] ?? (method == .HEAD ? routes[.GET] : nil) else { return .notFound }
+        if method == .HEAD && routes[.HEAD] == nil && !route.options.allowsHead {
+            return .methodNotAllowed(Self.allowed(routes))
+        }
         var parameters: [String: String] = [:]
         for (name, raw) in zip(route.parameterNames, values) {
             guard let decoded = URIParsing.decode(raw, plusAsSpace: false) else { return .malformed }
             parameters[name] = decoded
         }
         return .found(route, parameters)
+    }
+
+    /// The Allow list of one node: its methods, plus HEAD where its GET route serves HEAD.
+    private static func allowed(_ routes: [HTTPMethod: Route]) -> [HTTPMethod] {
+        var allowed = Set(routes.keys)
+        if let get = routes[.GET], get.options.allowsHead { allowed.insert(.HEAD) }
+        return HTTPMethod.allCases.filter(allowed.contains)
     }
 
     private func search(_ index: Int, _ rest: ArraySlice<Substring>, _ method: HTTPMethod,

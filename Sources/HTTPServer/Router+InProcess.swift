@@ -2,7 +2,8 @@ import Foundation
 
 extension Router {
     /// Runs a request through routing, its handler and error rendering without a socket, the way the server
-    /// would (404/405/400 problems, `X-Request-Id`, HEAD without body), so route tests need no port.
+    /// would (404/405/400 problems, the route's `authorize`, `X-Request-Id`, HEAD without body), so route tests
+    /// need no port.
     /// `request.path` is the raw (still percent-encoded) path; `query` is used as given. Body limits and
     /// spooling are transport concerns and are not applied. A parked long-poll blocks until it is completed
     /// or its deadline passes.
@@ -12,7 +13,12 @@ extension Router {
         switch snapshot().match(request.method, path: request.path[...]) {
         case .found(let route, let parameters):
             request.pathParameters = parameters
-            response = Self.invoke(route.handler, request)
+            do {
+                request.authorization = try route.options.authorize?(request)
+                response = Self.invoke(route.handler, request)
+            } catch {
+                response = problem(for: error, requestID: request.requestID)
+            }
         case .methodNotAllowed(let allowed):
             response = HTTPError.methodNotAllowed(allowed).problemResponse(requestID: request.requestID)
         case .notFound:

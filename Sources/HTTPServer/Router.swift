@@ -16,9 +16,10 @@ public final class Router: Sendable {
     }
 
     /// A route whose handler may return nil to park the request until `LongPoll.complete` or its deadline.
-    public func addLongPoll(_ method: HTTPMethod, _ pattern: String,
+    /// Long-polls usually hand out work, so HEAD is not served by them unless `options` says so.
+    public func addLongPoll(_ method: HTTPMethod, _ pattern: String, options: RouteOptions = .init(allowsHead: false),
                             _ handler: @escaping @Sendable (HTTPRequest, LongPoll) throws -> HTTPResponse?) {
-        let route = Route(method: method, pattern: pattern, options: .init(), handler: .longPoll(handler),
+        let route = Route(method: method, pattern: pattern, options: options, handler: .longPoll(handler),
                           parameterNames: [])
         table.withLock { $0.add(route) }
     }

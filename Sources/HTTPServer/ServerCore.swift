@@ -16,10 +16,14 @@ final class ServerCore: Sendable {
     let timerQueue = DispatchQueue(label: "HTTPServer.long-poll-deadlines")
     /// How far past its limit a chunked body is read (and dropped) so the 413 can still be sent; beyond, we hang up.
     let discardAllowance = 8 << 20
+    /// Open connections with their sockets, addresses and deadlines.
+    let connections = ConnectionTracker()
+    let lingerer: Lingerer
 
     init(configuration: HTTPServerConfiguration, routes: RouteTable) {
         self.configuration = configuration
         self.routes = routes
+        self.lingerer = Lingerer(limits: configuration.limits)
     }
 
     // MARK: - Access handler
@@ -48,6 +52,8 @@ final class ServerCore: Sendable {
     private func begin(_ connection: OpaquePointer, _ state: ConnectionState,
                        method methodToken: UnsafePointer<CChar>?) -> MHD_Result {
         state.stage = .body
+        let key = Self.key(connection)
+        connections.setDeadline(key, .now + .seconds(configuration.limits.bodyDeadlineSeconds))
         var headers = HTTPHeaders()
         withUnsafeMutablePointer(to: &headers) { pointer in
             _ = MHD_get_connection_values(connection, .HEADER_KIND, collectHeader, UnsafeMutableRawPointer(pointer))
@@ -63,7 +69,9 @@ final class ServerCore: Sendable {
         if let methodToken { state.methodName = String(cString: methodToken) }
         let (path, rawQuery) = URIParsing.split(state.target)
         var query: [String: String] = [:]
-        if method == nil {
+        if state.error != nil {
+            // Decided from the raw target already (414).
+        } else if method == nil {
             // A method no route serves is the client's error (405 with the path's Allow list, or 404), never a 5xx.
             switch routes.match(.OPTIONS, path: path) {
             case .methodNotAllowed(let allowed): state.error = .methodNotAllowed(allowed)
@@ -83,7 +91,8 @@ final class ServerCore: Sendable {
                 state.route = route
                 state.limit = route.options.bodyLimit ?? configuration.defaultBodyLimit
                 state.request = HTTPRequest(method: method, path: String(path), query: query, headers: headers,
-                                            requestID: state.requestID, pathParameters: parameters)
+                                            requestID: state.requestID, pathParameters: parameters,
+                                            clientAddress: connections.address(key))
             case .methodNotAllowed(let allowed):
                 state.error = .methodNotAllowed(allowed)
             case .notFound:
@@ -93,17 +102,95 @@ final class ServerCore: Sendable {
             }
         }
 
-        // Refuse an oversized body before reading a byte of it (MHD then skips `100 Continue` and closes).
-        // An earlier error (404, 405, ...) keeps precedence over the size.
-        if let declared = headers["Content-Length"], let length = Int(declared), length > state.limit {
-            let error = state.error ?? .payloadTooLarge(limit: state.limit)
-            state.error = error
-            return send(connection, state, error.problemResponse(requestID: state.requestID))
+        // Framing the server cannot trust decides before anything else: the connection is closed after the answer,
+        // so no byte of an ambiguous body is ever read as a next request.
+        let framing = Self.framingError(headers)
+        if let framing { state.error = framing }
+        if state.error == nil, let encoding = headers["Content-Encoding"],
+           encoding.trimmingCharacters(in: .whitespaces).lowercased() != "identity" {
+            state.error = HTTPError(status: 415, code: "unsupported_content_encoding",
+                                    detail: "Request bodies must not be content-encoded (got '\(encoding)').",
+                                    errors: [FieldError(field: "Content-Encoding", message: "must be absent or identity")])
+        }
+        // Authentication from the headers alone, before the body is read.
+        if state.error == nil, let authorize = state.route?.options.authorize, let request = state.request {
+            do {
+                state.request?.authorization = try authorize(request)
+            } catch let error as HTTPError {
+                state.error = error
+            } catch {
+                reportInternalError(error, context: "authorising request \(state.requestID)")
+                state.error = .internalError(state.requestID)
+            }
+        }
+        // Refuse an oversized body before reading a byte of it. An earlier error keeps precedence over the size.
+        let declared = headers["Content-Length"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        if state.error == nil, let declared, declared > state.limit {
+            state.error = .payloadTooLarge(limit: state.limit)
+        }
+        // With a body on the way, an error known now is answered now (MHD then skips `100 Continue`), and the
+        // connection closes after a lingering drain of the unread body; without one, `finish` answers it.
+        let hasBody = (declared ?? 0) > 0 || headers.contains("Transfer-Encoding")
+        if let error = state.error, hasBody || framing != nil {
+            return send(connection, state, error.problemResponse(requestID: state.requestID), closing: true)
         }
         if state.error == nil, state.route?.options.spoolToDisk == true {
             openSpool(state)
         }
         return .YES
+    }
+
+    /// Two different `Content-Length`s, or one beside `Transfer-Encoding` (a request-smuggling shape): 400;
+    /// a transfer coding other than a lone `chunked`: 501.
+    static func framingError(_ headers: HTTPHeaders) -> HTTPError? {
+        let lengths = Set(headers.values("Content-Length").flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) })
+        let codings = headers.values("Transfer-Encoding").flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if lengths.count > 1 || (!lengths.isEmpty && !codings.isEmpty)
+            || lengths.contains(where: { Int($0).map { $0 < 0 } ?? true }) {
+            return HTTPError.badRequest("The request's length is ambiguous: Content-Length must be one number, "
+                                        + "and not be sent with Transfer-Encoding.", code: "invalid_framing",
+                                        errors: [FieldError(field: "Content-Length", message: "must be a single length")])
+        }
+        if !codings.isEmpty && codings != ["chunked"] {
+            return HTTPError(status: 501, code: "unsupported_transfer_encoding",
+                             detail: "Only the chunked transfer coding is supported.",
+                             errors: [FieldError(field: "Transfer-Encoding", message: "must be chunked")])
+        }
+        return nil
+    }
+
+    /// Over `maxTargetLength`, or more than `maxQueryParameters` query parameters: answered 414 from the raw
+    /// target, before MHD parses the query.
+    func targetIsOversized(_ target: String) -> Bool {
+        let limits = configuration.limits
+        if target.utf8.count > limits.maxTargetLength { return true }
+        guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return false }
+        var parameters = 0
+        var empty = true
+        for c in target.utf8[target.utf8.index(after: q)...] {
+            if c == UInt8(ascii: "&") {
+                if !empty { parameters += 1 }
+                empty = true
+            } else {
+                empty = false
+            }
+        }
+        if !empty { parameters += 1 }
+        return parameters > limits.maxQueryParameters
+    }
+
+    func oversizedTargetError() -> HTTPError {
+        let limits = configuration.limits
+        return HTTPError(status: 414, code: "uri_too_long",
+                         detail: "The request target exceeds \(limits.maxTargetLength) bytes or "
+                             + "\(limits.maxQueryParameters) query parameters.")
+    }
+
+    /// The dictionary key of an MHD connection (its address).
+    static func key(_ connection: OpaquePointer) -> UInt {
+        UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(connection)))
     }
 
     private func receive(_ state: ConnectionState, _ chunk: UnsafeRawBufferPointer) -> MHD_Result {
@@ -138,6 +225,8 @@ final class ServerCore: Sendable {
     }
 
     private func finish(_ connection: OpaquePointer, _ state: ConnectionState) -> MHD_Result {
+        // The body is complete: the deadline bounded the client, not the handler's work that follows.
+        connections.setDeadline(Self.key(connection), nil)
         if let error = state.error {
             return send(connection, state, error.problemResponse(requestID: state.requestID))
         }
@@ -171,10 +260,12 @@ final class ServerCore: Sendable {
                 poll.detach()
                 return send(connection, state, immediate)
             }
-            if let completedMeanwhile = poll.suspend(connection) {
+            if let completedMeanwhile = poll.suspend(connection, fd: fleetadapt_mhd_connection_fd(connection)) {
                 return send(connection, state, completedMeanwhile)
             }
             state.stage = .suspended
+            // A parked poll has its own timeout; the request deadline no longer applies.
+            connections.setDeadline(Self.key(connection), nil)
             // Shutdown sets the flag before it expires the parked polls, so a poll parked after that sweep sees it.
             if shuttingDown.load(ordering: .sequentiallyConsistent) {
                 poll.expire()
@@ -195,8 +286,12 @@ final class ServerCore: Sendable {
 
     // MARK: - Responses
 
-    private func send(_ connection: OpaquePointer, _ state: ConnectionState, _ response: HTTPResponse) -> MHD_Result {
+    /// `closing`: the body was not read, so the connection closes after the answer, lingering (see `Lingerer`).
+    private func send(_ connection: OpaquePointer, _ state: ConnectionState, _ response: HTTPResponse,
+                      closing: Bool = false) -> MHD_Result {
         state.stage = .responded
+        state.lingers = closing
+        connections.setDeadline(Self.key(connection), nil)
         var response = response
         if let deferred = response.deferredError {
             response = deferred.problemResponse(requestID: state.requestID)
@@ -226,7 +321,7 @@ final class ServerCore: Sendable {
             _ = MHD_add_response_header(mhdResponse, name, value)
         }
         _ = MHD_add_response_header(mhdResponse, "X-Request-Id", state.requestID)
-        if shuttingDown.load(ordering: .relaxed) {
+        if closing || shuttingDown.load(ordering: .relaxed) {
             _ = MHD_add_response_header(mhdResponse, "Connection", "close")
         }
         state.status = response.status
@@ -274,11 +369,21 @@ final class ServerCore: Sendable {
 
     // MARK: - Completion
 
-    /// MHD is done with the request (sent, aborted or daemon stopping).
-    func completed(_ state: ConnectionState) {
+    /// MHD is done with the request (sent, aborted or daemon stopping). `cleanly`: the response was sent whole.
+    func completed(_ state: ConnectionState, connection: OpaquePointer?, cleanly: Bool) {
         closeSpool(state, delete: true)
+        if let connection {
+            let key = Self.key(connection)
+            if state.lingers && cleanly, let fd = connections.duplicateSocket(key) {
+                lingerer.linger(fd)
+            }
+            // A kept-alive connection must bring its next request's headers within a deadline too; it is as long
+            // as MHD's idle timeout, so a client reusing an idle connection is not cut sooner than before.
+            let idle = max(configuration.limits.headerDeadlineSeconds, configuration.connectionTimeoutSeconds)
+            connections.setDeadline(key, .now + .seconds(idle))
+        }
         if let poll = state.poll {
-            poll.detach()
+            poll.finished(delivered: cleanly)
             _ = parked.withLock { $0.removeValue(forKey: ObjectIdentifier(poll)) }
         }
         if let log = configuration.accessLog {
@@ -286,9 +391,34 @@ final class ServerCore: Sendable {
             let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
             let millis = "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"
             let status = state.status == 0 ? "aborted" : String(state.status)
-            log("\(state.methodName) \(state.path) \(status) \(state.bytesSent)B \(millis)ms \(state.requestID)")
+            let path = state.path.utf8.count > 512 ? state.path.prefix(512) + "..." : state.path
+            let line = "\(state.methodName) \(path) \(status) \(state.bytesSent)B \(millis)ms \(state.requestID)"
+            log(Self.escapingControlCharacters(line))
         }
         inFlight.subtract(1, ordering: .sequentiallyConsistent)
+    }
+
+    /// Control characters (and the backslash) as `\\xHH`, so a request line cannot forge or garble log lines.
+    static func escapingControlCharacters(_ line: String) -> String {
+        guard line.utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "\\") }) else { return line }
+        var out = ""
+        for scalar in line.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "\\" || (0x80...0x9F).contains(scalar.value) {
+                out += "\\x" + String(format: "%02X", scalar.value)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// Shuts down connections past their deadline, every half second, for as long as the core lives.
+    func scheduleSweep() {
+        timerQueue.asyncAfter(deadline: .now() + .milliseconds(500)) { [weak self] in
+            guard let self else { return }
+            self.connections.sweep(now: .now)
+            self.scheduleSweep()
+        }
     }
 
     /// Answers every parked long-poll with its timeout response (shutdown).

@@ -27,6 +27,10 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
+        if let key = env["FLEETADAPT_ADMIN_KEY"], !key.isEmpty, let problem = AdminKey.problem(with: key) {
+            // Refused before the database starts, so the operator sees why at once.
+            throw CoordinatorError.startup(problem)
+        }
         var resolvedPort = 8080
         if let port { resolvedPort = port } else if let text = env["FLEETADAPT_PORT"] {
             guard let p = Int(text), (0...65535).contains(p) else { throw ValidationError("FLEETADAPT_PORT must be 0–65535.") }

@@ -38,7 +38,7 @@ struct BenchHTTPCommand: ParsableCommand {
     func run() throws {
         let dir = NSTemporaryDirectory() + "fleetadapt-bench-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let key = "bench-admin-key"
+        let key = "bench-admin-key-" + UUID().uuidString.lowercased()
         let config = CoordinatorConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, adminKey: key,
                                               threadPoolSize: serverThreads, maxDatabaseConnections: serverThreads, accessLog: false)
         let app = try CoordinatorApp(configuration: config)

@@ -11,7 +11,7 @@ enum BenchPlanEndToEnd {
     static func run(space: PlanningSpace, changes: Int, fleetDevices: Int) throws {
         let dir = NSTemporaryDirectory() + "fleetadapt-bench-plan-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let key = "bench-admin-key"
+        let key = "bench-admin-key-" + UUID().uuidString.lowercased()
         let app = try CoordinatorApp(configuration: CoordinatorConfiguration(
             host: "127.0.0.1", port: 0, dataDirectory: dir, adminKey: key, threadPoolSize: 4, maxDatabaseConnections: 4, accessLog: false))
         defer { app.shutdown() }

@@ -38,7 +38,7 @@ struct BenchQueueCommand: ParsableCommand {
     func run() throws {
         let dir = NSTemporaryDirectory() + "fleetadapt-bench-queue-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let key = "bench-admin-key"
+        let key = "bench-admin-key-" + UUID().uuidString.lowercased()
         let app = try CoordinatorApp(configuration: CoordinatorConfiguration(
             host: "127.0.0.1", port: 0, dataDirectory: dir, adminKey: key, threadPoolSize: 16, maxDatabaseConnections: 16, accessLog: false))
         defer { app.shutdown() }

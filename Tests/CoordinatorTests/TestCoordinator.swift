@@ -7,7 +7,7 @@ import FoundationNetworking
 
 /// A real coordinator on loopback (ephemeral port) over a fresh database of the test PostgreSQL cluster.
 final class TestCoordinator: Sendable {
-    static let adminKey = "test-admin-key-0123456789"
+    static let adminKey = "test-admin-key-0123456789abcdefghijklmnop"
 
     let app: CoordinatorApp
     let database: PostgresConfiguration

@@ -1,17 +1,29 @@
 import Foundation
 
 /// The admin credential. Only its digest is kept: in memory, and on disk when it was generated.
-struct AdminKey: Sendable {
+public struct AdminKey: Sendable {
     let digest: [UInt8]
 
     func matches(_ presented: String) -> Bool {
         Secrets.constantTimeEqual(Secrets.sha256(presented), digest)
     }
 
-    /// Uses `explicitKey` when given; otherwise reads `admin-key.sha256` from the data directory,
-    /// or generates a key, stores its digest there (mode 0600) and prints the key once.
+    /// A chosen key shorter than this is refused at start: guessing must be hopeless even without the rate limit.
+    public static let minimumLength = 32
+
+    /// Why `key` cannot be the admin key, or nil when it can.
+    public static func problem(with key: String) -> String? {
+        guard key.count < minimumLength else { return nil }
+        return "FLEETADAPT_ADMIN_KEY must be at least \(minimumLength) characters long (it has \(key.count)); "
+            + "choose a long random one, e.g. `openssl rand -base64 32`, or unset it to have one generated."
+    }
+
+    /// Uses `explicitKey` when given (refused when shorter than `minimumLength`); otherwise reads
+    /// `admin-key.sha256` from the data directory, or generates a key, stores its digest there (mode 0600) and
+    /// prints the key once.
     static func load(explicitKey: String?, dataDirectory: String) throws -> AdminKey {
         if let explicitKey, !explicitKey.isEmpty {
+            if let problem = problem(with: explicitKey) { throw CoordinatorError.startup(problem) }
             return AdminKey(digest: Secrets.sha256(explicitKey))
         }
         let path = dataDirectory + "/admin-key.sha256"

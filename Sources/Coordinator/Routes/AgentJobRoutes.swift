@@ -13,14 +13,16 @@ struct AgentJobRoutes {
 
     func register(on router: Router) {
         let services = self.services
-        router.addLongPoll(.GET, "/v1/agent/jobs/next") { request, poll in
+        // HEAD would lease a job and throw the answer away: the long-poll serves GET only (HEAD is 405).
+        router.addLongPoll(.GET, "/v1/agent/jobs/next",
+                           options: RouteOptions(authorize: services.authorizer(.device), allowsHead: false)) { request, poll in
             try mapDatabaseErrors(request.requestID) { try Self.next(services, request, poll) }
         }
-        services.route(router, .POST, "/v1/agent/jobs/{id}/heartbeat", heartbeat)
-        services.route(router, .PUT, "/v1/agent/jobs/{id}/artifact", options: RouteOptions(bodyLimit: Self.artifactLimit), artifact)
-        services.route(router, .POST, "/v1/agent/jobs/{id}/result", result)
-        services.route(router, .POST, "/v1/agent/metrics", metrics)
-        services.route(router, .GET, "/v1/agent/domains/{id}/adapter", domainAdapter)
+        services.route(router, .POST, "/v1/agent/jobs/{id}/heartbeat", access: .device, heartbeat)
+        services.route(router, .PUT, "/v1/agent/jobs/{id}/artifact", access: .device, options: RouteOptions(bodyLimit: Self.artifactLimit), artifact)
+        services.route(router, .POST, "/v1/agent/jobs/{id}/result", access: .device, result)
+        services.route(router, .POST, "/v1/agent/metrics", access: .device, metrics)
+        services.route(router, .GET, "/v1/agent/domains/{id}/adapter", access: .device, domainAdapter)
     }
 
     static func next(_ services: Services, _ request: HTTPRequest, _ poll: LongPoll) throws -> HTTPResponse? {

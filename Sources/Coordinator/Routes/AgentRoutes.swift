@@ -7,7 +7,7 @@ struct AgentRoutes {
     let services: Services
 
     func register(on router: Router) {
-        services.route(router, .PUT, "/v1/agent/context", putContext)
+        services.route(router, .PUT, "/v1/agent/context", access: .device, putContext)
     }
 
     func putContext(_ request: HTTPRequest) throws -> HTTPResponse {

@@ -7,9 +7,9 @@ struct CampaignRoutes {
     let services: Services
 
     func register(on router: Router) {
-        services.route(router, .GET, "/v1/campaigns/{id}", read)
+        services.route(router, .GET, "/v1/campaigns/{id}", access: .admin, read)
         for action in CampaignScheduler.Action.allCases {
-            services.route(router, .POST, "/v1/campaigns/{id}/\(action.rawValue)") { request in try perform(action, request) }
+            services.route(router, .POST, "/v1/campaigns/{id}/\(action.rawValue)", access: .admin) { request in try perform(action, request) }
         }
     }
 

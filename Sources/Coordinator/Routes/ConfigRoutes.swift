@@ -7,10 +7,10 @@ struct ConfigRoutes {
     let services: Services
 
     func register(on router: Router) {
-        services.route(router, .GET, "/v1/devices/{id}/config", deviceConfig)
-        services.route(router, .GET, "/v1/devices/{id}/config/history", history)
-        services.route(router, .GET, "/v1/agent/config", agentConfig)
-        services.route(router, .POST, "/v1/plan", plan)
+        services.route(router, .GET, "/v1/devices/{id}/config", access: .admin, deviceConfig)
+        services.route(router, .GET, "/v1/devices/{id}/config/history", access: .admin, history)
+        services.route(router, .GET, "/v1/agent/config", access: .device, agentConfig)
+        services.route(router, .POST, "/v1/plan", access: .admin, plan)
     }
 
     func deviceConfig(_ request: HTTPRequest) throws -> HTTPResponse {

@@ -8,11 +8,11 @@ struct DeviceRoutes {
     let services: Services
 
     func register(on router: Router) {
-        services.route(router, .POST, "/v1/devices", create)
-        services.route(router, .GET, "/v1/devices", list)
-        services.route(router, .GET, "/v1/devices/{id}", read)
-        services.route(router, .PATCH, "/v1/devices/{id}", patch)
-        services.route(router, .DELETE, "/v1/devices/{id}", decommission)
+        services.route(router, .POST, "/v1/devices", access: .admin, create)
+        services.route(router, .GET, "/v1/devices", access: .admin, list)
+        services.route(router, .GET, "/v1/devices/{id}", access: .admin, read)
+        services.route(router, .PATCH, "/v1/devices/{id}", access: .admin, patch)
+        services.route(router, .DELETE, "/v1/devices/{id}", access: .admin, decommission)
     }
 
     func create(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -113,7 +113,7 @@ struct DeviceRoutes {
     func patch(_ request: HTTPRequest) throws -> HTTPResponse {
         try services.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
-        let expected = try ETag.expectedVersion(request)
+        let expected = try expectedVersion(request, of: id)
         let patch = try request.decodeValidated(DevicePatch.self) { $0.validate() }
         switch try services.devices.update(id, patch: patch, expectedVersion: expected, now: services.clock.now()) {
         case .updated(let device):
@@ -126,20 +126,37 @@ struct DeviceRoutes {
         case .decommissioned:
             throw HTTPError.conflict("The device is decommissioned and can no longer change.", code: "device_decommissioned")
         case .versionMismatch(let current):
-            var headers = HTTPHeaders()
-            headers.set("ETag", "\"v\(current)\"")
-            throw HTTPError(status: 412, code: "precondition_failed",
-                            detail: "If-Match does not match the device's current version \"v\(current)\"; read it again and retry.",
-                            headers: headers)
+            throw Self.precondition(current: current)
         }
     }
 
     func decommission(_ request: HTTPRequest) throws -> HTTPResponse {
         try services.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
-        guard try services.devices.decommission(id, now: services.clock.now()) else {
-            throw HTTPError.notFound("No device \(id.uuidString.lowercased()).")
+        let expected = try expectedVersion(request, of: id)
+        switch try services.devices.decommission(id, expectedVersion: expected, now: services.clock.now()) {
+        case .decommissioned: return .noContent
+        case .notFound: throw HTTPError.notFound("No device \(id.uuidString.lowercased()).")
+        case .versionMismatch(let current): throw Self.precondition(current: current)
         }
-        return .noContent
+    }
+
+    /// `If-Match` checked against the device as it is now (`IfMatch`: strong comparison, lists, `*`); the version
+    /// that matched is returned so the store changes the row only if it is still that version (nil: no condition).
+    /// No such device is a 404; a tag that does not match is a 412.
+    private func expectedVersion(_ request: HTTPRequest, of id: UUID) throws -> Int? {
+        let condition = try request.ifMatch()
+        guard condition != .absent else { return nil }
+        guard let device = try services.devices.find(id) else { throw HTTPError.notFound("No device \(id.uuidString.lowercased()).") }
+        guard condition.matches(current: device.etag) else { throw Self.precondition(current: device.version) }
+        return device.version
+    }
+
+    private static func precondition(current: Int) -> HTTPError {
+        var headers = HTTPHeaders()
+        headers.set("ETag", "\"v\(current)\"")
+        return HTTPError(status: 412, code: "precondition_failed",
+                         detail: "If-Match does not match the device's current version \"v\(current)\"; read it again and retry.",
+                         headers: headers)
     }
 }

@@ -8,9 +8,9 @@ struct DomainRoutes {
     let services: Services
 
     func register(on router: Router) {
-        services.route(router, .POST, "/v1/domains", create)
-        services.route(router, .GET, "/v1/domains", list)
-        services.route(router, .GET, "/v1/domains/{id}", read)
+        services.route(router, .POST, "/v1/domains", access: .admin, create)
+        services.route(router, .GET, "/v1/domains", access: .admin, list)
+        services.route(router, .GET, "/v1/domains/{id}", access: .admin, read)
     }
 
     func create(_ request: HTTPRequest) throws -> HTTPResponse {

@@ -7,8 +7,8 @@ struct MetricsRoutes {
     let services: Services
 
     func register(on router: Router) {
-        services.route(router, .GET, "/v1/devices/{id}/metrics", deviceMetrics)
-        services.route(router, .GET, "/v1/fleet/summary", summary)
+        services.route(router, .GET, "/v1/devices/{id}/metrics", access: .admin, deviceMetrics)
+        services.route(router, .GET, "/v1/fleet/summary", access: .admin, summary)
     }
 
     func deviceMetrics(_ request: HTTPRequest) throws -> HTTPResponse {

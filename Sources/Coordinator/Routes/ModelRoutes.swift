@@ -14,10 +14,10 @@ struct ModelRoutes {
     let uploadLimit: Int
 
     func register(on router: Router) {
-        services.route(router, .POST, "/v1/models", options: RouteOptions(bodyLimit: uploadLimit, spoolToDisk: true), upload)
-        services.route(router, .GET, "/v1/models", list)
-        services.route(router, .GET, "/v1/models/{id}", read)
-        services.route(router, .GET, "/v1/models/{id}/package", package)
+        services.route(router, .POST, "/v1/models", access: .admin, options: RouteOptions(bodyLimit: uploadLimit, spoolToDisk: true), upload)
+        services.route(router, .GET, "/v1/models", access: .admin, list)
+        services.route(router, .GET, "/v1/models/{id}", access: .admin, read)
+        services.route(router, .GET, "/v1/models/{id}/package", access: .adminOrDevice, package)
     }
 
     func upload(_ request: HTTPRequest) throws -> HTTPResponse {

@@ -44,23 +44,6 @@ enum IdempotencyKey {
     }
 }
 
-/// Entity tags are `"v<version>"`; `If-Match` carries the version the client last read.
-enum ETag {
-    /// nil when there is no `If-Match` or it is `*`; a malformed value is a 400, an unknown one a 412.
-    static func expectedVersion(_ request: HTTPRequest) throws -> Int? {
-        guard let raw = request.headers["If-Match"]?.trimmingCharacters(in: .whitespaces) else { return nil }
-        if raw == "*" { return nil }
-        var text = Substring(raw)
-        if text.hasPrefix("W/") { text = text.dropFirst(2) }
-        guard text.count >= 4, text.first == "\"", text.last == "\"", text.dropFirst().first == "v",
-              let version = Int(text.dropFirst(2).dropLast()) else {
-            throw HTTPError.badRequest("If-Match must be an ETag previously returned, like \"v3\".", code: "invalid_header",
-                                       errors: [FieldError(field: "If-Match", message: "must be an entity tag like \"v3\"")])
-        }
-        return version
-    }
-}
-
 extension HTTPRequest {
     /// Whether `If-None-Match` names `etag` (or `*`): the caller already holds this representation, answer 304.
     func ifNoneMatch(_ etag: String) -> Bool {

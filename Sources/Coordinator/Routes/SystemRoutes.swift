@@ -15,8 +15,8 @@ struct SystemRoutes {
             }
             return .text("ok\n")
         }
-        services.route(router, .GET, "/readyz", readiness)
-        services.route(router, .GET, "/openapi.yaml", contract)
+        services.route(router, .GET, "/readyz", access: .open, readiness)
+        services.route(router, .GET, "/openapi.yaml", access: .open, contract)
         router.add(.GET, "/metrics") { [metrics = services.metrics] _ in
             .text(metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }

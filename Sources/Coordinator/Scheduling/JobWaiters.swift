@@ -37,14 +37,27 @@ final class JobWaiters: Sendable {
         }
     }
 
+    /// Leases for the first waiter whose client is still there. A waiter whose client has closed its connection
+    /// (a restarted agent, a proxy's idle timeout) is answered and skipped, so no job is leased to nobody; if the
+    /// answer carrying a job still fails to reach the client, the lease is given back.
     private func tryLease(device: UUID, polls: [LongPoll]) {
         for poll in polls where !poll.isCompleted {
+            if poll.clientHasGone {
+                poll.complete(HTTPResponse(status: 204))
+                continue
+            }
             do {
                 guard let job = try jobs.leaseNext(device: device, now: clock.now()) else { return }
                 let response = (try? HTTPResponse.body(job)) ?? HTTPResponse(status: 500)
-                if !poll.complete(response) {
+                let (jobs, clock) = (self.jobs, self.clock)
+                let giveBack: @Sendable () -> Void = {
+                    do { try jobs.unlease(job: job.id, attempt: job.attempt, now: clock.now()) } catch {
+                        Log.error("giving back job \(job.id.uuidString.lowercased()) after an undelivered long-poll: \(error)")
+                    }
+                }
+                if !poll.complete(response, ifUndelivered: giveBack) {
                     // The poll timed out meanwhile: give the lease back so the next poll gets the job at once.
-                    try jobs.unlease(job: job.id, attempt: job.attempt, now: clock.now())
+                    giveBack()
                 }
                 return
             } catch {

@@ -97,18 +97,29 @@ struct DeviceStore: Sendable {
         }
     }
 
-    /// Decommissions: the device stays (history is kept) but its token no longer opens agent routes.
-    /// Returns false when no such device exists.
-    func decommission(_ id: UUID, now: Date) throws -> Bool {
+    enum DecommissionOutcome: Equatable {
+        case decommissioned
+        case notFound
+        /// `expectedVersion` was given and the device is at another version.
+        case versionMismatch(current: Int)
+    }
+
+    /// Decommissions: the device stays (history is kept) but its token no longer opens agent routes. Already
+    /// decommissioned counts as done. With `expectedVersion`, only a device still at that version changes.
+    func decommission(_ id: UUID, expectedVersion: Int? = nil, now: Date) throws -> DecommissionOutcome {
         let result = try pool.query("""
             WITH changed AS (
                 UPDATE devices SET status = 'decommissioned', decommissioned_at = \(now), updated_at = \(now),
                        version = version + 1
-                WHERE id = \(id) AND status = 'active'
+                WHERE id = \(id) AND status = 'active' AND (\(expectedVersion)::integer IS NULL OR version = \(expectedVersion))
                 RETURNING id)
-            SELECT id FROM changed UNION ALL SELECT id FROM devices WHERE id = \(id)
+            SELECT (SELECT count(*) FROM changed)::bigint AS changed, version, status FROM devices WHERE id = \(id)
             """)
-        return !result.rows.isEmpty
+        guard let row = result.rows.first else { return .notFound }
+        if try row.decode("changed", as: Int.self) > 0 { return .decommissioned }
+        let version = try row.decode("version", as: Int.self)
+        if let expectedVersion, expectedVersion != version { return .versionMismatch(current: version) }
+        return .decommissioned
     }
 
     enum TokenLookup: Equatable {

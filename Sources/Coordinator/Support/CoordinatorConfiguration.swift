@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import PostgresClient
 
 /// Everything a coordinator process needs to start; the CLI fills it from flags and environment.
@@ -29,6 +30,10 @@ public struct CoordinatorConfiguration: Sendable {
     public var replansFleetInBackground = true
     /// How the embedded PostgreSQL is watched and restarted when it dies (unused with an external database).
     public var databaseSupervision = EmbeddedPostgresSupervisor.Policy()
+    /// Connection limits and deadlines of the HTTP server (per address, total, header/body deadlines, lingering).
+    public var httpLimits = HTTPServerConfiguration.Limits()
+    /// Failed authentications one client address may make before it gets 429.
+    public var authFailures = AuthFailurePolicy()
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: String = CoordinatorConfiguration.defaultDataDirectory,
                 database: Database = .embedded, adminKey: String? = nil,

@@ -26,13 +26,14 @@ struct Services: Sendable {
     let openAPIPath: String
 
     init(pool: PostgresPool, clock: WallClock, adminKey: AdminKey, migrations: MigrationRunner, openAPIPath: String,
-         backoff: Backoff = Backoff()) {
+         backoff: Backoff = Backoff(), authFailures: AuthFailurePolicy = AuthFailurePolicy()) {
         self.pool = pool
         self.clock = clock
         self.metrics = Metrics()
         let devices = DeviceStore(pool: pool)
         self.devices = devices
-        self.auth = Authenticator(adminKey: adminKey, devices: devices, clock: clock)
+        self.auth = Authenticator(adminKey: adminKey, devices: devices, clock: clock,
+                                  failures: AuthFailureLimiter(policy: authFailures))
         self.idempotency = IdempotencyStore(pool: pool)
         let models = ModelStore(pool: pool)
         self.models = models
@@ -55,10 +56,13 @@ struct Services: Sendable {
         self.openAPIPath = openAPIPath
     }
 
-    /// Registers a handler wrapped with what every route shares: database errors mapped to problems, and metrics.
-    func route(_ router: Router, _ method: HTTPMethod, _ pattern: String, options: RouteOptions = .init(),
+    /// Registers a handler wrapped with what every route shares: who may call it (decided from the headers
+    /// before the body is read), database errors mapped to problems, and metrics.
+    func route(_ router: Router, _ method: HTTPMethod, _ pattern: String, access: Access, options: RouteOptions = .init(),
                _ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse) {
         let metrics = self.metrics
+        var options = options
+        options.authorize = authorizer(access)
         router.add(method, pattern, options: options) { request in
             let start = ContinuousClock.now
             var status = 500
@@ -76,6 +80,14 @@ struct Services: Sendable {
                 throw error
             }
         }
+    }
+}
+
+extension Services {
+    /// `Authenticator.authorizer` with database errors mapped to problems, as in handlers.
+    func authorizer(_ access: Access) -> RequestAuthorizer? {
+        guard let check = auth.authorizer(access) else { return nil }
+        return { request in try mapDatabaseErrors(request.requestID) { try check(request) } }
     }
 }
 
