@@ -212,10 +212,11 @@ final class Replanner: Sendable {
     private let caughtUp = Mutex<UUID?>(nil)
     static let catchUpBatch = 10_000
 
-    /// Brings the fleet to the newest model after a publish, from the maintenance loop rather than inside the
-    /// upload request: devices without a config for that model are re-planned in batches of `catchUpBatch` (one
-    /// read, planning on every core, one COPY each). Each replica does this once per new model it sees, at start-up
-    /// too, so a publish whose replica died mid-way is finished by the next one. Returns the versions written.
+    /// Brings the fleet to the newest model it can plan with (`currentModel`) after a publish or a deprecation,
+    /// from the maintenance loop rather than inside the request: devices whose current config is for another model
+    /// are re-planned in batches of `catchUpBatch` (one read, planning on every core, one COPY each). Each replica
+    /// does this once per current model it sees, at start-up too, so a publish whose replica died mid-way is
+    /// finished by the next one. Returns the versions written.
     @discardableResult
     func catchUp() throws -> Int {
         guard let latest = try currentModel()?.id, caughtUp.withLock({ $0 }) != latest else { return 0 }
