@@ -33,7 +33,7 @@ public struct Architecture: Codable, Sendable, Equatable {
 
     /// Checks ranges before anything is allocated, so a hostile manifest cannot ask for a huge network.
     public func validate() throws(PackageError) {
-        func bad(_ field: String, _ why: String) -> PackageError { .invalidManifest("architecture.\(field): \(why)") }
+        func bad(_ field: String, _ why: String) -> PackageError { .invalidManifest(field: "architecture.\(field)", message: why) }
         guard inputShape.count == 3, inputShape.allSatisfy({ (1...512).contains($0) }) else { throw bad("input_shape", "must be three sizes in 1...512") }
         guard (2...10_000).contains(classes) else { throw bad("classes", "must be in 2...10000") }
         switch family {

@@ -15,32 +15,33 @@ public final class ElasticNetwork {
 
     /// Builds the network with initial weights: variant `s0` of each position is the base block itself.
     public init(architecture: Architecture, positions: [PositionSpec], adapterKind: AdapterKind, seed: UInt64 = 0) throws(PackageError) {
-        try architecture.validate()
+        // Every shape is checked, and the network sized, by arithmetic before the first tensor is allocated.
+        _ = try DeclaredNetwork(architecture: architecture, positions: positions, adapterKind: adapterKind)
         self.architecture = architecture
         self.positions = positions
         self.adapterKind = adapterKind
         let model = architecture.makeModel(seed: seed)
         guard model.blocks.count == positions.count else {
-            throw .invalidManifest("blocks: the architecture has \(model.blocks.count) block positions, the manifest \(positions.count)")
+            throw .invalidManifest(field: "blocks", message: "the architecture has \(model.blocks.count) block positions, the manifest \(positions.count)")
         }
         var rng = SeededRandom(seed: seed &+ 1)
         var all: [[Block]] = []
         for (p, (base, spec)) in zip(model.blocks, positions).enumerated() {
             let field = "blocks[\(p)]"
             guard spec.name == base.name, spec.inChannels == base.inChannels, spec.outChannels == base.outChannels, spec.stride == base.stride else {
-                throw .invalidManifest("\(field): \(spec.name) does not match the architecture's block \(base.name)")
+                throw .invalidManifest(field: "\(field)", message: "\(spec.name) does not match the architecture's block \(base.name)")
             }
             guard !spec.variants.isEmpty, spec.variants.count <= 16, spec.variants[0].id == "s0" else {
-                throw .invalidManifest("\(field).variants: 1...16 variants, the first being s0 (the base block)")
+                throw .invalidManifest(field: "\(field).variants", message: "1...16 variants, the first being s0 (the base block)")
             }
-            guard Set(spec.variants.map(\.id)).count == spec.variants.count else { throw .invalidManifest("\(field).variants: duplicate ids") }
+            guard Set(spec.variants.map(\.id)).count == spec.variants.count else { throw .invalidManifest(field: "\(field).variants", message: "duplicate ids") }
             base.attachAdapter(adapterKind, store: model.store, rng: &rng)
             var blocks = [base]
             for (v, variant) in spec.variants.enumerated().dropFirst() {
                 let vfield = "\(field).variants[\(v)]"
                 guard variant.id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !variant.id.isEmpty,
                       variant.id.count <= 16, variant.id != "adapter" else {
-                    throw .invalidManifest("\(vfield).id: 1–16 letters, digits, - or _ (and not `adapter`)")
+                    throw .invalidManifest(field: "\(vfield).id", message: "1–16 letters, digits, - or _ (and not `adapter`)")
                 }
                 let name = "\(spec.name).\(variant.id)"
                 let size = base.inputSize
@@ -48,27 +49,27 @@ public final class ElasticNetwork {
                 switch (variant.skip, spec.kind) {
                 case (.identity?, _):
                     guard base.residual, base.shortcut == nil, base.inChannels == base.outChannels, base.stride == 1 else {
-                        throw .invalidManifest("\(vfield).skip: identity needs a block whose input and output shapes agree")
+                        throw .invalidManifest(field: "\(vfield).skip", message: "identity needs a block whose input and output shapes agree")
                     }
                     block = Block.skip(name: name, channels: base.outChannels, inputSize: size)
                 case (.shortcut?, _):
-                    guard base.shortcut != nil else { throw .invalidManifest("\(vfield).skip: the block has no projection shortcut") }
+                    guard base.shortcut != nil else { throw .invalidManifest(field: "\(vfield).skip", message: "the block has no projection shortcut") }
                     block = Block.shortcutOnly(model.store, name: name, in: base.inChannels, out: base.outChannels, stride: base.stride,
                                                inputSize: size, rng: &rng)
                 case (nil, "basic"):
-                    guard let h = variant.hiddenChannels, (1...spec.hiddenChannels).contains(h) else {
-                        throw .invalidManifest("\(vfield).hidden_channels: must be in 1...\(spec.hiddenChannels)")
+                    guard let h = variant.hiddenChannels, h >= 1, h <= spec.hiddenChannels else {
+                        throw .invalidManifest(field: "\(vfield).hidden_channels", message: "must be in 1...\(spec.hiddenChannels)")
                     }
                     block = Block.basic(model.store, name: name, in: base.inChannels, out: base.outChannels, stride: base.stride,
                                         inputSize: size, hidden: h, rng: &rng)
                 case (nil, "inverted-residual"):
-                    guard let h = variant.hiddenChannels, (1...spec.hiddenChannels).contains(h) else {
-                        throw .invalidManifest("\(vfield).hidden_channels: must be in 1...\(spec.hiddenChannels)")
+                    guard let h = variant.hiddenChannels, h >= 1, h <= spec.hiddenChannels else {
+                        throw .invalidManifest(field: "\(vfield).hidden_channels", message: "must be in 1...\(spec.hiddenChannels)")
                     }
                     block = Block.invertedResidual(model.store, name: name, in: base.inChannels, out: base.outChannels, stride: base.stride,
                                                    expansion: 1, inputSize: size, hidden: h, rng: &rng)
                 default:
-                    throw .invalidManifest("\(field).kind: unknown block kind \(spec.kind)")
+                    throw .invalidManifest(field: "\(field).kind", message: "unknown block kind \(spec.kind)")
                 }
                 block.shareAdapter(base.adapter, kind: base.adapterKind)
                 blocks.append(block)

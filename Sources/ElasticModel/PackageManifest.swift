@@ -4,7 +4,8 @@ import Learning
 /// network, plus where it came from. The weights live beside it in `weights.safetensors`, named by `blobs`.
 public struct PackageManifest: Codable, Sendable, Equatable {
     public static let formatName = "fleetadapt-elastic-package"
-    public static let currentVersion = 1
+    /// 2: the archive carries `manifest.sha256`, the manifest's digest (format 1 had none).
+    public static let currentVersion = 2
 
     public struct Adapter: Codable, Sendable, Equatable {
         public var kind: String
@@ -96,40 +97,141 @@ public struct PackageManifest: Codable, Sendable, Equatable {
         case combinationCount = "combination_count"
     }
 
-    /// Checks what the network constructor does not: format, counts, profiles and estimator shapes.
+    /// Checks every number and string of the manifest against `PackageLimits` before anything is sized by it or
+    /// enters arithmetic, naming the field (its JSON path) at fault. The network's shapes are checked against the
+    /// architecture by `DeclaredNetwork`.
     public func validate() throws(PackageError) {
-        guard format == Self.formatName else { throw .invalidManifest("format: expected \(Self.formatName)") }
-        guard formatVersion == Self.currentVersion else { throw .invalidManifest("format_version: \(formatVersion) is not supported (expected \(Self.currentVersion))") }
-        guard (1...128).contains(name.count) else { throw .invalidManifest("name: must be 1–128 characters") }
-        guard AdapterKind(rawValue: adapter.kind) != nil else { throw .invalidManifest("adapter.kind: unknown kind \(adapter.kind)") }
-        guard !blocks.isEmpty, blocks.count <= 64 else { throw .invalidManifest("blocks: 1...64 positions") }
+        typealias L = PackageLimits
+        func bad(_ field: String, _ why: String) -> PackageError { .invalidManifest(field: field, message: why) }
+        guard format == Self.formatName else { throw bad("format", "expected \(Self.formatName)") }
+        guard formatVersion == Self.currentVersion else {
+            throw bad("format_version", "\(formatVersion) is not supported (expected \(Self.currentVersion)); rebuild the package with `fleetadapt model build`")
+        }
+        guard (1...128).contains(name.count) else { throw bad("name", "must be 1–128 characters") }
+        try L.text(createdAt, "created_at", max: 64)
+        try L.text(builder, "builder", max: 256)
+        try architecture.validate()
+        guard AdapterKind(rawValue: adapter.kind) != nil else { throw bad("adapter.kind", "unknown kind \(adapter.kind)") }
+        guard !blocks.isEmpty, blocks.count <= L.maxBlocks else { throw bad("blocks", "1...\(L.maxBlocks) positions") }
         var product = 1
         for (p, b) in blocks.enumerated() {
+            let field = "blocks[\(p)]"
+            try L.text(b.name, "\(field).name", max: 64)
+            try L.text(b.kind, "\(field).kind", max: 64)
+            try L.text(b.residual, "\(field).residual", max: 64)
+            guard !b.variants.isEmpty, b.variants.count <= L.maxVariants else { throw bad("\(field).variants", "1...\(L.maxVariants) variants") }
             let (r, overflow) = product.multipliedReportingOverflow(by: b.variants.count)
-            guard !overflow else { throw .invalidManifest("blocks: too many combinations") }
+            guard !overflow, r <= L.maxCombinations else { throw bad("blocks", "more than \(L.maxCombinations) combinations") }
             product = r
             for (v, variant) in b.variants.enumerated() {
-                guard let profile = variant.profile else { throw .invalidManifest("blocks[\(p)].variants[\(v)].profile: missing") }
-                try check(profile, "blocks[\(p)].variants[\(v)].profile")
+                let vfield = "\(field).variants[\(v)]"
+                try L.text(variant.id, "\(vfield).id", max: 16)
+                try L.number(variant.sparsity, "\(vfield).sparsity", 0...1)
+                guard let profile = variant.profile else { throw bad("\(vfield).profile", "missing") }
+                try L.check(profile, "\(vfield).profile")
+                if let d = variant.distillation {
+                    try L.number(d.mseBefore, "\(vfield).distillation.mse_before", 0...L.maxMSE)
+                    try L.number(d.mseAfter, "\(vfield).distillation.mse_after", 0...L.maxMSE)
+                    try L.count(d.steps, "\(vfield).distillation.steps")
+                }
             }
         }
-        guard combinationCount == product else { throw .invalidManifest("combination_count: \(combinationCount) but the blocks give \(product)") }
-        try check(stem, "stem")
-        try check(head, "head")
-        guard reference.gflops.isFinite, reference.gflops > 0 else { throw .invalidManifest("reference.gflops: must be positive") }
+        guard combinationCount == product else { throw bad("combination_count", "\(combinationCount) but the blocks give \(product)") }
+        try L.check(stem, "stem")
+        try L.check(head, "head")
+        guard reference.gflops.isFinite, reference.gflops > 0, reference.gflops <= L.maxGFLOPS else {
+            throw bad("reference.gflops", "must be positive and at most \(L.maxGFLOPS)")
+        }
+        try L.number(reference.fullNetworkLatencyMs, "reference.full_network_latency_ms", 0...L.maxLatencyMs)
+        try L.count(reference.latencyRuns, "reference.latency_runs")
+        try L.count(reference.warmupRuns, "reference.warmup_runs")
+        try L.integer(reference.blasThreads, "reference.blas_threads", 1...1024)
+        try L.number(accuracy.baseAccuracy, "accuracy.base_accuracy", 0...1)
         for (name, table) in [("drops", accuracy.drops), ("fitted", accuracy.fitted)] {
-            guard table.count == blocks.count, zip(table, blocks).allSatisfy({ $0.count == $1.variants.count }),
-                  table.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {
-                throw .invalidManifest("accuracy.\(name): one finite drop per variant of every block")
+            guard table.count == blocks.count, zip(table, blocks).allSatisfy({ $0.count == $1.variants.count }) else {
+                throw bad("accuracy.\(name)", "one drop per variant of every block")
+            }
+            for (p, row) in table.enumerated() {
+                for (v, x) in row.enumerated() { try L.number(x, "accuracy.\(name)[\(p)][\(v)]", -1...1) }
             }
         }
-        guard accuracy.baseAccuracy.isFinite else { throw .invalidManifest("accuracy.base_accuracy: must be finite") }
+        for (name, points) in [("calibration", accuracy.calibration), ("validation", accuracy.validation)] {
+            guard points.count <= L.maxAccuracyPoints else { throw bad("accuracy.\(name)", "at most \(L.maxAccuracyPoints) points") }
+            for (i, point) in points.enumerated() {
+                let field = "accuracy.\(name)[\(i)]"
+                guard point.variants.count == blocks.count else { throw bad("\(field).variants", "one variant id per block") }
+                for (p, id) in point.variants.enumerated() { try L.text(id, "\(field).variants[\(p)]", max: 16) }
+                try L.number(point.measured, "\(field).measured", 0...1)
+                try L.number(point.estimated, "\(field).estimated", -L.maxAccuracyMagnitude...L.maxAccuracyMagnitude)
+            }
+        }
+        try L.number(accuracy.meanAbsError, "accuracy.mean_abs_error", 0...L.maxAccuracyMagnitude)
+        try L.number(accuracy.maxAbsError, "accuracy.max_abs_error", 0...L.maxAccuracyMagnitude)
+        try L.count(accuracy.validationImages, "accuracy.validation_images")
+        let pv = provenance
+        try L.text(pv.dataset, "provenance.dataset", max: 1024)
+        try L.text(pv.sourceDomain, "provenance.source_domain", max: 1024)
+        if let c = pv.corruption { try L.text(c, "provenance.corruption", max: 1024) }
+        try L.text(pv.baseModel, "provenance.base_model", max: 1024)
+        if let n = pv.baseTrainImages { try L.count(n, "provenance.base_train_images") }
+        if let n = pv.baseTrainSteps { try L.count(n, "provenance.base_train_steps") }
+        try L.number(pv.cleanTestAccuracy, "provenance.clean_test_accuracy", 0...1)
+        try L.count(pv.distillationImages, "provenance.distillation_images")
+        try L.count(pv.distillationSteps, "provenance.distillation_steps")
+        try L.count(pv.distillationBatchSize, "provenance.distillation_batch_size")
+        try L.number(pv.distillationLearningRate, "provenance.distillation_learning_rate", 0...1000)
+        try L.text(pv.distillationLoss, "provenance.distillation_loss", max: 64)
+        guard blobs.count <= 1 else { throw bad("blobs", "must list \(ElasticPackage.weightsName) alone") }
+        for (i, blob) in blobs.enumerated() {
+            try L.text(blob.path, "blobs[\(i)].path", max: 256)
+            try L.text(blob.sha256, "blobs[\(i)].sha256", max: 64)
+            try L.integer(blob.sizeBytes, "blobs[\(i)].size_bytes", 0...L.maxBytes)
+        }
+    }
+}
+
+/// The stated bounds of every number a package may carry. Wide enough for any real network built here, narrow
+/// enough that nothing sized or summed from them can overflow or allocate without bound (see `PlanningSpace`).
+public enum PackageLimits {
+    /// `manifest.json` is read whole into a JSON tree, so it is bounded apart from the package (real ones are ~30 KB).
+    public static let maxManifestBytes = 1 << 20
+    public static let maxBlocks = 64
+    public static let maxVariants = 16
+    public static let maxCombinations = 1 << 62
+    /// Per part: parameter, activation and tensor bytes (1 TiB).
+    public static let maxBytes = 1 << 40
+    /// Per part: FLOPs.
+    public static let maxFLOPs = 1e18
+    /// Per part: latency on the build machine (10⁶ ms).
+    public static let maxLatencyMs = 1e6
+    public static let maxGFLOPS = 1e9
+    /// Runs, steps, images, batch sizes.
+    public static let maxCount = 1_000_000_000
+    public static let maxAccuracyPoints = 10_000
+    public static let maxAccuracyMagnitude = 1e3
+    public static let maxMSE = 1e30
+
+    static func number(_ x: Double, _ field: String, _ range: ClosedRange<Double>) throws(PackageError) {
+        guard x.isFinite, range.contains(x) else {
+            throw .invalidManifest(field: field, message: "must be a finite number in \(range.lowerBound)...\(range.upperBound)")
+        }
     }
 
-    private func check(_ c: CostProfile, _ field: String) throws(PackageError) {
-        guard c.flops.isFinite, c.flops >= 0, c.latencyMs.isFinite, c.latencyMs >= 0, c.paramBytes >= 0, c.peakActivationBytes >= 0,
-              c.outputBytes >= 0 else {
-            throw .invalidManifest("\(field): costs must be finite and not negative")
-        }
+    static func integer(_ x: Int, _ field: String, _ range: ClosedRange<Int>) throws(PackageError) {
+        guard range.contains(x) else { throw .invalidManifest(field: field, message: "must be in \(range.lowerBound)...\(range.upperBound)") }
+    }
+
+    static func count(_ x: Int, _ field: String) throws(PackageError) { try integer(x, field, 0...maxCount) }
+
+    static func text(_ s: String, _ field: String, max: Int) throws(PackageError) {
+        guard s.utf8.count <= max else { throw .invalidManifest(field: field, message: "at most \(max) bytes") }
+    }
+
+    static func check(_ c: CostProfile, _ field: String) throws(PackageError) {
+        try number(c.flops, field + ".flops", 0...maxFLOPs)
+        try number(c.latencyMs, field + ".latency_ms", 0...maxLatencyMs)
+        try integer(c.paramBytes, field + ".param_bytes", 0...maxBytes)
+        try integer(c.peakActivationBytes, field + ".peak_activation_bytes", 0...maxBytes)
+        try integer(c.outputBytes, field + ".output_bytes", 0...maxBytes)
     }
 }

@@ -75,9 +75,11 @@ public struct ModelView: Codable, Sendable, Equatable {
     public var blocks: [Block]
     public var accuracy: Accuracy
     public var createdAt: Date
+    /// Set once the model is deprecated: the planner never chooses it again.
+    public var deprecatedAt: Date?
 
     public init(id: UUID, name: String, sha256: String, sizeBytes: Int, combinationCount: Int, family: String, adapterKind: String,
-                referenceGFLOPS: Double, blocks: [Block], accuracy: Accuracy, createdAt: Date) {
+                referenceGFLOPS: Double, blocks: [Block], accuracy: Accuracy, createdAt: Date, deprecatedAt: Date? = nil) {
         self.id = id
         self.name = name
         self.sha256 = sha256
@@ -89,6 +91,7 @@ public struct ModelView: Codable, Sendable, Equatable {
         self.blocks = blocks
         self.accuracy = accuracy
         self.createdAt = createdAt
+        self.deprecatedAt = deprecatedAt
     }
 
     enum CodingKeys: String, CodingKey {
@@ -98,5 +101,6 @@ public struct ModelView: Codable, Sendable, Equatable {
         case adapterKind = "adapter_kind"
         case referenceGFLOPS = "reference_gflops"
         case createdAt = "created_at"
+        case deprecatedAt = "deprecated_at"
     }
 }

@@ -6,8 +6,15 @@
 
 /// Latencies are summed as integer nanoseconds for the same reason: a combination's latency must not depend on the
 /// order of its additions, or exact ties (common: pruned variants share costs) would be broken by rounding noise.
-/// Clamped at 1e15 ns (11 days), so 255 blocks of it still fit an Int64.
-@inline(__always) func latencyUnits(_ ms: Double) -> Int64 { Int64(min(ms * 1e6, 1e15).rounded()) }
+/// Clamped to 0...1e15 ns (11 days), so 258 parts of it still fit an Int64; a NaN (0 × ∞ from an extreme device scale)
+/// counts as the clamp, the slowest latency, so that the conversion never traps and such a part is never preferred.
+@inline(__always) func latencyUnits(_ ms: Double) -> Int64 {
+    let ns = ms * 1e6
+    guard !ns.isNaN else { return maxLatencyUnits }
+    return Int64(min(max(ns, 0), 1e15).rounded())
+}
+
+let maxLatencyUnits: Int64 = 1_000_000_000_000_000
 
 /// Milliseconds of a latency in integer nanoseconds.
 @inline(__always) func ms(_ units: Int64) -> Double { Double(units) * 1e-6 }

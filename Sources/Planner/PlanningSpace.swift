@@ -81,19 +81,40 @@ public struct PlanningSpace: Codable, Sendable, Hashable {
         blocks.reduce(1.0) { $0 * Double($1.variants.count) }
     }
 
+    /// Largest number of block positions.
+    public static let maxBlocks = 256
+    /// Largest byte size of any one figure (parameters, peak activation, a tensor crossing the link): 1 TiB.
+    public static let maxBytes = 1 << 40
+    /// Largest reference latency of any one part (a variant, the stem, the head): 10⁶ ms.
+    public static let maxLatencyMs = 1e6
+    /// Largest FLOP count of any one part.
+    public static let maxFLOPs = 1e18
+    /// Largest magnitude of one variant's accuracy drop (and of the base accuracy).
+    public static let maxAccuracyMagnitude = 1e3
+    /// Largest reference throughput.
+    public static let maxReferenceGFLOPS = 1e9
+
     /// Rejects spaces the planner cannot reason about, naming the first offending field.
+    ///
+    /// The bounds make every sum the planner forms unable to overflow: at most 258 parts (256 blocks, stem, head)
+    /// of at most 2^40 bytes is under 2^49; of at most 10^15 ns (latencies, clamped) under 2.6·10^17; drops of at
+    /// most 10^3 in units of 10^-9 under 2.6·10^14 per chain; combination codes stay below 9·10^18 < 2^64.
     public func validate() throws(PlanningError) {
-        guard !blocks.isEmpty else { throw .invalidSpace("blocks: at least one block position is required") }
-        guard referenceGFLOPS.isFinite, referenceGFLOPS > 0 else {
-            throw .invalidSpace("referenceGFLOPS: must be a positive finite number")
+        guard !blocks.isEmpty, blocks.count <= Self.maxBlocks else {
+            throw .invalidSpace("blocks: 1...\(Self.maxBlocks) block positions are required")
         }
-        guard baseAccuracy.isFinite else { throw .invalidSpace("baseAccuracy: must be finite") }
-        guard inputBytes >= 0 else { throw .invalidSpace("inputBytes: must not be negative") }
+        guard referenceGFLOPS.isFinite, referenceGFLOPS > 0, referenceGFLOPS <= Self.maxReferenceGFLOPS else {
+            throw .invalidSpace("referenceGFLOPS: must be positive and at most \(Self.maxReferenceGFLOPS)")
+        }
+        guard baseAccuracy.isFinite, abs(baseAccuracy) <= Self.maxAccuracyMagnitude else {
+            throw .invalidSpace("baseAccuracy: must be finite, at most \(Self.maxAccuracyMagnitude) in magnitude")
+        }
+        try Self.checkBytes(inputBytes, "inputBytes")
         for (name, fixed) in [("stem", stem), ("head", head)] {
-            guard fixed.referenceLatencyMs.isFinite, fixed.referenceLatencyMs >= 0,
-                  fixed.paramBytes >= 0, fixed.peakActivationBytes >= 0 else {
-                throw .invalidSpace("\(name): latency and sizes must be finite and not negative")
-            }
+            try Self.checkLatency(fixed.referenceLatencyMs, "\(name).referenceLatencyMs")
+            try Self.checkFLOPs(fixed.flops, "\(name).flops")
+            try Self.checkBytes(fixed.paramBytes, "\(name).paramBytes")
+            try Self.checkBytes(fixed.peakActivationBytes, "\(name).peakActivationBytes")
         }
         var combinations: Double = 1
         for (b, block) in blocks.enumerated() {
@@ -103,18 +124,33 @@ public struct PlanningSpace: Codable, Sendable, Hashable {
             combinations *= Double(block.variants.count)
             for (v, variant) in block.variants.enumerated() {
                 let field = "blocks[\(b)].variants[\(v)]"
-                guard variant.referenceLatencyMs.isFinite, variant.referenceLatencyMs >= 0 else {
-                    throw .invalidSpace("\(field).referenceLatencyMs: must be finite and not negative")
-                }
-                guard variant.paramBytes >= 0, variant.peakActivationBytes >= 0, variant.outputBytes >= 0 else {
-                    throw .invalidSpace("\(field): byte sizes must not be negative")
-                }
-                guard variant.accuracyDrop.isFinite, abs(variant.accuracyDrop) < 1e6 else {
-                    throw .invalidSpace("\(field).accuracyDrop: must be finite")
+                try Self.checkLatency(variant.referenceLatencyMs, "\(field).referenceLatencyMs")
+                try Self.checkFLOPs(variant.flops, "\(field).flops")
+                try Self.checkBytes(variant.paramBytes, "\(field).paramBytes")
+                try Self.checkBytes(variant.peakActivationBytes, "\(field).peakActivationBytes")
+                try Self.checkBytes(variant.outputBytes, "\(field).outputBytes")
+                guard variant.accuracyDrop.isFinite, abs(variant.accuracyDrop) <= Self.maxAccuracyMagnitude else {
+                    throw .invalidSpace("\(field).accuracyDrop: must be finite, at most \(Self.maxAccuracyMagnitude) in magnitude")
                 }
             }
         }
         // Combinations are named by a mixed-radix code in a UInt64.
         guard combinations < 9.0e18 else { throw .invalidSpace("blocks: more than 9e18 combinations") }
+    }
+}
+
+extension PlanningSpace {
+    static func checkBytes(_ value: Int, _ field: String) throws(PlanningError) {
+        guard value >= 0, value <= maxBytes else { throw .invalidSpace("\(field): must be in 0...\(maxBytes) bytes") }
+    }
+
+    static func checkLatency(_ value: Double, _ field: String) throws(PlanningError) {
+        guard value.isFinite, value >= 0, value <= maxLatencyMs else {
+            throw .invalidSpace("\(field): must be in 0...\(maxLatencyMs) ms")
+        }
+    }
+
+    static func checkFLOPs(_ value: Double, _ field: String) throws(PlanningError) {
+        guard value.isFinite, value >= 0, value <= maxFLOPs else { throw .invalidSpace("\(field): must be in 0...\(maxFLOPs)") }
     }
 }

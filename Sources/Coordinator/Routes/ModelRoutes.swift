@@ -18,6 +18,8 @@ struct ModelRoutes {
         services.route(router, .GET, "/v1/models", access: .admin, list)
         services.route(router, .GET, "/v1/models/{id}", access: .admin, read)
         services.route(router, .GET, "/v1/models/{id}/package", access: .adminOrDevice, package)
+        services.route(router, .DELETE, "/v1/models/{id}", access: .admin, delete)
+        services.route(router, .POST, "/v1/models/{id}/deprecate", access: .admin, deprecate)
     }
 
     func upload(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -29,7 +31,7 @@ struct ModelRoutes {
         let package: ElasticPackage
         do { package = try ElasticPackage.decode(bytes, maxBytes: uploadLimit) } catch {
             throw HTTPError(status: 422, code: "invalid_package", detail: "The package was refused: \(error)",
-                            errors: [FieldError(field: "body", message: "\(error)")])
+                            errors: [FieldError(field: error.field, message: error.message)])
         }
         let name = request.query["name"] ?? package.manifest.name
         guard (1...128).contains(name.count) else {
@@ -38,7 +40,7 @@ struct ModelRoutes {
         let space = PlanningSpace(package: package.manifest)
         do { try space.validate() } catch {
             throw HTTPError(status: 422, code: "invalid_package", detail: "The package's profiles cannot be planned with: \(error)",
-                            errors: [FieldError(field: "body", message: "\(error)")])
+                            errors: [FieldError(field: "manifest", message: "\(error)")])
         }
         let manifest = package.manifest
         switch try services.models.insert(id: UUID(), name: name, sha256: Secrets.sha256(bytes), content: bytes,
@@ -79,6 +81,36 @@ struct ModelRoutes {
         return HTTPResponse(status: 200, headers: headers, body: content)
     }
 
+    /// Deletes a model nothing refers to (no domain, so no campaign or job, and no device config): a bad upload is
+    /// removed without SQL. A model in use answers 409; deprecate it instead.
+    func delete(_ request: HTTPRequest) throws -> HTTPResponse {
+        try services.auth.requireAdmin(request)
+        let id = try request.uuidParameter("id")
+        switch try services.models.delete(id) {
+        case .deleted:
+            Log.info("model \(id.uuidString.lowercased()) deleted")
+            return .noContent
+        case .notFound: throw HTTPError.notFound("No model \(id.uuidString.lowercased()).")
+        case .inUse(let domains, let configs):
+            let what = domains + configs > 0 ? "\(domains) domains and \(configs) device configs refer to it" : "something refers to it"
+            throw HTTPError.conflict("The model is in use (\(what)); deprecate it instead (POST /v1/models/\(id.uuidString.lowercased())/deprecate): a deprecated model is never planned with again.",
+                                     code: "model_in_use")
+        }
+    }
+
+    /// Deprecates a model: the planner never chooses it for a new config and it is no longer the newest model, so
+    /// the maintenance loop moves the fleet to the newest model that is not deprecated. Its package stays
+    /// downloadable. Deprecating again changes nothing.
+    func deprecate(_ request: HTTPRequest) throws -> HTTPResponse {
+        try services.auth.requireAdmin(request)
+        let id = try request.uuidParameter("id")
+        guard let row = try services.models.deprecate(id, now: services.clock.now()) else {
+            throw HTTPError.notFound("No model \(id.uuidString.lowercased()).")
+        }
+        Log.info("model \(id.uuidString.lowercased()) deprecated")
+        return try .body(try view(row))
+    }
+
     private func find(_ request: HTTPRequest) throws -> ModelStore.Row {
         let id = try request.uuidParameter("id")
         guard let row = try services.models.find(id) else { throw HTTPError.notFound("No model \(id.uuidString.lowercased()).") }
@@ -103,7 +135,7 @@ struct ModelRoutes {
                          adapterKind: m?.adapter.kind ?? "parallel", referenceGFLOPS: m?.reference.gflops ?? 0, blocks: blocks,
                          accuracy: ModelView.Accuracy(baseAccuracy: a?.baseAccuracy ?? 0,
                                                       meanAbsError: a?.meanAbsError ?? 0, maxAbsError: a?.maxAbsError ?? 0),
-                         createdAt: row.createdAt)
+                         createdAt: row.createdAt, deprecatedAt: row.deprecatedAt)
     }
 
     private func location(_ row: ModelStore.Row) -> HTTPHeaders {

@@ -60,18 +60,45 @@ final class Replanner: Sendable {
         self.clock = clock
     }
 
+    /// A model whose stored planning space the planner refuses (stored before the upload range checks, or edited
+    /// in the database). Spaces are immutable, so this never changes for that model.
+    struct UnplannableModel: Error, CustomStringConvertible {
+        let id: UUID
+        let reason: String
+        var description: String { "model \(id.uuidString.lowercased()) cannot be planned with: \(reason)" }
+    }
+
+    /// Models found unplannable in this process: reported once, then skipped.
+    private let unplannable = Mutex<Set<UUID>>([])
+    /// How many of the newest models `currentModel` looks through for one it can plan with.
+    static let candidateCount = 8
+
     /// The frontier cache of a model, built from its stored planning space the first time it is needed.
+    /// - Throws: `UnplannableModel` when the stored space does not decode or the planner refuses it.
     func cache(model: UUID, spaceJSON: String? = nil) throws -> FrontierCache? {
         if let hit = caches.withLock({ $0.get(model) }) { return hit }
         guard let json = try spaceJSON ?? models.planningSpace(model) else { return nil }
-        let cache = try FrontierCache(space: try JSON.decode(PlanningSpace.self, from: json))
+        let cache: FrontierCache
+        do { cache = try FrontierCache(space: try JSON.decode(PlanningSpace.self, from: json)) } catch {
+            throw UnplannableModel(id: model, reason: "\(error)")
+        }
         return caches.withLock { $0.insert(model, cache) }
     }
 
-    /// The newest plannable model and its cache.
+    /// The newest model that is not deprecated and can be planned with, and its cache. A model the planner refuses
+    /// is logged once and passed over for the next newest, so one bad row cannot stop every re-plan (nor kill the
+    /// process); the operator deprecates or deletes it.
     func currentModel() throws -> (id: UUID, cache: FrontierCache)? {
-        guard let latest = try models.latestPlannable(), let cache = try cache(model: latest.id, spaceJSON: latest.spaceJSON) else { return nil }
-        return (latest.id, cache)
+        for id in try models.plannableCandidateIDs(limit: Self.candidateCount) where !unplannable.withLock({ $0.contains(id) }) {
+            do {
+                if let cache = try cache(model: id) { return (id, cache) }
+            } catch let error as UnplannableModel {
+                if unplannable.withLock({ $0.insert(id).inserted }) {
+                    Log.error("\(error); it is skipped (the next newest model is planned with): deprecate it (POST /v1/models/\(id.uuidString.lowercased())/deprecate) or delete it")
+                }
+            }
+        }
+        return nil
     }
 
     /// The planner's profile of a device. Rules (README, "Configs"): memory budget = the least of the budget, the
@@ -185,13 +212,14 @@ final class Replanner: Sendable {
     private let caughtUp = Mutex<UUID?>(nil)
     static let catchUpBatch = 10_000
 
-    /// Brings the fleet to the newest model after a publish, from the maintenance loop rather than inside the
-    /// upload request: devices without a config for that model are re-planned in batches of `catchUpBatch` (one
-    /// read, planning on every core, one COPY each). Each replica does this once per new model it sees, at start-up
-    /// too, so a publish whose replica died mid-way is finished by the next one. Returns the versions written.
+    /// Brings the fleet to the newest model it can plan with (`currentModel`) after a publish or a deprecation,
+    /// from the maintenance loop rather than inside the request: devices whose current config is for another model
+    /// are re-planned in batches of `catchUpBatch` (one read, planning on every core, one COPY each). Each replica
+    /// does this once per current model it sees, at start-up too, so a publish whose replica died mid-way is
+    /// finished by the next one. Returns the versions written.
     @discardableResult
     func catchUp() throws -> Int {
-        guard let latest = try models.latestPlannableID(), caughtUp.withLock({ $0 }) != latest else { return 0 }
+        guard let latest = try currentModel()?.id, caughtUp.withLock({ $0 }) != latest else { return 0 }
         var written = 0, after: UUID?
         while true {
             let batch = try configs.devicesWithoutConfig(for: latest, after: after, limit: Self.catchUpBatch)
@@ -225,21 +253,33 @@ final class Replanner: Sendable {
         let space = cache.reference.space
         // Plan, compare (by identity, no decoding) and encode on every core; only changed decisions are written.
         let decisions = Mutex([(device: UUID, expected: Int, decisionJSON: String)]())
+        // A device that cannot be planned (a profile too extreme for the estimates) keeps its config; logged below.
+        let failures = Mutex((count: 0, first: ""))
         let chunk = 512
         DispatchQueue.concurrentPerform(iterations: (fleet.count + chunk - 1) / chunk) { c in
             var local: [(device: UUID, expected: Int, decisionJSON: String)] = []
+            var failed = 0, first = ""
             for device in fleet[(c * chunk)..<min(fleet.count, (c + 1) * chunk)] {
                 let profile = Self.profile(hardware: device.hardware, constraints: device.constraints, context: device.context?.context,
                                            measured: measured[device.id], space: space)
-                guard let plan = try? cache.frontier(forDevice: device.id.uuidString, profile).plan(for: profile),
-                      let d = try? Self.decision(plan, model: model, space: space, adapters: adapters[device.id],
-                                                 measured: profile.measuredLatencyMs != nil) else { continue }
-                let old = current[device.id]
-                if let old, old.identity == d.identity { continue }
-                guard let json = try? JSON.string(d) else { continue }
-                local.append((device.id, old?.version ?? 0, json))
+                do {
+                    let plan = try cache.frontier(forDevice: device.id.uuidString, profile).plan(for: profile)
+                    let d = try Self.decision(plan, model: model, space: space, adapters: adapters[device.id],
+                                              measured: profile.measuredLatencyMs != nil)
+                    let old = current[device.id]
+                    if let old, old.identity == d.identity { continue }
+                    local.append((device.id, old?.version ?? 0, try JSON.string(d)))
+                } catch {
+                    if failed == 0 { first = "device \(device.id.uuidString.lowercased()): \(error)" }
+                    failed += 1
+                }
             }
             decisions.withLock { $0 += local }
+            if failed > 0 { failures.withLock { f in if f.count == 0 { f.first = first }; f.count += failed } }
+        }
+        let failed = failures.withLock { $0 }
+        if failed.count > 0 {
+            Log.error("fleet re-plan (\(trigger)): \(failed.count) devices could not be planned and keep their configs; first: \(failed.first)")
         }
         let changed = decisions.withLock { $0 }
         let written = try configs.recordMany(changed, trigger: trigger, now: clock.now())
@@ -257,7 +297,11 @@ final class Replanner: Sendable {
         let model: UUID
         let cache: FrontierCache
         if let id = request.modelID {
-            guard let c = try self.cache(model: id) else {
+            let found: FrontierCache?
+            do { found = try self.cache(model: id) } catch let error as UnplannableModel {
+                throw HTTPError.validation([FieldError(field: "model_id", message: "\(error) (deprecate or delete it)")])
+            }
+            guard let c = found else {
                 throw HTTPError.validation([FieldError(field: "model_id", message: "no elastic model \(id.uuidString.lowercased()) (publish one with POST /v1/models)")])
             }
             (model, cache) = (id, c)

@@ -62,12 +62,14 @@ struct ConfigStore: Sendable {
         return .created(try Self.decode(row))
     }
 
-    /// Active devices with no config for `model` yet, in id order after `after`: what a fleet re-plan to a newly
-    /// published model still has to do.
+    /// Active devices whose current config is not for `model` (none yet, or for another model), in id order after
+    /// `after`: what a fleet re-plan to the newest model still has to do, after a publish or after the newest model
+    /// was deprecated (then devices return to a model they had a config for before).
     func devicesWithoutConfig(for model: UUID, after: UUID?, limit: Int) throws -> [UUID] {
         var q: PostgresQuery = """
             SELECT d.id FROM devices d WHERE d.status = 'active'
-              AND NOT EXISTS (SELECT 1 FROM device_configs c WHERE c.device_id = d.id AND c.model_id = \(model))
+              AND (SELECT c.model_id FROM device_configs c WHERE c.device_id = d.id ORDER BY c.version DESC LIMIT 1)
+                  IS DISTINCT FROM \(model)
             """
         if let after { q.append(" AND d.id > \(after)") }
         q.append(" ORDER BY d.id LIMIT \(limit)")

@@ -9,6 +9,9 @@ extension ModelStore {
         guard let text = try c.query("""
             SELECT latencies::text AS latencies FROM device_variant_latencies WHERE model_id = \(model) AND device_id = \(device)
             """).rows.first?.decode("latencies", as: String.self) else { return nil }
-        return try? JSON.decode([[Double]].self, from: text)
+        do { return try JSON.decode([[Double]].self, from: text) } catch {
+            Log.error("measured latencies of device \(device.uuidString.lowercased()) for model \(model.uuidString.lowercased()) do not decode (planning with reference latencies): \(error)")
+            return nil
+        }
     }
 }

@@ -14,6 +14,8 @@ struct ModelStore: Sendable {
         let manifestJSON: String
         let combinationCount: Int
         let createdAt: Date
+        /// Set once the model is deprecated: never planned with again.
+        let deprecatedAt: Date?
     }
 
     enum InsertOutcome {
@@ -43,14 +45,14 @@ struct ModelStore: Sendable {
         }
     }
 
-    static let columns = "id, name, package_sha256, size_bytes, manifest::text AS manifest, combination_count, created_at"
+    static let columns = "id, name, package_sha256, size_bytes, manifest::text AS manifest, combination_count, created_at, deprecated_at"
 
     func find(_ id: UUID) throws -> Row? {
         try pool.query("SELECT \(unsafeRaw: Self.columns) FROM models WHERE id = \(id)").rows.first.map(Self.decode)
     }
 
     func latest() throws -> Row? {
-        try pool.query("SELECT \(unsafeRaw: Self.columns) FROM models ORDER BY created_at DESC, id DESC LIMIT 1").rows.first.map(Self.decode)
+        try pool.query("SELECT \(unsafeRaw: Self.columns) FROM models WHERE deprecated_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1").rows.first.map(Self.decode)
     }
 
     func list(limit: Int, after: UUID?) throws -> (rows: [Row], next: String?) {
@@ -71,23 +73,55 @@ struct ModelStore: Sendable {
             sha256: try row.decode("package_sha256", as: [UInt8].self), sizeBytes: try row.decode("size_bytes", as: Int.self),
             manifestJSON: try row.decode("manifest", as: String.self),
             combinationCount: try row.decode("combination_count", as: Int.self),
-            createdAt: try row.decode("created_at", as: Date.self))
+            createdAt: try row.decode("created_at", as: Date.self),
+            deprecatedAt: try row.decode("deprecated_at", as: Date?.self))
     }
 
-    /// The newest model that can be planned with (an elastic package), with its planning space as JSON.
-    func latestPlannable() throws -> (id: UUID, spaceJSON: String)? {
-        guard let row = try pool.query("""
-            SELECT id, planning_space::text AS space FROM models WHERE planning_space IS NOT NULL
-            ORDER BY created_at DESC, id DESC LIMIT 1
-            """).rows.first else { return nil }
-        return (try row.decode("id", as: UUID.self), try row.decode("space", as: String.self))
-    }
-
-    /// The id alone of the newest plannable model: cheap enough to ask on every maintenance tick.
-    func latestPlannableID() throws -> UUID? {
+    /// The newest models that can be planned with (elastic packages, not deprecated), newest first: the planner
+    /// takes the first one it can plan with. Cheap enough to ask on every maintenance tick.
+    func plannableCandidateIDs(limit: Int) throws -> [UUID] {
         try pool.query("""
-            SELECT id FROM models WHERE planning_space IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1
-            """).rows.first?.decode("id", as: UUID.self)
+            SELECT id FROM models WHERE planning_space IS NOT NULL AND deprecated_at IS NULL
+            ORDER BY created_at DESC, id DESC LIMIT \(limit)
+            """).rows.map { try $0.decode("id", as: UUID.self) }
+    }
+
+    /// Marks a model deprecated (once: a second call keeps the first time). nil when there is no such model.
+    func deprecate(_ id: UUID, now: Date) throws -> Row? {
+        try pool.query("""
+            UPDATE models SET deprecated_at = COALESCE(deprecated_at, \(now)) WHERE id = \(id) RETURNING \(unsafeRaw: Self.columns)
+            """).rows.first.map(Self.decode)
+    }
+
+    enum DeleteOutcome {
+        case deleted
+        case notFound
+        /// What still refers to the model: domains (and so campaigns and jobs) and device configs.
+        case inUse(domains: Int, configs: Int)
+    }
+
+    /// Deletes a model nothing refers to, with its measured latencies and its package bytes, in one transaction.
+    /// A domain or config written concurrently either sees the model gone (its foreign key fails) or makes this
+    /// delete fail on the foreign key, answered as in use.
+    func delete(_ id: UUID) throws -> DeleteOutcome {
+        do {
+            return try pool.withTransaction { c in
+                guard let row = try c.query("SELECT package_sha256 FROM models WHERE id = \(id) FOR UPDATE").rows.first else { return .notFound }
+                let sha = try row.decode("package_sha256", as: [UInt8].self)
+                let refs = try c.query("""
+                    SELECT (SELECT count(*) FROM domains WHERE model_id = \(id)) AS domains,
+                           (SELECT count(*) FROM device_configs WHERE model_id = \(id)) AS configs
+                    """).rows[0]
+                let domains = try refs.decode("domains", as: Int.self), configs = try refs.decode("configs", as: Int.self)
+                if domains > 0 || configs > 0 { return .inUse(domains: domains, configs: configs) }
+                try c.query("DELETE FROM device_variant_latencies WHERE model_id = \(id)")
+                try c.query("DELETE FROM models WHERE id = \(id)")
+                try c.query("DELETE FROM model_blobs WHERE sha256 = \(sha) AND NOT EXISTS (SELECT 1 FROM models WHERE package_sha256 = \(sha))")
+                return .deleted
+            }
+        } catch let error as PostgresError where error.sqlState == "23503" {
+            return .inUse(domains: 0, configs: 0)
+        }
     }
 
     func planningSpace(_ id: UUID) throws -> String? {
@@ -102,7 +136,10 @@ struct ModelStore: Sendable {
             SELECT device_id, latencies::text AS latencies FROM device_variant_latencies
             WHERE model_id = \(model) AND device_id = ANY(\(PostgresArray(devices)))
             """).rows {
-            out[try row.decode("device_id", as: UUID.self)] = try? JSON.decode([[Double]].self, from: try row.decode("latencies", as: String.self))
+            let device = try row.decode("device_id", as: UUID.self)
+            do { out[device] = try JSON.decode([[Double]].self, from: try row.decode("latencies", as: String.self)) } catch {
+                Log.error("measured latencies of device \(device.uuidString.lowercased()) for model \(model.uuidString.lowercased()) do not decode (planning with reference latencies): \(error)")
+            }
         }
         return out
     }
