@@ -9,7 +9,7 @@ public struct AdaptationLayout: Sendable, Equatable {
     /// Tensors of every combination: every position's adapter and the stem's batch norm, by name.
     public let shared: [String: [Int]]
     /// `[position][variant]`: the batch-norm tensors of that variant, by name.
-    public let variants: [[String: [Int]]]
+    public let variants: [[[String: [Int]]]]
     /// `[position][variant]`: the variant ids, in the package's order.
     public let variantIDs: [[String]]
 
@@ -31,9 +31,16 @@ public struct AdaptationLayout: Sendable, Equatable {
             for name in network.adapterTensorNames(position: p) { shared[name] = store.entry(name)?.shape }
         }
         self.shared = shared
-        variants = network.variantBlocks.map { blocks in
-            blocks.map { block in shapes(of: block.norms + (block.shortcut?.layers.compactMap { $0 as? BatchNorm2d } ?? [])) }
+        var variants: [[[String: [Int]]]] = []
+        for blocks in network.variantBlocks {
+            var position: [[String: [Int]]] = []
+            for block in blocks {
+                let shortcutNorms: [BatchNorm2d] = block.shortcut?.layers.compactMap { $0 as? BatchNorm2d } ?? []
+                position.append(shapes(of: block.norms + shortcutNorms))
+            }
+            variants.append(position)
         }
+        self.variants = variants
         variantIDs = network.positions.map { $0.variants.map(\.id) }
     }
 
