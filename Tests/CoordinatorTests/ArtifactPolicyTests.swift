@@ -143,6 +143,24 @@ import Testing
         #expect(try c.count("domain_adapters") == 1)
     }
 
+    /// An artifact that was stored without the check (before it existed) is checked again when it would be
+    /// folded in, and left out of the domain's adapter.
+    @Test func anUncheckedStoredArtifactIsNotFoldedIn() async throws {
+        let model = try c.insertModel()
+        let (_, token) = try await c.registerDevice(name: "legacy", labels: ["fleet": "l"])
+        #expect(try await c.request("POST", "/v1/domains", json: domain(model: model, labels: #"{"fleet": "l"}"#)).status == 201)
+        let job = try await lease(token)
+        var tensors = TestCoordinator.fixtureArtifact()
+        tensors["head.weight"] = SafeTensor(floats: [Float](repeating: 9, count: 80), shape: [10, 8])
+        let bytes = SafeTensors.encode(tensors)
+        _ = try c.sql("""
+            INSERT INTO job_artifacts (job_id, attempt, sha256, size_bytes, content, created_at)
+            VALUES (\(UUID(uuidString: job.id)!), 1, sha256(\(bytes)), \(bytes.count), \(bytes), now())
+            """)
+        #expect(try await succeed(token, job.id, samples: 10).status == 200)
+        #expect(try c.count("domain_adapters") == 0)
+    }
+
     /// The real agent, given an aggregate that also carries a frozen weight (the head, in its exact shape), refuses
     /// it instead of installing it: the `apply` job fails naming the tensor.
     @Test func theAgentInstallsOnlyAdaptationTensorsFromAnAggregate() async throws {

@@ -33,7 +33,7 @@ struct AdapterAggregator: Sendable {
             try c.query("SELECT pg_advisory_xact_lock(hashtextextended(\(domain.uuidString), 2))")
             guard let artifact = try? SafeTensors.decode(try row.decode("content", as: [UInt8].self)).tensors, !artifact.isEmpty else { return nil }
             let document = try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
-            let problems = try ArtifactPolicy(pool: pool).problems(artifact, document: document)
+            let problems = try ArtifactPolicy(pool: pool).problems(artifact, document: document, on: c)
             guard problems.isEmpty else {
                 Log.error("job \(job.uuidString.lowercased())'s artifact is not folded into domain \(domain.uuidString.lowercased())'s adapter: \(problems.prefix(3).map { "\($0.field) \($0.message)" })")
                 return nil

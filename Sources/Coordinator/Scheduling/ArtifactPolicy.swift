@@ -29,9 +29,11 @@ struct ArtifactPolicy: Sendable {
     }
 
     /// The adaptation layout of a model, from its stored manifest; nil when the model declares no elastic network.
-    func layout(model: UUID) throws -> AdaptationLayout? {
+    /// Reads on `c` when given (a caller inside a transaction must not wait for a second connection).
+    func layout(model: UUID, on c: PostgresConnection? = nil) throws -> AdaptationLayout? {
         if let cached = Self.layouts.get(model) { return cached }
-        guard let row = try pool.query("SELECT manifest::text AS manifest FROM models WHERE id = \(model)").rows.first,
+        let q: PostgresQuery = "SELECT manifest::text AS manifest FROM models WHERE id = \(model)"
+        guard let row = try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first,
               let manifest = try? JSON.decode(LayoutManifest.self, from: try row.decode("manifest", as: String.self)),
               let kind = AdapterKind(rawValue: manifest.adapter.kind),
               let layout = try? AdaptationLayout(architecture: manifest.architecture, positions: manifest.blocks, adapterKind: kind) else {
@@ -43,17 +45,17 @@ struct ArtifactPolicy: Sendable {
 
     /// Name → shape of what an artifact of this job may hold; nil when the model has no layout or the document
     /// names a combination the model lacks.
-    func allowedTensors(_ document: JobDocument) throws -> [String: [Int]]? {
-        guard let layout = try layout(model: document.modelID) else { return nil }
+    func allowedTensors(_ document: JobDocument, on c: PostgresConnection? = nil) throws -> [String: [Int]]? {
+        guard let layout = try layout(model: document.modelID, on: c) else { return nil }
         return try? layout.tensors(for: document.variants.isEmpty ? layout.originalCombination : document.variants)
     }
 
     /// One entry per tensor that the job does not allow (named `tensors.<name>`); empty when the artifact is acceptable.
-    func problems(_ tensors: [String: SafeTensor], document: JobDocument) throws -> [FieldError] {
+    func problems(_ tensors: [String: SafeTensor], document: JobDocument, on c: PostgresConnection? = nil) throws -> [FieldError] {
         guard document.kind == .adapt else {
             return [FieldError(field: "body", message: "a \(document.kind.rawValue) job trains nothing; only adapt jobs upload adapters")]
         }
-        guard let allowed = try allowedTensors(document) else {
+        guard let allowed = try allowedTensors(document, on: c) else {
             return [FieldError(field: "body", message: "the job's model \(document.modelID.uuidString.lowercased()) declares no adapters for its combination")]
         }
         guard !tensors.isEmpty else { return [FieldError(field: "body", message: "must hold at least one tensor")] }
