@@ -172,10 +172,23 @@ public final class AgentRunner: Sendable {
         let entropyBefore = Trainer.meanEntropy(model, data)
         let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
         let start = Date()
-        for (name, tensor) in try SafeTensors.decode(Array(r.body)).tensors {
-            guard model.store.entry(name) != nil else { throw CoordinatorClient.Failure(description: "aggregated adapter has \(name), which the package lacks") }
-            try model.store.set(name, try tensor.floats())
+        // Only adaptation's tensors are installed: the adapters and this combination's batch norms (the aggregate
+        // also holds other combinations' norms, which are skipped). Anything else — a frozen weight, a shape
+        // that differs from the package's, a value that is not finite — refuses the whole aggregate.
+        let layout = AdaptationLayout(network: net)
+        let mine = try layout.tensors(for: net.choiceIDs), anyCombination = layout.allTensors
+        var install: [(String, [Float])] = []
+        for (name, tensor) in try SafeTensors.decode(Array(r.body)).tensors.sorted(by: { $0.key < $1.key }) {
+            guard let shape = anyCombination[name] else {
+                throw CoordinatorClient.Failure(description: "aggregated adapter has \(name), which is not an adapter or batch-norm tensor of the package")
+            }
+            let values = try tensor.floats()
+            guard tensor.shape == shape, values.allSatisfy(\.isFinite) else {
+                throw CoordinatorClient.Failure(description: "aggregated adapter's \(name) is not finite F32 of shape \(shape) (got \(tensor.shape))")
+            }
+            if mine[name] != nil { install.append((name, values)) }
         }
+        for (name, values) in install { try model.store.set(name, values) }
         var unlabeled = data
         unlabeled.labels = nil
         let batch = max(1, min(job.document.batchSize, data.count))

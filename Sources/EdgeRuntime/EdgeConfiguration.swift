@@ -15,9 +15,18 @@ public struct EdgeConfiguration: Sendable {
     /// Largest batch one inference request may carry.
     public var maxBatch: Int
     public var accessLog: Bool
+    /// How long the coordinator's word that a session's device still exists is trusted: an inference request
+    /// after that asks the coordinator again (with the request's token), and a device it no longer accepts
+    /// (decommissioned, token revoked) loses its session with 401. 0 asks on every request.
+    public var sessionConfirmationTTL: Duration
+
+    /// The default `sessionConfirmationTTL`: a decommissioned device is cut off within 3 s, and a busy device
+    /// costs the coordinator one config read per 3 s.
+    public static let defaultSessionConfirmationTTL: Duration = .seconds(3)
 
     public init(coordinatorURL: String, host: String = "127.0.0.1", port: Int = 8090, cacheDirectory: String,
-                threadPoolSize: Int = 4, maxSessions: Int = 256, maxBatch: Int = 256, accessLog: Bool = true) {
+                threadPoolSize: Int = 4, maxSessions: Int = 256, maxBatch: Int = 256, accessLog: Bool = true,
+                sessionConfirmationTTL: Duration = defaultSessionConfirmationTTL) {
         self.coordinatorURL = coordinatorURL
         self.host = host
         self.port = port
@@ -26,5 +35,6 @@ public struct EdgeConfiguration: Sendable {
         self.maxSessions = maxSessions
         self.maxBatch = maxBatch
         self.accessLog = accessLog
+        self.sessionConfirmationTTL = sessionConfirmationTTL
     }
 }

@@ -12,6 +12,8 @@ import Learning
 /// It trusts the coordinator, not the device: opening a session reads the device's config from the coordinator
 /// with the device's token (so the token is checked there, and the model, variants and cut are the planner's), and
 /// downloads the package with the same token. The device contributes only the tensors its adaptation changed.
+/// The coordinator's word is re-checked at least every `sessionConfirmationTTL`, so a decommissioned device loses
+/// its session within that time.
 public final class EdgeServer: Sendable {
     public let configuration: EdgeConfiguration
     let sessions: EdgeSessions
@@ -55,6 +57,12 @@ struct EdgeRoutes: Sendable {
 
     static func key(_ token: String) -> String { CoordinatorClient.sha256Hex(Data(token.utf8)) }
 
+    /// The `code` of a problem+json answer from the coordinator, if it is one.
+    static func problemCode(_ body: Data) -> String? {
+        struct Problem: Decodable { var code: String? }
+        return (try? JSONDecoder().decode(Problem.self, from: body))?.code
+    }
+
     func openSession(_ request: HTTPRequest) throws -> HTTPResponse {
         guard let token = request.bearerToken else { throw HTTPError.unauthorized("A device token is required (Authorization: Bearer …).") }
         let uploaded: [String: SafeTensor]
@@ -73,7 +81,9 @@ struct EdgeRoutes: Sendable {
         switch answer.status {
         case 200: break
         case 401, 403: throw HTTPError.unauthorized("The coordinator does not accept this device token.")
-        case 404: throw HTTPError.conflict("The coordinator has no config for this device yet.", code: "no_config")
+        case 404 where Self.problemCode(answer.body) == "no_config":
+            throw HTTPError.conflict("The coordinator has no config for this device yet.", code: "no_config")
+        case 404: throw HTTPError.unauthorized("The coordinator no longer accepts this device (decommissioned).")
         default: throw HTTPError.serviceUnavailable("The coordinator answered HTTP \(answer.status) for the device's config.", retryAfter: 2)
         }
         guard let config = try? CoordinatorClient.decode(DeviceConfigView.self, answer.body) else {
@@ -129,11 +139,49 @@ struct EdgeRoutes: Sendable {
                                      tensorsInstalled: values.count))
     }
 
+    /// A session lives only as long as the coordinator accepts its device: once the last confirmation is older
+    /// than the TTL, the coordinator is asked again with the request's token (the device's config, as when the
+    /// session opened). A device it no longer accepts — decommissioned (404), token unknown (401) or of another
+    /// kind (403), or now another device — loses its session: 401 (409 `no_config` if it has no config any more).
+    /// An unreachable coordinator is a 503 and the session stays, so inference resumes when the coordinator is back.
+    func confirm(_ session: EdgeSession, token: String, key: String) throws {
+        let now = ContinuousClock.now
+        guard session.needsConfirmation(ttl: configuration.sessionConfirmationTTL, now: now) else { return }
+        let answer: CoordinatorClient.Response
+        do {
+            answer = try CoordinatorClient(baseURL: configuration.coordinatorURL, token: token).send("GET", "/v1/agent/config", attempts: 1)
+        } catch {
+            throw HTTPError.serviceUnavailable("The coordinator cannot be reached to confirm this device's session: \(error)", retryAfter: 2)
+        }
+        let gone = HTTPError.unauthorized("The coordinator no longer accepts this device (decommissioned or its token revoked); its edge session is closed.")
+        switch answer.status {
+        case 200:
+            guard let config = try? CoordinatorClient.decode(DeviceConfigView.self, answer.body) else {
+                throw HTTPError.serviceUnavailable("The coordinator's config could not be read.", retryAfter: 2)
+            }
+            guard config.deviceID == session.deviceID else {
+                sessions.remove(key, ifStill: session)
+                throw gone
+            }
+            session.confirmed(at: now)
+        case 404 where Self.problemCode(answer.body) == "no_config":
+            sessions.remove(key, ifStill: session)
+            throw HTTPError.conflict("The coordinator has no config for this device any more; its edge session is closed.", code: "no_config")
+        case 401, 403, 404:
+            sessions.remove(key, ifStill: session)
+            throw gone
+        default:
+            throw HTTPError.serviceUnavailable("The coordinator answered HTTP \(answer.status) for the device's config.", retryAfter: 2)
+        }
+    }
+
     func infer(_ request: HTTPRequest) throws -> HTTPResponse {
         guard let token = request.bearerToken else { throw HTTPError.unauthorized("A device token is required (Authorization: Bearer …).") }
-        guard let session = sessions.get(Self.key(token)) else {
+        let key = Self.key(token)
+        guard let session = sessions.get(key) else {
             throw HTTPError.conflict("No session for this device: open one with PUT /v1/edge/session.", code: "no_session")
         }
+        try confirm(session, token: token, key: key)
         let tensors: [String: SafeTensor]
         do {
             tensors = try SafeTensors.decode(try request.bodyBytes()).tensors

@@ -15,8 +15,11 @@ final class EdgeSession: Sendable {
     let cutShape: [Int]
     let classes: Int
     private let network: Mutex<ElasticNetwork>
+    /// When the coordinator last confirmed that the device behind this session still exists (monotonic clock).
+    private let confirmedAt: Mutex<ContinuousClock.Instant>
 
-    init(deviceID: UUID, configVersion: Int, modelID: UUID, splitAfterBlock: Int, network: sending ElasticNetwork) {
+    init(deviceID: UUID, configVersion: Int, modelID: UUID, splitAfterBlock: Int, network: sending ElasticNetwork,
+         confirmedAt: ContinuousClock.Instant = .now) {
         self.deviceID = deviceID
         self.configVersion = configVersion
         self.modelID = modelID
@@ -24,6 +27,16 @@ final class EdgeSession: Sendable {
         cutShape = network.model.featureShape(after: splitAfterBlock)
         classes = network.model.head.outFeatures
         self.network = Mutex(network)
+        self.confirmedAt = Mutex(confirmedAt)
+    }
+
+    /// Whether the coordinator's last confirmation is older than `ttl` at `now`, so the device must be checked again.
+    func needsConfirmation(ttl: Duration, now: ContinuousClock.Instant) -> Bool {
+        confirmedAt.withLock { now - $0 >= ttl }
+    }
+
+    func confirmed(at instant: ContinuousClock.Instant) {
+        confirmedAt.withLock { $0 = max($0, instant) }
     }
 
     /// Runs the blocks after the cut and the head on the device's features.
@@ -63,6 +76,15 @@ final class EdgeSessions: Sendable {
             s.clock += 1
             s.lastUse[key] = s.clock
             return session
+        }
+    }
+
+    /// Drops the session under `key` if it is still `session` (a session opened since then stays).
+    func remove(_ key: String, ifStill session: EdgeSession) {
+        state.withLock { s in
+            guard s.sessions[key] === session else { return }
+            s.sessions[key] = nil
+            s.lastUse[key] = nil
         }
     }
 

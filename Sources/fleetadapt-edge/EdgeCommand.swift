@@ -20,6 +20,8 @@ struct EdgeCommand: ParsableCommand {
               POST /v1/edge/infer    (device token; body: safetensors with `x` of shape [N, C, H, W] = the cut
                                       features) → safetensors with `logits` [N, classes].
             Tokens are never stored (sessions are keyed by their SHA-256); a device can only run its own session.
+            An inference request re-checks the device with the coordinator once --session-ttl has passed since the
+            last check; a device the coordinator no longer accepts (decommissioned) loses its session (401).
 
             Example:
               fleetadapt-edge --coordinator http://10.0.0.1:8080 --port 8090
@@ -44,6 +46,9 @@ struct EdgeCommand: ParsableCommand {
     @Option(help: "Device sessions kept in memory at once (each holds a whole elastic network); the least recently used is dropped beyond it.")
     var maxSessions: Int = 256
 
+    @Option(help: "Seconds the coordinator's confirmation that a session's device still exists is trusted; an inference request after that asks again, and a decommissioned device loses its session (401). 0 asks on every request.")
+    var sessionTtl: Double = 3
+
     @Flag(help: "Do not log every request.")
     var quiet = false
 
@@ -51,6 +56,7 @@ struct EdgeCommand: ParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1–256") }
         guard maxSessions >= 1 else { throw ValidationError("--max-sessions must be at least 1") }
+        guard sessionTtl.isFinite, (0...300).contains(sessionTtl) else { throw ValidationError("--session-ttl must be 0–300 seconds") }
         guard URL(string: coordinator)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
             throw ValidationError("--coordinator must be an http(s) URL")
         }
@@ -60,7 +66,7 @@ struct EdgeCommand: ParsableCommand {
         let server = EdgeServer(configuration: EdgeConfiguration(
             coordinatorURL: coordinator, host: bind, port: port,
             cacheDirectory: cacheDir ?? NSTemporaryDirectory() + "fleetadapt-edge-cache", threadPoolSize: threads,
-            maxSessions: maxSessions, accessLog: !quiet))
+            maxSessions: maxSessions, accessLog: !quiet, sessionConfirmationTTL: .milliseconds(Int((sessionTtl * 1000).rounded()))))
         try server.start()
         FileHandle.standardError.write(Data("fleetadapt-edge listening on http://\(bind):\(server.port) for \(coordinator)\n".utf8))
         HTTPServer.waitForTermination()

@@ -26,9 +26,11 @@ import PostgresClient
         return r.object
     }
 
+    /// Uploads the attempt's adapters (an honest artifact of the fixture model), then reports success.
     func succeed(_ token: String, _ job: [String: Any], accuracy: (Double, Double) = (0.5, 0.7)) async throws -> TestResponse {
         let id = job["id"] as! String
         let attempt = job["attempt"] as! Int
+        _ = try await c.uploadArtifact(job: id, attempt: attempt, token: token, tensors: TestCoordinator.fixtureArtifact())
         return try await c.request("POST", "/v1/agent/jobs/\(id)/result", token: token, json: """
             {"attempt": \(attempt), "outcome": "succeeded", "metrics": {"entropy_before": 1.2, "entropy_after": 0.8,
              "accuracy_before": \(accuracy.0), "accuracy_after": \(accuracy.1), "train_seconds": 1.5, "samples": 100, "steps": 20}}
@@ -161,7 +163,7 @@ import PostgresClient
         _ = try await c.request("POST", "/v1/domains", json: domainBody(model: model, canary: 100))
         let job = try #require(try await lease(token))
         let path = "/v1/agent/jobs/\(job["id"] as! String)/artifact?attempt=1"
-        let good = safetensorsFixture()
+        let good = SafeTensors.encode(TestCoordinator.fixtureArtifact())
         let goodSHA = try c.sha256Hex(good)
         func put(_ body: [UInt8], _ sha: String?, path: String = path) async throws -> TestResponse {
             try await c.request("PUT", path, token: token, body: Data(body), headers: sha.map { ["Content-SHA256": $0] } ?? [:])
@@ -199,8 +201,12 @@ import PostgresClient
         var artifacts: [[String: SafeTensor]] = []
         for (i, token) in tokens.enumerated() {
             let job = try #require(try await lease(token))
-            var tensors = ["blocks.0.adapter.conv.weight": SafeTensor(floats: (0..<6).map { _ in rng.normal() }, shape: [2, 3, 1, 1])]
-            tensors[i == 1 ? "blocks.1.s50.bn1.weight" : "blocks.1.bn1.weight"] = SafeTensor(floats: (0..<4).map { _ in rng.normal() }, shape: [4])
+            if i == 1 { _ = try c.sql("UPDATE jobs SET document = jsonb_set(document, '{variants}', '[\"s0\", \"s50\"]') WHERE id = \(UUID(uuidString: job["id"] as! String)!)") }
+            let adapter = "blocks.0.adapter.conv.weight", norm = i == 1 ? "blocks.1.s50.bn1.weight" : "blocks.1.bn1.weight"
+            let honest = TestCoordinator.fixtureArtifact(variants: i == 1 ? ["s0", "s50"] : [])
+            let tensors = [adapter: honest[adapter]!, norm: honest[norm]!].mapValues { t in
+                SafeTensor(floats: (0..<t.elementCount).map { _ in rng.normal() }, shape: t.shape)
+            }
             artifacts.append(tensors)
             let bytes = SafeTensors.encode(tensors)
             let id = job["id"] as! String

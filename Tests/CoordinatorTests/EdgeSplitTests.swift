@@ -15,11 +15,11 @@ import FoundationNetworking
         let process = Process()
         let url: String
 
-        init(coordinator: String) throws {
+        init(coordinator: String, arguments extra: [String] = []) throws {
             let path = URL(fileURLWithPath: FleetAdaptationTests.agentPath).deletingLastPathComponent().appendingPathComponent("fleetadapt-edge").path
             process.executableURL = URL(fileURLWithPath: path)
             process.arguments = ["--coordinator", coordinator, "--port", "0", "--quiet",
-                                 "--cache-dir", NSTemporaryDirectory() + "fleetadapt-edge-test-\(UUID().uuidString.prefix(8))"]
+                                 "--cache-dir", NSTemporaryDirectory() + "fleetadapt-edge-test-\(UUID().uuidString.prefix(8))"] + extra
             let pipe = Pipe()
             process.standardError = pipe
             process.standardOutput = FileHandle.nullDevice

@@ -70,17 +70,20 @@ import PostgresClient
         // Two devices lease, one of them finishes; then the coordinator goes away.
         let j0 = try #require(try await a.request("GET", "/v1/agent/jobs/next?wait=0", token: tokens[0]).object)
         let j1 = try #require(try await a.request("GET", "/v1/agent/jobs/next?wait=0", token: tokens[1]).object)
+        #expect(try await a.uploadArtifact(job: j0["id"] as! String, attempt: 1, token: tokens[0], tensors: TestCoordinator.fixtureArtifact()).status == 201)
         #expect(try await a.request("POST", "/v1/agent/jobs/\(j0["id"] as! String)/result", token: tokens[0],
                                     json: #"{"attempt": 1, "outcome": "succeeded", "metrics": {"entropy_before": 1, "entropy_after": 0.5}}"#).status == 200)
         let database = a.database
         first = nil
         let b = try TestCoordinator(database: database)
         // The leased job is still held by its attempt, and completes on the new process.
+        #expect(try await b.uploadArtifact(job: j1["id"] as! String, attempt: 1, token: tokens[1], tensors: TestCoordinator.fixtureArtifact()).status == 201)
         #expect(try await b.request("POST", "/v1/agent/jobs/\(j1["id"] as! String)/result", token: tokens[1],
                                     json: #"{"attempt": 1, "outcome": "succeeded"}"#).status == 200)
         for t in tokens[2...] {
             let job = try #require(try await b.request("GET", "/v1/agent/jobs/next?wait=0", token: t).object)
             #expect(job["attempt"] as? Int == 1)
+            #expect(try await b.uploadArtifact(job: job["id"] as! String, attempt: 1, token: t, tensors: TestCoordinator.fixtureArtifact()).status == 201)
             #expect(try await b.request("POST", "/v1/agent/jobs/\(job["id"] as! String)/result", token: t,
                                         json: #"{"attempt": 1, "outcome": "succeeded"}"#).status == 200)
         }

@@ -40,7 +40,8 @@ final class TestCoordinator: Sendable {
         return try pool.query(q)
     }
 
-    /// A model row for campaigns to point at (the package registry has its own tests).
+    /// A model row for campaigns to point at (the package registry has its own tests). Its manifest declares a
+    /// small elastic network (`fixtureManifestJSON`), so artifacts are checked against it like a real package's.
     func insertModel() throws -> String {
         let id = UUID()
         let content = Array("fixture package \(id)".utf8)
@@ -48,7 +49,7 @@ final class TestCoordinator: Sendable {
         _ = try sql("""
             WITH blob AS (INSERT INTO model_blobs (sha256, size_bytes, content, created_at) VALUES (\(digest), \(content.count), \(content), now()))
             INSERT INTO models (id, name, package_sha256, size_bytes, manifest, combination_count, created_at)
-            VALUES (\(id), 'fixture', \(digest), \(content.count), '{}'::jsonb, 1, now())
+            VALUES (\(id), 'fixture', \(digest), \(content.count), \(Self.fixtureManifestJSON)::jsonb, 1, now())
             """)
         return id.uuidString.lowercased()
     }

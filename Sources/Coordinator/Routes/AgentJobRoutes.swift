@@ -99,6 +99,12 @@ struct AgentJobRoutes {
             throw HTTPError(status: 422, code: "invalid_artifact", detail: "Adapter weights must be one or more F32 tensors.",
                             errors: [FieldError(field: "body", message: "must hold F32 tensors")])
         }
+        // Checked against the job, not the upload: only the adapters and batch norms of the job's combination.
+        let policy = ArtifactPolicy(pool: services.pool)
+        guard let document = try policy.document(job: job, device: device.id) else {
+            throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
+        }
+        try policy.check(tensors, document: document)
         let now = services.clock.now()
         try services.pool.withTransaction { c in
             guard try services.jobs.holds(job: job, device: device.id, attempt: attempt, on: c) else {
@@ -122,6 +128,9 @@ struct AgentJobRoutes {
         let device = try services.auth.requireDevice(request)
         let job = try request.uuidParameter("id")
         let result = try request.decodeValidated(JobResult.self) { $0.validate() }
+        if result.outcome == .succeeded {
+            try ArtifactPolicy(pool: services.pool).requireArtifact(job: job, device: device.id, attempt: result.attempt)
+        }
         let now = services.clock.now()
         switch try services.jobs.complete(job: job, device: device.id, result: result, backoff: services.backoff, now: now) {
         case .notFound:
@@ -150,11 +159,13 @@ struct AgentJobRoutes {
         }
     }
 
-    /// The domain's newest aggregated adapter (safetensors), for devices that apply instead of training.
+    /// The domain's newest aggregated adapter (safetensors), for devices that apply instead of training. Only a
+    /// device the domain's campaign targets (it has a job there) may read it; to any other it does not exist.
     func domainAdapter(_ request: HTTPRequest) throws -> HTTPResponse {
-        _ = try services.auth.requireDevice(request)
+        let device = try services.auth.requireDevice(request)
         let domain = try request.uuidParameter("id")
-        guard let latest = try services.aggregator.latest(domain: domain) else {
+        guard try services.aggregator.targets(domain: domain, device: device.id),
+              let latest = try services.aggregator.latest(domain: domain) else {
             throw HTTPError.notFound("Domain \(domain.uuidString.lowercased()) has no aggregated adapter yet.")
         }
         var headers = HTTPHeaders()

@@ -6,6 +6,10 @@ import PostgresClient
 /// Fleet-level learning: the adapters that devices of one domain trained are averaged per tensor, weighted by
 /// the samples each device trained on, into a domain adapter that devices unable to train can apply.
 ///
+/// A device's weight is the samples it reports, bounded by what its job document allowed it to train on
+/// (`ArtifactPolicy.sampleWeight`), and its artifact is re-checked against its job's combination before it is
+/// folded in (artifacts are checked at upload already; this also covers artifacts stored before that check).
+///
 /// Incremental: each success folds its one artifact into the newest version (per tensor: (W·old + w·new) / (W + w)),
 /// so a campaign of n devices costs O(n) in total, not O(n²). Per-tensor weights W travel in the adapter's
 /// safetensors metadata (`weights`), because tensors belong to the variant a device ran: each is averaged over the
@@ -20,7 +24,7 @@ struct AdapterAggregator: Sendable {
     func aggregate(afterJob job: UUID, now: Date) throws -> Int? {
         try pool.withTransaction { c in
             guard let row = try c.query("""
-                SELECT cp.domain_id, a.content, COALESCE((j.result->'metrics'->>'samples')::bigint, 1) AS samples
+                SELECT cp.domain_id, a.content, j.document::text AS document, (j.result->'metrics'->>'samples')::bigint AS samples
                 FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
                 JOIN job_artifacts a ON a.job_id = j.id AND a.attempt = j.attempt
                 WHERE j.id = \(job) AND j.state = 'succeeded' AND j.kind = 'adapt'
@@ -28,7 +32,13 @@ struct AdapterAggregator: Sendable {
             let domain = try row.decode("domain_id", as: UUID.self)
             try c.query("SELECT pg_advisory_xact_lock(hashtextextended(\(domain.uuidString), 2))")
             guard let artifact = try? SafeTensors.decode(try row.decode("content", as: [UInt8].self)).tensors, !artifact.isEmpty else { return nil }
-            let w = Double(max(1, try row.decode("samples", as: Int.self)))
+            let document = try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
+            let problems = try ArtifactPolicy(pool: pool).problems(artifact, document: document, on: c)
+            guard problems.isEmpty else {
+                Log.error("job \(job.uuidString.lowercased())'s artifact is not folded into domain \(domain.uuidString.lowercased())'s adapter: \(problems.prefix(3).map { "\($0.field) \($0.message)" })")
+                return nil
+            }
+            let w = Double(ArtifactPolicy.sampleWeight(reported: try row.decode("samples", as: Int?.self), document: document))
 
             var average = try WeightedTensorAverage()
             var version = 0, devices = 0, samples = 0
@@ -43,8 +53,12 @@ struct AdapterAggregator: Sendable {
                 let weights = meta["weights"].flatMap { try? JSON.decode([String: Double].self, from: $0) } ?? [:]
                 average = try WeightedTensorAverage(tensors: tensors, weights: weights, defaultWeight: Double(samples))
             }
-            // The whole artifact is refused if any tensor disagrees in shape with what was averaged so far.
-            guard average.fold(artifact, weight: w) else { return nil }
+            // The whole artifact is refused if any tensor disagrees in shape with what was averaged so far (checked
+            // artifacts of one model cannot; one domain has one campaign, so one model).
+            guard average.fold(artifact, weight: w) else {
+                Log.error("job \(job.uuidString.lowercased())'s artifact disagrees in shape with domain \(domain.uuidString.lowercased())'s adapter; not folded in")
+                return nil
+            }
             let bytes = SafeTensors.encode(average.tensors, metadata: [
                 "devices": String(devices + 1), "samples": String(samples + Int(w)),
                 "weights": try JSON.string(average.weights),
@@ -55,6 +69,14 @@ struct AdapterAggregator: Sendable {
                 """)
             return version + 1
         }
+    }
+
+    /// Whether `device` is a target of `domain`: it has a job in the domain's campaign.
+    func targets(domain: UUID, device: UUID) throws -> Bool {
+        !(try pool.query("""
+            SELECT 1 FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
+            WHERE cp.domain_id = \(domain) AND j.device_id = \(device) LIMIT 1
+            """).rows.isEmpty)
     }
 
     /// The newest aggregated adapter of a domain: (version, sha256, bytes).

@@ -1,0 +1,138 @@
+import ElasticModel
+import FleetAPI
+import Foundation
+import HTTPServer
+import Learning
+import PostgresClient
+import Synchronization
+
+/// What a device may contribute to its domain's aggregated adapter, decided from its job, never from the upload:
+/// only the adapter and batch-norm tensors of the combination its job document names, in the model's exact shapes,
+/// with finite values; weighted by at most the samples the document let it train on; and a succeeded `adapt`
+/// result only with its artifact. One device therefore cannot replace frozen weights, lock honest devices out with
+/// a shape of its own, or outweigh the rest of the fleet by claiming a billion samples.
+struct ArtifactPolicy: Sendable {
+    let pool: PostgresPool
+
+    /// Layouts by model id, shared by every request of the process: a model's package never changes under its id.
+    static let layouts = LayoutCache(capacity: 64)
+
+    /// At most this many tensors are named in one refusal (the rest are summarised in `detail`).
+    static let maxListedErrors = 32
+
+    /// The job document of a job of `device` (nil when the job is not this device's).
+    func document(job: UUID, device: UUID) throws -> JobDocument? {
+        guard let row = try pool.query("SELECT document::text AS document FROM jobs WHERE id = \(job) AND device_id = \(device)").rows.first else {
+            return nil
+        }
+        return try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
+    }
+
+    /// The adaptation layout of a model, from its stored manifest; nil when the model declares no elastic network.
+    /// Reads on `c` when given (a caller inside a transaction must not wait for a second connection).
+    func layout(model: UUID, on c: PostgresConnection? = nil) throws -> AdaptationLayout? {
+        if let cached = Self.layouts.get(model) { return cached }
+        let q: PostgresQuery = "SELECT manifest::text AS manifest FROM models WHERE id = \(model)"
+        guard let row = try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first,
+              let manifest = try? JSON.decode(LayoutManifest.self, from: try row.decode("manifest", as: String.self)),
+              let kind = AdapterKind(rawValue: manifest.adapter.kind),
+              let layout = try? AdaptationLayout(architecture: manifest.architecture, positions: manifest.blocks, adapterKind: kind) else {
+            return nil
+        }
+        Self.layouts.put(model, layout)
+        return layout
+    }
+
+    /// Name → shape of what an artifact of this job may hold; nil when the model has no layout or the document
+    /// names a combination the model lacks.
+    func allowedTensors(_ document: JobDocument, on c: PostgresConnection? = nil) throws -> [String: [Int]]? {
+        guard let layout = try layout(model: document.modelID, on: c) else { return nil }
+        return try? layout.tensors(for: document.variants.isEmpty ? layout.originalCombination : document.variants)
+    }
+
+    /// One entry per tensor that the job does not allow (named `tensors.<name>`); empty when the artifact is acceptable.
+    func problems(_ tensors: [String: SafeTensor], document: JobDocument, on c: PostgresConnection? = nil) throws -> [FieldError] {
+        guard document.kind == .adapt else {
+            return [FieldError(field: "body", message: "a \(document.kind.rawValue) job trains nothing; only adapt jobs upload adapters")]
+        }
+        guard let allowed = try allowedTensors(document, on: c) else {
+            return [FieldError(field: "body", message: "the job's model \(document.modelID.uuidString.lowercased()) declares no adapters for its combination")]
+        }
+        guard !tensors.isEmpty else { return [FieldError(field: "body", message: "must hold at least one tensor")] }
+        var errors: [FieldError] = []
+        for name in tensors.keys.sorted() {
+            let t = tensors[name]!
+            let field = "tensors.\(name)"
+            guard let shape = allowed[name] else {
+                errors.append(FieldError(field: field, message: "is not an adapter or batch-norm tensor of this job's combination"))
+                continue
+            }
+            guard t.dtype == .F32, t.shape == shape, let values = try? t.floats() else {
+                errors.append(FieldError(field: field, message: "must be F32 of shape \(shape), got \(t.dtype.rawValue) \(t.shape)"))
+                continue
+            }
+            if !values.allSatisfy(\.isFinite) {
+                errors.append(FieldError(field: field, message: "has values that are not finite (NaN or infinity)"))
+            }
+        }
+        return errors
+    }
+
+    /// Refuses an artifact the job does not allow: 422 `invalid_artifact`, naming every offending tensor.
+    func check(_ tensors: [String: SafeTensor], document: JobDocument) throws {
+        let errors = try problems(tensors, document: document)
+        guard !errors.isEmpty else { return }
+        let listed = Array(errors.prefix(Self.maxListedErrors))
+        let more = errors.count > listed.count ? " (the first \(listed.count) are listed)" : ""
+        throw HTTPError(status: 422, code: "invalid_artifact",
+                        detail: "The artifact holds \(errors.count) tensor(s) that this job may not upload\(more): only the adapters and batch norms of the job's combination, F32, in the model's shapes, finite.",
+                        errors: listed)
+    }
+
+    /// The weight a job's artifact carries in its domain's average: the samples it reports, at least 1 and at most
+    /// what its document allowed it to train on (steps × batch size).
+    static func sampleWeight(reported: Int?, document: JobDocument) -> Int {
+        let (product, overflow) = max(1, document.steps).multipliedReportingOverflow(by: max(1, document.batchSize))
+        return min(max(1, reported ?? 1), overflow ? Int.max : product)
+    }
+
+    /// Refuses a succeeded result of an `adapt` attempt that uploaded no artifact (409 `artifact_missing`): such a
+    /// job would count as adapted while its domain received nothing. Results of other kinds, of other devices'
+    /// jobs, or of attempts that no longer hold the job pass through, for the job store to answer.
+    func requireArtifact(job: UUID, device: UUID, attempt: Int) throws {
+        guard let row = try pool.query("""
+            SELECT j.kind, EXISTS (SELECT 1 FROM job_artifacts a WHERE a.job_id = j.id AND a.attempt = \(attempt)) AS uploaded
+            FROM jobs j
+            WHERE j.id = \(job) AND j.device_id = \(device) AND j.attempt = \(attempt) AND j.state IN ('leased', 'running')
+            """).rows.first else { return }
+        guard try row.decode("kind", as: String.self) == JobKind.adapt.rawValue, try !row.decode("uploaded", as: Bool.self) else { return }
+        throw HTTPError(status: 409, code: "artifact_missing",
+                        detail: "Attempt \(attempt) of job \(job.uuidString.lowercased()) uploaded no adapters; PUT /v1/agent/jobs/{id}/artifact?attempt=\(attempt) before reporting success.",
+                        errors: [FieldError(field: "outcome", message: "succeeded needs this attempt's artifact")])
+    }
+
+    /// The part of a package manifest that fixes the network's tensors.
+    private struct LayoutManifest: Decodable {
+        struct Adapter: Decodable { var kind: String }
+        var architecture: Architecture
+        var adapter: Adapter
+        var blocks: [PositionSpec]
+    }
+}
+
+/// A small map of model id → layout; beyond `capacity` it starts over (layouts are cheap to rebuild, models few).
+final class LayoutCache: Sendable {
+    private let entries = Mutex<[UUID: AdaptationLayout]>([:])
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func get(_ model: UUID) -> AdaptationLayout? { entries.withLock { $0[model] } }
+
+    func put(_ model: UUID, _ layout: AdaptationLayout) {
+        entries.withLock { e in
+            if e.count >= capacity { e.removeAll() }
+            e[model] = layout
+        }
+    }
+}
