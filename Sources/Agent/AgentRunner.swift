@@ -117,7 +117,7 @@ public final class AgentRunner: Sendable {
     /// finished result is saved to `pending` first, then delivered (heartbeats go on meanwhile, so an outage
     /// shorter than the lease keeps the attempt).
     func runJob(_ job: LeasedJob, data: LabeledImages, pending: PendingResults) throws {
-        log("agent: job \(job.id) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss), \(job.document.steps) steps)")
+        log("agent: job \(job.id.uuidString.lowercased()) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss), \(job.document.steps) steps)")
         let beating = Shared(true)
         let progress = Shared<[String: Double]>([:])
         let leaseLost = Shared(false)
@@ -148,14 +148,14 @@ public final class AgentRunner: Sendable {
         let (result, artifact) = outcome
         if leaseLost.value {
             beating.set(false)
-            log("agent: lease of job \(job.id) was lost; its result is dropped")
+            log("agent: lease of job \(job.id.uuidString.lowercased()) was lost; its result is dropped")
             return
         }
         let entry: PendingResults.Entry
         do {
             entry = try pending.save(job: job.id, result: result, artifact: artifact)
         } catch {
-            log("agent: could not save the result of job \(job.id) to \(pending.directory) (\(error)); delivering it from memory")
+            log("agent: could not save the result of job \(job.id.uuidString.lowercased()) to \(pending.directory) (\(error)); delivering it from memory")
             try deliver(PendingResults.Entry(jobID: job.id, result: result, hasArtifact: artifact != nil), store: nil, artifact: artifact)
             return
         }
@@ -176,7 +176,7 @@ public final class AgentRunner: Sendable {
             case 201:
                 break
             case 404, 409:
-                log("agent: job \(entry.jobID) attempt \(result.attempt) no longer holds the job (artifact: HTTP \(up.status)); its result is dropped")
+                log("agent: job \(entry.jobID.uuidString.lowercased()) attempt \(result.attempt) no longer holds the job (artifact: HTTP \(up.status)); its result is dropped")
                 store?.remove(entry)
                 return
             default:
@@ -187,7 +187,7 @@ public final class AgentRunner: Sendable {
             result = JobResult(attempt: result.attempt, outcome: .failed, error: "the saved artifact could not be read")
         }
         let r = try persistently("POST", "\(path)/result", body: try client.json(result))
-        log("agent: job \(entry.jobID) \(result.outcome.rawValue) → HTTP \(r.status)")
+        log("agent: job \(entry.jobID.uuidString.lowercased()) \(result.outcome.rawValue) → HTTP \(r.status)")
         store?.remove(entry)
     }
 

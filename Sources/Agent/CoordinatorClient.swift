@@ -22,6 +22,13 @@ public final class CoordinatorClient: Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        /// What the last try ran into (a transport error, an HTTP status), without the request's name.
+        public var cause: String?
+
+        public init(description: String, cause: String? = nil) {
+            self.description = description
+            self.cause = cause
+        }
     }
 
     public init(baseURL: String, token: String) {
@@ -77,7 +84,7 @@ public final class CoordinatorClient: Sendable {
                 delay = min(delay * 2, 10)
             }
         }
-        throw Failure(description: "\(method) \(path) failed after \(attempts) attempts: \(last)")
+        throw Failure(description: "\(method) \(path) failed after \(attempts) attempts: \(last)", cause: last)
     }
 
     /// Sends one request until the coordinator answers it, however long it is away: transport errors, 5xx and 429
@@ -97,7 +104,7 @@ public final class CoordinatorClient: Sendable {
                 if r.status != 429 { return r }
                 problem = "HTTP 429 (rate limited)"
             } catch let failure as Failure {
-                problem = failure.description
+                problem = failure.cause ?? failure.description
             }
             failures += 1
             let wait = delay * Double.random(in: 0.75...1.25)
