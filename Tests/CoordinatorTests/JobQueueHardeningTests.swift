@@ -303,72 +303,125 @@ import Testing
 
 /// Item 12: the real agent executable through a coordinator outage at the end of its job.
 @Suite(.serialized) struct AgentOutageTests {
-    @Test func theAgentKeepsItsResultThroughACoordinatorOutageAndDeliversIt() async throws {
-        var first: TestCoordinator? = try TestCoordinator()
-        let database = first!.database
-        let port = first!.app.port
-        let model = try await FleetAdaptationTests.publish(first!)
-        let (device, token) = try await first!.registerDevice(name: "outage", labels: ["fleet": "outage"])
-        let created = try await first!.request("POST", "/v1/domains", json: """
+    /// A coordinator with the test model published, one device, and an `adapt` campaign for it (a long lease, so an
+    /// outage of a minute keeps the attempt).
+    struct Setup {
+        var coordinator: TestCoordinator?
+        let database: PostgresConfiguration
+        let port: Int
+        let device: String
+        let token: String
+        let data: String
+
+        var stateDirectory: String { data + "-state" }
+        var saved: [String] { (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? [] }
+    }
+
+    func setUp(_ index: Int) async throws -> Setup {
+        let c = try TestCoordinator()
+        let model = try await FleetAdaptationTests.publish(c)
+        let (device, token) = try await c.registerDevice(name: "outage", labels: ["fleet": "outage"])
+        let created = try await c.request("POST", "/v1/domains", json: """
             {"name": "contrast", "model_id": "\(model)", "selector": {"labels": {"fleet": "outage"}},
              "rollout": {"canary_pct": 100},
              "job": {"loss": "tent", "steps": 100, "timeout_s": 900, "max_attempts": 3, "batch_size": 32, "learning_rate": 0.002, "lease_s": 600}}
             """)
         #expect(created.status == 201, "\(created.text)")
-        let data = try FleetAdaptationTests.deviceData(7)
+        return Setup(coordinator: c, database: c.database, port: c.app.port, device: device, token: token,
+                     data: try FleetAdaptationTests.deviceData(index))
+    }
+
+    /// The agent executable, slowed down so that the job is still training when the coordinator goes, running until
+    /// stopped, its log (standard output) in a file.
+    func startAgent(_ s: Setup) throws -> (process: Process, log: String) {
         let log = NSTemporaryDirectory() + "fleetadapt-agent-outage-\(UUID().uuidString).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let agent = Process()
         agent.executableURL = URL(fileURLWithPath: FleetAdaptationTests.agentPath)
-        // Slowed down so that the job is still training when the coordinator goes; runs until stopped.
-        agent.arguments = ["--coordinator", "http://127.0.0.1:\(port)", "--data-dir", data, "--cache-dir", data + "-cache",
+        agent.arguments = ["--coordinator", "http://127.0.0.1:\(s.port)", "--data-dir", s.data, "--cache-dir", s.data + "-cache",
                            "--poll-wait", "2", "--slowdown", "6", "--max-retry-delay", "2"]
         var env = ProcessInfo.processInfo.environment
-        env["FLEETADAPT_TOKEN"] = token
+        env["FLEETADAPT_TOKEN"] = s.token
         agent.environment = env
         agent.standardOutput = FileHandle(forWritingAtPath: log)
         agent.standardError = FileHandle.nullDevice
         try agent.run()
-        defer { if agent.isRunning { agent.terminate() } }
-        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        return (agent, log)
+    }
 
-        let sql = PostgresPool(configuration: database, maxConnections: 1)
+    func text(_ log: String) -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    func count(_ s: Setup, _ condition: String) throws -> Int {
+        let sql = PostgresPool(configuration: s.database, maxConnections: 1)
         defer { sql.close() }
-        func count(_ condition: String) throws -> Int {
-            try sql.query("SELECT count(*)::bigint AS n FROM jobs WHERE \(unsafeRaw: condition)").rows[0].decode("n", as: Int.self)
-        }
-        // Running, with the package downloaded (the cache holds it): what remains is training and delivery.
+        return try sql.query("SELECT count(*)::bigint AS n FROM jobs WHERE \(unsafeRaw: condition)").rows[0].decode("n", as: Int.self)
+    }
+
+    /// Waits until the job runs with its package downloaded (the cache holds it), then stops the coordinator and
+    /// waits for the agent's first failed delivery (a line of its log, which must reach the file at once).
+    func outageAtTheEndOfTheJob(_ s: inout Setup, log: String) async throws {
         func started() throws -> Bool {
-            try count("state = 'running'") == 1 && !((try? FileManager.default.contentsOfDirectory(atPath: data + "-cache")) ?? []).isEmpty
+            try count(s, "state = 'running'") == 1 && !((try? FileManager.default.contentsOfDirectory(atPath: s.data + "-cache")) ?? []).isEmpty
         }
         let deadline = Date().addingTimeInterval(300)
         while try !started(), Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        try #require(try started(), "the job never started running: \(logText())")
-
-        // The coordinator goes away while the agent trains, and stays away well past the agent's old retry budget
-        // (8 tries, about 25 s) after the job ended.
-        first = nil
-        while !logText().contains("/artifact?attempt=1 failed"), Date() < deadline {
+        try #require(try started(), "the job never started running: \(text(log))")
+        s.coordinator = nil
+        while !text(log).contains("/artifact?attempt=1 failed"), Date() < deadline {
             try await Task.sleep(for: .milliseconds(200))
         }
-        try #require(logText().contains("/artifact?attempt=1 failed"), "the agent never tried to deliver: \(logText())")
+        try #require(text(log).contains("/artifact?attempt=1 failed"), "the agent never tried to deliver: \(text(log))")
+    }
+
+    /// Waits for the job to succeed after the coordinator came back, and checks what was recorded.
+    func expectDelivered(_ s: Setup, by coordinator: TestCoordinator, log: String) async throws {
+        let deadline = Date().addingTimeInterval(180)
+        while try count(s, "state = 'succeeded'") == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(try count(s, "state = 'succeeded' AND attempt = 1 AND result->>'outcome' = 'succeeded' AND device_id = '\(s.device)'") == 1,
+                "\(text(log))")
+        #expect(try coordinator.count("job_artifacts WHERE attempt = 1") == 1)
+        #expect(s.saved.isEmpty, "\(s.saved)")
+    }
+
+    @Test func theAgentKeepsItsResultThroughACoordinatorOutageAndDeliversIt() async throws {
+        var s = try await setUp(7)
+        let (agent, log) = try startAgent(s)
+        defer { if agent.isRunning { agent.terminate() } }
+        try await outageAtTheEndOfTheJob(&s, log: log)
+        // The coordinator stays away well past the agent's old retry budget (8 tries, about 25 s).
         try await Task.sleep(for: .seconds(30))
-        #expect(agent.isRunning, "the agent exited during the outage: \(logText())")
-        let saved = (try? FileManager.default.contentsOfDirectory(atPath: data + "-state")) ?? []
-        #expect(saved.contains { $0.hasSuffix(".json") } && saved.contains { $0.hasSuffix(".artifact") }, "\(saved)")
+        #expect(agent.isRunning, "the agent exited during the outage: \(text(log))")
+        #expect(s.saved.contains { $0.hasSuffix(".json") } && s.saved.contains { $0.hasSuffix(".artifact") }, "\(s.saved)")
 
         // Back on the same port and database: the saved result is delivered, as the success it was.
-        let second = try TestCoordinator(database: database, port: port)
-        while try count("state = 'succeeded'") == 0, Date() < deadline.addingTimeInterval(120) {
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        #expect(try count("state = 'succeeded' AND attempt = 1 AND result->>'outcome' = 'succeeded' AND device_id = '\(device)'") == 1,
-                "\(logText())")
-        #expect(try second.count("job_artifacts WHERE attempt = 1") == 1)
-        #expect(agent.isRunning, "the agent exited: \(logText())")
-        #expect(((try? FileManager.default.contentsOfDirectory(atPath: data + "-state")) ?? []).isEmpty)
+        let back = try TestCoordinator(database: s.database, port: s.port)
+        try await expectDelivered(s, by: back, log: log)
+        #expect(agent.isRunning, "the agent exited: \(text(log))")
         agent.terminate()
         agent.waitUntilExit()
-        #expect(agent.terminationStatus == 0, "\(logText())")
+        #expect(agent.terminationStatus == 0, "\(text(log))")
+    }
+
+    @Test func aResultSavedDuringAnOutageIsDeliveredByTheRestartedAgent() async throws {
+        var s = try await setUp(8)
+        let (agent, log) = try startAgent(s)
+        defer { if agent.isRunning { agent.terminate() } }
+        try await outageAtTheEndOfTheJob(&s, log: log)
+        // Stopped while it cannot deliver: it exits cleanly and keeps the result on disk.
+        agent.terminate()
+        agent.waitUntilExit()
+        #expect(agent.terminationStatus == 0, "\(text(log))")
+        #expect(s.saved.contains { $0.hasSuffix(".json") } && s.saved.contains { $0.hasSuffix(".artifact") }, "\(s.saved)")
+
+        // A new agent process starts before the coordinator is back, and delivers the saved result once it is.
+        let (restarted, log2) = try startAgent(s)
+        defer { if restarted.isRunning { restarted.terminate() } }
+        let back = try TestCoordinator(database: s.database, port: s.port)
+        try await expectDelivered(s, by: back, log: log2)
+        #expect(text(log2).contains("delivering the saved result"), "\(text(log2))")
+        #expect(restarted.isRunning, "the restarted agent exited: \(text(log2))")
+        restarted.terminate()
+        restarted.waitUntilExit()
+        #expect(restarted.terminationStatus == 0, "\(text(log2))")
     }
 }
