@@ -34,3 +34,7 @@ ALTER TABLE jobs ADD CONSTRAINT jobs_leased_attempt_check
 ALTER TABLE jobs ADD COLUMN followup_pending boolean NOT NULL DEFAULT false;
 ALTER TABLE jobs ADD CONSTRAINT jobs_followup_state_check CHECK (NOT followup_pending OR state = 'succeeded');
 CREATE INDEX jobs_followup_pending_idx ON jobs (finished_at, id) WHERE followup_pending;
+
+-- Retries become ready when their backoff runs out; the maintenance loop wakes their devices then (NOTIFY) and
+-- finds them by run_after alone.
+CREATE INDEX jobs_queued_run_after_idx ON jobs (run_after) WHERE state = 'queued';

@@ -192,7 +192,7 @@ import Testing
 
     // MARK: item 16
 
-    @Test func rescueNotifiesTheDeviceWhoseJobIsQueuedAgain() async throws {
+    @Test func aRequeuedJobWakesItsDeviceAtRescueAndWhenItsBackoffRunsOut() async throws {
         let c = try TestCoordinator()
         let payloads = Mutex<[String]>([])
         let listener = try PostgresListener(configuration: c.database, channels: ["fleetadapt_jobs"], onNotification: { _, payload in
@@ -203,10 +203,18 @@ import Testing
         let (device, token) = try await c.registerDevice(name: "rescued", labels: ["fleet": "t"])
         _ = try await c.request("POST", "/v1/domains", json: domainBody(model: model))
         _ = try #require(try await lease(c, token))
-        #expect(!payloads.withLock { $0 }.contains(device))
+        // (The new job's readiness was announced too; only what comes after the rescue counts.)
+        try await Task.sleep(for: .seconds(1))
+        payloads.withLock { $0.removeAll() }
         _ = try c.sql("UPDATE jobs SET lease_expires_at = now() - interval '1 second'")
         try await waitFor("a NOTIFY naming the rescued device") { payloads.withLock { $0 }.contains(device) }
         #expect(try c.count("jobs WHERE state = 'queued'") == 1)
+        // A retry whose backoff has some time to run: its device is woken when it runs out, not only at rescue.
+        _ = try c.sql("UPDATE jobs SET run_after = now() + interval '1.5 seconds'")
+        try await Task.sleep(for: .milliseconds(100))
+        payloads.withLock { $0.removeAll() }
+        try await waitFor("a NOTIFY naming the device once its retry is ready") { payloads.withLock { $0 }.contains(device) }
+        #expect(try c.count("jobs WHERE state = 'queued' AND run_after <= now()") == 1)
     }
 
     @Test func everyRecordedErrorCarriesItsAttemptAsAnInteger() async throws {

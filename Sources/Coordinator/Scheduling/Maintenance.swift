@@ -2,10 +2,10 @@ import Synchronization
 import Foundation
 import PostgresClient
 
-/// Background work of every coordinator replica: rescue expired leases, finish the follow-ups of successes whose
-/// result request did not, re-evaluate every running campaign periodically, bring the fleet's configs to a newly
-/// published model, and turn NOTIFY on the jobs channel into long-poll wake-ups (with a periodic sweep, since
-/// NOTIFY is only a hint). Each step that fails logs and the loop carries on.
+/// Background work of every coordinator replica: rescue expired leases, wake the devices whose retry became ready,
+/// finish the follow-ups of successes whose result request did not, re-evaluate every running campaign
+/// periodically, bring the fleet's configs to a newly published model, and turn NOTIFY on the jobs channel into
+/// long-poll wake-ups (with a periodic sweep, since NOTIFY is only a hint). A step that fails logs; the loop goes on.
 final class Maintenance: Sendable {
     private let stop = StopFlag()
     private let done = DispatchSemaphore(value: 0)
@@ -28,12 +28,16 @@ final class Maintenance: Sendable {
             let monotonic = ContinuousClock()
             var lastSweep: ContinuousClock.Instant?
             var lastEvaluation: ContinuousClock.Instant?
+            var readySince: Date?
             while !stop.isSet {
                 var touched = Set<UUID>()
                 do {
                     touched.formUnion(try services.jobs.rescueExpired(backoff: services.backoff))
                 } catch {
                     Log.error("maintenance: lease rescue: \(error)")
+                }
+                do { readySince = try services.jobs.notifyBecameReady(since: readySince) } catch {
+                    Log.error("maintenance: ready-job wake-ups: \(error)")
                 }
                 do {
                     let followups = JobFollowups(services: services)

@@ -206,6 +206,19 @@ struct JobStore: Sendable {
         }
     }
 
+    /// Wakes the devices whose queued job became ready in (`since`, now] by the database's clock (a retry whose
+    /// backoff ran out, a rescued job after its delay): NOTIFY, so their long-polls lease at once instead of at the
+    /// next sweep. Returns the database's "now", the next call's `since`. A hint only: a job committed late into an
+    /// earlier window is found by the sweep.
+    func notifyBecameReady(since: Date?) throws -> Date {
+        try pool.query("""
+            WITH ready AS (
+                SELECT DISTINCT device_id FROM jobs
+                WHERE state = 'queued' AND run_after <= now() AND run_after > COALESCE(\(since), now() - interval '1 second'))
+            SELECT now() AS now, (SELECT count(*) FROM (SELECT pg_notify(\(Self.channel), device_id::text) FROM ready) AS n)::bigint AS woken
+            """).rows[0].decode("now", as: Date.self)
+    }
+
     /// Succeeded jobs whose follow-ups are still pending after `graceSeconds` (the result request normally
     /// finishes them at once), oldest first: what the maintenance loop finishes.
     func pendingFollowups(graceSeconds: Double, limit: Int = 50) throws -> [(job: UUID, campaign: UUID)] {
