@@ -24,9 +24,15 @@ public struct AgentConfiguration: Sendable {
     /// URL of the edge server's runtime (`fleetadapt-edge`). When the device's config cuts the network, the agent
     /// runs its prefix, sends the cut features there, and reports that end-to-end latency.
     public var edgeURL: String?
+    /// Where finished results (result JSON and adapter artifact) wait until the coordinator has them, so neither an
+    /// outage nor a restart of the agent loses them. Holds trained weights: created 0700.
+    public var stateDirectory: String
+    /// Longest pause between two tries to reach the coordinator (seconds; backoff doubles from 0.5 s up to it).
+    public var maxRetryDelay: Double = 30
 
     public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String? = nil, cacheDirectory: String, powerWatts: Double = 5,
-                slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0, context: DeviceContext = DeviceContext(), edgeURL: String? = nil) {
+                slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0, context: DeviceContext = DeviceContext(), edgeURL: String? = nil,
+                stateDirectory: String? = nil, maxRetryDelay: Double = 30) {
         self.coordinatorURL = coordinatorURL
         self.token = token
         self.dataDirectory = dataDirectory
@@ -38,5 +44,12 @@ public struct AgentConfiguration: Sendable {
         self.maxJobs = maxJobs
         self.context = context
         self.edgeURL = edgeURL
+        self.stateDirectory = stateDirectory ?? Self.defaultStateDirectory(dataDirectory: dataDirectory)
+        self.maxRetryDelay = maxRetryDelay
+    }
+
+    /// `<data-dir>-state`: one per data directory (so one per device), beside it.
+    public static func defaultStateDirectory(dataDirectory: String) -> String {
+        (dataDirectory.hasSuffix("/") ? String(dataDirectory.dropLast()) : dataDirectory) + "-state"
     }
 }

@@ -7,6 +7,8 @@ import Synchronization
 /// The device agent's loop: report context, long-poll for a job, run it (one at a time), heartbeat while it
 /// runs, upload what it produced, report the result. On stop it finishes the job in hand and exits; a job it
 /// abandons is requeued by the coordinator when its lease expires.
+/// The agent never exits because the coordinator is unreachable: it retries with capped backoff (a log line per
+/// failure), and a finished result waits on disk (`PendingResults`) until the coordinator has it, across restarts.
 public final class AgentRunner: Sendable {
     public let configuration: AgentConfiguration
     let client: CoordinatorClient
@@ -17,10 +19,16 @@ public final class AgentRunner: Sendable {
     let edgeRoundTripMs = Shared<Double?>(nil)
     let log: @Sendable (String) -> Void
 
-    public init(configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void = { print($0) }) {
+    public init(configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void = AgentRunner.writeLine) {
         self.configuration = configuration
         client = CoordinatorClient(baseURL: configuration.coordinatorURL, token: configuration.token)
         self.log = log
+    }
+
+    /// The agent's log: one write(2) per line on standard output, so that a line reaches a file or a pipe (a
+    /// supervisor's journal, a test) at once, never held back in a stdio buffer nor lost with it when the process dies.
+    @Sendable public static func writeLine(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     public func stop() { stopFlag.set(true) }
@@ -30,12 +38,23 @@ public final class AgentRunner: Sendable {
     public func run() throws -> Int {
         let (data, metadata) = try LocalDataset.read(directory: configuration.dataDirectory)
         log("agent: \(data.count) local images (\(metadata["corruption"] ?? "clean")), labels \(data.labels == nil ? "absent" : "present, for reporting only")")
-        try reportContext()
+        let pending = try PendingResults(directory: configuration.stateDirectory)
+        do {
+            try reportContext(persistent: true)
+            // Results finished before a restart (or an outage that outlasted the previous run) go first.
+            for entry in pending.all() {
+                log("agent: delivering the saved result of job \(entry.jobID.uuidString.lowercased()) attempt \(entry.result.attempt)")
+                try deliver(entry, store: pending)
+            }
+        } catch {
+            if stopped { return 0 }
+            throw error
+        }
         var done = 0
         while !stopped && (configuration.maxJobs == 0 || done < configuration.maxJobs) {
             let r: CoordinatorClient.Response
             do {
-                r = try client.send("GET", "/v1/agent/jobs/next?wait=\(configuration.pollWait)", attempts: 1_000_000, shouldStop: { [weak self] in self?.stopped ?? true })
+                r = try persistently("GET", "/v1/agent/jobs/next?wait=\(configuration.pollWait)")
             } catch {
                 if stopped { break }
                 throw error
@@ -44,7 +63,13 @@ public final class AgentRunner: Sendable {
             case 204: continue
             case 200:
                 let job = try CoordinatorClient.decode(LeasedJob.self, r.body)
-                try runJob(job, data: data)
+                do {
+                    try runJob(job, data: data, pending: pending)
+                } catch {
+                    // Only a stop ends a delivery; the result stays on disk for the next start.
+                    if stopped { break }
+                    throw error
+                }
                 done += 1
             case 401, 403, 404:
                 throw CoordinatorClient.Failure(description: "the coordinator refused this device (HTTP \(r.status)): \(String(decoding: r.body, as: UTF8.self))")
@@ -55,7 +80,16 @@ public final class AgentRunner: Sendable {
         return done
     }
 
-    func reportContext() throws {
+    /// One request that must reach the coordinator: retried until it answers (or the agent is stopped).
+    func persistently(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json",
+                      headers: [String: String] = [:]) throws -> CoordinatorClient.Response {
+        try client.sendUntilAnswered(method, path, body: body, contentType: contentType, headers: headers,
+                                     maxDelay: configuration.maxRetryDelay, shouldStop: { [weak self] in self?.stopped ?? true },
+                                     onFailure: log)
+    }
+
+    /// - Parameter persistent: retry until the coordinator answers (at start), rather than a few times (mid-job).
+    func reportContext(persistent: Bool = false) throws {
         // MemAvailable from /proc/meminfo, in MiB.
         let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
         let availableKB = meminfo.split(separator: "\n").first { $0.hasPrefix("MemAvailable:") }
@@ -75,13 +109,15 @@ public final class AgentRunner: Sendable {
             }
         }
         let body = try client.json(context)
-        let r = try client.send("PUT", "/v1/agent/context", body: body)
+        let r = try persistent ? persistently("PUT", "/v1/agent/context", body: body) : client.send("PUT", "/v1/agent/context", body: body)
         guard r.status == 200 else { throw CoordinatorClient.Failure(description: "context report refused: HTTP \(r.status)") }
     }
 
-    /// Runs one job with a heartbeat thread beside it; the heartbeat stops the work if the lease is lost.
-    func runJob(_ job: LeasedJob, data: LabeledImages) throws {
-        log("agent: job \(job.id) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss), \(job.document.steps) steps)")
+    /// Runs one job with a heartbeat thread beside it; the heartbeat stops the work if the lease is lost. The
+    /// finished result is saved to `pending` first, then delivered (heartbeats go on meanwhile, so an outage
+    /// shorter than the lease keeps the attempt).
+    func runJob(_ job: LeasedJob, data: LabeledImages, pending: PendingResults) throws {
+        log("agent: job \(job.id.uuidString.lowercased()) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss), \(job.document.steps) steps)")
         let beating = Shared(true)
         let progress = Shared<[String: Double]>([:])
         let leaseLost = Shared(false)
@@ -99,30 +135,68 @@ public final class AgentRunner: Sendable {
         }
         heartbeat.start()
         defer { beating.set(false) }
-        let result: JobResult
+        let outcome: (result: JobResult, artifact: Data?)
         do {
             switch job.document.kind {
-            case .adapt: result = try adapt(job, data: data, progress: progress)
-            case .profile: result = try profile(job)
-            case .apply: result = try apply(job, data: data)
+            case .adapt: outcome = try adapt(job, data: data, progress: progress)
+            case .profile: outcome = (try profile(job), nil)
+            case .apply: outcome = (try apply(job, data: data), nil)
             }
         } catch {
-            result = JobResult(attempt: job.attempt, outcome: .failed, error: "\(error)")
+            outcome = (JobResult(attempt: job.attempt, outcome: .failed, error: "\(error)"), nil)
         }
-        beating.set(false)
+        let (result, artifact) = outcome
         if leaseLost.value {
-            log("agent: lease of job \(job.id) was lost; its result is dropped")
+            beating.set(false)
+            log("agent: lease of job \(job.id.uuidString.lowercased()) was lost; its result is dropped")
             return
         }
-        let r = try client.send("POST", "/v1/agent/jobs/\(job.id.uuidString.lowercased())/result", body: try client.json(result))
-        log("agent: job \(job.id) \(result.outcome.rawValue) → HTTP \(r.status)")
+        let entry: PendingResults.Entry
+        do {
+            entry = try pending.save(job: job.id, result: result, artifact: artifact)
+        } catch {
+            log("agent: could not save the result of job \(job.id.uuidString.lowercased()) to \(pending.directory) (\(error)); delivering it from memory")
+            try deliver(PendingResults.Entry(jobID: job.id, result: result, hasArtifact: artifact != nil), store: nil, artifact: artifact)
+            return
+        }
+        try deliver(entry, store: pending)
+    }
+
+    /// Delivers a finished result: the artifact (if any), then the result, each retried until the coordinator
+    /// answers. Any answer ends it (the entry is removed): a refused artifact turns the result into a failure that
+    /// says why; 404/409 mean this attempt no longer holds the job, so its result is dropped.
+    func deliver(_ entry: PendingResults.Entry, store: PendingResults?, artifact inMemory: Data? = nil) throws {
+        let path = "/v1/agent/jobs/\(entry.jobID.uuidString.lowercased())"
+        var result = entry.result
+        if let artifact = inMemory ?? store?.artifact(of: entry), result.outcome == .succeeded {
+            let up = try persistently("PUT", "\(path)/artifact?attempt=\(result.attempt)", body: artifact,
+                                      contentType: "application/octet-stream",
+                                      headers: ["Content-SHA256": CoordinatorClient.sha256Hex(artifact)])
+            switch up.status {
+            case 201:
+                break
+            case 404, 409:
+                log("agent: job \(entry.jobID.uuidString.lowercased()) attempt \(result.attempt) no longer holds the job (artifact: HTTP \(up.status)); its result is dropped")
+                store?.remove(entry)
+                return
+            default:
+                result = JobResult(attempt: result.attempt, outcome: .failed,
+                                   error: "artifact upload refused: HTTP \(up.status) \(String(decoding: up.body, as: UTF8.self))")
+            }
+        } else if entry.hasArtifact, result.outcome == .succeeded {
+            result = JobResult(attempt: result.attempt, outcome: .failed, error: "the saved artifact could not be read")
+        }
+        let r = try persistently("POST", "\(path)/result", body: try client.json(result))
+        log("agent: job \(entry.jobID.uuidString.lowercased()) \(result.outcome.rawValue) → HTTP \(r.status)")
+        store?.remove(entry)
     }
 
     /// Trains the block adapters (and batch-norm affine parameters) on the local images with the requested
     /// unsupervised loss, uploads them, and measures entropy (and accuracy, when labels exist) before and after.
-    func adapt(_ job: LeasedJob, data: LabeledImages, progress: Shared<[String: Double]>) throws -> JobResult {
+    /// Returns the result and the adapters to upload with it (`deliver` uploads them before the result).
+    func adapt(_ job: LeasedJob, data: LabeledImages, progress: Shared<[String: Double]>) throws -> (JobResult, Data?) {
         guard let loss = AdaptationLoss(rawValue: job.document.loss) else {
-            return JobResult(attempt: job.attempt, outcome: .failed, error: "unknown loss \(job.document.loss)")
+            return (JobResult(attempt: job.attempt, outcome: .failed, error: "unknown loss \(job.document.loss)"), nil)
         }
         let net = try network(for: job.document)
         let model = net.model
@@ -143,15 +217,10 @@ public final class AgentRunner: Sendable {
         // when the config says so): the figure the planner predicted.
         let latency = measureLatency(net, data: data, modelID: job.document.modelID)
         let artifact = Data(SafeTensors.encode(adaptedTensors(model), metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))
-        let up = try client.send("PUT", "/v1/agent/jobs/\(job.id.uuidString.lowercased())/artifact?attempt=\(job.attempt)", body: artifact,
-                                 contentType: "application/octet-stream", headers: ["Content-SHA256": CoordinatorClient.sha256Hex(artifact)])
-        guard up.status == 201 else {
-            return JobResult(attempt: job.attempt, outcome: .failed, error: "artifact upload refused: HTTP \(up.status) \(String(decoding: up.body, as: UTF8.self))")
-        }
-        return JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
+        return (JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: entropyAfter, accuracyBefore: accuracyBefore, accuracyAfter: accuracyAfter,
             trainSeconds: seconds, energyMJ: seconds * 1000 * configuration.powerWatts, samples: data.count, steps: report.steps,
-            latencyMs: latency.ms, splitAfterBlock: latency.split))
+            latencyMs: latency.ms, splitAfterBlock: latency.split)), artifact)
     }
 
     /// Installs the domain's aggregated adapters (trained by other devices) without training, re-estimates the

@@ -8,6 +8,7 @@ import Synchronization
 
 /// The agent's side of the HTTP API, blocking, with retries: network errors and 5xx answers are retried with
 /// exponential backoff and jitter (the coordinator may be restarting); 4xx answers are returned to the caller.
+/// What must reach the coordinator (results, the poll) goes through `sendUntilAnswered`, which never gives up.
 public final class CoordinatorClient: Sendable {
     public let baseURL: String
     let token: String
@@ -21,6 +22,13 @@ public final class CoordinatorClient: Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        /// What the last try ran into (a transport error, an HTTP status), without the request's name.
+        public var cause: String?
+
+        public init(description: String, cause: String? = nil) {
+            self.description = description
+            self.cause = cause
+        }
     }
 
     public init(baseURL: String, token: String) {
@@ -76,7 +84,39 @@ public final class CoordinatorClient: Sendable {
                 delay = min(delay * 2, 10)
             }
         }
-        throw Failure(description: "\(method) \(path) failed after \(attempts) attempts: \(last)")
+        throw Failure(description: "\(method) \(path) failed after \(attempts) attempts: \(last)", cause: last)
+    }
+
+    /// Sends one request until the coordinator answers it, however long it is away: transport errors, 5xx and 429
+    /// are retried with capped exponential backoff and jitter (0.5 s, ×2, up to `maxDelay`, ±25%), each failure
+    /// reported to `onFailure` as one log line. Only `shouldStop` ends the retries (throwing `Failure("stopped")`).
+    public func sendUntilAnswered(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json",
+                                  headers: [String: String] = [:], maxDelay: Double = 30,
+                                  shouldStop: @Sendable () -> Bool = { false },
+                                  onFailure: (String) -> Void) throws -> Response {
+        var delay = min(0.5, maxDelay)
+        var failures = 0
+        while true {
+            if shouldStop() { throw Failure(description: "stopped") }
+            let problem: String
+            do {
+                let r = try send(method, path, body: body, contentType: contentType, headers: headers, attempts: 1)
+                if r.status != 429 { return r }
+                problem = "HTTP 429 (rate limited)"
+            } catch let failure as Failure {
+                problem = failure.cause ?? failure.description
+            }
+            failures += 1
+            let wait = delay * Double.random(in: 0.75...1.25)
+            onFailure(String(format: "agent: %@ %@ failed (%d in a row), next try in %.1f s: %@", method, path, failures, wait, problem))
+            // Sleep in short slices so that a stop request is honoured at once.
+            let until = ContinuousClock.now + .milliseconds(Int(wait * 1000))
+            while ContinuousClock.now < until {
+                if shouldStop() { throw Failure(description: "stopped") }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            delay = min(delay * 2, maxDelay)
+        }
     }
 
     public func json<T: Encodable>(_ value: T) throws -> Data {

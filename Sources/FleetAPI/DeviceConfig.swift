@@ -113,8 +113,8 @@ public struct PlanDecision: Codable, Sendable, Equatable, Hashable {
     /// builds the same string in SQL from stored decisions, so a fleet re-plan compares without decoding them.
     public var identity: String {
         let split = partition.map { String($0.splitAfterBlock) } ?? ""
-        let a = adapters.map { "\($0.domainID.uuidString):\($0.source.rawValue):\($0.version.map(String.init) ?? "")" } ?? "::"
-        return "\(modelID.uuidString)|\(variants.map(\.variant).joined(separator: "/"))|\(split)|\(a)|\(feasible)"
+        let a = adapters.map { "\($0.domainID.uuidString.lowercased()):\($0.source.rawValue):\($0.version.map(String.init) ?? "")" } ?? "::"
+        return "\(modelID.uuidString.lowercased())|\(variants.map(\.variant).joined(separator: "/"))|\(split)|\(a)|\(feasible)"
     }
 
     /// Two decisions are the same config when the device would run the same thing; estimates that move with

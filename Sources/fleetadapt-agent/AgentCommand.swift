@@ -20,8 +20,10 @@ struct AgentCommand: ParsableCommand {
             With --edge-url, a device whose config cuts the network after block k measures its latency split:
             blocks up to k here, the rest on that edge server (`fleetadapt-edge`), the link's declared
             --bandwidth-mbps and --rtt-ms simulated on top of the real transfer.
-            It retries with backoff when the coordinator is unreachable and stops on SIGTERM/SIGINT after the
-            job in hand.
+            It never exits because the coordinator is unreachable: it retries with capped exponential backoff
+            (0.5 s doubling up to --max-retry-delay, one log line per failure), and a finished result (the result
+            and the trained adapters) waits in --state-dir until the coordinator has it, across restarts of the
+            agent too. It stops on SIGTERM/SIGINT after the job in hand (an undelivered result stays saved).
 
             The token comes from --token, FLEETADAPT_TOKEN, or --token-file (in that order).
             Elastic packages are downloaded from the coordinator (GET /v1/models/{id}/package), verified
@@ -49,6 +51,12 @@ struct AgentCommand: ParsableCommand {
 
     @Option(help: "Directory caching downloaded model packages (default: <data-dir>/../model-cache).")
     var cacheDir: String?
+
+    @Option(help: "Directory keeping finished results until the coordinator has them (default: <data-dir>-state).")
+    var stateDir: String?
+
+    @Option(help: "Longest pause in seconds between two tries to reach the coordinator (1–600).")
+    var maxRetryDelay: Double = 30
 
     @Option(help: "Power draw in watts, for energy estimates.")
     var powerWatts: Double = 5
@@ -85,6 +93,7 @@ struct AgentCommand: ParsableCommand {
         guard slowdown >= 1 else { throw ValidationError("--slowdown must be at least 1") }
         guard powerWatts > 0 else { throw ValidationError("--power-watts must be positive") }
         guard maxJobs >= 0 else { throw ValidationError("--max-jobs must not be negative") }
+        guard (1...600).contains(maxRetryDelay) else { throw ValidationError("--max-retry-delay must be 1–600 seconds") }
         if let edgeURL, URL(string: edgeURL)?.scheme.map({ ["http", "https"].contains($0) }) != true {
             throw ValidationError("--edge-url must be an http(s) URL")
         }
@@ -106,7 +115,8 @@ struct AgentCommand: ParsableCommand {
         let runner = AgentRunner(configuration: AgentConfiguration(
             coordinatorURL: coordinator, token: resolved, dataDirectory: dataDir, modelPath: model,
             cacheDirectory: cacheDir ?? (URL(fileURLWithPath: dataDir).deletingLastPathComponent().path + "/model-cache"), powerWatts: powerWatts,
-            slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs, context: context, edgeURL: edgeURL))
+            slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs, context: context, edgeURL: edgeURL,
+            stateDirectory: stateDir, maxRetryDelay: maxRetryDelay))
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "fleetadapt-agent.signals")
@@ -118,6 +128,6 @@ struct AgentCommand: ParsableCommand {
         }
         defer { sources.forEach { $0.cancel() } }
         let done = try runner.run()
-        print("agent: stopped after \(done) job(s)")
+        AgentRunner.writeLine("agent: stopped after \(done) job(s)")
     }
 }

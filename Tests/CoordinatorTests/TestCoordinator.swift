@@ -20,17 +20,21 @@ final class TestCoordinator: Sendable {
                       modelUploadLimit: modelUploadLimit, replansFleetInBackground: replansFleetInBackground)
     }
 
-    init(database: PostgresConfiguration, threads: Int = 8, modelUploadLimit: Int? = nil, replansFleetInBackground: Bool = true) throws {
+    /// - Parameters:
+    ///   - port: 0 for an ephemeral one; a coordinator restarted on the same database passes the first one's port.
+    ///   - clock: this replica's clock (a skewed one shows that leases follow the database's clock).
+    init(database: PostgresConfiguration, threads: Int = 8, modelUploadLimit: Int? = nil, replansFleetInBackground: Bool = true,
+         port: Int = 0, clock: WallClock = .system) throws {
         self.database = database
         dataDirectory = NSTemporaryDirectory() + "fleetadapt-coordinator-test-" + UUID().uuidString
         var config = CoordinatorConfiguration(
-            host: "127.0.0.1", port: 0, dataDirectory: dataDirectory, database: .external(database),
+            host: "127.0.0.1", port: port, dataDirectory: dataDirectory, database: .external(database),
             adminKey: Self.adminKey, threadPoolSize: threads, maxDatabaseConnections: threads, accessLog: false)
         // Retries come back within milliseconds so expiry tests need not sleep for attempt^4 seconds.
         config.backoff = Backoff(scale: 0.001, jitter: 0.1)
         if let modelUploadLimit { config.modelUploadLimitBytes = modelUploadLimit }
         config.replansFleetInBackground = replansFleetInBackground
-        app = try CoordinatorApp(configuration: config)
+        app = try CoordinatorApp(configuration: config, clock: clock)
     }
 
     /// Runs SQL on the test database directly (fixtures and checks the API does not offer).

@@ -55,8 +55,7 @@ struct AgentJobRoutes {
         let device = try services.auth.requireDevice(request)
         let job = try request.uuidParameter("id")
         let beat = try request.decodeValidated(Heartbeat.self) { $0.validate() }
-        switch try services.jobs.heartbeat(job: job, device: device.id, attempt: beat.attempt, progress: beat.progress,
-                                           now: services.clock.now()) {
+        switch try services.jobs.heartbeat(job: job, device: device.id, attempt: beat.attempt, progress: beat.progress) {
         case .ok(let expires):
             return try .body(["lease_expires_at": Timestamp.format(expires)])
         case .notFound:
@@ -124,6 +123,10 @@ struct AgentJobRoutes {
         return try .body(["sha256": stated, "size": String(body.count)], status: 201)
     }
 
+    /// Records an attempt's result (with its metrics, in one transaction), then finishes what follows it: the
+    /// follow-ups of a success (outbox, see `JobFollowups`) and the campaign's evaluation. Once the result is
+    /// committed the answer is 200 even if a follow-up fails (it is logged; the maintenance loop finishes it), and a
+    /// replayed result finishes whatever a failed earlier request left undone.
     func result(_ request: HTTPRequest) throws -> HTTPResponse {
         let device = try services.auth.requireDevice(request)
         let job = try request.uuidParameter("id")
@@ -132,31 +135,27 @@ struct AgentJobRoutes {
             try ArtifactPolicy(pool: services.pool).requireArtifact(job: job, device: device.id, attempt: result.attempt)
         }
         let now = services.clock.now()
-        switch try services.jobs.complete(job: job, device: device.id, result: result, backoff: services.backoff, now: now) {
+        let completion = try services.jobs.complete(job: job, device: device.id, result: result, backoff: services.backoff) { c, _ in
+            try services.results.record(job: job, device: device.id, result: result, now: now, on: c)
+        }
+        let campaign: UUID, answer: String
+        switch completion {
         case .notFound:
             throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
         case .staleAttempt:
             throw HTTPError.conflict("Attempt \(result.attempt) no longer holds this job; its result is refused.", code: "stale_attempt")
-        case .replayed:
-            return try .body(["state": "recorded"])
-        case .recorded(let campaign, let state):
-            try services.results.recorded(job: job, device: device.id, result: result, state: state, now: now)
-            if state == .succeeded {
-                let version = try services.aggregator.aggregate(afterJob: job, now: now)
-                // The device now runs new adapters (or measured its latencies): re-plan it; devices that applied
-                // the domain's aggregate move to the new version.
-                let kind = try services.jobs.kind(ofJob: job)
-                services.replanner.replan(device: device.id, trigger: kind == .profile ? "profile" : "adapters")
-                if version != nil, let domain = try services.jobs.domain(ofJob: job) {
-                    let others = try services.jobs.devicesApplyingAggregate(domain: domain).filter { $0 != device.id }
-                    do { try services.replanner.replan(devices: others, trigger: "adapters") } catch {
-                        Log.error("re-plan of \(others.count) devices applying domain \(domain.uuidString.lowercased())'s adapters failed: \(error)")
-                    }
-                }
-            }
-            try services.scheduler.evaluate(campaign, now: now)
-            return try .body(["state": state.rawValue])
+        case .replayed(let c):
+            (campaign, answer) = (c, "recorded")
+        case .recorded(let c, let state):
+            (campaign, answer) = (c, state.rawValue)
         }
+        do {
+            try JobFollowups(services: services).finish(job: job)
+            try services.scheduler.evaluate(campaign, now: services.clock.now())
+        } catch {
+            Log.error("follow-ups of job \(job.uuidString.lowercased()) failed (the maintenance loop retries them): \(error)")
+        }
+        return try .body(["state": answer])
     }
 
     /// The domain's newest aggregated adapter (safetensors), for devices that apply instead of training. Only a

@@ -22,7 +22,12 @@ struct AdapterAggregator: Sendable {
     /// no artifact (an `apply` job) or the artifact cannot be averaged.
     @discardableResult
     func aggregate(afterJob job: UUID, now: Date) throws -> Int? {
-        try pool.withTransaction { c in
+        try pool.withTransaction { c in try aggregate(afterJob: job, now: now, on: c) }
+    }
+
+    /// The same inside the caller's transaction (the job's follow-ups: the fold and its outbox mark commit together).
+    func aggregate(afterJob job: UUID, now: Date, on c: PostgresConnection) throws -> Int? {
+        do {
             guard let row = try c.query("""
                 SELECT cp.domain_id, a.content, j.document::text AS document, (j.result->'metrics'->>'samples')::bigint AS samples
                 FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id

@@ -30,15 +30,18 @@ struct CampaignScheduler: Sendable {
             let waveCount = try row.decode("wave_count", as: Int.self)
             let spec = try JSON.decode(DomainRequest.self, from: try row.decode("spec", as: String.self))
             var counts: [String: Int] = [:]
+            // A success whose follow-ups (aggregation, re-plan) are still pending counts as open: the next wave may
+            // apply the aggregate those follow-ups fold.
             for r in try c.query("""
-                SELECT state, count(*)::bigint AS n FROM jobs WHERE campaign_id = \(campaignID) AND wave <= \(released) GROUP BY state
+                SELECT CASE WHEN followup_pending THEN 'followup_pending' ELSE state END AS state, count(*)::bigint AS n
+                FROM jobs WHERE campaign_id = \(campaignID) AND wave <= \(released) GROUP BY 1
                 """).rows {
                 counts[try r.decode("state", as: String.self)] = try r.decode("n", as: Int.self)
             }
             let succeeded = counts["succeeded"] ?? 0
             let failures = (counts["failed"] ?? 0) + (counts["timed_out"] ?? 0)
             let executed = succeeded + failures
-            let open = (counts["queued"] ?? 0) + (counts["leased"] ?? 0) + (counts["running"] ?? 0)
+            let open = (counts["queued"] ?? 0) + (counts["leased"] ?? 0) + (counts["running"] ?? 0) + (counts["followup_pending"] ?? 0)
             let abort = spec.effectiveAbort
             let rollout = spec.effectiveRollout
 
@@ -116,8 +119,11 @@ struct CampaignScheduler: Sendable {
                     """)
             case .retryFailed:
                 guard status != .canceled else { return .conflict("A canceled campaign cannot be retried.") }
+                // A fresh budget of max_attempts from the attempt reached: the attempt number itself only rises, so
+                // a worker of an earlier attempt can never heartbeat or report onto the retry.
                 let n = try c.query("""
-                    UPDATE jobs SET state = 'queued', attempt = 0, run_after = \(now), finished_at = NULL, result = NULL, updated_at = \(now)
+                    UPDATE jobs SET state = 'queued', attempt_base = attempt, run_after = now(), finished_at = NULL, result = NULL,
+                           updated_at = now()
                     WHERE campaign_id = \(id) AND state IN ('failed', 'timed_out')
                     """).affectedRows
                 guard n > 0 else { return .conflict("No failed or timed-out jobs to retry.") }

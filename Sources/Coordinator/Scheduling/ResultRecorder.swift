@@ -2,14 +2,15 @@ import FleetAPI
 import Foundation
 import PostgresClient
 
-/// What follows a recorded job result: the device's metric series, and for `profile` jobs the measured
-/// latencies the planner prefers over scaled reference figures.
+/// What a recorded job result writes beside it: the device's metric series, and for `profile` jobs the measured
+/// latencies the planner prefers over scaled reference figures. It runs inside the transaction that records the
+/// result (`JobStore.complete`), so each result is recorded exactly once, with its metrics or not at all.
 struct ResultRecorder: Sendable {
     let pool: PostgresPool
     let metrics: MetricsStore
 
-    func recorded(job: UUID, device: UUID, result: JobResult, state: JobState, now: Date) throws {
-        guard let row = try pool.query("SELECT kind, document::text AS document FROM jobs WHERE id = \(job)").rows.first else { return }
+    func record(job: UUID, device: UUID, result: JobResult, now: Date, on c: PostgresConnection) throws {
+        guard let row = try c.query("SELECT kind, document::text AS document FROM jobs WHERE id = \(job)").rows.first else { return }
         let kind = try row.decode("kind", as: String.self)
         let document = try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
         var values: [String: Double] = ["succeeded": result.outcome == .succeeded ? 1 : 0, "attempt": Double(result.attempt)]
@@ -25,15 +26,66 @@ struct ResultRecorder: Sendable {
             values["latency_ms"] = m.latencyMs
             values["split_after_block"] = m.splitAfterBlock.map(Double.init)
         }
-        try pool.withTransaction { c in
-            try metrics.record(device: device, kind: "job.\(kind)", job: job, values: values, now: now, on: c)
-            if kind == JobKind.profile.rawValue, result.outcome == .succeeded, let latencies = result.variantLatenciesMs {
-                try c.query("""
-                    INSERT INTO device_variant_latencies (device_id, model_id, latencies, measured_at)
-                    VALUES (\(device), \(document.modelID), \(try JSON.string(latencies))::jsonb, \(now))
-                    ON CONFLICT (device_id, model_id) DO UPDATE SET latencies = EXCLUDED.latencies, measured_at = EXCLUDED.measured_at
-                    """)
+        try metrics.record(device: device, kind: "job.\(kind)", job: job, values: values, now: now, on: c)
+        if kind == JobKind.profile.rawValue, result.outcome == .succeeded, let latencies = result.variantLatenciesMs {
+            try c.query("""
+                INSERT INTO device_variant_latencies (device_id, model_id, latencies, measured_at)
+                VALUES (\(device), \(document.modelID), \(try JSON.string(latencies))::jsonb, \(now))
+                ON CONFLICT (device_id, model_id) DO UPDATE SET latencies = EXCLUDED.latencies, measured_at = EXCLUDED.measured_at
+                """)
+        }
+    }
+}
+
+/// The follow-ups of a succeeded job, as an outbox: `JobStore.complete` marks them pending in the transaction that
+/// records the success; `finish` folds the job's artifact into its domain's adapter and clears the mark in one
+/// transaction (so the fold happens exactly once), then re-plans the device and the devices applying the domain's
+/// aggregate. The result request calls it at once; a replayed result and the maintenance loop call it again, so a
+/// request that failed after the commit (a crash, a lost connection, a database error) never stalls the campaign.
+struct JobFollowups {
+    let services: Services
+
+    enum Outcome: Equatable {
+        /// Nothing was pending (already finished by someone else, or not a success).
+        case nothingPending
+        /// Another transaction is finishing them now (only when asked not to wait).
+        case busy
+        case finished
+    }
+
+    /// - Parameter wait: wait for a concurrent finisher (the request path) or skip a locked job (maintenance).
+    @discardableResult
+    func finish(job: UUID, wait: Bool = true) throws -> Outcome {
+        let now = services.clock.now()
+        let lock = wait ? "FOR UPDATE" : "FOR UPDATE SKIP LOCKED"
+        enum Step { case nothing, busy, done(device: UUID, kind: JobKind?, version: Int?) }
+        let step: Step = try services.pool.withTransaction { c in
+            guard let row = try c.query("""
+                SELECT device_id, kind, followup_pending FROM jobs WHERE id = \(job) \(unsafeRaw: lock)
+                """).rows.first else {
+                return wait ? .nothing : .busy   // without waiting, no row means another finisher holds it
+            }
+            guard try row.decode("followup_pending", as: Bool.self) else { return .nothing }
+            let kind = JobKind(rawValue: try row.decode("kind", as: String.self))
+            let version = kind == .adapt ? try services.aggregator.aggregate(afterJob: job, now: now, on: c) : nil
+            try c.query("UPDATE jobs SET followup_pending = false WHERE id = \(job)")
+            return .done(device: try row.decode("device_id", as: UUID.self), kind: kind, version: version)
+        }
+        let device: UUID, kind: JobKind?, version: Int?
+        switch step {
+        case .nothing: return .nothingPending
+        case .busy: return .busy
+        case .done(let d, let k, let v): (device, kind, version) = (d, k, v)
+        }
+        // The device now runs new adapters (or measured its latencies): re-plan it; devices that applied the
+        // domain's aggregate move to the new version.
+        services.replanner.replan(device: device, trigger: kind == .profile ? "profile" : "adapters")
+        if version != nil, let domain = try services.jobs.domain(ofJob: job) {
+            let others = try services.jobs.devicesApplyingAggregate(domain: domain).filter { $0 != device }
+            do { try services.replanner.replan(devices: others, trigger: "adapters") } catch {
+                Log.error("re-plan of \(others.count) devices applying domain \(domain.uuidString.lowercased())'s adapters failed: \(error)")
             }
         }
+        return .finished
     }
 }

@@ -26,7 +26,9 @@ struct CampaignStore: Sendable {
             INSERT INTO campaigns (id, domain_id, status, wave_count, released_wave, target_count, max_per_minute, created_at, updated_at)
             VALUES (\(campaignID), \(domainID), 'running', \(waveCount), 0, \(targets.count), \(rollout.maxPerMinute), \(now), \(now))
             """)
-        let stamp = Timestamp.format(now)
+        // Jobs are ready from the database's "now", not this replica's: leasing compares run_after with the
+        // database's clock, and a replica whose clock runs ahead must not hold its new jobs back.
+        let stamp = Timestamp.format(try c.query("SELECT now() AS now").rows[0].decode("now", as: Date.self))
         let campaign = campaignID.uuidString.lowercased()
         let leaseS = request.job.leaseS ?? min(30, request.job.timeoutS)
         let encoder = JSON.encoder
@@ -43,6 +45,11 @@ struct CampaignStore: Sendable {
                                                   "timeout_s", "lease_s", "run_after", "document", "created_at", "updated_at"],
                          rows: rows)
         try c.query("SELECT pg_notify(\(JobStore.channel), '*')")
+    }
+
+    /// Every running campaign, for the maintenance loop's periodic re-evaluation.
+    func runningCampaigns() throws -> [UUID] {
+        try pool.query("SELECT id FROM campaigns WHERE status = 'running' ORDER BY id").rows.map { try $0.decode("id", as: UUID.self) }
     }
 
     func domain(_ id: UUID, on c: PostgresConnection? = nil) throws -> DomainView? {

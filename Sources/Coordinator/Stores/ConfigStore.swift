@@ -77,17 +77,18 @@ struct ConfigStore: Sendable {
     }
 
     /// Current version and decision identity (`PlanDecision.identity`, built here in SQL) of many devices in one
-    /// query, so a fleet re-plan compares decisions without decoding them.
+    /// query, so a fleet re-plan compares decisions without decoding them. UUIDs compare in lower case (the wire's
+    /// case; decisions stored before it was were upper case).
     func currentIdentities(_ devices: [UUID]) throws -> [UUID: (version: Int, identity: String)] {
         guard !devices.isEmpty else { return [:] }
         var out: [UUID: (version: Int, identity: String)] = [:]
         out.reserveCapacity(devices.count)
         for row in try pool.query("""
             SELECT DISTINCT ON (device_id) device_id, version,
-                   (decision->>'model_id') || '|' ||
+                   lower(decision->>'model_id') || '|' ||
                    COALESCE((SELECT string_agg(v->>'variant', '/' ORDER BY n) FROM jsonb_array_elements(decision->'variants') WITH ORDINALITY AS t(v, n)), '') || '|' ||
                    COALESCE(decision->'partition'->>'split_after_block', '') || '|' ||
-                   COALESCE(decision->'adapters'->>'domain_id', '') || ':' || COALESCE(decision->'adapters'->>'source', '') || ':' ||
+                   lower(COALESCE(decision->'adapters'->>'domain_id', '')) || ':' || COALESCE(decision->'adapters'->>'source', '') || ':' ||
                    COALESCE(decision->'adapters'->>'version', '') || '|' || (decision->>'feasible') AS identity
             FROM device_configs WHERE device_id = ANY(\(PostgresArray(devices))) ORDER BY device_id, version DESC
             """).rows {

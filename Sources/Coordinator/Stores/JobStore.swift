@@ -4,32 +4,39 @@ import PostgresClient
 
 /// SQL for the jobs table: leasing, heartbeats, results, rescue of expired leases.
 /// Every state change is guarded by (id, device, attempt, state), so a superseded attempt changes nothing.
+/// Attempt numbers only rise (the retry budget counts from `attempt_base`), and every time a lease is compared with
+/// comes from the database's clock, so replicas whose clocks disagree still agree on every lease.
 struct JobStore: Sendable {
     let pool: PostgresPool
 
     /// NOTIFY channel; the payload is a device id, or `*` when many devices may have work.
     static let channel = "fleetadapt_jobs"
 
+    /// The database's clock as RFC 3339 text with microseconds (the format of `Timestamp.format`), for JSON values.
+    static let nowText = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
     /// Leases the calling device's next ready job in one statement: the candidate is locked with
     /// SKIP LOCKED (concurrent pollers never wait on each other nor take the same row), then updated.
     /// Jobs of paused or unreleased waves, rate-limited campaigns, or a device already running a job are skipped.
-    func leaseNext(device: UUID, now: Date) throws -> LeasedJob? {
+    /// Every time in it (ready, lease, expiry, the rate window) is the database's clock, which all replicas share.
+    func leaseNext(device: UUID) throws -> LeasedJob? {
         do {
             let rows = try pool.query("""
                 WITH candidate AS (
                     SELECT j.id
                     FROM jobs j JOIN campaigns c ON c.id = j.campaign_id
-                    WHERE j.device_id = \(device) AND j.state = 'queued' AND j.run_after <= \(now)
+                    WHERE j.device_id = \(device) AND j.state = 'queued' AND j.run_after <= now()
+                      AND j.attempt - j.attempt_base < j.max_attempts
                       AND c.status = 'running' AND j.wave <= c.released_wave
                       AND (c.max_per_minute IS NULL OR c.max_per_minute > (
                             SELECT count(*) FROM jobs r
-                            WHERE r.campaign_id = c.id AND r.leased_at > \(now) - interval '1 minute'))
+                            WHERE r.campaign_id = c.id AND r.leased_at > now() - interval '1 minute'))
                     ORDER BY j.run_after, j.id
                     LIMIT 1
                     FOR UPDATE OF j SKIP LOCKED)
-                UPDATE jobs SET state = 'leased', attempt = jobs.attempt + 1, leased_at = \(now),
-                       lease_expires_at = \(now) + make_interval(secs => least(jobs.lease_s, jobs.timeout_s)),
-                       progress = NULL, updated_at = \(now)
+                UPDATE jobs SET state = 'leased', attempt = jobs.attempt + 1, leased_at = now(),
+                       lease_expires_at = now() + make_interval(secs => least(jobs.lease_s, jobs.timeout_s)),
+                       progress = NULL, updated_at = now()
                 FROM candidate
                 WHERE jobs.id = candidate.id
                 RETURNING jobs.id, jobs.campaign_id, jobs.attempt, jobs.lease_expires_at, jobs.document::text AS document
@@ -46,13 +53,21 @@ struct JobStore: Sendable {
         }
     }
 
-    /// Gives a lease back untouched (the long-poll that asked for it had already answered).
-    func unlease(job: UUID, attempt: Int, now: Date) throws {
+    /// For callers that still pass the replica's clock: the lease is timed by the database's clock, so `now` is unused.
+    func leaseNext(device: UUID, now _: Date) throws -> LeasedJob? { try leaseNext(device: device) }
+
+    /// Gives a lease back (the long-poll that asked for it had already answered). The attempt number it carried
+    /// is never handed out again (attempt numbers only rise); the budget gets the attempt back instead.
+    func unlease(job: UUID, attempt: Int) throws {
         try pool.query("""
-            UPDATE jobs SET state = 'queued', attempt = attempt - 1, leased_at = NULL, lease_expires_at = NULL, updated_at = \(now)
+            UPDATE jobs SET state = 'queued', attempt_base = attempt_base + 1, leased_at = NULL, lease_expires_at = NULL,
+                   updated_at = now()
             WHERE id = \(job) AND attempt = \(attempt) AND state = 'leased'
             """)
     }
+
+    /// For callers that still pass the replica's clock (see `leaseNext(device:now:)`).
+    func unlease(job: UUID, attempt: Int, now _: Date) throws { try unlease(job: job, attempt: attempt) }
 
     enum Touch: Equatable {
         case ok(leaseExpiresAt: Date)
@@ -60,14 +75,14 @@ struct JobStore: Sendable {
         case leaseLost
     }
 
-    /// Extends the lease (never past the attempt's timeout) and records progress.
-    func heartbeat(job: UUID, device: UUID, attempt: Int, progress: [String: Double]?, now: Date) throws -> Touch {
+    /// Extends the lease (never past the attempt's timeout) and records progress, by the database's clock.
+    func heartbeat(job: UUID, device: UUID, attempt: Int, progress: [String: Double]?) throws -> Touch {
         let progressJSON = try progress.map(JSON.string)
         let rows = try pool.query("""
-            UPDATE jobs SET state = 'running', progress = \(progressJSON)::jsonb, updated_at = \(now),
-                   lease_expires_at = least(\(now) + make_interval(secs => lease_s), leased_at + make_interval(secs => timeout_s))
+            UPDATE jobs SET state = 'running', progress = \(progressJSON)::jsonb, updated_at = now(),
+                   lease_expires_at = least(now() + make_interval(secs => lease_s), leased_at + make_interval(secs => timeout_s))
             WHERE id = \(job) AND device_id = \(device) AND attempt = \(attempt)
-              AND state IN ('leased', 'running') AND lease_expires_at >= \(now)
+              AND state IN ('leased', 'running') AND lease_expires_at >= now()
             RETURNING lease_expires_at
             """).rows
         if let row = rows.first { return .ok(leaseExpiresAt: try row.decode("lease_expires_at", as: Date.self)) }
@@ -78,10 +93,13 @@ struct JobStore: Sendable {
         !(try pool.query("SELECT 1 FROM jobs WHERE id = \(job) AND device_id = \(device)").rows.isEmpty)
     }
 
-    /// The attempt currently holding the job, if it is leased by `device` with that attempt.
+    /// Whether `device` holds the job with that attempt. The row stays locked until `c`'s transaction ends, so the
+    /// lease cannot expire and pass to a newer attempt while the caller writes for this one (an artifact of an old
+    /// attempt can never land after a newer attempt took the job).
     func holds(job: UUID, device: UUID, attempt: Int, on c: PostgresConnection) throws -> Bool {
         !(try c.query("""
             SELECT 1 FROM jobs WHERE id = \(job) AND device_id = \(device) AND attempt = \(attempt) AND state IN ('leased', 'running')
+            FOR UPDATE
             """).rows.isEmpty)
     }
 
@@ -92,46 +110,58 @@ struct JobStore: Sendable {
         case staleAttempt
     }
 
-    /// Records an attempt's result. A failure with attempts left requeues the job with backoff.
+    /// Records an attempt's result. A failure with attempts left requeues the job with backoff; a success marks its
+    /// follow-ups pending (see `JobFollowups`). `record` runs in the same transaction (the job's metrics), so a
+    /// result and what it records commit together or not at all.
     /// A repeat of the recorded result for the same attempt is accepted again (idempotent);
     /// any result from another attempt, or for a job no longer held, is refused.
-    func complete(job: UUID, device: UUID, result: JobResult, backoff: Backoff, now: Date) throws -> Completion {
+    func complete(job: UUID, device: UUID, result: JobResult, backoff: Backoff,
+                  record: (PostgresConnection, JobState) throws -> Void = { _, _ in }) throws -> Completion {
         let resultJSON = try JSON.string(result)
         return try pool.withTransaction { c in
             let rows = try c.query("""
-                SELECT campaign_id, state, attempt, max_attempts, result::text AS result FROM jobs
+                SELECT campaign_id, state, attempt, attempt_base, max_attempts, result::text AS result FROM jobs
                 WHERE id = \(job) AND device_id = \(device) FOR UPDATE
                 """).rows
             guard let row = rows.first else { return .notFound }
             let campaign = try row.decode("campaign_id", as: UUID.self)
             let state = JobState(rawValue: try row.decode("state", as: String.self)) ?? .queued
             let attempt = try row.decode("attempt", as: Int.self)
+            let used = attempt - (try row.decode("attempt_base", as: Int.self))
             let maxAttempts = try row.decode("max_attempts", as: Int.self)
             guard attempt == result.attempt else { return .staleAttempt }
             if state == .leased || state == .running {
                 if result.outcome == .succeeded {
                     try c.query("""
-                        UPDATE jobs SET state = 'succeeded', result = \(resultJSON)::jsonb, finished_at = \(now),
-                               lease_expires_at = NULL, updated_at = \(now)
+                        UPDATE jobs SET state = 'succeeded', result = \(resultJSON)::jsonb, finished_at = now(),
+                               lease_expires_at = NULL, updated_at = now(), followup_pending = true
                         WHERE id = \(job)
                         """)
+                    try record(c, .succeeded)
                     return .recorded(campaign: campaign, state: .succeeded)
                 }
-                let error = try JSON.string(["attempt": "\(attempt)", "at": Timestamp.format(now), "error": result.error ?? "failed"])
-                if attempt < maxAttempts {
-                    try c.query("""
-                        UPDATE jobs SET state = 'queued', lease_expires_at = NULL, updated_at = \(now),
-                               run_after = \(now.addingTimeInterval(backoff.delay(attempt: attempt))),
-                               errors = errors || jsonb_build_array(\(error)::jsonb)
-                        WHERE id = \(job)
-                        """)
+                let error: PostgresQuery = """
+                    jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', \(unsafeRaw: Self.nowText), 'error', \(result.error ?? "failed")::text))
+                    """
+                if used < maxAttempts {
+                    var q: PostgresQuery = """
+                        UPDATE jobs SET state = 'queued', lease_expires_at = NULL, updated_at = now(),
+                               run_after = now() + make_interval(secs => \(backoff.delay(attempt: used))), errors = errors ||
+                        """
+                    q.append(error)
+                    q.append(" WHERE id = \(job)")
+                    try c.query(q)
+                    try record(c, .queued)
                     return .recorded(campaign: campaign, state: .queued)
                 }
-                try c.query("""
-                    UPDATE jobs SET state = 'failed', result = \(resultJSON)::jsonb, finished_at = \(now),
-                           lease_expires_at = NULL, updated_at = \(now), errors = errors || jsonb_build_array(\(error)::jsonb)
-                    WHERE id = \(job)
-                    """)
+                var q: PostgresQuery = """
+                    UPDATE jobs SET state = 'failed', result = \(resultJSON)::jsonb, finished_at = now(),
+                           lease_expires_at = NULL, updated_at = now(), errors = errors ||
+                    """
+                q.append(error)
+                q.append(" WHERE id = \(job)")
+                try c.query(q)
+                try record(c, .failed)
                 return .recorded(campaign: campaign, state: .failed)
             }
             if state.isTerminal, let stored = try row.decode("result", as: String?.self),
@@ -142,20 +172,61 @@ struct JobStore: Sendable {
         }
     }
 
-    /// Requeues (with backoff) or times out every job whose lease expired; returns the campaigns touched.
-    func rescueExpired(backoff: Backoff, now: Date) throws -> Set<UUID> {
-        let rows = try pool.query("""
-            UPDATE jobs SET
-                state = CASE WHEN attempt >= max_attempts THEN 'timed_out' ELSE 'queued' END,
-                finished_at = CASE WHEN attempt >= max_attempts THEN \(now) END,
-                run_after = \(now) + make_interval(secs => least(power(attempt, \(backoff.exponent)), \(backoff.capSeconds))
-                                                       * \(backoff.scale) * (1 - \(backoff.jitter) + random() * 2 * \(backoff.jitter))),
-                lease_expires_at = NULL, updated_at = \(now),
-                errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', \(Timestamp.format(now)), 'error', 'lease expired'))
-            WHERE state IN ('leased', 'running') AND lease_expires_at < \(now)
-            RETURNING campaign_id
-            """).rows
-        return Set(try rows.map { try $0.decode("campaign_id", as: UUID.self) })
+    /// Requeues (with backoff) or times out every job whose lease expired by the database's clock, and wakes the
+    /// long-polls of the devices whose job is queued again (NOTIFY; the sweep stays the fallback).
+    /// Returns the campaigns touched.
+    func rescueExpired(backoff: Backoff) throws -> Set<UUID> {
+        try pool.withTransaction { c in
+            let rows = try c.query("""
+                UPDATE jobs SET
+                    state = CASE WHEN attempt - attempt_base >= max_attempts THEN 'timed_out' ELSE 'queued' END,
+                    finished_at = CASE WHEN attempt - attempt_base >= max_attempts THEN now() END,
+                    run_after = now() + make_interval(secs => least(power(attempt - attempt_base, \(backoff.exponent)), \(backoff.capSeconds))
+                                                           * \(backoff.scale) * (1 - \(backoff.jitter) + random() * 2 * \(backoff.jitter))),
+                    lease_expires_at = NULL, updated_at = now(),
+                    errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', \(unsafeRaw: Self.nowText),
+                                                                            'error', 'lease expired'))
+                WHERE state IN ('leased', 'running') AND lease_expires_at < now()
+                RETURNING campaign_id, device_id, state
+                """).rows
+            var requeued: [UUID] = []
+            var campaigns = Set<UUID>()
+            for row in rows {
+                campaigns.insert(try row.decode("campaign_id", as: UUID.self))
+                if try row.decode("state", as: String.self) == JobState.queued.rawValue {
+                    requeued.append(try row.decode("device_id", as: UUID.self))
+                }
+            }
+            if !requeued.isEmpty {
+                try c.query("""
+                    SELECT pg_notify(\(Self.channel), d.id::text) FROM unnest(\(PostgresArray(requeued))) AS d(id)
+                    """)
+            }
+            return campaigns
+        }
+    }
+
+    /// Wakes the devices whose queued job became ready in (`since`, now] by the database's clock (a retry whose
+    /// backoff ran out, a rescued job after its delay): NOTIFY, so their long-polls lease at once instead of at the
+    /// next sweep. Returns the database's "now", the next call's `since`. A hint only: a job committed late into an
+    /// earlier window is found by the sweep.
+    func notifyBecameReady(since: Date?) throws -> Date {
+        try pool.query("""
+            WITH ready AS (
+                SELECT DISTINCT device_id FROM jobs
+                WHERE state = 'queued' AND run_after <= now() AND run_after > COALESCE(\(since), now() - interval '1 second'))
+            SELECT now() AS now, (SELECT count(*) FROM (SELECT pg_notify(\(Self.channel), device_id::text) FROM ready) AS n)::bigint AS woken
+            """).rows[0].decode("now", as: Date.self)
+    }
+
+    /// Succeeded jobs whose follow-ups are still pending after `graceSeconds` (the result request normally
+    /// finishes them at once), oldest first: what the maintenance loop finishes.
+    func pendingFollowups(graceSeconds: Double, limit: Int = 50) throws -> [(job: UUID, campaign: UUID)] {
+        try pool.query("""
+            SELECT id, campaign_id FROM jobs
+            WHERE followup_pending AND finished_at < now() - make_interval(secs => \(graceSeconds))
+            ORDER BY finished_at, id LIMIT \(limit)
+            """).rows.map { (try $0.decode("id", as: UUID.self), try $0.decode("campaign_id", as: UUID.self)) }
     }
 
     /// Job counts by state, for the queue-depth gauge.

@@ -1,6 +1,8 @@
 import Foundation
 
-/// "Now", injected so that leases, timeouts and backoff are testable without sleeping.
+/// This replica's "now", injected, for what only this process compares (record stamps, token checks, metrics).
+/// Leases, expiry, heartbeats and retry backoff are timed by the database's clock instead (`now()` in SQL), which
+/// every replica shares: a replica whose clock runs ahead must not revoke a lease another replica granted.
 public struct WallClock: Sendable {
     public var now: @Sendable () -> Date
 

@@ -1,6 +1,8 @@
 import Foundation
 
-/// JSON for columns (jsonb) and stored answers: sorted keys so equal values give equal text.
+/// The coordinator's one wire coder, also used for columns (jsonb) and stored answers: sorted keys so equal values
+/// give equal text, microsecond RFC 3339 timestamps, and UUIDs in lower case (the FleetAPI types encode them so,
+/// see `UUID+Wire.swift`; decoding accepts either case).
 enum JSON {
     static func string<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try encoder.encode(value), as: UTF8.self)
