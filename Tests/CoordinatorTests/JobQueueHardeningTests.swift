@@ -26,8 +26,10 @@ import Testing
         return r.object
     }
 
+    /// Uploads the attempt's (honest) adapters, as an agent does before it reports a succeeded `adapt`, then the result.
     func succeed(_ c: TestCoordinator, _ token: String, job: String, attempt: Int) async throws -> TestResponse {
-        try await c.request("POST", "/v1/agent/jobs/\(job)/result", token: token, json: """
+        _ = try await putArtifact(c, token, job: job, attempt: attempt)
+        return try await c.request("POST", "/v1/agent/jobs/\(job)/result", token: token, json: """
             {"attempt": \(attempt), "outcome": "succeeded", "metrics": {"entropy_before": 1.2, "entropy_after": 0.8,
              "accuracy_before": 0.5, "accuracy_after": 0.7, "train_seconds": 1.5, "samples": 100, "steps": 20}}
             """)
@@ -37,10 +39,9 @@ import Testing
         try await c.request("POST", "/v1/agent/jobs/\(job)/heartbeat", token: token, json: #"{"attempt": \#(attempt)}"#)
     }
 
+    /// An artifact the job's combination allows, so that only the attempt decides whether it is taken.
     func putArtifact(_ c: TestCoordinator, _ token: String, job: String, attempt: Int) async throws -> TestResponse {
-        let body = safetensorsFixture()
-        return try await c.request("PUT", "/v1/agent/jobs/\(job)/artifact?attempt=\(attempt)", token: token, body: Data(body),
-                                   headers: ["Content-SHA256": try c.sha256Hex(body)])
+        try await c.uploadArtifact(job: job, attempt: attempt, token: token, tensors: TestCoordinator.fixtureArtifact())
     }
 
     /// Waits for a condition with a generous bound (CI is slow); records an issue when it never holds.

@@ -222,15 +222,18 @@ import Testing
         #expect(try await c.request("GET", "/v1/models/\(new)").object?["deprecated_at"] as? String == at)
         #expect(try await c.request("GET", "/v1/models/\(new)/package").status == 200, "still downloadable")
 
-        // An unreferenced model is deleted with its bytes; then it is gone.
-        let third = try await Self.upload(c, try Self.package(drop: 0.03).encode())
+        // An unreferenced model is deleted with its bytes; then it is gone. (On a registry without devices: with one,
+        // the maintenance loop may plan it before the test deprecates it, and a model any config version names stays.)
+        let registry = try TestCoordinator()
+        let third = try await Self.upload(registry, try Self.package(drop: 0.03).encode())
         let unused = try #require(third.object?["id"] as? String)
-        _ = try await c.request("POST", "/v1/models/\(unused)/deprecate")
-        let blobs = try c.count("model_blobs")
-        #expect(try await c.request("DELETE", "/v1/models/\(unused)").status == 204)
-        #expect(try c.count("model_blobs") == blobs - 1)
-        #expect(try await c.request("GET", "/v1/models/\(unused)").status == 404)
-        #expect(try await c.request("DELETE", "/v1/models/\(unused)").status == 404)
+        _ = try await registry.request("POST", "/v1/models/\(unused)/deprecate")
+        let blobs = try registry.count("model_blobs")
+        let deleted = try await registry.request("DELETE", "/v1/models/\(unused)")
+        #expect(deleted.status == 204, "\(deleted.text)")
+        #expect(try registry.count("model_blobs") == blobs - 1)
+        #expect(try await registry.request("GET", "/v1/models/\(unused)").status == 404)
+        #expect(try await registry.request("DELETE", "/v1/models/\(unused)").status == 404)
         #expect(try await c.request("POST", "/v1/models/\(UUID().uuidString.lowercased())/deprecate").status == 404)
         // Device tokens cannot do either.
         #expect(try await c.request("DELETE", "/v1/models/\(old)", token: device.token).status == 403)
