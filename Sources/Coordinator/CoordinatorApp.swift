@@ -41,7 +41,7 @@ public final class CoordinatorApp: Sendable {
                 pool: pool, clock: clock,
                 adminKey: try AdminKey.load(explicitKey: configuration.adminKey, dataDirectory: configuration.dataDirectory),
                 migrations: migrations, openAPIPath: configuration.openAPIPath, backoff: configuration.backoff,
-                authFailures: configuration.authFailures)
+                authFailures: configuration.authFailures, defaultLeaseSeconds: configuration.defaultLeaseSeconds)
             self.services = services
             self.maintenance = Maintenance(services: services, configuration: pgConfig, replansFleet: configuration.replansFleetInBackground)
             let router = Router()

@@ -32,6 +32,8 @@ final class TestCoordinator: Sendable {
             adminKey: Self.adminKey, threadPoolSize: threads, maxDatabaseConnections: threads, accessLog: false)
         // Retries come back within milliseconds so expiry tests need not sleep for attempt^4 seconds.
         config.backoff = Backoff(scale: 0.001, jitter: 0.1)
+        // Leases outlive a test on a loaded machine; tests of expiry name their `lease_s` or expire leases in SQL.
+        config.defaultLeaseSeconds = 600
         if let modelUploadLimit { config.modelUploadLimitBytes = modelUploadLimit }
         config.replansFleetInBackground = replansFleetInBackground
         app = try CoordinatorApp(configuration: config, clock: clock)

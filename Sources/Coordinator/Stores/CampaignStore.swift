@@ -5,6 +5,8 @@ import PostgresClient
 /// SQL for domains and campaigns, and the campaign-wide job writes (bulk creation, wave release, cancel).
 struct CampaignStore: Sendable {
     let pool: PostgresPool
+    /// Lease of an attempt when the domain names none (capped by the job's timeout).
+    var defaultLeaseSeconds = 30
 
     /// One job to create: its device, wave and per-device document.
     struct Target: Sendable {
@@ -30,7 +32,7 @@ struct CampaignStore: Sendable {
         // database's clock, and a replica whose clock runs ahead must not hold its new jobs back.
         let stamp = Timestamp.format(try c.query("SELECT now() AS now").rows[0].decode("now", as: Date.self))
         let campaign = campaignID.uuidString.lowercased()
-        let leaseS = request.job.leaseS ?? min(30, request.job.timeoutS)
+        let leaseS = request.job.leaseS ?? min(defaultLeaseSeconds, request.job.timeoutS)
         let encoder = JSON.encoder
         var rows: [[String?]] = []
         rows.reserveCapacity(targets.count)

@@ -28,6 +28,9 @@ public struct CoordinatorConfiguration: Sendable {
     /// Whether the maintenance loop brings the fleet's configs to a newly published model. Off, a replica leaves
     /// that to other replicas or to `CoordinatorApp.replanFleet()` (tests that count one re-plan's writes need it off).
     public var replansFleetInBackground = true
+    /// The lease of a job attempt when its domain names no `lease_s` (never longer than the job's `timeout_s`);
+    /// heartbeats extend it. Tests that do not exercise expiry lengthen it, so a loaded machine cannot expire them.
+    public var defaultLeaseSeconds = 30
     /// How the embedded PostgreSQL is watched and restarted when it dies (unused with an external database).
     public var databaseSupervision = EmbeddedPostgresSupervisor.Policy()
     /// Connection limits and deadlines of the HTTP server (per address, total, header/body deadlines, lingering).

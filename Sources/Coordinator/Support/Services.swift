@@ -26,7 +26,7 @@ struct Services: Sendable {
     let openAPIPath: String
 
     init(pool: PostgresPool, clock: WallClock, adminKey: AdminKey, migrations: MigrationRunner, openAPIPath: String,
-         backoff: Backoff = Backoff(), authFailures: AuthFailurePolicy = AuthFailurePolicy()) {
+         backoff: Backoff = Backoff(), authFailures: AuthFailurePolicy = AuthFailurePolicy(), defaultLeaseSeconds: Int = 30) {
         self.pool = pool
         self.clock = clock
         self.metrics = Metrics()
@@ -39,7 +39,7 @@ struct Services: Sendable {
         self.models = models
         let jobs = JobStore(pool: pool)
         self.jobs = jobs
-        let campaigns = CampaignStore(pool: pool)
+        let campaigns = CampaignStore(pool: pool, defaultLeaseSeconds: defaultLeaseSeconds)
         self.campaigns = campaigns
         let metricsStore = MetricsStore(pool: pool)
         self.metricsStore = metricsStore
