@@ -195,9 +195,10 @@ import Testing
 
     @Test func aRequeuedJobWakesItsDeviceAtRescueAndWhenItsBackoffRunsOut() async throws {
         let c = try TestCoordinator()
-        let payloads = Mutex<[String]>([])
+        // (payload, when it arrived): a wake-up counts only if it came when it should, however late this task runs.
+        let payloads = Mutex<[(String, Date)]>([])
         let listener = try PostgresListener(configuration: c.database, channels: ["fleetadapt_jobs"], onNotification: { _, payload in
-            payloads.withLock { $0.append(payload) }
+            payloads.withLock { $0.append((payload, Date())) }
         })
         defer { listener.stop() }
         let model = try c.insertModel()
@@ -205,16 +206,18 @@ import Testing
         _ = try await c.request("POST", "/v1/domains", json: domainBody(model: model))
         _ = try #require(try await lease(c, token))
         // (The new job's readiness was announced too; only what comes after the rescue counts.)
-        try await Task.sleep(for: .seconds(1))
-        payloads.withLock { $0.removeAll() }
-        _ = try c.sql("UPDATE jobs SET lease_expires_at = now() - interval '1 second'")
-        try await waitFor("a NOTIFY naming the rescued device") { payloads.withLock { $0 }.contains(device) }
+        let expired = try c.sql("UPDATE jobs SET lease_expires_at = now() - interval '1 second' RETURNING clock_timestamp() AS at")
+            .rows[0].decode("at", as: Date.self)
+        try await waitFor("a NOTIFY naming the rescued device") {
+            payloads.withLock { $0 }.contains { $0.0 == device && $0.1 >= expired }
+        }
         #expect(try c.count("jobs WHERE state = 'queued'") == 1)
         // A retry whose backoff has some time to run: its device is woken when it runs out, not only at rescue.
-        _ = try c.sql("UPDATE jobs SET run_after = now() + interval '1.5 seconds'")
-        try await Task.sleep(for: .milliseconds(100))
-        payloads.withLock { $0.removeAll() }
-        try await waitFor("a NOTIFY naming the device once its retry is ready") { payloads.withLock { $0 }.contains(device) }
+        let ready = try c.sql("UPDATE jobs SET run_after = now() + interval '1.5 seconds' RETURNING run_after")
+            .rows[0].decode("run_after", as: Date.self)
+        try await waitFor("a NOTIFY naming the device once its retry is ready") {
+            payloads.withLock { $0 }.contains { $0.0 == device && $0.1 >= ready }
+        }
         #expect(try c.count("jobs WHERE state = 'queued' AND run_after <= now()") == 1)
     }
 
