@@ -39,12 +39,11 @@ let package = Package(
             "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Learning", "ElasticModel",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "Agent", dependencies: [
-            "FleetAPI", "Learning", "ElasticModel",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        // The edge half of split inference; it reaches the coordinator through the agent's client.
-        .target(name: "EdgeRuntime", dependencies: ["Agent", "HTTPServer", "FleetAPI", "Learning", "ElasticModel"]),
+        // The typed blocking HTTP client of the coordinator's API and the package cache (agent, edge, CLI).
+        .target(name: "FleetClient", dependencies: ["FleetAPI", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Agent", dependencies: ["FleetAPI", "FleetClient", "Learning", "ElasticModel"]),
+        // The edge half of split inference; it reaches the coordinator through FleetClient.
+        .target(name: "EdgeRuntime", dependencies: ["FleetClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel"]),
 
         // Executables.
         .executableTarget(name: "fleetadapt-coordinator", dependencies: [
@@ -60,7 +59,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
-            "Planner", "Coordinator", "PostgresClient", "Learning", "ElasticModel",
+            "Planner", "Coordinator", "PostgresClient", "Learning", "ElasticModel", "FleetAPI", "FleetClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -70,6 +69,7 @@ let package = Package(
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
+        .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel", "EdgeRuntime",
         ]),

@@ -1,4 +1,5 @@
 import FleetAPI
+import FleetClient
 import Foundation
 import ElasticModel
 import Learning
@@ -52,17 +53,16 @@ public final class AgentRunner: Sendable {
         }
         var done = 0
         while !stopped && (configuration.maxJobs == 0 || done < configuration.maxJobs) {
-            let r: CoordinatorClient.Response
+            let answer: CoordinatorClient.LeaseAnswer
             do {
-                r = try persistently("GET", "/v1/agent/jobs/next?wait=\(configuration.pollWait)")
+                answer = try client.leaseNext(wait: configuration.pollWait, retry: persistently)
             } catch {
                 if stopped { break }
                 throw error
             }
-            switch r.status {
-            case 204: continue
-            case 200:
-                let job = try CoordinatorClient.decode(LeasedJob.self, r.body)
+            switch answer {
+            case .noJob: continue
+            case .job(let job):
                 do {
                     try runJob(job, data: data, pending: pending)
                 } catch {
@@ -71,21 +71,18 @@ public final class AgentRunner: Sendable {
                     throw error
                 }
                 done += 1
-            case 401, 403, 404:
+            case .refused(let r):
                 throw CoordinatorClient.Failure(description: "the coordinator refused this device (HTTP \(r.status)): \(String(decoding: r.body, as: UTF8.self))")
-            default:
+            case .unexpected:
                 Thread.sleep(forTimeInterval: 1)
             }
         }
         return done
     }
 
-    /// One request that must reach the coordinator: retried until it answers (or the agent is stopped).
-    func persistently(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json",
-                      headers: [String: String] = [:]) throws -> CoordinatorClient.Response {
-        try client.sendUntilAnswered(method, path, body: body, contentType: contentType, headers: headers,
-                                     maxDelay: configuration.maxRetryDelay, shouldStop: { [weak self] in self?.stopped ?? true },
-                                     onFailure: log)
+    /// How a request that must reach the coordinator is sent: retried until it answers (or the agent is stopped).
+    var persistently: CoordinatorClient.Retry {
+        .untilAnswered(maxDelay: configuration.maxRetryDelay, shouldStop: { [weak self] in self?.stopped ?? true }, onFailure: log)
     }
 
     /// - Parameter persistent: retry until the coordinator answers (at start), rather than a few times (mid-job).
@@ -108,9 +105,7 @@ public final class AgentRunner: Sendable {
                 log(String(format: "agent: round trip to the edge server %.2f ms; reporting rtt %.2f ms", measured, context.rttMs!))
             }
         }
-        let body = try client.json(context)
-        let r = try persistent ? persistently("PUT", "/v1/agent/context", body: body) : client.send("PUT", "/v1/agent/context", body: body)
-        guard r.status == 200 else { throw CoordinatorClient.Failure(description: "context report refused: HTTP \(r.status)") }
+        try client.reportContext(context, retry: persistent ? persistently : .attempts(8))
     }
 
     /// Runs one job with a heartbeat thread beside it; the heartbeat stops the work if the lease is lost. The
@@ -125,9 +120,7 @@ public final class AgentRunner: Sendable {
             while beating.value {
                 Thread.sleep(forTimeInterval: 1)
                 guard beating.value else { break }
-                let body = try? client.json(Heartbeat(attempt: job.attempt, progress: progress.value))
-                if let r = try? client.send("POST", "/v1/agent/jobs/\(job.id.uuidString.lowercased())/heartbeat", body: body, attempts: 2),
-                   r.status == 409 || r.status == 404 {
+                if case .lost? = try? client.heartbeat(job: job.id, attempt: job.attempt, progress: progress.value, attempts: 2) {
                     leaseLost.set(true)
                     break
                 }
@@ -166,28 +159,24 @@ public final class AgentRunner: Sendable {
     /// answers. Any answer ends it (the entry is removed): a refused artifact turns the result into a failure that
     /// says why; 404/409 mean this attempt no longer holds the job, so its result is dropped.
     func deliver(_ entry: PendingResults.Entry, store: PendingResults?, artifact inMemory: Data? = nil) throws {
-        let path = "/v1/agent/jobs/\(entry.jobID.uuidString.lowercased())"
         var result = entry.result
         if let artifact = inMemory ?? store?.artifact(of: entry), result.outcome == .succeeded {
-            let up = try persistently("PUT", "\(path)/artifact?attempt=\(result.attempt)", body: artifact,
-                                      contentType: "application/octet-stream",
-                                      headers: ["Content-SHA256": CoordinatorClient.sha256Hex(artifact)])
-            switch up.status {
-            case 201:
+            switch try client.uploadArtifact(job: entry.jobID, attempt: result.attempt, artifact: artifact, retry: persistently) {
+            case .stored:
                 break
-            case 404, 409:
-                log("agent: job \(entry.jobID.uuidString.lowercased()) attempt \(result.attempt) no longer holds the job (artifact: HTTP \(up.status)); its result is dropped")
+            case .notHeld(let status):
+                log("agent: job \(entry.jobID.uuidString.lowercased()) attempt \(result.attempt) no longer holds the job (artifact: HTTP \(status)); its result is dropped")
                 store?.remove(entry)
                 return
-            default:
+            case .refused(let status, let body):
                 result = JobResult(attempt: result.attempt, outcome: .failed,
-                                   error: "artifact upload refused: HTTP \(up.status) \(String(decoding: up.body, as: UTF8.self))")
+                                   error: "artifact upload refused: HTTP \(status) \(body)")
             }
         } else if entry.hasArtifact, result.outcome == .succeeded {
             result = JobResult(attempt: result.attempt, outcome: .failed, error: "the saved artifact could not be read")
         }
-        let r = try persistently("POST", "\(path)/result", body: try client.json(result))
-        log("agent: job \(entry.jobID.uuidString.lowercased()) \(result.outcome.rawValue) → HTTP \(r.status)")
+        let status = try client.reportResult(job: entry.jobID, result: result, retry: persistently)
+        log("agent: job \(entry.jobID.uuidString.lowercased()) \(result.outcome.rawValue) → HTTP \(status)")
         store?.remove(entry)
     }
 
@@ -228,12 +217,13 @@ public final class AgentRunner: Sendable {
     /// training is not, and most of the gain on a corruption shift — `fleetadapt bench adapt`), and measures what
     /// that changes on this device's data.
     func apply(_ job: LeasedJob, data: LabeledImages) throws -> JobResult {
-        let r = try client.send("GET", "/v1/agent/domains/\(job.document.domainID.uuidString.lowercased())/adapter")
-        guard r.status == 200 else {
-            return JobResult(attempt: job.attempt, outcome: .failed, error: "no aggregated adapter for the domain yet (HTTP \(r.status))")
-        }
-        let digest = CoordinatorClient.sha256Hex(r.body)
-        guard r.headers["etag"] == "\"\(digest)\"" else {
+        let aggregate: Data
+        switch try client.domainAdapter(job.document.domainID) {
+        case .adapter(let body):
+            aggregate = body
+        case .missing(let status):
+            return JobResult(attempt: job.attempt, outcome: .failed, error: "no aggregated adapter for the domain yet (HTTP \(status))")
+        case .corrupt:
             return JobResult(attempt: job.attempt, outcome: .failed, error: "aggregated adapter download is corrupt")
         }
         let net = try network(for: job.document)
@@ -247,7 +237,7 @@ public final class AgentRunner: Sendable {
         let layout = AdaptationLayout(network: net)
         let mine = try layout.tensors(for: net.choiceIDs), anyCombination = layout.allTensors
         var install: [(String, [Float])] = []
-        for (name, tensor) in try SafeTensors.decode(Array(r.body)).tensors.sorted(by: { $0.key < $1.key }) {
+        for (name, tensor) in try SafeTensors.decode(Array(aggregate)).tensors.sorted(by: { $0.key < $1.key }) {
             guard let shape = anyCombination[name] else {
                 throw CoordinatorClient.Failure(description: "aggregated adapter has \(name), which is not an adapter or batch-norm tensor of the package")
             }
@@ -297,9 +287,7 @@ public final class AgentRunner: Sendable {
         }
         guard let edgeURL = configuration.edgeURL else { return onDevice() }
         do {
-            let r = try client.send("GET", "/v1/agent/config", attempts: 3)
-            guard r.status == 200 else { return onDevice() }
-            let config = try CoordinatorClient.decode(DeviceConfigView.self, r.body)
+            guard case .config(let config) = try client.config(attempts: 3) else { return onDevice() }
             guard let partition = config.decision.partition else { return onDevice() }
             guard config.decision.modelID == modelID, config.decision.variants.map(\.variant) == net.choiceIDs else {
                 log("agent: config \(config.version) is for another model or combination than this job's; latency measured on the device")

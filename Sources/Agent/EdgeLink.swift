@@ -1,11 +1,13 @@
 import ElasticModel
 import FleetAPI
+import FleetClient
 import Foundation
 import Learning
 
 /// The device's side of split inference: it opens a session on the edge server with the tensors its adaptation
 /// changed after the cut, then sends cut features and receives logits. The edge server learns the cut and the
-/// variants from the coordinator, not from here.
+/// variants from the coordinator, not from here. The edge server speaks the same bearer-token HTTP as the
+/// coordinator, so the link uses the same client (its untyped `send`).
 struct EdgeLink {
     let client: CoordinatorClient
 

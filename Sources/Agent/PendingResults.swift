@@ -1,4 +1,5 @@
 import FleetAPI
+import FleetClient
 import Foundation
 
 /// Finished job results that the coordinator does not have yet, on disk in the agent's state directory: the result
@@ -36,9 +37,7 @@ struct PendingResults: Sendable {
     func save(job: UUID, result: JobResult, artifact: Data?) throws -> Entry {
         let entry = Entry(jobID: job, result: result, hasArtifact: artifact != nil)
         if let artifact { try artifact.write(to: URL(fileURLWithPath: path(entry, ".artifact")), options: .atomic) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(entry).write(to: URL(fileURLWithPath: path(entry, ".json")), options: .atomic)
+        try WireJSON.encode(entry).write(to: URL(fileURLWithPath: path(entry, ".json")), options: .atomic)
         return entry
     }
 
@@ -48,7 +47,7 @@ struct PendingResults: Sendable {
         let entries: [(Date, Entry)] = names.filter { $0.hasSuffix(".json") }.compactMap { name in
             let file = directory + "/" + name
             guard let data = FileManager.default.contents(atPath: file),
-                  let entry = try? JSONDecoder().decode(Entry.self, from: data) else { return nil }
+                  let entry = try? WireJSON.decode(Entry.self, from: data) else { return nil }
             let modified = (try? FileManager.default.attributesOfItem(atPath: file)[.modificationDate] as? Date) ?? .distantPast
             return (modified, entry)
         }

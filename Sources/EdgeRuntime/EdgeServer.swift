@@ -1,6 +1,6 @@
-import Agent
 import ElasticModel
 import FleetAPI
+import FleetClient
 import Foundation
 import HTTPServer
 import Learning
@@ -57,12 +57,6 @@ struct EdgeRoutes: Sendable {
 
     static func key(_ token: String) -> String { CoordinatorClient.sha256Hex(Data(token.utf8)) }
 
-    /// The `code` of a problem+json answer from the coordinator, if it is one.
-    static func problemCode(_ body: Data) -> String? {
-        struct Problem: Decodable { var code: String? }
-        return (try? JSONDecoder().decode(Problem.self, from: body))?.code
-    }
-
     func openSession(_ request: HTTPRequest) throws -> HTTPResponse {
         guard let token = request.bearerToken else { throw HTTPError.unauthorized("A device token is required (Authorization: Bearer …).") }
         let uploaded: [String: SafeTensor]
@@ -72,22 +66,22 @@ struct EdgeRoutes: Sendable {
             throw HTTPError.validation([FieldError(field: "body", message: "not a safetensors file: \(error)")])
         }
         let coordinator = CoordinatorClient(baseURL: configuration.coordinatorURL, token: token)
-        let answer: CoordinatorClient.Response
+        let answer: CoordinatorClient.ConfigAnswer
         do {
-            answer = try coordinator.send("GET", "/v1/agent/config", attempts: 2)
+            answer = try coordinator.config(attempts: 2)
+        } catch is DecodingError {
+            throw HTTPError.serviceUnavailable("The coordinator's config could not be read.", retryAfter: 2)
         } catch {
             throw HTTPError.serviceUnavailable("The coordinator cannot be reached: \(error)", retryAfter: 2)
         }
-        switch answer.status {
-        case 200: break
-        case 401, 403: throw HTTPError.unauthorized("The coordinator does not accept this device token.")
-        case 404 where Self.problemCode(answer.body) == "no_config":
-            throw HTTPError.conflict("The coordinator has no config for this device yet.", code: "no_config")
-        case 404: throw HTTPError.unauthorized("The coordinator no longer accepts this device (decommissioned).")
-        default: throw HTTPError.serviceUnavailable("The coordinator answered HTTP \(answer.status) for the device's config.", retryAfter: 2)
-        }
-        guard let config = try? CoordinatorClient.decode(DeviceConfigView.self, answer.body) else {
-            throw HTTPError.serviceUnavailable("The coordinator's config could not be read.", retryAfter: 2)
+        let config: DeviceConfigView
+        switch answer {
+        case .config(let view): config = view
+        case .refused(let status) where status != 404: throw HTTPError.unauthorized("The coordinator does not accept this device token.")
+        case .noConfig: throw HTTPError.conflict("The coordinator has no config for this device yet.", code: "no_config")
+        case .refused: throw HTTPError.unauthorized("The coordinator no longer accepts this device (decommissioned).")
+        case .unexpected(let status):
+            throw HTTPError.serviceUnavailable("The coordinator answered HTTP \(status) for the device's config.", retryAfter: 2)
         }
         guard let partition = config.decision.partition else {
             throw HTTPError.conflict("Config version \(config.version) runs the whole network on the device; there is nothing to run here.",
@@ -147,31 +141,30 @@ struct EdgeRoutes: Sendable {
     func confirm(_ session: EdgeSession, token: String, key: String) throws {
         let now = ContinuousClock.now
         guard session.needsConfirmation(ttl: configuration.sessionConfirmationTTL, now: now) else { return }
-        let answer: CoordinatorClient.Response
+        let answer: CoordinatorClient.ConfigAnswer
         do {
-            answer = try CoordinatorClient(baseURL: configuration.coordinatorURL, token: token).send("GET", "/v1/agent/config", attempts: 1)
+            answer = try CoordinatorClient(baseURL: configuration.coordinatorURL, token: token).config(attempts: 1)
+        } catch is DecodingError {
+            throw HTTPError.serviceUnavailable("The coordinator's config could not be read.", retryAfter: 2)
         } catch {
             throw HTTPError.serviceUnavailable("The coordinator cannot be reached to confirm this device's session: \(error)", retryAfter: 2)
         }
         let gone = HTTPError.unauthorized("The coordinator no longer accepts this device (decommissioned or its token revoked); its edge session is closed.")
-        switch answer.status {
-        case 200:
-            guard let config = try? CoordinatorClient.decode(DeviceConfigView.self, answer.body) else {
-                throw HTTPError.serviceUnavailable("The coordinator's config could not be read.", retryAfter: 2)
-            }
+        switch answer {
+        case .config(let config):
             guard config.deviceID == session.deviceID else {
                 sessions.remove(key, ifStill: session)
                 throw gone
             }
             session.confirmed(at: now)
-        case 404 where Self.problemCode(answer.body) == "no_config":
+        case .noConfig:
             sessions.remove(key, ifStill: session)
             throw HTTPError.conflict("The coordinator has no config for this device any more; its edge session is closed.", code: "no_config")
-        case 401, 403, 404:
+        case .refused:
             sessions.remove(key, ifStill: session)
             throw gone
-        default:
-            throw HTTPError.serviceUnavailable("The coordinator answered HTTP \(answer.status) for the device's config.", retryAfter: 2)
+        case .unexpected(let status):
+            throw HTTPError.serviceUnavailable("The coordinator answered HTTP \(status) for the device's config.", retryAfter: 2)
         }
     }
 

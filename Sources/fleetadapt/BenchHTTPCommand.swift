@@ -1,5 +1,7 @@
 import ArgumentParser
 import Coordinator
+import FleetAPI
+import FleetClient
 import Foundation
 
 struct BenchHTTPCommand: ParsableCommand {
@@ -45,10 +47,8 @@ struct BenchHTTPCommand: ParsableCommand {
         defer { app.shutdown() }
         let base = "http://127.0.0.1:\(app.port)"
         let registration = #"{"name":"bench","hardware":{"class":"jetson-tx2","gflops":20,"memory_mb":4096},"constraints":{"latency_budget_ms":30,"memory_budget_mb":256}}"#
-        let created = try Shell.run(["/usr/bin/curl", "-sf", "-X", "POST", "-H", "Authorization: Bearer \(key)",
-                                     "-H", "Content-Type: application/json", "-d", registration, base + "/v1/devices"])
-        guard let obj = try JSONSerialization.jsonObject(with: Data(created.utf8)) as? [String: Any],
-              let id = (obj["device"] as? [String: Any])?["id"] as? String else { throw ValidationError("registration failed: \(created)") }
+        let id = try CoordinatorClient(baseURL: base, token: key)
+            .registerDevice(try WireJSON.decode(DeviceRegistration.self, from: Data(registration.utf8))).device.id.uuidString.lowercased()
 
         let script = dir + "/post.lua"
         try """

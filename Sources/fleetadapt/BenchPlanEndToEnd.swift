@@ -1,12 +1,14 @@
 import ArgumentParser
 import Coordinator
+import FleetAPI
+import FleetClient
 import Foundation
 import Planner
 import PostgresClient
 
 /// The service path of a re-plan: a device reports a context that changes its decision, and the new config is
 /// readable. Runs a real coordinator on its own embedded PostgreSQL, with the bench's planning space stored as a
-/// published model; the baseline is GET /healthz over the same client in the same run.
+/// published model; the baseline is GET /healthz over the same kind of client in the same run.
 enum BenchPlanEndToEnd {
     static func run(space: PlanningSpace, changes: Int, fleetDevices: Int) throws {
         let dir = NSTemporaryDirectory() + "fleetadapt-bench-plan-\(getpid())"
@@ -31,33 +33,31 @@ enum BenchPlanEndToEnd {
 
         // A slow device next to a fast edge server: a fast link splits the network, a slow one keeps it local,
         // so alternating the two changes the decision every time.
-        let created = try HTTP.call("POST", base + "/v1/devices", key, """
-            {"name": "bench", "hardware": {"class": "phone", "gflops": 0.5, "memory_mb": 4096},
-             "constraints": {"latency_budget_ms": 40, "memory_budget_mb": 512}}
-            """)
-        guard let obj = try JSONSerialization.jsonObject(with: created.1) as? [String: Any], let token = obj["token"] as? String else {
-            throw ValidationError("registration failed: HTTP \(created.0)")
-        }
+        let admin = CoordinatorClient(baseURL: base, token: key)
+        let created = try admin.registerDevice(DeviceRegistration(
+            name: "bench", hardware: Hardware(class: "phone", gflops: 0.5, memoryMB: 4096),
+            constraints: Constraints(latencyBudgetMs: 40, memoryBudgetMB: 512)))
+        let device = CoordinatorClient(baseURL: base, token: created.token)
         let contexts = [
-            #"{"bandwidth_mbps": 1000, "rtt_ms": 1, "edge_server": "edge", "edge_server_gflops": 500, "battery_pct": 80}"#,
-            #"{"bandwidth_mbps": 0.05, "rtt_ms": 300, "edge_server": "edge", "edge_server_gflops": 500, "battery_pct": 80}"#,
+            DeviceContext(batteryPct: 80, bandwidthMbps: 1000, rttMs: 1, edgeServer: "edge", edgeServerGFLOPS: 500),
+            DeviceContext(batteryPct: 80, bandwidthMbps: 0.05, rttMs: 300, edgeServer: "edge", edgeServerGFLOPS: 500),
         ]
         func version() throws -> Int {
-            let r = try HTTP.call("GET", base + "/v1/agent/config", token, nil)
-            return ((try JSONSerialization.jsonObject(with: r.1) as? [String: Any])?["version"] as? Int) ?? 0
+            guard case .config(let config) = try device.config(attempts: 1) else { return 0 }
+            return config.version
         }
         var last = try version()
         var times: [Double] = [], health: [Double] = []
         var unchanged = 0
         for i in 0..<changes {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = try HTTP.call("PUT", base + "/v1/agent/context", token, contexts[i % 2])
+            try device.reportContext(contexts[i % 2], retry: .attempts(1))
             let v = try version()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
             if v == last { unchanged += 1 }
             last = v
             let h0 = DispatchTime.now().uptimeNanoseconds
-            _ = try HTTP.call("GET", base + "/healthz", key, nil)
+            _ = try admin.healthy()
             health.append(Double(DispatchTime.now().uptimeNanoseconds - h0) / 1e6)
         }
         times.sort()

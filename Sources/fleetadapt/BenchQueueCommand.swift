@@ -1,10 +1,9 @@
 import ArgumentParser
 import Coordinator
+import FleetAPI
+import FleetClient
 import Foundation
 import PostgresClient
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 struct BenchQueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,6 +44,7 @@ struct BenchQueueCommand: ParsableCommand {
         let pool = PostgresPool(configuration: app.databaseConfiguration, maxConnections: 2)
         defer { pool.close() }
         let base = "http://127.0.0.1:\(app.port)"
+        let admin = CoordinatorClient(baseURL: base, token: key)
         let model = UUID()
         try pool.query("""
             WITH blob AS (INSERT INTO model_blobs (sha256, size_bytes, content, created_at) VALUES (sha256('bench'::bytea), 5, 'bench'::bytea, now()))
@@ -58,14 +58,12 @@ struct BenchQueueCommand: ParsableCommand {
             FROM generate_series(1, \(devices)) AS i
             """)
         print("fan-out: \(devices) devices")
-        let body = """
-            {"name": "fog", "model_id": "\(model.uuidString.lowercased())", "selector": {"labels": {"fleet": "bulk"}},
-             "rollout": {"canary_pct": 100, "wave_size_pct": 100}, "job": {"loss": "tent", "steps": 10, "timeout_s": 600, "max_attempts": 3}}
-            """
+        let fanOut = DomainRequest(name: "fog", modelID: model, selector: .init(labels: ["fleet": "bulk"]),
+                                   rollout: .init(canaryPct: 100, waveSizePct: 100),
+                                   job: .init(loss: "tent", steps: 10, timeoutS: 600, maxAttempts: 3))
         let t0 = ContinuousClock.now
-        let (status, _) = try HTTP.call("POST", base + "/v1/domains", key, body)
+        _ = try admin.createDomain(fanOut)
         let campaignTime = ContinuousClock.now - t0
-        guard status == 201 else { throw ValidationError("POST /v1/domains answered \(status)") }
 
         // Baseline: the same rows through a raw COPY, no planning, no HTTP, no JSON.
         let rows: [[String?]] = try pool.query("SELECT id::text, device_id::text, document::text FROM jobs").rows.map {
@@ -106,16 +104,15 @@ struct BenchQueueCommand: ParsableCommand {
             let answered = DispatchSemaphore(value: 0)
             let end = Mutex(ContinuousClock.now)
             Thread.detachNewThread {
-                _ = try? HTTP.call("GET", base + "/v1/agent/jobs/next?wait=30", token, nil)
+                _ = try? CoordinatorClient(baseURL: base, token: token).leaseNext(wait: 30, retry: .attempts(1))
                 end.withLock { $0 = ContinuousClock.now }
                 answered.signal()
             }
             Thread.sleep(forTimeInterval: 0.2)
             let start = ContinuousClock.now
-            _ = try HTTP.call("POST", base + "/v1/domains", key, """
-                {"name": "wake-\(i)", "model_id": "\(model.uuidString.lowercased())", "selector": {"device_ids": ["\(id.uuidString.lowercased())"]},
-                 "rollout": {"canary_pct": 100}, "job": {"loss": "tent", "steps": 1, "timeout_s": 60, "max_attempts": 1}}
-                """)
+            _ = try admin.createDomain(DomainRequest(name: "wake-\(i)", modelID: model, selector: .init(deviceIDs: [id]),
+                                                     rollout: .init(canaryPct: 100),
+                                                     job: .init(loss: "tent", steps: 1, timeoutS: 60, maxAttempts: 1)))
             answered.wait()
             samples.append((end.withLock { $0 } - start).ms)
         }
@@ -129,28 +126,4 @@ import Synchronization
 
 extension Duration {
     var ms: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
-}
-
-/// Blocking HTTP calls for the benchmarks (URLSession on a semaphore).
-enum HTTP {
-    static func call(_ method: String, _ url: String, _ token: String, _ body: String?, data: Data? = nil,
-                     contentType: String = "application/json") throws -> (Int, Data) {
-        var request = URLRequest(url: URL(string: url)!)
-        request.httpMethod = method
-        request.timeoutInterval = 120
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if let payload = data ?? body.map({ Data($0.utf8) }) {
-            request.httpBody = payload
-            request.setValue(contentType, forHTTPHeaderField: "Content-Type")
-        }
-        let done = DispatchSemaphore(value: 0)
-        let result = Mutex<(Int, Data)?>(nil)
-        URLSession.shared.dataTask(with: request) { data, response, _ in
-            result.withLock { $0 = ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()) }
-            done.signal()
-        }.resume()
-        done.wait()
-        guard let r = result.withLock({ $0 }) else { throw ValidationError("no answer from \(url)") }
-        return r
-    }
 }

@@ -1,10 +1,9 @@
 import ArgumentParser
 import ElasticModel
+import FleetAPI
+import FleetClient
 import Foundation
 import Learning
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,6 +70,7 @@ struct DemoCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         let key = "demo-" + UUID().uuidString
         let base = "http://127.0.0.1:\(port)"
+        let admin = CoordinatorClient(baseURL: base, token: key)
         var children: [Process] = []
         defer {
             for p in children.reversed() where p.isRunning { p.terminate() }
@@ -124,7 +124,7 @@ struct DemoCommand: ParsableCommand {
         var ready = false
         for _ in 0..<120 where !ready {
             Thread.sleep(forTimeInterval: 0.5)
-            ready = (try? HTTP.call("GET", base + "/readyz", key, nil).0) == 200
+            ready = (try? admin.ready()) == true
         }
         guard ready else { throw ValidationError("the coordinator did not become ready") }
 
@@ -137,28 +137,30 @@ struct DemoCommand: ParsableCommand {
         edge.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try edge.run()
         children.append(edge)
+        let edgeClient = CoordinatorClient(baseURL: edgeURL, token: key)
         var edgeReady = false
         for _ in 0..<60 where !edgeReady {
             Thread.sleep(forTimeInterval: 0.25)
-            edgeReady = (try? HTTP.call("GET", edgeURL + "/healthz", key, nil).0) == 200
+            edgeReady = (try? edgeClient.healthy()) == true
         }
         guard edgeReady else { throw ValidationError("the edge server did not start on \(edgeURL)") }
         say("edge server on \(edgeURL)")
 
         // 3. Publish the model (every device registered later is planned against it).
-        let upload = try HTTP.call("POST", base + "/v1/models?name=fmnist-resnet-demo", key, nil,
-                                   data: try Data(contentsOf: URL(fileURLWithPath: modelPath)), contentType: "application/octet-stream")
-        guard let modelID = (try JSONSerialization.jsonObject(with: upload.1) as? [String: Any])?["id"] as? String else {
-            throw ValidationError("model upload failed: HTTP \(upload.0)")
+        let modelID: UUID
+        do {
+            modelID = try admin.publishModel(name: "fmnist-resnet-demo", package: try Data(contentsOf: URL(fileURLWithPath: modelPath))).id
+        } catch {
+            throw ValidationError("model upload failed: \(error)")
         }
-        say("published model \(modelID)")
+        say("published model \(modelID.uuidString.lowercased())")
 
         // 4. Devices, their local data, their agents. A class's GFLOP/s is this machine's measured throughput on
         // the package divided by its slowdown, so the planner's predictions describe the simulated hardware.
         let manifest = try ElasticPackage.read(path: modelPath).manifest
         let run = UUID().uuidString.prefix(8).lowercased()
         let clean = try FashionMNIST.load(split: .test)
-        var devices: [(id: String, name: String, cls: String)] = []
+        var devices: [(id: UUID, name: String, cls: String)] = []
         for i in 0..<agents {
             let cls = Self.classes[i % Self.classes.count]
             let name = "\(cls.name)-\(i + 1)"
@@ -168,14 +170,16 @@ struct DemoCommand: ParsableCommand {
             try LocalDataset.write(data, metadata: ["corruption": corruption, "severity": String(severity)], to: dataDir)
             let gflops = manifest.reference.gflops / cls.slowdown
             let budget = manifest.reference.fullNetworkLatencyMs * cls.slowdown * cls.budget
-            let body = """
-                {"name": "\(name)", "hardware": {"class": "\(cls.name)", "gflops": \(gflops), "memory_mb": 2048},
-                 "constraints": {"latency_budget_ms": \(budget), "memory_budget_mb": 256}, "labels": {"demo": "\(run)"}}
-                """
-            let r = try HTTP.call("POST", base + "/v1/devices", key, body)
-            guard let obj = try JSONSerialization.jsonObject(with: r.1) as? [String: Any], let token = obj["token"] as? String,
-                  let id = (obj["device"] as? [String: Any])?["id"] as? String else { throw ValidationError("registration failed: HTTP \(r.0)") }
-            devices.append((id, name, cls.name))
+            let created: DeviceCreated
+            do {
+                created = try admin.registerDevice(DeviceRegistration(
+                    name: name, hardware: Hardware(class: cls.name, gflops: gflops, memoryMB: 2048),
+                    constraints: Constraints(latencyBudgetMs: budget, memoryBudgetMB: 256), labels: ["demo": String(run)]))
+            } catch {
+                throw ValidationError("registration failed: \(error)")
+            }
+            let token = created.token
+            devices.append((created.device.id, name, cls.name))
             let agent = Process()
             agent.executableURL = URL(fileURLWithPath: bin + "/fleetadapt-agent")
             agent.arguments = ["--coordinator", base, "--data-dir", dataDir, "--poll-wait", "5", "--slowdown", String(cls.slowdown),
@@ -203,39 +207,37 @@ struct DemoCommand: ParsableCommand {
         var reported = 0
         while reported < devices.count && Date() < contextDeadline {
             Thread.sleep(forTimeInterval: 0.25)
-            reported = try devices.filter { d in
-                let view = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)", key, nil).1) as? [String: Any]
-                return view?["context"] is [String: Any]
-            }.count
+            reported = devices.filter { d in (try? admin.device(id: d.id))?.context != nil }.count
         }
         say("\(reported) of \(devices.count) agents reported their context")
         // The configs the jobs are planned from (the table compares them with what the agents measured).
-        var planned: [String: [String: Any]] = [:]
+        var planned: [UUID: DeviceConfigView] = [:]
         for d in devices {
-            planned[d.id] = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/config", key, nil).1) as? [String: Any]
+            planned[d.id] = try? admin.deviceConfig(id: d.id)
         }
 
         // 5. The target domain.
-        let domain = try HTTP.call("POST", base + "/v1/domains", key, """
-            {"name": "\(corruption)-\(severity)", "model_id": "\(modelID)", "selector": {"labels": {"demo": "\(run)"}},
-             "rollout": {"canary_pct": 17, "wave_size_pct": 34, "success_threshold_pct": 60},
-             "job": {"loss": "\(loss)", "steps": \(steps), "timeout_s": 900, "max_attempts": 3, "batch_size": 32, "learning_rate": 0.002}}
-            """)
-        guard domain.0 == 201, let campaignID = ((try JSONSerialization.jsonObject(with: domain.1) as? [String: Any])?["campaign"] as? [String: Any])?["id"] as? String else {
-            throw ValidationError("POST /v1/domains failed: HTTP \(domain.0) \(String(decoding: domain.1, as: UTF8.self))")
+        let campaignID: UUID
+        do {
+            campaignID = try admin.createDomain(DomainRequest(
+                name: "\(corruption)-\(severity)", modelID: modelID, selector: .init(labels: ["demo": String(run)]),
+                rollout: .init(canaryPct: 17, waveSizePct: 34, successThresholdPct: 60),
+                job: .init(loss: loss, steps: steps, timeoutS: 900, maxAttempts: 3, learningRate: 0.002, batchSize: 32))).campaign.id
+        } catch {
+            throw ValidationError("POST /v1/domains failed: \(error)")
         }
-        say("domain posted: campaign \(campaignID)")
+        say("domain posted: campaign \(campaignID.uuidString.lowercased())")
 
         // 6. Progress.
         var status = "running"
         let started = Date()
         while status == "running" && Date().timeIntervalSince(started) < 900 {
             Thread.sleep(forTimeInterval: 2)
-            guard let view = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/campaigns/\(campaignID)", key, nil).1) as? [String: Any] else { continue }
-            status = view["status"] as? String ?? "?"
-            let counts = (view["counts"] as? [String: Int] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            guard let view = try? admin.campaign(id: campaignID) else { continue }
+            status = view.status.rawValue
+            let counts = view.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             say(String(format: "  %5.0f s  %@  wave %d/%d released  %@", Date().timeIntervalSince(started), status as NSString,
-                       (view["released_wave"] as? Int ?? 0) + 1, view["wave_count"] as? Int ?? 0, counts as NSString))
+                       view.releasedWave + 1, view.waveCount, counts as NSString))
         }
 
         // 7. Per-device table: the planned combination and its predicted latency, the latency the agent measured
@@ -243,18 +245,17 @@ struct DemoCommand: ParsableCommand {
         print("")
         print("device              combination          split  pred ms  meas ms  pred acc  train s  energy mJ   accuracy before → after   entropy before → after")
         for d in devices {
-            let m = try JSONSerialization.jsonObject(with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/metrics?kind=job.adapt", key, nil).1) as? [String: Any]
-            let v = ((m?["items"] as? [[String: Any]])?.last?["values"] as? [String: Double]) ?? [:]
-            let config = planned[d.id]
-            let combination = (config?["variants"] as? [[String: Any]])?.compactMap { $0["variant"] as? String }.joined(separator: "/") ?? "—"
-            let predicted = config?["predicted"] as? [String: Any]
+            let v = (try? admin.metrics(device: d.id, kind: "job.adapt"))?.items.last?.values ?? [:]
+            let config = planned[d.id]?.decision
+            let combination = config?.variants.map(\.variant).joined(separator: "/") ?? "—"
+            let predicted = config?.predicted
             func f(_ k: String, _ fmt: String) -> String { v[k].map { String(format: fmt, $0) } ?? "—" }
-            func p(_ k: String, _ fmt: String) -> String { (predicted?[k] as? Double).map { String(format: fmt, $0) } ?? "—" }
-            let plannedSplit = ((config?["partition"] as? [String: Any])?["split_after_block"] as? Int).map(String.init) ?? "—"
+            func p(_ value: Double?, _ fmt: String) -> String { value.map { String(format: fmt, $0) } ?? "—" }
+            let plannedSplit = config?.partition.map { String($0.splitAfterBlock) } ?? "—"
             let measured = v["split_after_block"].map { String(Int($0)) } ?? "—"
             let split = plannedSplit == measured ? plannedSplit : "\(plannedSplit)≠\(measured)"
-            print(pad(d.name, 19) + " " + pad(combination, 20) + " " + pad(split, 5, left: true) + "  " + pad(p("latency_ms", "%.2f"), 7, left: true) + "  "
-                  + pad(f("latency_ms", "%.2f"), 7, left: true) + "  " + pad(p("accuracy", "%.3f"), 8, left: true) + "  "
+            print(pad(d.name, 19) + " " + pad(combination, 20) + " " + pad(split, 5, left: true) + "  " + pad(p(predicted?.latencyMs, "%.2f"), 7, left: true) + "  "
+                  + pad(f("latency_ms", "%.2f"), 7, left: true) + "  " + pad(p(predicted?.accuracy, "%.3f"), 8, left: true) + "  "
                   + pad(f("train_seconds", "%.1f"), 7, left: true) + "  " + pad(f("energy_mj", "%.0f"), 9, left: true) + "   "
                   + pad(f("accuracy_before", "%.3f"), 6, left: true) + " → " + pad(f("accuracy_after", "%.3f"), 6) + "           "
                   + pad(f("entropy_before", "%.2f"), 5, left: true) + " → " + f("entropy_after", "%.2f"))
@@ -266,14 +267,11 @@ struct DemoCommand: ParsableCommand {
         // Measurements feed back: a device whose measured round trip to the edge exceeded what it had reported
         // reports it, and the coordinator re-plans it.
         for d in devices {
-            guard let before = planned[d.id], let after = try JSONSerialization.jsonObject(
-                with: try HTTP.call("GET", base + "/v1/devices/\(d.id)/config", key, nil).1) as? [String: Any],
-                  (after["version"] as? Int ?? 0) > (before["version"] as? Int ?? 0) else { continue }
-            func describe(_ c: [String: Any]) -> String {
-                let split = ((c["partition"] as? [String: Any])?["split_after_block"] as? Int).map { "split \($0)" } ?? "on-device"
-                let combination = (c["variants"] as? [[String: Any]])?.compactMap { $0["variant"] as? String }.joined(separator: "/") ?? "—"
-                let pred = c["predicted"] as? [String: Any]
-                return String(format: "%@ %@, pred %.2f ms, acc %.3f", combination, split, pred?["latency_ms"] as? Double ?? .nan, pred?["accuracy"] as? Double ?? .nan)
+            guard let before = planned[d.id], let after = try? admin.deviceConfig(id: d.id), after.version > before.version else { continue }
+            func describe(_ c: DeviceConfigView) -> String {
+                let split = c.decision.partition.map { "split \($0.splitAfterBlock)" } ?? "on-device"
+                let combination = c.decision.variants.map(\.variant).joined(separator: "/")
+                return String(format: "%@ %@, pred %.2f ms, acc %.3f", combination, split, c.decision.predicted.latencyMs, c.decision.predicted.accuracy)
             }
             // A new version that only records the domain's adapters changes none of this.
             guard describe(before) != describe(after) else { continue }

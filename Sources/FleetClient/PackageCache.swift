@@ -18,19 +18,23 @@ public struct PackageCache: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let pointer = directory + "/\(id.uuidString.lowercased()).sha256"
         let cachedDigest = (try? String(contentsOfFile: pointer, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        var headers: [String: String] = [:]
-        if let cachedDigest, FileManager.default.fileExists(atPath: directory + "/\(cachedDigest).fap") {
-            headers["If-None-Match"] = "\"\(cachedDigest)\""
+        let held = cachedDigest.flatMap { FileManager.default.fileExists(atPath: directory + "/\($0).fap") ? $0 : nil }
+        let body: Data, etag: String?
+        switch try client.package(id: id, ifNoneMatch: held) {
+        case .notModified:
+            guard let held else { throw CoordinatorClient.Failure(description: "model \(id) download: HTTP 304") }
+            return directory + "/\(held).fap"
+        case .package(let data, let tag):
+            (body, etag) = (data, tag)
+        case .failed(let status):
+            throw CoordinatorClient.Failure(description: "model \(id) download: HTTP \(status)")
         }
-        let r = try client.send("GET", "/v1/models/\(id.uuidString.lowercased())/package", headers: headers)
-        if r.status == 304, let cachedDigest { return directory + "/\(cachedDigest).fap" }
-        guard r.status == 200 else { throw CoordinatorClient.Failure(description: "model \(id) download: HTTP \(r.status)") }
-        let digest = CoordinatorClient.sha256Hex(r.body)
-        guard r.headers["etag"] == "\"\(digest)\"" else {
-            throw CoordinatorClient.Failure(description: "model \(id) download is corrupt: SHA-256 \(digest) does not match \(r.headers["etag"] ?? "no ETag")")
+        let digest = CoordinatorClient.sha256Hex(body)
+        guard etag == "\"\(digest)\"" else {
+            throw CoordinatorClient.Failure(description: "model \(id) download is corrupt: SHA-256 \(digest) does not match \(etag ?? "no ETag")")
         }
         let path = directory + "/\(digest).fap"
-        try r.body.write(to: URL(fileURLWithPath: path), options: .atomic)
+        try body.write(to: URL(fileURLWithPath: path), options: .atomic)
         try digest.write(toFile: pointer, atomically: true, encoding: .utf8)
         return path
     }

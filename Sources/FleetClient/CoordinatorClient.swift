@@ -6,9 +6,11 @@ import FoundationNetworking
 #endif
 import Synchronization
 
-/// The agent's side of the HTTP API, blocking, with retries: network errors and 5xx answers are retried with
-/// exponential backoff and jitter (the coordinator may be restarting); 4xx answers are returned to the caller.
-/// What must reach the coordinator (results, the poll) goes through `sendUntilAnswered`, which never gives up.
+/// The typed, blocking HTTP client of the coordinator's API (agent, edge runtime and CLI alike), with retries:
+/// network errors and 5xx answers are retried with exponential backoff and jitter (the coordinator may be
+/// restarting); 4xx answers are returned to the caller. What must reach the coordinator (results, the poll) goes
+/// through `sendUntilAnswered`, which never gives up. Typed calls are in `CoordinatorClient+Agent.swift` and
+/// `CoordinatorClient+Admin.swift`; bodies are coded with `WireJSON`.
 public final class CoordinatorClient: Sendable {
     public let baseURL: String
     let token: String
@@ -50,7 +52,8 @@ public final class CoordinatorClient: Sendable {
         var last = "no attempt"
         for attempt in 1...attempts {
             if shouldStop() { throw Failure(description: "stopped") }
-            var request = URLRequest(url: URL(string: baseURL + path)!)
+            guard let url = URL(string: baseURL + path) else { throw Failure(description: "not a URL: \(baseURL + path)") }
+            var request = URLRequest(url: url)
             request.httpMethod = method
             request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
             for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
@@ -119,21 +122,33 @@ public final class CoordinatorClient: Sendable {
         }
     }
 
+    /// A request body in the wire format (`WireJSON`).
     public func json<T: Encodable>(_ value: T) throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        return try e.encode(value)
+        try WireJSON.encode(value)
     }
 
+    /// An answer's body in the wire format; a timestamp that does not parse is an error.
     public static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .custom { decoder in
-            let text = try decoder.singleValueContainer().decode(String.self)
-            let f = ISO8601DateFormatter()
-            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            return f.date(from: text) ?? Date()
+        try WireJSON.decode(type, from: data)
+    }
+
+    /// How a typed call is retried: a bounded number of tries (transport errors and 5xx), or until the coordinator
+    /// answers (`sendUntilAnswered`: also 429, however long it is away, until `shouldStop`).
+    public enum Retry: Sendable {
+        case attempts(Int)
+        case untilAnswered(maxDelay: Double, shouldStop: @Sendable () -> Bool, onFailure: @Sendable (String) -> Void)
+    }
+
+    /// One request under a retry policy.
+    public func send(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json",
+                     headers: [String: String] = [:], retry: Retry) throws -> Response {
+        switch retry {
+        case .attempts(let n):
+            return try send(method, path, body: body, contentType: contentType, headers: headers, attempts: n)
+        case .untilAnswered(let maxDelay, let shouldStop, let onFailure):
+            return try sendUntilAnswered(method, path, body: body, contentType: contentType, headers: headers, maxDelay: maxDelay,
+                                         shouldStop: shouldStop, onFailure: onFailure)
         }
-        return try d.decode(type, from: data)
     }
 
     public static func sha256Hex(_ data: Data) -> String {
