@@ -8,6 +8,7 @@ import PostgresClient
 struct ResultRecorder: Sendable {
     let pool: PostgresPool
     let metrics: MetricsStore
+    let latencies: VariantLatencyStore
 
     func record(job: UUID, device: UUID, result: JobResult, now: Date, on c: PostgresConnection) throws {
         guard let row = try c.query("SELECT kind, document::text AS document FROM jobs WHERE id = \(job)").rows.first else { return }
@@ -27,12 +28,8 @@ struct ResultRecorder: Sendable {
             values["split_after_block"] = m.splitAfterBlock.map(Double.init)
         }
         try metrics.record(device: device, kind: "job.\(kind)", job: job, values: values, now: now, on: c)
-        if kind == JobKind.profile.rawValue, result.outcome == .succeeded, let latencies = result.variantLatenciesMs {
-            try c.query("""
-                INSERT INTO device_variant_latencies (device_id, model_id, latencies, measured_at)
-                VALUES (\(device), \(document.modelID), \(try JSON.string(latencies))::jsonb, \(now))
-                ON CONFLICT (device_id, model_id) DO UPDATE SET latencies = EXCLUDED.latencies, measured_at = EXCLUDED.measured_at
-                """)
+        if kind == JobKind.profile.rawValue, result.outcome == .succeeded, let variantLatencies = result.variantLatenciesMs {
+            try latencies.record(device: device, model: document.modelID, latencies: variantLatencies, now: now, on: c)
         }
     }
 }
@@ -66,7 +63,7 @@ struct JobFollowups {
                 return wait ? .nothing : .busy   // without waiting, no row means another finisher holds it
             }
             guard try row.decode("followup_pending", as: Bool.self) else { return .nothing }
-            let kind = JobKind(rawValue: try row.decode("kind", as: String.self))
+            let kind = try row.decodeEnum("kind", as: JobKind.self)
             let version = kind == .adapt ? try services.aggregator.aggregate(afterJob: job, now: now, on: c) : nil
             try c.query("UPDATE jobs SET followup_pending = false WHERE id = \(job)")
             return .done(device: try row.decode("device_id", as: UUID.self), kind: kind, version: version)
