@@ -21,19 +21,15 @@ struct ArtifactPolicy: Sendable {
 
     /// The job document of a job of `device` (nil when the job is not this device's).
     func document(job: UUID, device: UUID) throws -> JobDocument? {
-        guard let row = try pool.query("SELECT document::text AS document FROM jobs WHERE id = \(job) AND device_id = \(device)").rows.first else {
-            return nil
-        }
-        return try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
+        try JobStore(pool: pool).document(job: job, device: device)
     }
 
     /// The adaptation layout of a model, from its stored manifest; nil when the model declares no elastic network.
     /// Reads on `c` when given (a caller inside a transaction must not wait for a second connection).
     func layout(model: UUID, on c: PostgresConnection? = nil) throws -> AdaptationLayout? {
         if let cached = Self.layouts.get(model) { return cached }
-        let q: PostgresQuery = "SELECT manifest::text AS manifest FROM models WHERE id = \(model)"
-        guard let row = try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first,
-              let manifest = try? JSON.decode(LayoutManifest.self, from: try row.decode("manifest", as: String.self)),
+        guard let text = try ModelStore(pool: pool).manifest(model, on: c),
+              let manifest = try? JSON.decode(LayoutManifest.self, from: text),
               let kind = AdapterKind(rawValue: manifest.adapter.kind),
               let layout = try? AdaptationLayout(architecture: manifest.architecture, positions: manifest.blocks, adapterKind: kind) else {
             return nil
@@ -93,15 +89,12 @@ struct ArtifactPolicy: Sendable {
     }
 
     /// Refuses a succeeded result of an `adapt` attempt that uploaded no artifact (`ArtifactRefusal.missing`, answered
-    /// 409 `artifact_missing`): such a job would count as adapted while its domain received nothing. Results of other kinds, of other devices'
-    /// jobs, or of attempts that no longer hold the job pass through, for the job store to answer.
+    /// 409 `artifact_missing`): such a job would count as adapted while its domain received nothing. Results of other
+    /// kinds, of other devices' jobs, or of attempts that no longer hold the job pass through, for the job store to answer.
     func requireArtifact(job: UUID, device: UUID, attempt: Int) throws {
-        guard let row = try pool.query("""
-            SELECT j.kind, EXISTS (SELECT 1 FROM job_artifacts a WHERE a.job_id = j.id AND a.attempt = \(attempt)) AS uploaded
-            FROM jobs j
-            WHERE j.id = \(job) AND j.device_id = \(device) AND j.attempt = \(attempt) AND j.state IN ('leased', 'running')
-            """).rows.first else { return }
-        guard try row.decode("kind", as: String.self) == JobKind.adapt.rawValue, try !row.decode("uploaded", as: Bool.self) else { return }
+        guard try JobArtifactStore(pool: pool, jobs: JobStore(pool: pool)).heldAdaptationLacksArtifact(job: job, device: device, attempt: attempt) else {
+            return
+        }
         throw ArtifactRefusal.missing(job: job, attempt: attempt)
     }
 

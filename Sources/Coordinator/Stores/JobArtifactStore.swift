@@ -1,3 +1,4 @@
+import FleetAPI
 import Foundation
 import PostgresClient
 
@@ -44,5 +45,16 @@ struct JobArtifactStore: Sendable {
             """).rows.first else { return nil }
         return (try row.decode("domain_id", as: UUID.self), try row.decode("content", as: [UInt8].self),
                 try row.decode("document", as: String.self), try row.decode("samples", as: Int?.self))
+    }
+
+    /// Whether `attempt` of `device`'s `adapt` job holds the job and uploaded no artifact (false for other kinds,
+    /// other devices' jobs, and attempts that no longer hold the job: the job store answers those).
+    func heldAdaptationLacksArtifact(job: UUID, device: UUID, attempt: Int) throws -> Bool {
+        guard let row = try pool.query("""
+            SELECT j.kind, EXISTS (SELECT 1 FROM job_artifacts a WHERE a.job_id = j.id AND a.attempt = \(attempt)) AS uploaded
+            FROM jobs j
+            WHERE j.id = \(job) AND j.device_id = \(device) AND j.attempt = \(attempt) AND j.state IN ('leased', 'running')
+            """).rows.first else { return false }
+        return try row.decode("kind", as: String.self) == JobKind.adapt.rawValue && !row.decode("uploaded", as: Bool.self)
     }
 }

@@ -104,6 +104,37 @@ struct JobStore: Sendable {
             """).rows.isEmpty)
     }
 
+    /// The job document of a job of `device` (nil when the job is not this device's).
+    func document(job: UUID, device: UUID) throws -> JobDocument? {
+        guard let row = try pool.query("SELECT document::text AS document FROM jobs WHERE id = \(job) AND device_id = \(device)").rows.first else {
+            return nil
+        }
+        return try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
+    }
+
+    /// A job's kind and document, in the caller's transaction (its result being recorded).
+    func kindAndDocument(job: UUID, on c: PostgresConnection) throws -> (kind: JobKind, document: JobDocument)? {
+        guard let row = try c.query("SELECT kind, document::text AS document FROM jobs WHERE id = \(job)").rows.first else { return nil }
+        return (try row.decodeEnum("kind", as: JobKind.self),
+                try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self)))
+    }
+
+    /// Locks a job's row for its follow-ups (`JobFollowups`) until the caller's transaction ends: waiting for a
+    /// concurrent finisher, or (`wait` false) skipping a row another holds, which then reads as nil like a missing job.
+    func lockFollowups(job: UUID, wait: Bool, on c: PostgresConnection) throws -> (device: UUID, kind: JobKind, pending: Bool)? {
+        let lock = wait ? "FOR UPDATE" : "FOR UPDATE SKIP LOCKED"
+        guard let row = try c.query("""
+            SELECT device_id, kind, followup_pending FROM jobs WHERE id = \(job) \(unsafeRaw: lock)
+            """).rows.first else { return nil }
+        return (try row.decode("device_id", as: UUID.self), try row.decodeEnum("kind", as: JobKind.self),
+                try row.decode("followup_pending", as: Bool.self))
+    }
+
+    /// Marks a job's follow-ups done, in the transaction that did them.
+    func clearFollowups(job: UUID, on c: PostgresConnection) throws {
+        try c.query("UPDATE jobs SET followup_pending = false WHERE id = \(job)")
+    }
+
     /// Stamps the digest of the attempt's uploaded artifact on the job, in the caller's transaction.
     func recordArtifact(job: UUID, sha256: [UInt8], now: Date, on c: PostgresConnection) throws {
         try c.query("UPDATE jobs SET artifact_sha256 = \(sha256), updated_at = \(now) WHERE id = \(job)")

@@ -129,6 +129,13 @@ struct ModelStore: Sendable {
         }
     }
 
+    /// A model's package manifest (JSON text), on `c` when given (a caller inside a transaction must not wait for a
+    /// second connection); nil when there is no such model or no manifest.
+    func manifest(_ id: UUID, on c: PostgresConnection? = nil) throws -> String? {
+        let q: PostgresQuery = "SELECT manifest::text AS manifest FROM models WHERE id = \(id)"
+        return try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first?.decode("manifest", as: String?.self)
+    }
+
     func planningSpace(_ id: UUID) throws -> String? {
         try pool.query("SELECT planning_space::text AS space FROM models WHERE id = \(id)").rows.first?.decode("space", as: String?.self)
     }

@@ -47,7 +47,7 @@ struct Services: Sendable {
         let metricsStore = MetricsStore(pool: pool)
         self.metricsStore = metricsStore
         self.scheduler = CampaignScheduler(pool: pool, campaigns: campaigns, jobs: jobs)
-        self.results = ResultRecorder(pool: pool, metrics: metricsStore, latencies: VariantLatencyStore(pool: pool))
+        self.results = ResultRecorder(pool: pool, metrics: metricsStore, latencies: VariantLatencyStore(pool: pool), jobs: jobs)
         self.waiters = JobWaiters(jobs: jobs, clock: clock)
         let aggregator = AdapterAggregator(pool: pool)
         self.aggregator = aggregator
