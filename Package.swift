@@ -32,11 +32,13 @@ let package = Package(
         .target(name: "Learning", dependencies: ["COpenBLAS", "CZlib"]),
         .target(name: "Planner"),
         .target(name: "FleetAPI"),
+        // Rollout policy: waves, battery and energy caps, the wave decision, retry backoff. No SQL, no HTTP.
+        .target(name: "Rollout", dependencies: ["FleetAPI"]),
         .target(name: "ElasticModel", dependencies: ["Learning", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Services.
         .target(name: "Coordinator", dependencies: [
-            "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Learning", "ElasticModel",
+            "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning", "ElasticModel",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The typed blocking HTTP client of the coordinator's API and the package cache (agent, edge, CLI).
@@ -68,10 +70,11 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
-            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel", "EdgeRuntime",
+            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import Coordinator
 import Foundation
 import PostgresClient
+import Rollout
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

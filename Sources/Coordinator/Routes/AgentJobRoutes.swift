@@ -45,7 +45,7 @@ struct AgentJobRoutes {
         }
         if wait == 0 { return idle() }
         poll.wait(timeout: .seconds(wait), onTimeout: idle)
-        services.waiters.add(device: device.id, poll: poll)
+        services.waiters.add(device: device.id, poll: LongPollJobWaiter(poll: poll))
         // A job may have appeared between the lease attempt above and the registration.
         services.waiters.wake(device: device.id)
         return nil
@@ -103,59 +103,38 @@ struct AgentJobRoutes {
         guard let document = try policy.document(job: job, device: device.id) else {
             throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
         }
-        try policy.check(tensors, document: document)
+        do { try policy.check(tensors, document: document) } catch let refusal as ArtifactRefusal { throw HTTPError.artifact(refusal) }
         let now = services.clock.now()
-        try services.pool.withTransaction { c in
-            guard try services.jobs.holds(job: job, device: device.id, attempt: attempt, on: c) else {
-                if try services.jobs.exists(job: job, device: device.id) {
-                    throw HTTPError.conflict("Attempt \(attempt) does not hold this job; the artifact is refused.", code: "stale_attempt")
-                }
-                throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
-            }
-            try c.query("""
-                INSERT INTO job_artifacts (job_id, attempt, sha256, size_bytes, content, created_at)
-                VALUES (\(job), \(attempt), \(statedDigest), \(body.count), \(body), \(now))
-                ON CONFLICT (job_id, attempt) DO UPDATE SET sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes,
-                    content = EXCLUDED.content, created_at = EXCLUDED.created_at
-                """)
-            try c.query("UPDATE jobs SET artifact_sha256 = \(statedDigest), updated_at = \(now) WHERE id = \(job)")
+        switch try services.artifacts.upload(job: job, device: device.id, attempt: attempt, sha256: statedDigest, content: body, now: now) {
+        case .stored:
+            break
+        case .staleAttempt:
+            throw HTTPError.conflict("Attempt \(attempt) does not hold this job; the artifact is refused.", code: "stale_attempt")
+        case .notFound:
+            throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
         }
         return try .body(["sha256": stated, "size": String(body.count)], status: 201)
     }
 
-    /// Records an attempt's result (with its metrics, in one transaction), then finishes what follows it: the
-    /// follow-ups of a success (outbox, see `JobFollowups`) and the campaign's evaluation. Once the result is
-    /// committed the answer is 200 even if a follow-up fails (it is logged; the maintenance loop finishes it), and a
-    /// replayed result finishes whatever a failed earlier request left undone.
+    /// Records an attempt's result and finishes what follows it (`JobCompletion`); the answer is the job's state.
+    /// A succeeded `adapt` attempt must have uploaded its artifact first.
     func result(_ request: HTTPRequest) throws -> HTTPResponse {
         let device = try services.auth.requireDevice(request)
         let job = try request.uuidParameter("id")
         let result = try request.decodeValidated(JobResult.self) { $0.validate() }
         if result.outcome == .succeeded {
-            try ArtifactPolicy(pool: services.pool).requireArtifact(job: job, device: device.id, attempt: result.attempt)
+            do { try ArtifactPolicy(pool: services.pool).requireArtifact(job: job, device: device.id, attempt: result.attempt) } catch let refusal as ArtifactRefusal {
+                throw HTTPError.artifact(refusal)
+            }
         }
-        let now = services.clock.now()
-        let completion = try services.jobs.complete(job: job, device: device.id, result: result, backoff: services.backoff) { c, _ in
-            try services.results.record(job: job, device: device.id, result: result, now: now, on: c)
-        }
-        let campaign: UUID, answer: String
-        switch completion {
+        switch try JobCompletion(services: services).report(job: job, device: device.id, result: result) {
         case .notFound:
             throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
         case .staleAttempt:
             throw HTTPError.conflict("Attempt \(result.attempt) no longer holds this job; its result is refused.", code: "stale_attempt")
-        case .replayed(let c):
-            (campaign, answer) = (c, "recorded")
-        case .recorded(let c, let state):
-            (campaign, answer) = (c, state.rawValue)
+        case .recorded(let state):
+            return try .body(["state": state])
         }
-        do {
-            try JobFollowups(services: services).finish(job: job)
-            try services.scheduler.evaluate(campaign, now: services.clock.now())
-        } catch {
-            Log.error("follow-ups of job \(job.uuidString.lowercased()) failed (the maintenance loop retries them): \(error)")
-        }
-        return try .body(["state": answer])
     }
 
     /// The domain's newest aggregated adapter (safetensors), for devices that apply instead of training. Only a
@@ -181,5 +160,39 @@ struct AgentJobRoutes {
         try services.metricsStore.record(device: device.id, kind: report.kind, job: nil, values: report.values,
                                          now: services.clock.now())
         return .init(status: 202)
+    }
+}
+
+extension HTTPError {
+    /// An artifact, or a success that needs one, refused by `ArtifactPolicy`: 422 `invalid_artifact` naming the first
+    /// `ArtifactPolicy.maxListedErrors` offending tensors, or 409 `artifact_missing`.
+    static func artifact(_ refusal: ArtifactRefusal) -> HTTPError {
+        switch refusal {
+        case .invalid(let errors):
+            let listed = Array(errors.prefix(ArtifactPolicy.maxListedErrors))
+            let more = errors.count > listed.count ? " (the first \(listed.count) are listed)" : ""
+            return HTTPError(status: 422, code: "invalid_artifact",
+                             detail: "The artifact holds \(errors.count) tensor(s) that this job may not upload\(more): only the adapters and batch norms of the job's combination, F32, in the model's shapes, finite.",
+                             errors: listed.map { FieldError(field: $0.field, message: $0.message) })
+        case .missing(let job, let attempt):
+            return HTTPError(status: 409, code: "artifact_missing",
+                             detail: "Attempt \(attempt) of job \(job.uuidString.lowercased()) uploaded no adapters; PUT /v1/agent/jobs/{id}/artifact?attempt=\(attempt) before reporting success.",
+                             errors: [FieldError(field: "outcome", message: "succeeded needs this attempt's artifact")])
+        }
+    }
+}
+
+/// The HTTP face of a parked job long-poll: the scheduler's `JobWaiters` hands it a job or nothing, and this
+/// renders the answer (a leased job as JSON, nothing as 204).
+struct LongPollJobWaiter: JobWaiter {
+    let poll: LongPoll
+
+    var isCompleted: Bool { poll.isCompleted }
+    var clientHasGone: Bool { poll.clientHasGone }
+
+    func completeEmpty() { poll.complete(HTTPResponse(status: 204)) }
+
+    func complete(with job: LeasedJob, ifUndelivered: @escaping @Sendable () -> Void) -> Bool {
+        poll.complete((try? HTTPResponse.body(job)) ?? HTTPResponse(status: 500), ifUndelivered: ifUndelivered)
     }
 }

@@ -59,6 +59,13 @@ struct ConfigRoutes {
     func plan(_ request: HTTPRequest) throws -> HTTPResponse {
         try services.auth.requireAdmin(request)
         let body = try request.decodeValidated(PlanRequest.self) { $0.validate() }
-        return try .body(try services.replanner.whatIf(body))
+        do { return try .body(try services.replanner.whatIf(body)) } catch let error as PlanInputError { throw HTTPError.planInput(error) }
+    }
+}
+
+extension HTTPError {
+    /// A plan request the planner cannot serve: 422 naming the field.
+    static func planInput(_ error: PlanInputError) -> HTTPError {
+        .validation([FieldError(field: error.field, message: error.message)])
     }
 }

@@ -36,7 +36,7 @@ struct DeviceRoutes {
         }
 
         guard let key else {
-            let (device, token) = try services.pool.withTransaction(createDevice)
+            let (device, token) = try services.idempotency.unkeyed(createDevice)
             return try created(device, token: token)
         }
         let outcome = try services.idempotency.run(

@@ -2,6 +2,7 @@ import FleetAPI
 import Foundation
 import HTTPServer
 import PostgresClient
+import Rollout
 
 /// Domain-shift events: posting one creates its campaign and one job per targeted device.
 struct DomainRoutes {
@@ -35,7 +36,7 @@ struct DomainRoutes {
                                 errors: [FieldError(field: "Idempotency-Key", message: "was already used with a different body")])
             }
         } else {
-            answer = try services.pool.withTransaction(make)
+            answer = try services.idempotency.unkeyed(make)
         }
         var headers = HTTPHeaders()
         headers.set("Content-Type", "application/json")
@@ -48,7 +49,7 @@ struct DomainRoutes {
 
     /// Resolves the targets, plans each device's job, and writes domain, campaign and jobs in the caller's transaction.
     private func createCampaign(_ body: DomainRequest, now: Date, on c: PostgresConnection) throws -> DomainCreated {
-        guard try !c.query("SELECT 1 FROM models WHERE id = \(body.modelID)").rows.isEmpty else {
+        guard try services.models.exists(body.modelID, on: c) else {
             throw HTTPError(status: 422, code: "unknown_model", detail: "No model \(body.modelID.uuidString.lowercased()); publish it with POST /v1/models first.",
                             errors: [FieldError(field: "model_id", message: "must name a published model")])
         }
@@ -90,82 +91,5 @@ struct DomainRoutes {
         let id = try request.uuidParameter("id")
         guard let domain = try services.campaigns.domain(id) else { throw HTTPError.notFound("No domain \(id.uuidString.lowercased()).") }
         return try .body(domain)
-    }
-}
-
-/// Splits the targets into waves and sizes each device's job to its budgets.
-struct RolloutPlan {
-    let targets: [CampaignStore.Target]
-    let waveCount: Int
-
-    /// Below this battery a device does not train: it applies the domain's aggregated adapters in the last wave.
-    static let minTrainingBatteryPct = 15.0
-    /// Between that and this, training steps scale with the charge left.
-    static let fullTrainingBatteryPct = 50.0
-    /// Adaptation may spend what this many inferences at the device's per-inference energy budget would.
-    static let trainingEnergyInInferences = 2_000.0
-
-    /// The planned combination, when the device's config is for the campaign's model (else the agent runs the
-    /// original blocks).
-    static func variants(_ device: DeviceStore.Target, _ request: DomainRequest) -> [String] {
-        device.configModelID == request.modelID ? device.variants : []
-    }
-
-    /// Steps the energy budget allows: a training step costs about 3 × batch inferences (forward + backward) at
-    /// the planned combination's predicted energy; the allowance is `trainingEnergyInInferences` inferences at the
-    /// budget, scaled like the steps by the battery. nil when the device has no energy budget or no plan.
-    static func energyStepCap(_ device: DeviceStore.Target, batchSize: Int, batteryFactor: Double) -> Int? {
-        guard let budget = device.energyBudgetMJ, let perInference = device.predictedEnergyMJ, perInference > 0 else { return nil }
-        let allowance = budget * trainingEnergyInInferences * batteryFactor
-        return max(1, Int(allowance / (3 * Double(batchSize) * perInference)))
-    }
-
-    init(devices: [DeviceStore.Target], request: DomainRequest, domainID: UUID) {
-        let n = devices.count
-        let rollout = request.effectiveRollout
-        let canary = max(1, Int((Double(n) * rollout.canaryPct / 100).rounded(.up)))
-        let waveSize = max(1, Int((Double(n) * rollout.waveSizePct / 100).rounded(.up)))
-        if request.job.kind == "profile" {
-            // Measuring costs no training: every device gets a `profile` job, in waves like any rollout.
-            var targets: [CampaignStore.Target] = []
-            for (i, device) in devices.enumerated() {
-                targets.append(.init(deviceID: device.id, wave: i < canary ? 0 : 1 + (i - canary) / waveSize, document: JobDocument(
-                    kind: .profile, modelID: request.modelID, domainID: domainID, domainName: request.name, variants: [],
-                    loss: "none", steps: 0, learningRate: 0, batchSize: 1, budgetNote: "measures every variant's latency on the device")))
-            }
-            self.targets = targets
-            self.waveCount = (targets.map(\.wave).max() ?? 0) + 1
-            return
-        }
-        let trainers = devices.filter { ($0.batteryPct ?? 100) >= Self.minTrainingBatteryPct }
-        let appliers = devices.filter { ($0.batteryPct ?? 100) < Self.minTrainingBatteryPct }
-        var waves: [Int] = []
-        for i in 0..<trainers.count { waves.append(i < canary ? 0 : 1 + (i - canary) / waveSize) }
-        let lastTrainingWave = waves.last ?? 0
-        let applyWave = appliers.isEmpty ? lastTrainingWave : (trainers.isEmpty ? 0 : lastTrainingWave + 1)
-        var targets: [CampaignStore.Target] = []
-        for (device, wave) in zip(trainers, waves) {
-            let battery = device.batteryPct ?? 100
-            let factor = min(1, battery / Self.fullTrainingBatteryPct)
-            var steps = request.job.loss == "bn-stats" ? request.job.steps : max(1, Int((Double(request.job.steps) * factor).rounded()))
-            var notes: [String] = factor < 1 ? ["steps scaled to \(Int(factor * 100))% for battery \(Int(battery))%"] : []
-            let batch = request.job.batchSize ?? 64
-            if let cap = Self.energyStepCap(device, batchSize: batch, batteryFactor: factor), cap < steps {
-                steps = cap
-                notes.append("capped at \(cap) steps by the energy budget (a step ≈ 3 × \(batch) inferences at the planned \(String(format: "%.2f", device.predictedEnergyMJ ?? 0)) mJ)")
-            }
-            targets.append(.init(deviceID: device.id, wave: wave, document: JobDocument(
-                kind: .adapt, modelID: request.modelID, domainID: domainID, domainName: request.name, variants: Self.variants(device, request),
-                loss: request.job.loss, steps: steps, learningRate: request.job.learningRate ?? 1e-3,
-                batchSize: batch, budgetNote: notes.isEmpty ? nil : notes.joined(separator: "; "))))
-        }
-        for device in appliers {
-            targets.append(.init(deviceID: device.id, wave: applyWave, document: JobDocument(
-                kind: .apply, modelID: request.modelID, domainID: domainID, domainName: request.name, variants: Self.variants(device, request),
-                loss: request.job.loss, steps: 0, learningRate: 0, batchSize: request.job.batchSize ?? 64,
-                budgetNote: "battery \(Int(device.batteryPct ?? 0))% is under \(Int(Self.minTrainingBatteryPct))%: applies the domain's aggregated adapters instead of training")))
-        }
-        self.targets = targets
-        self.waveCount = (targets.map(\.wave).max() ?? 0) + 1
     }
 }

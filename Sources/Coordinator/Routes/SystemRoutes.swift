@@ -25,7 +25,7 @@ struct SystemRoutes {
     /// Ready means: the database answers and every migration this build knows is applied.
     func readiness(_ request: HTTPRequest) throws -> HTTPResponse {
         do {
-            try services.pool.query("SELECT 1")
+            try services.pool.ping()
             let pending = try services.migrations.pending(services.pool)
             guard pending.isEmpty else {
                 throw HTTPError.serviceUnavailable("Migrations pending: \(pending.joined(separator: ", ")).", retryAfter: 5)

@@ -1,7 +1,6 @@
 import ElasticModel
 import FleetAPI
 import Foundation
-import HTTPServer
 import Learning
 import PostgresClient
 import Synchronization
@@ -22,19 +21,15 @@ struct ArtifactPolicy: Sendable {
 
     /// The job document of a job of `device` (nil when the job is not this device's).
     func document(job: UUID, device: UUID) throws -> JobDocument? {
-        guard let row = try pool.query("SELECT document::text AS document FROM jobs WHERE id = \(job) AND device_id = \(device)").rows.first else {
-            return nil
-        }
-        return try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
+        try JobStore(pool: pool).document(job: job, device: device)
     }
 
     /// The adaptation layout of a model, from its stored manifest; nil when the model declares no elastic network.
     /// Reads on `c` when given (a caller inside a transaction must not wait for a second connection).
     func layout(model: UUID, on c: PostgresConnection? = nil) throws -> AdaptationLayout? {
         if let cached = Self.layouts.get(model) { return cached }
-        let q: PostgresQuery = "SELECT manifest::text AS manifest FROM models WHERE id = \(model)"
-        guard let row = try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first,
-              let manifest = try? JSON.decode(LayoutManifest.self, from: try row.decode("manifest", as: String.self)),
+        guard let text = try ModelStore(pool: pool).manifest(model, on: c),
+              let manifest = try? JSON.decode(LayoutManifest.self, from: text),
               let kind = AdapterKind(rawValue: manifest.adapter.kind),
               let layout = try? AdaptationLayout(architecture: manifest.architecture, positions: manifest.blocks, adapterKind: kind) else {
             return nil
@@ -51,42 +46,39 @@ struct ArtifactPolicy: Sendable {
     }
 
     /// One entry per tensor that the job does not allow (named `tensors.<name>`); empty when the artifact is acceptable.
-    func problems(_ tensors: [String: SafeTensor], document: JobDocument, on c: PostgresConnection? = nil) throws -> [FieldError] {
+    func problems(_ tensors: [String: SafeTensor], document: JobDocument, on c: PostgresConnection? = nil) throws -> [ArtifactProblem] {
         guard document.kind == .adapt else {
-            return [FieldError(field: "body", message: "a \(document.kind.rawValue) job trains nothing; only adapt jobs upload adapters")]
+            return [ArtifactProblem(field: "body", message: "a \(document.kind.rawValue) job trains nothing; only adapt jobs upload adapters")]
         }
         guard let allowed = try allowedTensors(document, on: c) else {
-            return [FieldError(field: "body", message: "the job's model \(document.modelID.uuidString.lowercased()) declares no adapters for its combination")]
+            return [ArtifactProblem(field: "body", message: "the job's model \(document.modelID.uuidString.lowercased()) declares no adapters for its combination")]
         }
-        guard !tensors.isEmpty else { return [FieldError(field: "body", message: "must hold at least one tensor")] }
-        var errors: [FieldError] = []
+        guard !tensors.isEmpty else { return [ArtifactProblem(field: "body", message: "must hold at least one tensor")] }
+        var errors: [ArtifactProblem] = []
         for name in tensors.keys.sorted() {
             let t = tensors[name]!
             let field = "tensors.\(name)"
             guard let shape = allowed[name] else {
-                errors.append(FieldError(field: field, message: "is not an adapter or batch-norm tensor of this job's combination"))
+                errors.append(ArtifactProblem(field: field, message: "is not an adapter or batch-norm tensor of this job's combination"))
                 continue
             }
             guard t.dtype == .F32, t.shape == shape, let values = try? t.floats() else {
-                errors.append(FieldError(field: field, message: "must be F32 of shape \(shape), got \(t.dtype.rawValue) \(t.shape)"))
+                errors.append(ArtifactProblem(field: field, message: "must be F32 of shape \(shape), got \(t.dtype.rawValue) \(t.shape)"))
                 continue
             }
             if !values.allSatisfy(\.isFinite) {
-                errors.append(FieldError(field: field, message: "has values that are not finite (NaN or infinity)"))
+                errors.append(ArtifactProblem(field: field, message: "has values that are not finite (NaN or infinity)"))
             }
         }
         return errors
     }
 
-    /// Refuses an artifact the job does not allow: 422 `invalid_artifact`, naming every offending tensor.
+    /// Refuses an artifact the job does not allow (`ArtifactRefusal.invalid`, every offending tensor; the route
+    /// answers 422 `invalid_artifact`).
     func check(_ tensors: [String: SafeTensor], document: JobDocument) throws {
         let errors = try problems(tensors, document: document)
         guard !errors.isEmpty else { return }
-        let listed = Array(errors.prefix(Self.maxListedErrors))
-        let more = errors.count > listed.count ? " (the first \(listed.count) are listed)" : ""
-        throw HTTPError(status: 422, code: "invalid_artifact",
-                        detail: "The artifact holds \(errors.count) tensor(s) that this job may not upload\(more): only the adapters and batch norms of the job's combination, F32, in the model's shapes, finite.",
-                        errors: listed)
+        throw ArtifactRefusal.invalid(errors)
     }
 
     /// The weight a job's artifact carries in its domain's average: the samples it reports, at least 1 and at most
@@ -96,19 +88,14 @@ struct ArtifactPolicy: Sendable {
         return min(max(1, reported ?? 1), overflow ? Int.max : product)
     }
 
-    /// Refuses a succeeded result of an `adapt` attempt that uploaded no artifact (409 `artifact_missing`): such a
-    /// job would count as adapted while its domain received nothing. Results of other kinds, of other devices'
-    /// jobs, or of attempts that no longer hold the job pass through, for the job store to answer.
+    /// Refuses a succeeded result of an `adapt` attempt that uploaded no artifact (`ArtifactRefusal.missing`, answered
+    /// 409 `artifact_missing`): such a job would count as adapted while its domain received nothing. Results of other
+    /// kinds, of other devices' jobs, or of attempts that no longer hold the job pass through, for the job store to answer.
     func requireArtifact(job: UUID, device: UUID, attempt: Int) throws {
-        guard let row = try pool.query("""
-            SELECT j.kind, EXISTS (SELECT 1 FROM job_artifacts a WHERE a.job_id = j.id AND a.attempt = \(attempt)) AS uploaded
-            FROM jobs j
-            WHERE j.id = \(job) AND j.device_id = \(device) AND j.attempt = \(attempt) AND j.state IN ('leased', 'running')
-            """).rows.first else { return }
-        guard try row.decode("kind", as: String.self) == JobKind.adapt.rawValue, try !row.decode("uploaded", as: Bool.self) else { return }
-        throw HTTPError(status: 409, code: "artifact_missing",
-                        detail: "Attempt \(attempt) of job \(job.uuidString.lowercased()) uploaded no adapters; PUT /v1/agent/jobs/{id}/artifact?attempt=\(attempt) before reporting success.",
-                        errors: [FieldError(field: "outcome", message: "succeeded needs this attempt's artifact")])
+        guard try JobArtifactStore(pool: pool, jobs: JobStore(pool: pool)).heldAdaptationLacksArtifact(job: job, device: device, attempt: attempt) else {
+            return
+        }
+        throw ArtifactRefusal.missing(job: job, attempt: attempt)
     }
 
     /// The part of a package manifest that fixes the network's tensors.
@@ -118,6 +105,20 @@ struct ArtifactPolicy: Sendable {
         var adapter: Adapter
         var blocks: [PositionSpec]
     }
+}
+
+/// One tensor (or the whole body) an artifact may not carry, named as the request's field.
+struct ArtifactProblem: Equatable, Sendable {
+    let field: String
+    let message: String
+}
+
+/// Why an artifact, or a success that needs one, is refused; the routes answer these as problems.
+enum ArtifactRefusal: Error, Equatable {
+    /// The artifact holds tensors its job does not allow (every problem, in tensor-name order).
+    case invalid([ArtifactProblem])
+    /// A succeeded `adapt` attempt uploaded no artifact.
+    case missing(job: UUID, attempt: Int)
 }
 
 /// A small map of model id → layout; beyond `capacity` it starts over (layouts are cheap to rebuild, models few).

@@ -1,9 +1,11 @@
 import FleetAPI
 import Foundation
 import PostgresClient
+import Rollout
 
 /// Moves campaigns along: releases the next wave when the released ones met the success threshold,
 /// pauses or aborts when failures cross the abort threshold, completes when every job is done.
+/// The decision is `Rollout.WaveDecision` (pure); this type counts the jobs and writes what it decides.
 /// Idempotent and safe from any replica: each evaluation locks the campaign row.
 struct CampaignScheduler: Sendable {
     let pool: PostgresPool
@@ -29,52 +31,38 @@ struct CampaignScheduler: Sendable {
             let released = try row.decode("released_wave", as: Int.self)
             let waveCount = try row.decode("wave_count", as: Int.self)
             let spec = try JSON.decode(DomainRequest.self, from: try row.decode("spec", as: String.self))
-            var counts: [String: Int] = [:]
+            var byState: [String: Int] = [:]
             // A success whose follow-ups (aggregation, re-plan) are still pending counts as open: the next wave may
             // apply the aggregate those follow-ups fold.
             for r in try c.query("""
                 SELECT CASE WHEN followup_pending THEN 'followup_pending' ELSE state END AS state, count(*)::bigint AS n
                 FROM jobs WHERE campaign_id = \(campaignID) AND wave <= \(released) GROUP BY 1
                 """).rows {
-                counts[try r.decode("state", as: String.self)] = try r.decode("n", as: Int.self)
+                byState[try r.decode("state", as: String.self)] = try r.decode("n", as: Int.self)
             }
-            let succeeded = counts["succeeded"] ?? 0
-            let failures = (counts["failed"] ?? 0) + (counts["timed_out"] ?? 0)
-            let executed = succeeded + failures
-            let open = (counts["queued"] ?? 0) + (counts["leased"] ?? 0) + (counts["running"] ?? 0) + (counts["followup_pending"] ?? 0)
-            let abort = spec.effectiveAbort
-            let rollout = spec.effectiveRollout
-
-            if executed >= abort.minExecuted, executed > 0,
-               Double(failures) * 100 / Double(executed) > abort.failureThresholdPct {
-                let reason = "\(failures) of \(executed) executed jobs failed, over the \(Self.pct(abort.failureThresholdPct)) abort threshold"
-                if abort.action == .abort {
-                    try setStatus(c, campaignID, .aborted, reason: reason, now: now)
-                    try c.query("""
-                        UPDATE jobs SET state = 'canceled', finished_at = \(now), updated_at = \(now)
-                        WHERE campaign_id = \(campaignID) AND state = 'queued'
-                        """)
-                    return .aborted(reason)
-                }
+            switch WaveDecision.decide(.init(byState: byState), releasedWave: released, waveCount: waveCount, spec: spec) {
+            case .wait:
+                return .unchanged
+            case .abort(let reason):
+                try setStatus(c, campaignID, .aborted, reason: reason, now: now)
+                try c.query("""
+                    UPDATE jobs SET state = 'canceled', finished_at = \(now), updated_at = \(now)
+                    WHERE campaign_id = \(campaignID) AND state = 'queued'
+                    """)
+                return .aborted(reason)
+            case .pause(let reason):
                 try setStatus(c, campaignID, .paused, reason: reason, now: now)
                 return .paused(reason)
-            }
-            guard open == 0 else { return .unchanged }
-            let rate = executed == 0 ? 100 : Double(succeeded) * 100 / Double(executed)
-            if rate < rollout.successThresholdPct {
-                let reason = "waves 0–\(released) succeeded at \(Self.pct(rate)), under the \(Self.pct(rollout.successThresholdPct)) needed to continue"
-                try setStatus(c, campaignID, .paused, reason: reason, now: now)
-                return .paused(reason)
-            }
-            if released + 1 < waveCount {
+            case .release(let wave):
                 try c.query("""
                     UPDATE campaigns SET released_wave = released_wave + 1, updated_at = \(now) WHERE id = \(campaignID)
                     """)
                 try c.query("SELECT pg_notify(\(JobStore.channel), '*')")
-                return .releasedWave(released + 1)
+                return .releasedWave(wave)
+            case .complete:
+                try setStatus(c, campaignID, .completed, reason: nil, now: now)
+                return .completed
             }
-            try setStatus(c, campaignID, .completed, reason: nil, now: now)
-            return .completed
         }
     }
 
@@ -101,7 +89,7 @@ struct CampaignScheduler: Sendable {
     func perform(_ action: Action, campaign id: UUID, now: Date) throws -> ActionOutcome {
         let outcome: ActionOutcome = try pool.withTransaction { c in
             guard let row = try c.query("SELECT status FROM campaigns WHERE id = \(id) FOR UPDATE").rows.first else { return .notFound }
-            let status = CampaignStatus(rawValue: try row.decode("status", as: String.self)) ?? .running
+            let status = try row.decodeEnum("status", as: CampaignStatus.self)
             switch action {
             case .pause:
                 guard status == .running else { return .conflict("Only a running campaign can be paused; it is \(status.rawValue).") }
@@ -135,6 +123,4 @@ struct CampaignScheduler: Sendable {
         if case .done = outcome, action == .resume || action == .retryFailed { try evaluate(id, now: now) }
         return outcome
     }
-
-    static func pct(_ x: Double) -> String { String(format: "%.1f%%", x) }
 }

@@ -1,12 +1,24 @@
 import FleetAPI
 import Foundation
-import HTTPServer
 import Synchronization
+
+/// A parked long-poll as the scheduler sees it; the route adapts its HTTP one (and renders the answers).
+protocol JobWaiter: Sendable {
+    /// Already answered (by a job, a timeout or a closed connection).
+    var isCompleted: Bool { get }
+    /// The client closed its connection: no job may be handed to it.
+    var clientHasGone: Bool { get }
+    /// Answers "no job now".
+    func completeEmpty()
+    /// Answers with a leased job; false when the poll was already answered. `ifUndelivered` runs when the answer
+    /// did not reach the client whole, so the lease can be given back.
+    func complete(with job: LeasedJob, ifUndelivered: @escaping @Sendable () -> Void) -> Bool
+}
 
 /// Agents waiting in `GET /v1/agent/jobs/next?wait=…`, by device. A NOTIFY (or the periodic fallback sweep,
 /// since NOTIFY is only a hint) makes each affected waiter try to lease; a leased job completes its long-poll.
 final class JobWaiters: Sendable {
-    private let waiting = Mutex<[UUID: [LongPoll]]>([:])
+    private let waiting = Mutex<[UUID: [any JobWaiter]]>([:])
     private let queue = DispatchQueue(label: "fleetadapt.job-waiters", attributes: .concurrent)
     private let jobs: JobStore
     private let clock: WallClock
@@ -16,7 +28,7 @@ final class JobWaiters: Sendable {
         self.clock = clock
     }
 
-    func add(device: UUID, poll: LongPoll) {
+    func add(device: UUID, poll: any JobWaiter) {
         waiting.withLock { $0[device, default: []].append(poll) }
     }
 
@@ -24,7 +36,7 @@ final class JobWaiters: Sendable {
 
     /// Wakes the waiters of one device, or of every device when `device` is nil.
     func wake(device: UUID?) {
-        let targets: [(UUID, [LongPoll])] = waiting.withLock { table in
+        let targets: [(UUID, [any JobWaiter])] = waiting.withLock { table in
             for (key, polls) in table {
                 let open = polls.filter { !$0.isCompleted }
                 if open.isEmpty { table[key] = nil } else { table[key] = open }
@@ -40,22 +52,21 @@ final class JobWaiters: Sendable {
     /// Leases for the first waiter whose client is still there. A waiter whose client has closed its connection
     /// (a restarted agent, a proxy's idle timeout) is answered and skipped, so no job is leased to nobody; if the
     /// answer carrying a job still fails to reach the client, the lease is given back.
-    private func tryLease(device: UUID, polls: [LongPoll]) {
+    private func tryLease(device: UUID, polls: [any JobWaiter]) {
         for poll in polls where !poll.isCompleted {
             if poll.clientHasGone {
-                poll.complete(HTTPResponse(status: 204))
+                poll.completeEmpty()
                 continue
             }
             do {
                 guard let job = try jobs.leaseNext(device: device, now: clock.now()) else { return }
-                let response = (try? HTTPResponse.body(job)) ?? HTTPResponse(status: 500)
                 let (jobs, clock) = (self.jobs, self.clock)
                 let giveBack: @Sendable () -> Void = {
                     do { try jobs.unlease(job: job.id, attempt: job.attempt, now: clock.now()) } catch {
                         Log.error("giving back job \(job.id.uuidString.lowercased()) after an undelivered long-poll: \(error)")
                     }
                 }
-                if !poll.complete(response, ifUndelivered: giveBack) {
+                if !poll.complete(with: job, ifUndelivered: giveBack) {
                     // The poll timed out meanwhile: give the lease back so the next poll gets the job at once.
                     giveBack()
                 }

@@ -1,7 +1,6 @@
 import Dispatch
 import FleetAPI
 import Foundation
-import HTTPServer
 import Planner
 import PostgresClient
 import Synchronization
@@ -124,7 +123,7 @@ final class Replanner: Sendable {
     static func decision(_ plan: Plan, model: UUID, space: PlanningSpace, adapters: AdapterChoice?, measured: Bool) throws -> PlanDecision {
         let p = plan.predicted
         guard [p.accuracy, p.latencyMs, p.memoryMB, p.energyMJ].allSatisfy(\.isFinite) else {
-            throw HTTPError.validation([FieldError(field: "hardware", message: "the profile's figures are too extreme to plan with (an estimate overflows)")])
+            throw PlanInputError(field: "hardware", message: "the profile's figures are too extreme to plan with (an estimate overflows)")
         }
         return PlanDecision(
             modelID: model,
@@ -299,20 +298,20 @@ final class Replanner: Sendable {
         if let id = request.modelID {
             let found: FrontierCache?
             do { found = try self.cache(model: id) } catch let error as UnplannableModel {
-                throw HTTPError.validation([FieldError(field: "model_id", message: "\(error) (deprecate or delete it)")])
+                throw PlanInputError(field: "model_id", message: "\(error) (deprecate or delete it)")
             }
             guard let c = found else {
-                throw HTTPError.validation([FieldError(field: "model_id", message: "no elastic model \(id.uuidString.lowercased()) (publish one with POST /v1/models)")])
+                throw PlanInputError(field: "model_id", message: "no elastic model \(id.uuidString.lowercased()) (publish one with POST /v1/models)")
             }
             (model, cache) = (id, c)
         } else {
-            guard let current = try currentModel() else { throw HTTPError.validation([FieldError(field: "model_id", message: "no elastic model is published yet")]) }
+            guard let current = try currentModel() else { throw PlanInputError(field: "model_id", message: "no elastic model is published yet") }
             (model, cache) = current
         }
         let space = cache.reference.space
         if let m = request.measuredLatenciesMs,
            m.count != space.blocks.count || !zip(m, space.blocks).allSatisfy({ $0.count == $1.variants.count }) {
-            throw HTTPError.validation([FieldError(field: "measured_latencies_ms", message: "must have \(space.blocks.count) blocks of \(space.blocks.map { String($0.variants.count) }.joined(separator: "/")) variants")])
+            throw PlanInputError(field: "measured_latencies_ms", message: "must have \(space.blocks.count) blocks of \(space.blocks.map { String($0.variants.count) }.joined(separator: "/")) variants")
         }
         let profile = Self.profile(hardware: request.hardware, constraints: request.constraints, context: request.context,
                                    measured: request.measuredLatenciesMs, space: space)
@@ -322,4 +321,11 @@ final class Replanner: Sendable {
         let plan = try frontier.plan(for: profile)
         return try Self.decision(plan, model: model, space: space, adapters: nil, measured: profile.measuredLatencyMs != nil)
     }
+}
+
+/// A plan request the planner cannot serve, naming the request field at fault. Routes answer it as a 422
+/// `validation_failed` problem (`HTTPError.planInput`), so planning stays free of HTTP.
+struct PlanInputError: Error, Equatable {
+    let field: String
+    let message: String
 }

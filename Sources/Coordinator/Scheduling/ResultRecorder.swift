@@ -8,11 +8,11 @@ import PostgresClient
 struct ResultRecorder: Sendable {
     let pool: PostgresPool
     let metrics: MetricsStore
+    let latencies: VariantLatencyStore
+    let jobs: JobStore
 
     func record(job: UUID, device: UUID, result: JobResult, now: Date, on c: PostgresConnection) throws {
-        guard let row = try c.query("SELECT kind, document::text AS document FROM jobs WHERE id = \(job)").rows.first else { return }
-        let kind = try row.decode("kind", as: String.self)
-        let document = try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
+        guard let (kind, document) = try jobs.kindAndDocument(job: job, on: c) else { return }
         var values: [String: Double] = ["succeeded": result.outcome == .succeeded ? 1 : 0, "attempt": Double(result.attempt)]
         if let m = result.metrics {
             values["entropy_before"] = m.entropyBefore
@@ -26,13 +26,9 @@ struct ResultRecorder: Sendable {
             values["latency_ms"] = m.latencyMs
             values["split_after_block"] = m.splitAfterBlock.map(Double.init)
         }
-        try metrics.record(device: device, kind: "job.\(kind)", job: job, values: values, now: now, on: c)
-        if kind == JobKind.profile.rawValue, result.outcome == .succeeded, let latencies = result.variantLatenciesMs {
-            try c.query("""
-                INSERT INTO device_variant_latencies (device_id, model_id, latencies, measured_at)
-                VALUES (\(device), \(document.modelID), \(try JSON.string(latencies))::jsonb, \(now))
-                ON CONFLICT (device_id, model_id) DO UPDATE SET latencies = EXCLUDED.latencies, measured_at = EXCLUDED.measured_at
-                """)
+        try metrics.record(device: device, kind: "job.\(kind.rawValue)", job: job, values: values, now: now, on: c)
+        if kind == .profile, result.outcome == .succeeded, let variantLatencies = result.variantLatenciesMs {
+            try latencies.record(device: device, model: document.modelID, latencies: variantLatencies, now: now, on: c)
         }
     }
 }
@@ -57,19 +53,15 @@ struct JobFollowups {
     @discardableResult
     func finish(job: UUID, wait: Bool = true) throws -> Outcome {
         let now = services.clock.now()
-        let lock = wait ? "FOR UPDATE" : "FOR UPDATE SKIP LOCKED"
         enum Step { case nothing, busy, done(device: UUID, kind: JobKind?, version: Int?) }
         let step: Step = try services.pool.withTransaction { c in
-            guard let row = try c.query("""
-                SELECT device_id, kind, followup_pending FROM jobs WHERE id = \(job) \(unsafeRaw: lock)
-                """).rows.first else {
+            guard let pending = try services.jobs.lockFollowups(job: job, wait: wait, on: c) else {
                 return wait ? .nothing : .busy   // without waiting, no row means another finisher holds it
             }
-            guard try row.decode("followup_pending", as: Bool.self) else { return .nothing }
-            let kind = JobKind(rawValue: try row.decode("kind", as: String.self))
-            let version = kind == .adapt ? try services.aggregator.aggregate(afterJob: job, now: now, on: c) : nil
-            try c.query("UPDATE jobs SET followup_pending = false WHERE id = \(job)")
-            return .done(device: try row.decode("device_id", as: UUID.self), kind: kind, version: version)
+            guard pending.pending else { return .nothing }
+            let version = pending.kind == .adapt ? try services.aggregator.aggregate(afterJob: job, now: now, on: c) : nil
+            try services.jobs.clearFollowups(job: job, on: c)
+            return .done(device: pending.device, kind: pending.kind, version: version)
         }
         let device: UUID, kind: JobKind?, version: Int?
         switch step {

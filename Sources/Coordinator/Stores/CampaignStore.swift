@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import PostgresClient
+import Rollout
 
 /// SQL for domains and campaigns, and the campaign-wide job writes (bulk creation, wave release, cancel).
 struct CampaignStore: Sendable {
@@ -8,12 +9,8 @@ struct CampaignStore: Sendable {
     /// Lease of an attempt when the domain names none (capped by the job's timeout).
     var defaultLeaseSeconds = 30
 
-    /// One job to create: its device, wave and per-device document.
-    struct Target: Sendable {
-        let deviceID: UUID
-        let wave: Int
-        let document: JobDocument
-    }
+    /// One job to create: its device, wave and per-device document, as the rollout plan made it.
+    typealias Target = RolloutPlan.Target
 
     /// Writes the domain, its campaign and every job in one transaction; jobs go through COPY
     /// (one round trip for the whole fleet, never a loop of INSERTs), then one NOTIFY wakes the pollers.
@@ -104,7 +101,7 @@ struct CampaignStore: Sendable {
             let done = ["succeeded", "failed", "timed_out", "canceled"].reduce(0) { $0 + (counts[$1] ?? 0) }
             return CampaignView(
                 id: id, domainID: try row.decode("domain_id", as: UUID.self),
-                status: CampaignStatus(rawValue: try row.decode("status", as: String.self)) ?? .running,
+                status: try row.decodeEnum("status", as: CampaignStatus.self),
                 statusReason: try row.decode("status_reason", as: String?.self), targetCount: target,
                 waveCount: try row.decode("wave_count", as: Int.self), releasedWave: released, counts: counts,
                 progress: target == 0 ? 1 : Double(done) / Double(target),

@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import PostgresClient
+import Rollout
 
 /// SQL for the `devices` aggregate (devices and their context reports). The only place that knows these tables.
 struct DeviceStore: Sendable {
@@ -166,15 +167,8 @@ struct DeviceStore: Sendable {
     }
 
     /// A device as a campaign sees it: its battery, its energy budget, and its current config (model, variants,
-    /// predicted energy per inference).
-    struct Target: Sendable {
-        let id: UUID
-        let batteryPct: Double?
-        let energyBudgetMJ: Double?
-        let configModelID: UUID?
-        let variants: [String]
-        let predictedEnergyMJ: Double?
-    }
+    /// predicted energy per inference). The rollout plan's view of a device.
+    typealias Target = RolloutPlan.Device
 
     /// Active devices matching a selector, in id order, with their current config.
     func targets(labels: [String: String]?, ids: [UUID]?, on c: PostgresConnection) throws -> [Target] {
@@ -208,7 +202,7 @@ struct DeviceStore: Sendable {
         return Device(
             id: try row.decode("id", as: UUID.self),
             name: try row.decode("name", as: String.self),
-            status: Device.Status(rawValue: try row.decode("status", as: String.self)) ?? .active,
+            status: try row.decodeEnum("status", as: Device.Status.self),
             hardware: Hardware(class: try row.decode("hardware_class", as: String.self),
                                gflops: try row.decode("gflops", as: Double.self),
                                memoryMB: try row.decode("memory_mb", as: Int.self)),

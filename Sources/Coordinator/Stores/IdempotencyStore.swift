@@ -48,6 +48,11 @@ struct IdempotencyStore: Sendable {
         }
     }
 
+    /// The same writes for a request that brought no key: one transaction, nothing remembered.
+    func unkeyed<T>(_ create: (PostgresConnection) throws -> T) throws -> T {
+        try pool.withTransaction(create)
+    }
+
     /// Keys older than the retention window are forgotten; a retry after a day is a new request.
     func purge(olderThan cutoff: Date) throws -> Int {
         try pool.query("DELETE FROM idempotency_keys WHERE created_at < \(cutoff)").affectedRows

@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import PostgresClient
+import Rollout
 
 /// SQL for the jobs table: leasing, heartbeats, results, rescue of expired leases.
 /// Every state change is guarded by (id, device, attempt, state), so a superseded attempt changes nothing.
@@ -103,6 +104,42 @@ struct JobStore: Sendable {
             """).rows.isEmpty)
     }
 
+    /// The job document of a job of `device` (nil when the job is not this device's).
+    func document(job: UUID, device: UUID) throws -> JobDocument? {
+        guard let row = try pool.query("SELECT document::text AS document FROM jobs WHERE id = \(job) AND device_id = \(device)").rows.first else {
+            return nil
+        }
+        return try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
+    }
+
+    /// A job's kind and document, in the caller's transaction (its result being recorded).
+    func kindAndDocument(job: UUID, on c: PostgresConnection) throws -> (kind: JobKind, document: JobDocument)? {
+        guard let row = try c.query("SELECT kind, document::text AS document FROM jobs WHERE id = \(job)").rows.first else { return nil }
+        return (try row.decodeEnum("kind", as: JobKind.self),
+                try JSON.decode(JobDocument.self, from: try row.decode("document", as: String.self)))
+    }
+
+    /// Locks a job's row for its follow-ups (`JobFollowups`) until the caller's transaction ends: waiting for a
+    /// concurrent finisher, or (`wait` false) skipping a row another holds, which then reads as nil like a missing job.
+    func lockFollowups(job: UUID, wait: Bool, on c: PostgresConnection) throws -> (device: UUID, kind: JobKind, pending: Bool)? {
+        let lock = wait ? "FOR UPDATE" : "FOR UPDATE SKIP LOCKED"
+        guard let row = try c.query("""
+            SELECT device_id, kind, followup_pending FROM jobs WHERE id = \(job) \(unsafeRaw: lock)
+            """).rows.first else { return nil }
+        return (try row.decode("device_id", as: UUID.self), try row.decodeEnum("kind", as: JobKind.self),
+                try row.decode("followup_pending", as: Bool.self))
+    }
+
+    /// Marks a job's follow-ups done, in the transaction that did them.
+    func clearFollowups(job: UUID, on c: PostgresConnection) throws {
+        try c.query("UPDATE jobs SET followup_pending = false WHERE id = \(job)")
+    }
+
+    /// Stamps the digest of the attempt's uploaded artifact on the job, in the caller's transaction.
+    func recordArtifact(job: UUID, sha256: [UInt8], now: Date, on c: PostgresConnection) throws {
+        try c.query("UPDATE jobs SET artifact_sha256 = \(sha256), updated_at = \(now) WHERE id = \(job)")
+    }
+
     enum Completion: Equatable {
         case recorded(campaign: UUID, state: JobState)
         case replayed(campaign: UUID)
@@ -125,7 +162,7 @@ struct JobStore: Sendable {
                 """).rows
             guard let row = rows.first else { return .notFound }
             let campaign = try row.decode("campaign_id", as: UUID.self)
-            let state = JobState(rawValue: try row.decode("state", as: String.self)) ?? .queued
+            let state = try row.decodeEnum("state", as: JobState.self)
             let attempt = try row.decode("attempt", as: Int.self)
             let used = attempt - (try row.decode("attempt_base", as: Int.self))
             let maxAttempts = try row.decode("max_attempts", as: Int.self)
@@ -177,17 +214,31 @@ struct JobStore: Sendable {
     /// Returns the campaigns touched.
     func rescueExpired(backoff: Backoff) throws -> Set<UUID> {
         try pool.withTransaction { c in
+            // The expired leases, locked, with the attempts each used: every retry delay is `Backoff`'s (computed
+            // here, per row), and the database adds it to its own clock.
+            let expired = try c.query("""
+                SELECT id, attempt - attempt_base AS used FROM jobs
+                WHERE state IN ('leased', 'running') AND lease_expires_at < now()
+                ORDER BY id FOR UPDATE
+                """).rows
+            guard !expired.isEmpty else { return [] }
+            var ids: [UUID] = []
+            var delays: [Double] = []
+            for row in expired {
+                ids.append(try row.decode("id", as: UUID.self))
+                delays.append(backoff.delay(attempt: try row.decode("used", as: Int.self)))
+            }
             let rows = try c.query("""
                 UPDATE jobs SET
                     state = CASE WHEN attempt - attempt_base >= max_attempts THEN 'timed_out' ELSE 'queued' END,
                     finished_at = CASE WHEN attempt - attempt_base >= max_attempts THEN now() END,
-                    run_after = now() + make_interval(secs => least(power(attempt - attempt_base, \(backoff.exponent)), \(backoff.capSeconds))
-                                                           * \(backoff.scale) * (1 - \(backoff.jitter) + random() * 2 * \(backoff.jitter))),
+                    run_after = now() + make_interval(secs => r.delay),
                     lease_expires_at = NULL, updated_at = now(),
                     errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', \(unsafeRaw: Self.nowText),
                                                                             'error', 'lease expired'))
-                WHERE state IN ('leased', 'running') AND lease_expires_at < now()
-                RETURNING campaign_id, device_id, state
+                FROM unnest(\(PostgresArray(ids)), \(PostgresArray(delays))) AS r(id, delay)
+                WHERE jobs.id = r.id AND jobs.state IN ('leased', 'running') AND jobs.lease_expires_at < now()
+                RETURNING jobs.campaign_id, jobs.device_id, jobs.state
                 """).rows
             var requeued: [UUID] = []
             var campaigns = Set<UUID>()
@@ -252,19 +303,26 @@ struct JobStore: Sendable {
             WHERE j.device_id = ANY(\(PostgresArray(devices))) AND j.state = 'succeeded' AND j.kind IN ('adapt', 'apply')
             ORDER BY j.device_id, j.finished_at DESC, j.id
             """).rows {
-            guard let kind = JobKind(rawValue: try row.decode("kind", as: String.self)) else { continue }
-            out[try row.decode("device_id", as: UUID.self)] = (try row.decode("domain_id", as: UUID.self), kind)
+            out[try row.decode("device_id", as: UUID.self)] = (try row.decode("domain_id", as: UUID.self), try row.decodeEnum("kind", as: JobKind.self))
         }
         return out
     }
 
     func kind(ofJob job: UUID) throws -> JobKind? {
-        try pool.query("SELECT kind FROM jobs WHERE id = \(job)").rows.first.flatMap { JobKind(rawValue: try $0.decode("kind", as: String.self)) }
+        try pool.query("SELECT kind FROM jobs WHERE id = \(job)").rows.first.map { try $0.decodeEnum("kind", as: JobKind.self) }
     }
 
     func domain(ofJob job: UUID) throws -> UUID? {
         try pool.query("SELECT cp.domain_id FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id WHERE j.id = \(job)")
             .rows.first?.decode("domain_id", as: UUID.self)
+    }
+
+    /// Whether `device` has a job in `domain`'s campaign (it is one of the domain's targets).
+    func hasJob(inDomain domain: UUID, device: UUID) throws -> Bool {
+        !(try pool.query("""
+            SELECT 1 FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
+            WHERE cp.domain_id = \(domain) AND j.device_id = \(device) LIMIT 1
+            """).rows.isEmpty)
     }
 
     /// Devices whose newest succeeded adaptation in `domain` applied the aggregated adapters.
@@ -273,25 +331,5 @@ struct JobStore: Sendable {
             SELECT DISTINCT j.device_id FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
             WHERE cp.domain_id = \(domain) AND j.state = 'succeeded' AND j.kind = 'apply'
             """).rows.map { try $0.decode("device_id", as: UUID.self) }
-    }
-}
-
-/// Retry delay: attempt^exponent seconds × scale, capped, ±jitter (river's default is attempt^4 ±10%).
-public struct Backoff: Sendable {
-    public var exponent: Double = 4
-    public var capSeconds: Double = 600
-    public var scale: Double = 1
-    public var jitter: Double = 0.1
-
-    public init(exponent: Double = 4, capSeconds: Double = 600, scale: Double = 1, jitter: Double = 0.1) {
-        self.exponent = exponent
-        self.capSeconds = capSeconds
-        self.scale = scale
-        self.jitter = jitter
-    }
-
-    func delay(attempt: Int) -> TimeInterval {
-        let base = min(pow(Double(attempt), exponent), capSeconds) * scale
-        return base * (1 - jitter + Double.random(in: 0...(2 * jitter)))
     }
 }

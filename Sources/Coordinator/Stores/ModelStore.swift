@@ -47,6 +47,11 @@ struct ModelStore: Sendable {
 
     static let columns = "id, name, package_sha256, size_bytes, manifest::text AS manifest, combination_count, created_at, deprecated_at"
 
+    /// Whether a model with this id is published, read in the caller's transaction (a campaign being created).
+    func exists(_ id: UUID, on c: PostgresConnection) throws -> Bool {
+        !(try c.query("SELECT 1 FROM models WHERE id = \(id)").rows.isEmpty)
+    }
+
     func find(_ id: UUID) throws -> Row? {
         try pool.query("SELECT \(unsafeRaw: Self.columns) FROM models WHERE id = \(id)").rows.first.map(Self.decode)
     }
@@ -114,7 +119,7 @@ struct ModelStore: Sendable {
                     """).rows[0]
                 let domains = try refs.decode("domains", as: Int.self), configs = try refs.decode("configs", as: Int.self)
                 if domains > 0 || configs > 0 { return .inUse(domains: domains, configs: configs) }
-                try c.query("DELETE FROM device_variant_latencies WHERE model_id = \(id)")
+                try variantLatencies.deleteAll(model: id, on: c)
                 try c.query("DELETE FROM models WHERE id = \(id)")
                 try c.query("DELETE FROM model_blobs WHERE sha256 = \(sha) AND NOT EXISTS (SELECT 1 FROM models WHERE package_sha256 = \(sha))")
                 return .deleted
@@ -124,23 +129,14 @@ struct ModelStore: Sendable {
         }
     }
 
-    func planningSpace(_ id: UUID) throws -> String? {
-        try pool.query("SELECT planning_space::text AS space FROM models WHERE id = \(id)").rows.first?.decode("space", as: String?.self)
+    /// A model's package manifest (JSON text), on `c` when given (a caller inside a transaction must not wait for a
+    /// second connection); nil when there is no such model or no manifest.
+    func manifest(_ id: UUID, on c: PostgresConnection? = nil) throws -> String? {
+        let q: PostgresQuery = "SELECT manifest::text AS manifest FROM models WHERE id = \(id)"
+        return try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first?.decode("manifest", as: String?.self)
     }
 
-    /// Per-variant latencies devices measured for a model (`profile` jobs), `[block][variant]` ms.
-    func measuredLatencies(model: UUID, devices: [UUID]) throws -> [UUID: [[Double]]] {
-        guard !devices.isEmpty else { return [:] }
-        var out: [UUID: [[Double]]] = [:]
-        for row in try pool.query("""
-            SELECT device_id, latencies::text AS latencies FROM device_variant_latencies
-            WHERE model_id = \(model) AND device_id = ANY(\(PostgresArray(devices)))
-            """).rows {
-            let device = try row.decode("device_id", as: UUID.self)
-            do { out[device] = try JSON.decode([[Double]].self, from: try row.decode("latencies", as: String.self)) } catch {
-                Log.error("measured latencies of device \(device.uuidString.lowercased()) for model \(model.uuidString.lowercased()) do not decode (planning with reference latencies): \(error)")
-            }
-        }
-        return out
+    func planningSpace(_ id: UUID) throws -> String? {
+        try pool.query("SELECT planning_space::text AS space FROM models WHERE id = \(id)").rows.first?.decode("space", as: String?.self)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import PostgresClient
+import Rollout
 
 /// Everything a coordinator process needs to start; the CLI fills it from flags and environment.
 public struct CoordinatorConfiguration: Sendable {

@@ -2,6 +2,7 @@ import FleetAPI
 import Foundation
 import HTTPServer
 import PostgresClient
+import Rollout
 
 /// What every route needs, built once at start-up and shared by all worker threads.
 struct Services: Sendable {
@@ -13,6 +14,7 @@ struct Services: Sendable {
     let idempotency: IdempotencyStore
     let models: ModelStore
     let jobs: JobStore
+    let artifacts: JobArtifactStore
     let campaigns: CampaignStore
     let metricsStore: MetricsStore
     let scheduler: CampaignScheduler
@@ -39,12 +41,13 @@ struct Services: Sendable {
         self.models = models
         let jobs = JobStore(pool: pool)
         self.jobs = jobs
+        self.artifacts = JobArtifactStore(pool: pool, jobs: jobs)
         let campaigns = CampaignStore(pool: pool, defaultLeaseSeconds: defaultLeaseSeconds)
         self.campaigns = campaigns
         let metricsStore = MetricsStore(pool: pool)
         self.metricsStore = metricsStore
         self.scheduler = CampaignScheduler(pool: pool, campaigns: campaigns, jobs: jobs)
-        self.results = ResultRecorder(pool: pool, metrics: metricsStore)
+        self.results = ResultRecorder(pool: pool, metrics: metricsStore, latencies: VariantLatencyStore(pool: pool), jobs: jobs)
         self.waiters = JobWaiters(jobs: jobs, clock: clock)
         let aggregator = AdapterAggregator(pool: pool)
         self.aggregator = aggregator
