@@ -263,7 +263,7 @@ public final class EmbeddedPostgres: Sendable {
     }
 
     static func freeLoopbackPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw PostgresError(kind: .connection, message: "socket() failed: errno \(errno)") }
         defer { close(fd) }
         var addr = sockaddr_in()

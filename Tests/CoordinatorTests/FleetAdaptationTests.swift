@@ -266,7 +266,7 @@ import Testing
 
     /// Sends `head` on a fresh loopback connection and returns what the server answers until it closes (or 30 s pass).
     static func headersOnly(_ head: String, port: Int) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 30, tv_usec: 0)

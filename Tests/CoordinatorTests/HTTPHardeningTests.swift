@@ -30,7 +30,7 @@ import Testing
 
     /// A loopback connection from `source` (127.0.0.1, 127.0.0.2, ...), so a test can be two clients.
     static func connect(port: Int, source: String = "127.0.0.1") throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -229,6 +229,8 @@ import Testing
         // The waiter is counted just before its handler returns and MHD suspends the connection; a client that
         // closes inside that window is seen by MHD itself, not by the peek this test is about. Let the suspend land.
         try await Task.sleep(for: .seconds(1))
+        // shutdown, not only close: a process another test spawned meanwhile may hold a copy of the descriptor.
+        shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
         try await Task.sleep(for: .milliseconds(200))
         #expect(try await c.request("POST", "/v1/domains", json: domain(model: model)).status == 201)

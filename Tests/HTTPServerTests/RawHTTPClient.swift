@@ -22,7 +22,7 @@ struct RawClientError: Error, CustomStringConvertible {
 enum RawHTTPClient {
     /// `source`: a loopback address to connect from (127.0.0.2, ...), so tests can act as another client.
     static func connect(port: Int, timeoutSeconds: Int = 15, source: String? = nil) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw RawClientError(description: "socket: \(errno)") }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
