@@ -83,10 +83,7 @@ struct DeclaredNetwork {
             try adapter(base, adapterKind)
             for (v, variant) in spec.variants.enumerated().dropFirst() {
                 let vfield = "\(field).variants[\(v)]"
-                guard variant.id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !variant.id.isEmpty,
-                      variant.id.count <= 16, variant.id != "adapter" else {
-                    throw .invalidManifest(field: "\(vfield).id", message: "1–16 letters, digits, - or _ (and not `adapter`)")
-                }
+                try variant.validateID(field: vfield)
                 let name = "\(spec.name).\(variant.id)"
                 switch (variant.skip, spec.kind) {
                 case (.identity?, _):

@@ -39,10 +39,7 @@ public final class ElasticNetwork {
             var blocks = [base]
             for (v, variant) in spec.variants.enumerated().dropFirst() {
                 let vfield = "\(field).variants[\(v)]"
-                guard variant.id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !variant.id.isEmpty,
-                      variant.id.count <= 16, variant.id != "adapter" else {
-                    throw .invalidManifest(field: "\(vfield).id", message: "1–16 letters, digits, - or _ (and not `adapter`)")
-                }
+                try variant.validateID(field: vfield)
                 let name = "\(spec.name).\(variant.id)"
                 let size = base.inputSize
                 let block: Block

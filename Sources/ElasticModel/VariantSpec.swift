@@ -37,6 +37,15 @@ public struct VariantSpec: Codable, Sendable, Equatable {
         case id, sparsity, skip, profile, distillation
         case hiddenChannels = "hidden_channels"
     }
+
+    /// A derived variant's id names its tensors (`blocks.2.<id>.conv1.weight`): 1–16 letters, digits, `-` or `_`,
+    /// and not `adapter` (the adapter slot's name). Checked the same way where the network is declared and built.
+    func validateID(field: String) throws(PackageError) {
+        guard id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !id.isEmpty,
+              id.count <= 16, id != "adapter" else {
+            throw .invalidManifest(field: "\(field).id", message: "1–16 letters, digits, - or _ (and not `adapter`)")
+        }
+    }
 }
 
 /// A block position of the elastic network: its shape and the variants that may fill it.
