@@ -30,6 +30,43 @@ import Testing
         #expect(served == spec)
     }
 
+    /// Every operation of both documents has an `operationId`, unique in its document, so generated clients get
+    /// named functions (`listDevices`, not `get_v1_devices`).
+    @Test(arguments: ["openapi/openapi.yaml", "openapi/edge.yaml"])
+    func everyOperationHasAUniqueOperationID(file: String) throws {
+        let ids = try Self.operationIDs(file)
+        #expect(ids.count == (try Self.specOperations(file)).count)
+        let missing = ids.filter { $0.value == nil }.map(\.key).sorted()
+        #expect(missing == [], "operations without an operationId in \(file)")
+        let named = ids.values.compactMap { $0 }
+        #expect(Set(named).count == named.count, "operationIds repeated in \(file)")
+    }
+
+    /// "METHOD /path" → its `operationId` (six-space key under the method), nil when it has none.
+    static func operationIDs(_ file: String) throws -> [String: String?] {
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        var ids: [String: String?] = [:]
+        var inPaths = false
+        var path: String?
+        var operation: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "paths:" { inPaths = true; continue }
+            if inPaths, let first = line.first, first != " " { inPaths = false }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), !line.hasPrefix("   "), line.hasSuffix(":") {
+                path = String(line.dropFirst(2).dropLast())
+                operation = nil
+            } else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":"), let path {
+                let method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
+                operation = ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(method) ? "\(method) \(path)" : nil
+                if let operation { ids[operation] = .some(nil) }
+            } else if let operation, line.hasPrefix("      operationId:") {
+                ids[operation] = .some(line.dropFirst("      operationId:".count).trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return ids
+    }
+
     /// "METHOD /path" for every operation under `paths:` (two-space path keys, four-space method keys).
     static func specOperations(_ file: String = "openapi/openapi.yaml") throws -> Set<String> {
         let text = try String(contentsOfFile: file, encoding: .utf8)
