@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages FleetAdapt builds and runs with (Debian 12, as root).
-# Skips apt entirely when everything is already installed.
+# Skips apt entirely when everything is already installed. Extra package names (the test command's tools) may
+# be given as arguments.
 set -euo pipefail
 pkgs=(pkg-config libmicrohttpd-dev libpq-dev postgresql libopenblas-dev zlib1g-dev
-      dataset-fashion-mnist ca-certificates curl)
+      dataset-fashion-mnist ca-certificates curl "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

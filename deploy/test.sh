@@ -5,6 +5,8 @@
 # in a debug build and seconds in an optimised one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash deploy/install-deps.sh
+# systemd only for systemd-analyze, which checks the unit files in deploy/systemd.
+bash deploy/install-deps.sh systemd
 swift build -c release --build-tests -Xswiftc -enable-testing
+bash deploy/tools/check-systemd.sh "$(swift build -c release --show-bin-path)"
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"
