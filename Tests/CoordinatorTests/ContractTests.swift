@@ -42,6 +42,34 @@ import Testing
         #expect(Set(named).count == named.count, "operationIds repeated in \(file)")
     }
 
+    /// The catalogue of problem codes (`x-problem-codes` under the Problem schema) lists exactly the codes the
+    /// sources can answer: every `code: "…"` literal and every defaulted `code: String = "…"` in Sources/.
+    @Test func problemCodeCatalogueMatchesTheSources() throws {
+        let spec = try String(contentsOfFile: "openapi/openapi.yaml", encoding: .utf8)
+        var documented: Set<String> = []
+        var inCatalogue = false
+        for line in spec.split(separator: "\n") {
+            if line.hasPrefix("      x-problem-codes:") { inCatalogue = true; continue }
+            guard inCatalogue else { continue }
+            guard line.hasPrefix("        "), let colon = line.firstIndex(of: ":") else { break }
+            documented.insert(line[..<colon].trimmingCharacters(in: .whitespaces))
+        }
+        #expect(documented.count > 20)
+
+        var emitted: Set<String> = []
+        let pattern = try Regex(#"code: (?:String = )?"([a-z_]+)""#)
+        let files = FileManager.default.enumerator(atPath: "Sources")?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") } ?? []
+        #expect(!files.isEmpty)
+        for file in files {
+            let text = try String(contentsOfFile: "Sources/" + file, encoding: .utf8)
+            for match in text.matches(of: pattern) {
+                if let code = match.output[1].substring { emitted.insert(String(code)) }
+            }
+        }
+        #expect(emitted.subtracting(documented).sorted() == [], "answered by the sources but missing from x-problem-codes")
+        #expect(documented.subtracting(emitted).sorted() == [], "in x-problem-codes but never answered")
+    }
+
     /// "METHOD /path" → its `operationId` (six-space key under the method), nil when it has none.
     static func operationIDs(_ file: String) throws -> [String: String?] {
         let text = try String(contentsOfFile: file, encoding: .utf8)
