@@ -31,7 +31,7 @@ import Testing
     }
 
     /// Every operation of both documents has an `operationId`, unique in its document, so generated clients get
-    /// named functions (`listDevices`, not `get_v1_devices`).
+    /// named functions (`listDevices`, not `get_v1_devices`), and tags, so their functions come grouped.
     @Test(arguments: ["openapi/openapi.yaml", "openapi/edge.yaml"])
     func everyOperationHasAUniqueOperationID(file: String) throws {
         let ids = try Self.operationIDs(file)
@@ -40,6 +40,9 @@ import Testing
         #expect(missing == [], "operations without an operationId in \(file)")
         let named = ids.values.compactMap { $0 }
         #expect(Set(named).count == named.count, "operationIds repeated in \(file)")
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let tagged = text.split(separator: "\n").filter { $0.hasPrefix("      tags: [") }.count
+        #expect(tagged == ids.count, "operations without tags in \(file)")
     }
 
     /// The catalogue of problem codes (`x-problem-codes` under the Problem schema) lists exactly the codes the
