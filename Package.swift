@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // Faces over C: the only modules that touch pointers of their library.
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
@@ -42,7 +43,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The typed blocking HTTP client of the coordinator's API and the package cache (agent, edge, CLI).
-        .target(name: "FleetClient", dependencies: ["FleetAPI", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "FleetClient", dependencies: ["FleetAPI", "CCurl", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Agent", dependencies: ["FleetAPI", "FleetClient", "Learning", "ElasticModel"]),
         // The edge half of split inference; it reaches the coordinator through FleetClient.
         .target(name: "EdgeRuntime", dependencies: ["FleetClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel"]),
@@ -57,7 +58,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt-edge", dependencies: [
-            "EdgeRuntime", "HTTPServer",
+            "EdgeRuntime", "HTTPServer", "FleetClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [

@@ -3,7 +3,7 @@
 # Skips apt entirely when everything is already installed. Extra package names (the test command's tools) may
 # be given as arguments.
 set -euo pipefail
-pkgs=(pkg-config libmicrohttpd-dev libpq-dev postgresql libopenblas-dev zlib1g-dev
+pkgs=(pkg-config libmicrohttpd-dev libpq-dev postgresql libopenblas-dev zlib1g-dev libcurl4-openssl-dev
       dataset-fashion-mnist ca-certificates curl "$@")
 missing=()
 for p in "${pkgs[@]}"; do

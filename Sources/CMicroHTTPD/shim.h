@@ -14,3 +14,9 @@ static inline const struct sockaddr *fleetadapt_mhd_client_address(struct MHD_Co
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     return info == NULL ? NULL : info->client_addr;
 }
+
+/* MHD_get_daemon_info is variadic too: the connections a daemon still holds (a retired daemon drains to zero). */
+static inline unsigned int fleetadapt_mhd_daemon_connections(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info == NULL ? 0 : info->num_connections;
+}

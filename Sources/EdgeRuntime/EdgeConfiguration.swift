@@ -1,4 +1,6 @@
+import FleetClient
 import Foundation
+import HTTPServer
 
 /// What an edge server needs to start; `fleetadapt-edge` fills it from flags.
 public struct EdgeConfiguration: Sendable {
@@ -19,6 +21,10 @@ public struct EdgeConfiguration: Sendable {
     /// after that asks the coordinator again (with the request's token), and a device it no longer accepts
     /// (decommissioned, token revoked) loses its session with 401. 0 asks on every request.
     public var sessionConfirmationTTL: Duration
+    /// HTTPS for devices' requests (nil: plain HTTP, for loopback or behind a terminating proxy).
+    public var tls: TLSConfiguration?
+    /// How the coordinator's certificate is verified when `coordinatorURL` is https.
+    public var coordinatorTLS = ClientTLS()
 
     /// The default `sessionConfirmationTTL`: a decommissioned device is cut off within 3 s, and a busy device
     /// costs the coordinator one config read per 3 s.

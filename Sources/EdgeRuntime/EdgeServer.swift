@@ -28,12 +28,15 @@ public final class EdgeServer: Sendable {
         let routes = EdgeRoutes(configuration: configuration, sessions: sessions)
         routes.register(on: router)
         self.router = router
-        let http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
+        var http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
                                    accessLog: configuration.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
+        http.tls = configuration.tls
         server = HTTPServer(configuration: http, router: router)
     }
 
     public func start() throws { try server.start() }
+    /// Reads the TLS certificate and key again (SIGHUP); open connections keep the old ones until they close.
+    public func reloadTLS() throws { try server.reloadTLS() }
     public var port: Int { server.boundPort }
     /// Every (method, pattern) served, for the contract test against openapi/edge.yaml.
     public var routes: [(method: HTTPMethod, pattern: String)] { router.routes }
@@ -65,7 +68,7 @@ struct EdgeRoutes: Sendable {
         } catch {
             throw HTTPError.validation([FieldError(field: "body", message: "not a safetensors file: \(error)")])
         }
-        let coordinator = CoordinatorClient(baseURL: configuration.coordinatorURL, token: token)
+        let coordinator = CoordinatorClient(baseURL: configuration.coordinatorURL, token: token, tls: configuration.coordinatorTLS)
         let answer: CoordinatorClient.ConfigAnswer
         do {
             answer = try coordinator.config(attempts: 2)
@@ -143,7 +146,7 @@ struct EdgeRoutes: Sendable {
         guard session.needsConfirmation(ttl: configuration.sessionConfirmationTTL, now: now) else { return }
         let answer: CoordinatorClient.ConfigAnswer
         do {
-            answer = try CoordinatorClient(baseURL: configuration.coordinatorURL, token: token).config(attempts: 1)
+            answer = try CoordinatorClient(baseURL: configuration.coordinatorURL, token: token, tls: configuration.coordinatorTLS).config(attempts: 1)
         } catch is DecodingError {
             throw HTTPError.serviceUnavailable("The coordinator's config could not be read.", retryAfter: 2)
         } catch {

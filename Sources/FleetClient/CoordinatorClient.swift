@@ -1,10 +1,6 @@
 import Crypto
 import FleetAPI
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-import Synchronization
 
 /// The typed, blocking HTTP client of the coordinator's API (agent, edge runtime and CLI alike), with retries:
 /// network errors and 5xx answers are retried with exponential backoff and jitter (the coordinator may be
@@ -14,7 +10,7 @@ import Synchronization
 public final class CoordinatorClient: Sendable {
     public let baseURL: String
     let token: String
-    let session: URLSession
+    let transport: CurlTransport
 
     public struct Response: Sendable {
         public let status: Int
@@ -33,17 +29,15 @@ public final class CoordinatorClient: Sendable {
         }
     }
 
-    public init(baseURL: String, token: String) {
+    /// `tls` says how an `https://` coordinator is verified (its certificate and name always are; `caFile` names
+    /// the certificate authorities to trust instead of the system's).
+    public init(baseURL: String, token: String, tls: ClientTLS = ClientTLS()) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
-        let config = URLSessionConfiguration.ephemeral
-        config.timeoutIntervalForRequest = 90
-        session = URLSession(configuration: config)
+        transport = CurlTransport(tls: tls)
     }
 
-    // A URLSession lives until invalidated; clients are made per edge session and per measurement, so each one
-    // releases its session when it goes.
-    deinit { session.finishTasksAndInvalidate() }
+    public var tls: ClientTLS { transport.tls }
 
     /// Sends one request, retrying transport errors and 5xx up to `attempts` times (base delay 0.2 s, ×2, ±25%).
     public func send(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json",
@@ -52,35 +46,24 @@ public final class CoordinatorClient: Sendable {
         var last = "no attempt"
         for attempt in 1...attempts {
             if shouldStop() { throw Failure(description: "stopped") }
-            guard let url = URL(string: baseURL + path) else { throw Failure(description: "not a URL: \(baseURL + path)") }
-            var request = URLRequest(url: url)
-            request.httpMethod = method
-            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-            for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
-            if let body {
-                request.httpBody = body
-                request.setValue(contentType, forHTTPHeaderField: "Content-Type")
+            var fields: [(String, String)] = [("Authorization", "Bearer \(token)")]
+            for (k, v) in headers.sorted(by: { $0.key < $1.key }) { fields.append((k, v)) }
+            if body != nil { fields.append(("Content-Type", contentType)) }
+            let result: Result<Response, Error>
+            do {
+                result = .success(try transport.perform(.init(method: method, url: baseURL + path, headers: fields, body: body)))
+            } catch let error as CurlError where !error.retryable {
+                throw Failure(description: "\(method) \(path) failed: \(error)", cause: error.description)
+            } catch {
+                result = .failure(error)
             }
-            let result = Mutex<Result<Response, Error>?>(nil)
-            let done = DispatchSemaphore(value: 0)
-            session.dataTask(with: request) { data, response, error in
-                if let http = response as? HTTPURLResponse {
-                    var h: [String: String] = [:]
-                    for (k, v) in http.allHeaderFields { h[String(describing: k).lowercased()] = String(describing: v) }
-                    result.withLock { $0 = .success(Response(status: http.statusCode, body: data ?? Data(), headers: h)) }
-                } else {
-                    result.withLock { $0 = .failure(error ?? Failure(description: "no response")) }
-                }
-                done.signal()
-            }.resume()
-            done.wait()
-            switch result.withLock({ $0 })! {
+            switch result {
             case .success(let r) where r.status < 500:
                 return r
             case .success(let r):
                 last = "HTTP \(r.status)"
             case .failure(let e):
-                last = "\(e.localizedDescription)"
+                last = "\(e)"
             }
             if attempt < attempts {
                 Thread.sleep(forTimeInterval: delay * Double.random(in: 0.75...1.25))

@@ -15,6 +15,12 @@ public struct HTTPServerConfiguration: Sendable {
     public var accessLog: (@Sendable (String) -> Void)? = HTTPServerConfiguration.standardErrorLog
     /// What one client may hold and how long it may take; see `Limits`.
     public var limits = Limits()
+    /// HTTPS with this certificate and key; nil serves plain HTTP (loopback, or behind a terminating proxy).
+    public var tls: TLSConfiguration?
+    /// After `reloadTLS()`, the daemon serving the old certificate keeps its open connections for at most this
+    /// long (a parked long-poll is answered within a minute, an idle keep-alive closes after
+    /// `connectionTimeoutSeconds`), then stops.
+    public var tlsDrainSeconds = 120
 
     /// Bounds that keep slow or hostile clients from holding the server: every number here is enforced before a
     /// handler runs, and none can be extended by trickling bytes.

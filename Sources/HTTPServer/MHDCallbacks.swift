@@ -83,3 +83,13 @@ func collectHeader(_ cls: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key
     headers.pointee.add(String(cString: key), value.map { String(cString: $0) } ?? "")
     return .YES
 }
+
+/// The access handler of the daemon that only tries TLS credentials (`HTTPServer.accepted`): it listens nowhere,
+/// so this never runs; were it called, it would close the connection.
+func refuseEverything(_ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+                      _ url: UnsafePointer<CChar>?, _ method: UnsafePointer<CChar>?,
+                      _ version: UnsafePointer<CChar>?, _ uploadData: UnsafePointer<CChar>?,
+                      _ uploadDataSize: UnsafeMutablePointer<Int>?,
+                      _ conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> MHD_Result {
+    .NO
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EdgeRuntime
+import FleetClient
 import Foundation
 import HTTPServer
 
@@ -22,6 +23,10 @@ struct EdgeCommand: ParsableCommand {
             Tokens are never stored (sessions are keyed by their SHA-256); a device can only run its own session.
             An inference request re-checks the device with the coordinator once --session-ttl has passed since the
             last check; a device the coordinator no longer accepts (decommissioned) loses its session (401).
+
+            HTTPS: with --tls-cert and --tls-key the server speaks only HTTPS; SIGHUP reads both files again and
+            serves the new certificate to new connections while open ones finish on the old. --ca-file names the
+            certificate authorities that vouch for an https coordinator (instead of the system's).
 
             Example:
               fleetadapt-edge --coordinator http://10.0.0.1:8080 --port 8090
@@ -52,6 +57,15 @@ struct EdgeCommand: ParsableCommand {
     @Flag(help: "Do not log every request.")
     var quiet = false
 
+    @Option(help: "PEM file of this server's certificate chain; with --tls-key, serve HTTPS only.")
+    var tlsCert: String?
+
+    @Option(help: "PEM file of the private key of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "PEM file of the certificate authorities to trust for an https --coordinator (default: the system's).")
+    var caFile: String?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1–256") }
@@ -60,16 +74,30 @@ struct EdgeCommand: ParsableCommand {
         guard URL(string: coordinator)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
             throw ValidationError("--coordinator must be an http(s) URL")
         }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
     func run() throws {
-        let server = EdgeServer(configuration: EdgeConfiguration(
+        var configuration = EdgeConfiguration(
             coordinatorURL: coordinator, host: bind, port: port,
             cacheDirectory: cacheDir ?? NSTemporaryDirectory() + "fleetadapt-edge-cache", threadPoolSize: threads,
-            maxSessions: maxSessions, accessLog: !quiet, sessionConfirmationTTL: .milliseconds(Int((sessionTtl * 1000).rounded()))))
+            maxSessions: maxSessions, accessLog: !quiet, sessionConfirmationTTL: .milliseconds(Int((sessionTtl * 1000).rounded())))
+        if let tlsCert, let tlsKey { configuration.tls = TLSConfiguration(certificateFile: tlsCert, keyFile: tlsKey) }
+        configuration.coordinatorTLS = ClientTLS(caFile: caFile)
+        let server = EdgeServer(configuration: configuration)
         try server.start()
-        FileHandle.standardError.write(Data("fleetadapt-edge listening on http://\(bind):\(server.port) for \(coordinator)\n".utf8))
+        let scheme = configuration.tls == nil ? "http" : "https"
+        FileHandle.standardError.write(Data("fleetadapt-edge listening on \(scheme)://\(bind):\(server.port) for \(coordinator)\n".utf8))
+        let hangup = HTTPServer.onHangup {
+            do {
+                try server.reloadTLS()
+                FileHandle.standardError.write(Data("fleetadapt-edge: TLS certificate reloaded\n".utf8))
+            } catch {
+                FileHandle.standardError.write(Data("fleetadapt-edge: TLS reload failed, the old certificate stays: \(error)\n".utf8))
+            }
+        }
         HTTPServer.waitForTermination()
+        hangup.cancel()
         server.shutdown()
         FileHandle.standardError.write(Data("fleetadapt-edge stopped\n".utf8))
     }
