@@ -1,5 +1,4 @@
 import FleetAPI
-import FleetClient
 import Foundation
 import Testing
 

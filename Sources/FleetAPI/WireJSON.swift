@@ -1,16 +1,34 @@
 import Foundation
 
-/// The client's one wire coder, written to match the coordinator's: sorted keys (equal values give equal bytes),
-/// RFC 3339 timestamps with microseconds (PostgreSQL's precision) in UTC, UUIDs in lower case (the FleetAPI types
-/// encode them so, see `UUID+Wire.swift`; decoding accepts either case). A timestamp that does not parse is a
-/// decoding error, never replaced by another date.
+/// The one wire coder of FleetAPI's types, shared by the coordinator (bodies, jsonb columns, stored answers), the
+/// client and the agent: sorted keys (equal values give equal bytes), RFC 3339 timestamps with microseconds
+/// (PostgreSQL's precision) in UTC, UUIDs in lower case (the FleetAPI types encode them so, see `UUID+Wire.swift`;
+/// decoding accepts either case). A timestamp that does not parse is a decoding error, never replaced by another date.
 public enum WireJSON {
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
         try encoder.encode(value)
     }
 
+    /// The encoding as text (jsonb parameters, safetensors metadata).
+    public static func string<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// The encoding as bytes (HTTP bodies).
+    public static func bytes<T: Encodable>(_ value: T) throws -> [UInt8] {
+        Array(try encoder.encode(value))
+    }
+
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         try decoder.decode(type, from: data)
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
+        try decoder.decode(type, from: Data(text.utf8))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try decoder.decode(type, from: Data(bytes))
     }
 
     public static var encoder: JSONEncoder {
