@@ -20,7 +20,6 @@ public final class CoordinatorApp: Sendable {
     let embedded: EmbeddedPostgres?
     /// Restarts the embedded cluster if it dies; nil with an external database (its operator supervises it).
     let supervisor: EmbeddedPostgresSupervisor?
-    private let databaseConfiguration_: PostgresConfiguration
     private let maintenance = Mutex<Maintenance?>(nil)
 
     /// Starts the database if embedded, migrates, and starts serving.
@@ -48,7 +47,6 @@ public final class CoordinatorApp: Sendable {
             embedded = nil
         }
         self.embedded = embedded
-        databaseConfiguration_ = pgConfig
         let supervisor = embedded.map { EmbeddedPostgresSupervisor(cluster: $0, policy: configuration.databaseSupervision, log: { Log.error($0) }) }
         self.supervisor = supervisor
         do {
@@ -90,7 +88,7 @@ public final class CoordinatorApp: Sendable {
     public func start() throws {
         try server.start()
         let replansFleet = configuration.replansFleetInBackground
-        let (work, database) = (services.maintenanceWork, databaseConfiguration_)
+        let (work, database) = (services.maintenanceWork, services.stores.pool.configuration)
         maintenance.withLock { running in
             if running == nil { running = Maintenance(work: work, configuration: database, replansFleet: replansFleet) }
         }
@@ -105,7 +103,7 @@ public final class CoordinatorApp: Sendable {
     }
 
     /// The database this coordinator uses (for tools that measure it directly).
-    public var databaseConfiguration: PostgresConfiguration { databaseConfiguration_ }
+    public var databaseConfiguration: PostgresConfiguration { services.stores.pool.configuration }
 
     /// The embedded cluster when this coordinator runs one (for supervision tests and tools), else nil.
     public var embeddedDatabase: EmbeddedPostgres? { embedded }
