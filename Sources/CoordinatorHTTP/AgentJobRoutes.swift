@@ -3,14 +3,13 @@ import CoordinatorStore
 import FleetAPI
 import Foundation
 import HTTPServer
-import Learning
 
 /// The job protocol of the agent: long-poll for a job, heartbeat, upload adapters, report the result.
 /// Every route acts only on the calling device's own jobs; another device's job is a 404.
 package struct AgentJobRoutes: Sendable {
     package let routes: RouteRegistrar
     package let jobs: JobStore
-    package let artifacts: JobArtifactStore
+    package let upload: ArtifactUpload
     package let metricsStore: MetricsStore
     package let waiters: JobWaiters
     package let policy: ArtifactPolicy
@@ -90,31 +89,13 @@ package struct AgentJobRoutes: Sendable {
                                        errors: [FieldError(field: "Content-SHA256", message: "must be 64 hex characters")])
         }
         let body = request.body
-        guard !body.isEmpty else {
-            throw HTTPError.validation([FieldError(field: "body", message: "must be a safetensors file")])
-        }
-        guard Secrets.constantTimeEqual(Secrets.sha256(body), statedDigest) else {
-            throw HTTPError(status: 422, code: "digest_mismatch", detail: "The body's SHA-256 differs from Content-SHA256: it was altered or truncated.",
-                            errors: [FieldError(field: "Content-SHA256", message: "does not match the body")])
-        }
-        let tensors: [String: SafeTensor]
+        let outcome: ArtifactUpload.Outcome
         do {
-            tensors = try SafeTensors.decode(body).tensors
-        } catch {
-            throw HTTPError(status: 422, code: "invalid_artifact", detail: "The body is not a valid safetensors file: \(error)",
-                            errors: [FieldError(field: "body", message: "must be a safetensors file")])
+            outcome = try upload.receive(job: job, device: device.id, attempt: attempt, statedDigest: statedDigest, body: body, now: clock.now())
+        } catch let refusal as ArtifactUpload.Refusal {
+            throw HTTPError.upload(refusal)
         }
-        guard !tensors.isEmpty, tensors.values.allSatisfy({ $0.dtype == .F32 }) else {
-            throw HTTPError(status: 422, code: "invalid_artifact", detail: "Adapter weights must be one or more F32 tensors.",
-                            errors: [FieldError(field: "body", message: "must hold F32 tensors")])
-        }
-        // Checked against the job, not the upload: only the adapters and batch norms of the job's combination.
-        guard let document = try policy.document(job: job, device: device.id) else {
-            throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
-        }
-        do { try policy.check(tensors, document: document) } catch let refusal as ArtifactRefusal { throw HTTPError.artifact(refusal) }
-        let now = clock.now()
-        switch try artifacts.upload(job: job, device: device.id, attempt: attempt, sha256: statedDigest, content: body, now: now) {
+        switch outcome {
         case .stored:
             break
         case .staleAttempt:
@@ -173,6 +154,25 @@ package struct AgentJobRoutes: Sendable {
 }
 
 extension HTTPError {
+    /// Bytes `ArtifactUpload` refused before storing anything: 422 naming the body, the header, or the tensors.
+    static func upload(_ refusal: ArtifactUpload.Refusal) -> HTTPError {
+        switch refusal {
+        case .emptyBody:
+            return .validation([FieldError(field: "body", message: "must be a safetensors file")])
+        case .digestMismatch:
+            return HTTPError(status: 422, code: "digest_mismatch", detail: "The body's SHA-256 differs from Content-SHA256: it was altered or truncated.",
+                             errors: [FieldError(field: "Content-SHA256", message: "does not match the body")])
+        case .notSafetensors(let reason):
+            return HTTPError(status: 422, code: "invalid_artifact", detail: "The body is not a valid safetensors file: \(reason)",
+                             errors: [FieldError(field: "body", message: "must be a safetensors file")])
+        case .notF32:
+            return HTTPError(status: 422, code: "invalid_artifact", detail: "Adapter weights must be one or more F32 tensors.",
+                             errors: [FieldError(field: "body", message: "must hold F32 tensors")])
+        case .policy(let refusal):
+            return .artifact(refusal)
+        }
+    }
+
     /// An artifact, or a success that needs one, refused by `ArtifactPolicy`: 422 `invalid_artifact` naming the first
     /// `ArtifactPolicy.maxListedErrors` offending tensors, or 409 `artifact_missing`.
     package static func artifact(_ refusal: ArtifactRefusal) -> HTTPError {

@@ -20,6 +20,7 @@ package struct CoordinatorServices: Sendable {
     package let waiters: JobWaiters
     package let aggregator: AdapterAggregator
     package let artifactPolicy: ArtifactPolicy
+    package let upload: ArtifactUpload
     package let replanner: Replanner
     package let followups: JobFollowups
     package let completion: JobCompletion
@@ -49,7 +50,9 @@ package struct CoordinatorServices: Sendable {
         waiters = JobWaiters(jobs: stores.jobs)
         let aggregator = AdapterAggregator(stores: stores)
         self.aggregator = aggregator
-        artifactPolicy = ArtifactPolicy(jobs: stores.jobs, models: stores.models, artifacts: stores.artifacts)
+        let artifactPolicy = ArtifactPolicy(jobs: stores.jobs, models: stores.models, artifacts: stores.artifacts)
+        self.artifactPolicy = artifactPolicy
+        upload = ArtifactUpload(policy: artifactPolicy, artifacts: stores.artifacts)
         let replanner = Replanner(devices: stores.devices, models: stores.models, jobs: stores.jobs, configs: stores.configs,
                                   aggregator: aggregator, clock: clock)
         self.replanner = replanner
@@ -78,7 +81,7 @@ package struct CoordinatorServices: Sendable {
         SystemRoutes(routes: routes, health: health, openAPIPath: openAPIPath, liveness: liveness).register()
         DeviceRoutes(routes: routes, devices: s.devices, enrollment: enrollment, replanner: replanner, clock: clock).register()
         AgentRoutes(routes: routes, devices: s.devices, replanner: replanner, clock: clock).register()
-        AgentJobRoutes(routes: routes, jobs: s.jobs, artifacts: s.artifacts, metricsStore: s.metrics, waiters: waiters,
+        AgentJobRoutes(routes: routes, jobs: s.jobs, upload: upload, metricsStore: s.metrics, waiters: waiters,
                        policy: artifactPolicy, completion: completion, aggregator: aggregator, clock: clock).register()
         DomainRoutes(routes: routes, campaigns: s.campaigns, launch: launch, clock: clock).register()
         CampaignRoutes(routes: routes, campaigns: s.campaigns, scheduler: scheduler, clock: clock).register()
