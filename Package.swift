@@ -37,10 +37,20 @@ let package = Package(
         .target(name: "Rollout", dependencies: ["FleetAPI"]),
         .target(name: "ElasticModel", dependencies: ["Learning", .product(name: "Crypto", package: "swift-crypto")]),
 
-        // Services.
+        // Services. The coordinator in four layers, each a module so the compiler holds the arrows:
+        // stores (all SQL) ← use cases (no SQL text, no HTTP) ← routes (HTTP only) ← the process (start, serve, stop).
+        .target(name: "CoordinatorStore", dependencies: [
+            "PostgresClient", "FleetAPI", "Rollout", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "CoordinatorDomain", dependencies: [
+            "CoordinatorStore", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning", "ElasticModel",
+        ]),
+        .target(name: "CoordinatorHTTP", dependencies: [
+            "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning",
+            "ElasticModel",
+        ]),
         .target(name: "Coordinator", dependencies: [
-            "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning", "ElasticModel",
-            .product(name: "Crypto", package: "swift-crypto"),
+            "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout",
         ]),
         // The typed blocking HTTP client of the coordinator's API and the package cache (agent, edge, CLI).
         .target(name: "FleetClient", dependencies: ["FleetAPI", "CCurl", .product(name: "Crypto", package: "swift-crypto")]),
@@ -62,7 +72,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
-            "Planner", "Coordinator", "PostgresClient", "Learning", "ElasticModel", "FleetAPI", "FleetClient",
+            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -73,9 +83,11 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
+        .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
-            "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
+            "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore",
+            "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -112,7 +112,7 @@ public final class AgentRunner: Sendable {
     /// finished result is saved to `pending` first, then delivered (heartbeats go on meanwhile, so an outage
     /// shorter than the lease keeps the attempt).
     func runJob(_ job: LeasedJob, data: LabeledImages, pending: PendingResults) throws {
-        log("agent: job \(job.id.uuidString.lowercased()) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss), \(job.document.steps) steps)")
+        log("agent: job \(job.id.uuidString.lowercased()) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss.rawValue), \(job.document.steps) steps)")
         let beating = Shared(true)
         let progress = Shared<[String: Double]>([:])
         let leaseLost = Shared(false)
@@ -184,8 +184,8 @@ public final class AgentRunner: Sendable {
     /// unsupervised loss, uploads them, and measures entropy (and accuracy, when labels exist) before and after.
     /// Returns the result and the adapters to upload with it (`deliver` uploads them before the result).
     func adapt(_ job: LeasedJob, data: LabeledImages, progress: Shared<[String: Double]>) throws -> (JobResult, Data?) {
-        guard let loss = AdaptationLoss(rawValue: job.document.loss) else {
-            return (JobResult(attempt: job.attempt, outcome: .failed, error: "unknown loss \(job.document.loss)"), nil)
+        guard let loss = AdaptationLoss(rawValue: job.document.loss.rawValue) else {
+            return (JobResult(attempt: job.attempt, outcome: .failed, error: "unknown loss \(job.document.loss.rawValue)"), nil)
         }
         let net = try network(for: job.document)
         let model = net.model

@@ -1,21 +1,38 @@
+import CoordinatorDomain
+import CoordinatorHTTP
+import CoordinatorStore
 import Foundation
 import HTTPServer
 import PostgresClient
+import Synchronization
 
 /// One coordinator process: database (embedded or external), migrations, routes and the HTTP daemon.
 /// Stateless apart from the database, so several can run on one PostgreSQL.
+///
+/// Built in two steps, the hummingbird way: `makeRouter(services:)` wires every route over a set of services without
+/// a socket or a database start (tests call it in-process through `Router.respond`), and `start()` binds the port
+/// and starts the background maintenance.
 public final class CoordinatorApp: Sendable {
     public let configuration: CoordinatorConfiguration
-    let services: Services
+    let services: CoordinatorServices
     let server: HTTPServer
     let router: Router
     let embedded: EmbeddedPostgres?
     /// Restarts the embedded cluster if it dies; nil with an external database (its operator supervises it).
     let supervisor: EmbeddedPostgresSupervisor?
-    let maintenance: Maintenance
+    private let maintenance = Mutex<Maintenance?>(nil)
 
     /// Starts the database if embedded, migrates, and starts serving.
-    public init(configuration: CoordinatorConfiguration, clock: WallClock = .system) throws {
+    public convenience init(configuration: CoordinatorConfiguration, clock: WallClock = .system) throws {
+        try self.init(unstarted: configuration, clock: clock)
+        do { try start() } catch {
+            shutdown()
+            throw error
+        }
+    }
+
+    /// Starts the database if embedded, migrates and builds the services and the router; binds no port.
+    init(unstarted configuration: CoordinatorConfiguration, clock: WallClock) throws {
         self.configuration = configuration
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let embedded: EmbeddedPostgres?
@@ -34,28 +51,46 @@ public final class CoordinatorApp: Sendable {
         self.supervisor = supervisor
         do {
             let pool = PostgresPool(configuration: pgConfig, maxConnections: configuration.maxDatabaseConnections)
-            let migrations = MigrationRunner(directory: configuration.migrationsDirectory)
-            let applied = try migrations.migrate(pool)
-            if !applied.isEmpty { Log.info("applied migrations: \(applied.joined(separator: ", "))") }
-            let services = Services(
-                pool: pool, clock: clock,
-                adminKey: try AdminKey.load(explicitKey: configuration.adminKey, dataDirectory: configuration.dataDirectory),
-                migrations: migrations, openAPIPath: configuration.openAPIPath, backoff: configuration.backoff,
-                authFailures: configuration.authFailures, defaultLeaseSeconds: configuration.defaultLeaseSeconds)
-            self.services = services
-            self.maintenance = Maintenance(services: services, configuration: pgConfig, replansFleet: configuration.replansFleetInBackground)
-            let router = Router()
-            self.router = router
-            Self.registerRoutes(services, configuration: configuration, liveness: Self.liveness(supervisor), on: router)
+            services = try Self.makeServices(pool: pool, configuration: configuration, clock: clock, liveness: Self.liveness(supervisor))
+            router = Self.makeRouter(services: services)
             var http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
                                                accessLog: configuration.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
             http.limits = configuration.httpLimits
             server = HTTPServer(configuration: http, router: router)
-            try server.start()
         } catch {
             supervisor?.shutdown()
             try? embedded?.stop()
             throw error
+        }
+    }
+
+    /// Migrates the database behind `pool` and builds the coordinator's services over it (no socket).
+    static func makeServices(pool: PostgresPool, configuration: CoordinatorConfiguration, clock: WallClock,
+                             liveness: @escaping @Sendable () -> String? = { nil }) throws -> CoordinatorServices {
+        let migrations = MigrationRunner(directory: configuration.migrationsDirectory)
+        let applied = try migrations.migrate(pool)
+        if !applied.isEmpty { Log.info("applied migrations: \(applied.joined(separator: ", "))") }
+        return CoordinatorServices(
+            pool: pool, clock: clock,
+            adminKey: try AdminKey.load(explicitKey: configuration.adminKey, dataDirectory: configuration.dataDirectory),
+            migrations: migrations, openAPIPath: configuration.openAPIPath, backoff: configuration.backoff,
+            authFailures: configuration.authFailures, defaultLeaseSeconds: configuration.defaultLeaseSeconds,
+            modelUploadLimitBytes: configuration.modelUploadLimitBytes, liveness: liveness)
+    }
+
+    /// Every route over `services`, on a fresh router: no socket, no database start.
+    static func makeRouter(services: CoordinatorServices) -> Router {
+        services.makeRouter()
+    }
+
+    /// Binds the port and starts the maintenance loop (lease rescue, follow-ups, campaign evaluation, fleet catch-up,
+    /// long-poll wake-ups).
+    public func start() throws {
+        try server.start()
+        let replansFleet = configuration.replansFleetInBackground
+        let (work, database) = (services.maintenanceWork, services.stores.pool.configuration)
+        maintenance.withLock { running in
+            if running == nil { running = Maintenance(work: work, configuration: database, replansFleet: replansFleet) }
         }
     }
 
@@ -67,21 +102,8 @@ public final class CoordinatorApp: Sendable {
         }
     }
 
-    static func registerRoutes(_ services: Services, configuration: CoordinatorConfiguration,
-                               liveness: @escaping @Sendable () -> String? = { nil }, on router: Router) {
-        SystemRoutes(services: services, liveness: liveness).register(on: router)
-        DeviceRoutes(services: services).register(on: router)
-        AgentRoutes(services: services).register(on: router)
-        AgentJobRoutes(services: services).register(on: router)
-        DomainRoutes(services: services).register(on: router)
-        CampaignRoutes(services: services).register(on: router)
-        MetricsRoutes(services: services).register(on: router)
-        ModelRoutes(services: services, uploadLimit: configuration.modelUploadLimitBytes).register(on: router)
-        ConfigRoutes(services: services).register(on: router)
-    }
-
     /// The database this coordinator uses (for tools that measure it directly).
-    public var databaseConfiguration: PostgresConfiguration { services.pool.configuration }
+    public var databaseConfiguration: PostgresConfiguration { services.stores.pool.configuration }
 
     /// The embedded cluster when this coordinator runs one (for supervision tests and tools), else nil.
     public var embeddedDatabase: EmbeddedPostgres? { embedded }
@@ -103,12 +125,15 @@ public final class CoordinatorApp: Sendable {
         try services.replanner.replanAll(trigger: "model_published")
     }
 
+    /// Rows that benchmarks need in this coordinator's database and the API does not create in bulk.
+    public var benchmarkFixtures: BenchmarkFixtures { BenchmarkFixtures(stores: services.stores) }
+
     /// Stops accepting, finishes in-flight requests, then closes the database (and stops it if embedded).
     public func shutdown() {
         server.shutdown()
-        maintenance.shutdown()
+        maintenance.withLock { $0 }?.shutdown()
         supervisor?.shutdown()
-        services.pool.close()
+        services.stores.pool.close()
         do { try embedded?.stop() } catch { Log.error("stopping embedded PostgreSQL: \(error)") }
     }
 }

@@ -107,7 +107,7 @@ public struct DomainRequest: Codable, Sendable, Equatable {
         /// `adapt` (default): train adapters on the target domain. `profile`: measure every variant's latency on each
         /// device (no training; `loss` and `steps` are not needed), so the planner plans from measurements.
         public var kind: String
-        public var loss: String
+        public var loss: JobLoss
         public var steps: Int
         public var timeoutS: Int
         public var maxAttempts: Int
@@ -116,7 +116,7 @@ public struct DomainRequest: Codable, Sendable, Equatable {
         /// Lease length that heartbeats renew; defaults to min(30, timeout_s).
         public var leaseS: Int?
 
-        public init(kind: String = "adapt", loss: String, steps: Int, timeoutS: Int, maxAttempts: Int, learningRate: Double? = nil,
+        public init(kind: String = "adapt", loss: JobLoss, steps: Int, timeoutS: Int, maxAttempts: Int, learningRate: Double? = nil,
                     batchSize: Int? = nil, leaseS: Int? = nil) {
             self.kind = kind
             self.loss = loss
@@ -132,7 +132,7 @@ public struct DomainRequest: Codable, Sendable, Equatable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? "adapt"
             let measuring = kind != "adapt"   // unknown kinds decode too, so validation can name job.kind
-            loss = measuring ? try c.decodeIfPresent(String.self, forKey: .loss) ?? "none" : try c.decode(String.self, forKey: .loss)
+            loss = measuring ? try c.decodeIfPresent(JobLoss.self, forKey: .loss) ?? .noTraining : try c.decode(JobLoss.self, forKey: .loss)
             steps = measuring ? try c.decodeIfPresent(Int.self, forKey: .steps) ?? 0 : try c.decode(Int.self, forKey: .steps)
             timeoutS = try c.decode(Int.self, forKey: .timeoutS)
             maxAttempts = try c.decode(Int.self, forKey: .maxAttempts)
@@ -151,7 +151,6 @@ public struct DomainRequest: Codable, Sendable, Equatable {
         }
     }
 
-    public static let losses = ["tent", "shot-im", "eata", "bn-stats"]
     public static let maxDeviceIDs = 100_000
 
     public var effectiveRollout: Rollout { rollout ?? Rollout() }
@@ -183,10 +182,10 @@ public struct DomainRequest: Codable, Sendable, Equatable {
         }
         if !["adapt", "profile"].contains(job.kind) { v.fail("job.kind", "must be adapt or profile") }
         if job.kind == "adapt" {
-            if !Self.losses.contains(job.loss) {
-                v.fail("job.loss", "must be one of: \(Self.losses.joined(separator: ", "))")
+            if !JobLoss.trainable.contains(job.loss) {
+                v.fail("job.loss", JobLoss.expectation)
             }
-            v.number(Double(job.steps), "job.steps", min: job.loss == "bn-stats" ? 0 : 1, max: 100_000)
+            v.number(Double(job.steps), "job.steps", min: job.loss == .bnStats ? 0 : 1, max: 100_000)
         }
         v.number(Double(job.timeoutS), "job.timeout_s", min: 1, max: 86_400)
         v.number(Double(job.maxAttempts), "job.max_attempts", min: 1, max: 25)

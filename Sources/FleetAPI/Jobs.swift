@@ -18,6 +18,44 @@ public enum JobKind: String, Codable, Sendable, CaseIterable {
     case profile
 }
 
+/// The unsupervised loss an `adapt` job trains with (the wire names of `Learning.AdaptationLoss`), or `none` for
+/// jobs that train nothing (`profile`, `apply`). A name outside these is a decoding error that names the field
+/// (`job.loss` in a domain request: 422), never a string carried along.
+public enum JobLoss: String, Codable, Sendable, CaseIterable {
+    /// TENT: minimise prediction entropy.
+    case tent
+    /// SHOT-IM: entropy minus the entropy of the mean prediction.
+    case shotIM = "shot-im"
+    /// EATA: entropy over reliable samples only.
+    case eata
+    /// Re-estimate batch-norm statistics; no gradients.
+    case bnStats = "bn-stats"
+    /// No training (measuring and applying jobs).
+    case noTraining = "none"
+
+    /// The losses an `adapt` job may name.
+    public static let trainable: [JobLoss] = [.tent, .shotIM, .eata, .bnStats]
+
+    /// The loss named `text`, or a `ValidationIssue` on `field` listing the trainable ones.
+    public init(named text: String, field: String = "loss") throws {
+        guard let loss = JobLoss(rawValue: text) else {
+            throw ValidationIssue(field: field, message: Self.expectation)
+        }
+        self = loss
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let loss = JobLoss(rawValue: text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: Self.expectation)
+        }
+        self = loss
+    }
+
+    static var expectation: String { "must be one of: \(trainable.map(\.rawValue).joined(separator: ", "))" }
+}
+
 /// What the agent needs to run one job; written per device when the campaign is created.
 public struct JobDocument: Codable, Sendable, Equatable {
     public var kind: JobKind
@@ -26,7 +64,7 @@ public struct JobDocument: Codable, Sendable, Equatable {
     public var domainName: String
     /// Variant id per block position: the device's planned combination.
     public var variants: [String]
-    public var loss: String
+    public var loss: JobLoss
     public var steps: Int
     public var learningRate: Double
     public var batchSize: Int
@@ -35,7 +73,7 @@ public struct JobDocument: Codable, Sendable, Equatable {
     /// For `apply`: the aggregated domain adapter to install.
     public var adapterVersion: Int?
 
-    public init(kind: JobKind, modelID: UUID, domainID: UUID, domainName: String, variants: [String], loss: String,
+    public init(kind: JobKind, modelID: UUID, domainID: UUID, domainName: String, variants: [String], loss: JobLoss,
                 steps: Int, learningRate: Double, batchSize: Int, budgetNote: String? = nil, adapterVersion: Int? = nil) {
         self.kind = kind
         self.modelID = modelID

@@ -101,7 +101,7 @@ public struct RolloutPlan: Sendable {
             for (i, device) in devices.enumerated() {
                 targets.append(.init(deviceID: device.id, wave: Self.wave(ofIndex: i, canary: canary, waveSize: waveSize), document: JobDocument(
                     kind: .profile, modelID: request.modelID, domainID: domainID, domainName: request.name, variants: [],
-                    loss: "none", steps: 0, learningRate: 0, batchSize: 1, budgetNote: "measures every variant's latency on the device")))
+                    loss: .noTraining, steps: 0, learningRate: 0, batchSize: 1, budgetNote: "measures every variant's latency on the device")))
             }
             self.targets = targets
             self.waveCount = (targets.map(\.wave).max() ?? 0) + 1
@@ -117,7 +117,7 @@ public struct RolloutPlan: Sendable {
         for (device, wave) in zip(trainers, waves) {
             let battery = device.batteryPct ?? 100
             let factor = Self.batteryFactor(device.batteryPct)
-            var steps = request.job.loss == "bn-stats" ? request.job.steps : max(1, Int((Double(request.job.steps) * factor).rounded()))
+            var steps = request.job.loss == .bnStats ? request.job.steps : max(1, Int((Double(request.job.steps) * factor).rounded()))
             var notes: [String] = factor < 1 ? ["steps scaled to \(Int(factor * 100))% for battery \(Int(battery))%"] : []
             let batch = request.job.batchSize ?? 64
             if let cap = Self.energyStepCap(device, batchSize: batch, batteryFactor: factor), cap < steps {

@@ -3,7 +3,6 @@ import Coordinator
 import FleetAPI
 import FleetClient
 import Foundation
-import PostgresClient
 
 struct BenchQueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,40 +40,21 @@ struct BenchQueueCommand: ParsableCommand {
         let app = try CoordinatorApp(configuration: CoordinatorConfiguration(
             host: "127.0.0.1", port: 0, dataDirectory: dir, adminKey: key, threadPoolSize: 16, maxDatabaseConnections: 16, accessLog: false))
         defer { app.shutdown() }
-        let pool = PostgresPool(configuration: app.databaseConfiguration, maxConnections: 2)
-        defer { pool.close() }
+        let fixtures = app.benchmarkFixtures
         let base = "http://127.0.0.1:\(app.port)"
         let admin = CoordinatorClient(baseURL: base, token: key)
-        let model = UUID()
-        try pool.query("""
-            WITH blob AS (INSERT INTO model_blobs (sha256, size_bytes, content, created_at) VALUES (sha256('bench'::bytea), 5, 'bench'::bytea, now()))
-            INSERT INTO models (id, name, package_sha256, size_bytes, manifest, combination_count, created_at)
-            VALUES (\(model), 'bench', sha256('bench'::bytea), 5, '{}'::jsonb, 1, now())
-            """)
-        try pool.query("""
-            INSERT INTO devices (id, name, hardware_class, gflops, memory_mb, latency_budget_ms, memory_budget_mb, labels, token_sha256, created_at, updated_at)
-            SELECT gen_random_uuid(), 'bulk-' || i, 'phone', 5, 2048, 50, 100, '{"fleet": "bulk"}'::jsonb,
-                   sha256(convert_to('bulk-' || i, 'UTF8')), now(), now()
-            FROM generate_series(1, \(devices)) AS i
-            """)
+        let model = try fixtures.insertModel(name: "bench")
+        try fixtures.insertDevices(count: devices, tokenPrefix: "bulk-", labels: ["fleet": "bulk"])
         print("fan-out: \(devices) devices")
         let fanOut = DomainRequest(name: "fog", modelID: model, selector: .init(labels: ["fleet": "bulk"]),
                                    rollout: .init(canaryPct: 100, waveSizePct: 100),
-                                   job: .init(loss: "tent", steps: 10, timeoutS: 600, maxAttempts: 3))
+                                   job: .init(loss: .tent, steps: 10, timeoutS: 600, maxAttempts: 3))
         let t0 = ContinuousClock.now
         _ = try admin.createDomain(fanOut)
         let campaignTime = ContinuousClock.now - t0
 
         // Baseline: the same rows through a raw COPY, no planning, no HTTP, no JSON.
-        let rows: [[String?]] = try pool.query("SELECT id::text, device_id::text, document::text FROM jobs").rows.map {
-            [try $0.decode("id", as: String.self), try $0.decode("device_id", as: String.self), try $0.decode("document", as: String.self)]
-        }
-        let copyTime = try pool.withConnection { c -> Duration in
-            try c.query("CREATE TEMP TABLE jobs_copy (id uuid, device_id uuid, document jsonb)")
-            let t = ContinuousClock.now
-            _ = try c.copyIn(table: "jobs_copy", columns: ["id", "device_id", "document"], rows: rows)
-            return ContinuousClock.now - t
-        }
+        let copyTime = try fixtures.rawCopyOfJobs()
         print(String(format: "  POST /v1/domains (%d jobs):   %8.1f ms", devices, campaignTime.ms))
         print(String(format: "  raw COPY of the same rows:     %8.1f ms", copyTime.ms))
         print(String(format: "  ratio (campaign / COPY):       %8.2f", campaignTime.ms / copyTime.ms))
@@ -92,15 +72,15 @@ struct BenchQueueCommand: ParsableCommand {
             """.write(toFile: script, atomically: true, encoding: .utf8)
         let out = try Shell.run(["/usr/bin/wrk", "-t2", "-c\(connections)", "-d\(duration)s", "--latency", "-s", script, base + "/v1/agent/jobs/next"])
         let rps = out.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }.map { String($0.split(separator: " ").last ?? "") } ?? "?"
-        let leased = try pool.query("SELECT count(*)::bigint AS n FROM jobs WHERE state = 'leased'").rows[0].decode("n", as: Int.self)
+        let leased = try fixtures.leasedJobCount()
         print("lease throughput (\(connections) pollers, each request another device): \(rps) requests/s, \(leased) jobs leased")
 
         // Long-poll wake-up: a device waits; a campaign for it is created; time until the poll answers.
         var samples: [Double] = []
         for i in 0..<trials {
             let token = "bulk-\(devices - i)"
-            let id = try pool.query("SELECT id FROM devices WHERE token_sha256 = sha256(convert_to(\(token), 'UTF8'))").rows[0].decode("id", as: UUID.self)
-            try pool.query("UPDATE jobs SET state = 'canceled', finished_at = now() WHERE device_id = \(id) AND state = 'queued'")
+            guard let id = try fixtures.deviceID(token: token) else { throw ValidationError("bench device \(token) is missing") }
+            try fixtures.cancelQueuedJobs(device: id)
             let answered = DispatchSemaphore(value: 0)
             let end = Mutex(ContinuousClock.now)
             Thread.detachNewThread {
@@ -112,7 +92,7 @@ struct BenchQueueCommand: ParsableCommand {
             let start = ContinuousClock.now
             _ = try admin.createDomain(DomainRequest(name: "wake-\(i)", modelID: model, selector: .init(deviceIDs: [id]),
                                                      rollout: .init(canaryPct: 100),
-                                                     job: .init(loss: "tent", steps: 1, timeoutS: 60, maxAttempts: 1)))
+                                                     job: .init(loss: .tent, steps: 1, timeoutS: 60, maxAttempts: 1)))
             answered.wait()
             samples.append((end.withLock { $0 } - start).ms)
         }

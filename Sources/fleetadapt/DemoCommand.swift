@@ -222,7 +222,7 @@ struct DemoCommand: ParsableCommand {
             campaignID = try admin.createDomain(DomainRequest(
                 name: "\(corruption)-\(severity)", modelID: modelID, selector: .init(labels: ["demo": String(run)]),
                 rollout: .init(canaryPct: 17, waveSizePct: 34, successThresholdPct: 60),
-                job: .init(loss: loss, steps: steps, timeoutS: 900, maxAttempts: 3, learningRate: 0.002, batchSize: 32))).campaign.id
+                job: .init(loss: try JobLoss(named: loss, field: "--loss"), steps: steps, timeoutS: 900, maxAttempts: 3, learningRate: 0.002, batchSize: 32))).campaign.id
         } catch {
             throw ValidationError("POST /v1/domains failed: \(error)")
         }

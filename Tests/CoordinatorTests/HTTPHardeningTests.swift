@@ -1,4 +1,5 @@
 @testable import Coordinator
+import CoordinatorHTTP
 import Foundation
 import PostgresClient
 import Testing
@@ -174,8 +175,8 @@ import Testing
         } catch {
             #expect("\(error)".contains("at least 32 characters"), "\(error)")
         }
-        #expect(AdminKey.problem(with: String(repeating: "k", count: 31)) != nil)
-        #expect(AdminKey.problem(with: String(repeating: "k", count: 32)) == nil)
+        #expect(CoordinatorHTTP.AdminKey.problem(with: String(repeating: "k", count: 31)) != nil)
+        #expect(CoordinatorHTTP.AdminKey.problem(with: String(repeating: "k", count: 32)) == nil)
     }
 
     // MARK: - Item 8

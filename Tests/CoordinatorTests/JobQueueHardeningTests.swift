@@ -1,4 +1,5 @@
 import Coordinator
+import CoordinatorDomain
 import Foundation
 import PostgresClient
 import Synchronization

@@ -45,7 +45,7 @@ import Testing
         _ = try c.insertPlannableModel()
         let d = try await c.registerDevice(name: "guarded", gflops: 2)
         let id = try #require(UUID(uuidString: d.id))
-        let configs = c.app.services.configs
+        let configs = c.app.services.stores.configs
         let first = try #require(try configs.current(id))
         #expect(first.version == 1)
         var other = first.decision
@@ -73,7 +73,7 @@ import Testing
         for i in 0..<3 { ids.append(try #require(UUID(uuidString: try await c.registerDevice(name: "d\(i)", gflops: Double(2 + 10 * i)).id))) }
         #expect(try c.count("device_configs") == 0)
         let replanner = c.app.services.replanner
-        let configs = c.app.services.configs
+        let configs = c.app.services.stores.configs
 
         let first = try c.insertPlannableModel()
         #expect(try replanner.replanAll(trigger: "model_published") == (planned: 3, changed: 3))

@@ -1,4 +1,5 @@
 @testable import Coordinator
+import CoordinatorStore
 import FleetAPI
 import Foundation
 import PostgresClient

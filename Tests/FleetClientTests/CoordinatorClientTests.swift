@@ -109,7 +109,7 @@ import Testing
         }
         defer { server.shutdown() }
         let client = CoordinatorClient(baseURL: server.baseURL, token: "admin")
-        let request = DomainRequest(name: "fog", modelID: Self.model, selector: .init(), job: .init(loss: "tent", steps: 0, timeoutS: 60, maxAttempts: 1))
+        let request = DomainRequest(name: "fog", modelID: Self.model, selector: .init(), job: .init(loss: .tent, steps: 0, timeoutS: 60, maxAttempts: 1))
         do {
             _ = try client.createDomain(request, attempts: 5)
             Issue.record("a 422 was taken for success")
@@ -146,7 +146,7 @@ import Testing
         defer { server.shutdown() }
         let client = CoordinatorClient(baseURL: server.baseURL, token: "admin")
         _ = try? client.createDomain(DomainRequest(name: "fog", modelID: Self.model, selector: .init(deviceIDs: [Self.domain]),
-                                                   job: .init(loss: "tent", steps: 1, timeoutS: 60, maxAttempts: 1)))
+                                                   job: .init(loss: .tent, steps: 1, timeoutS: 60, maxAttempts: 1)))
         #expect(try client.heartbeat(job: Self.domain, attempt: 1, progress: ["step": 1]) == .held)
         _ = try? client.deviceConfig(id: Self.model)
         let seen = server.seen
@@ -162,7 +162,7 @@ import Testing
     @Test func datesRoundTripAtMicrosecondsAndABadDateIsAnError() throws {
         let expires = Date(timeIntervalSince1970: 1_796_142_325.123456)
         let job = LeasedJob(id: Self.domain, campaignID: Self.model, attempt: 2, leaseExpiresAt: expires, document: JobDocument(
-            kind: .adapt, modelID: Self.model, domainID: Self.domain, domainName: "fog", variants: ["orig"], loss: "tent",
+            kind: .adapt, modelID: Self.model, domainID: Self.domain, domainName: "fog", variants: ["orig"], loss: .tent,
             steps: 3, learningRate: 0.01, batchSize: 8))
         let good = try WireJSON.encode(job)
         let bad = Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: WireTimestamp.format(expires), with: "yesterday").utf8)

@@ -7,7 +7,7 @@ import Testing
 @Suite struct RolloutPlanTests {
     static let model = UUID(uuidString: "00000000-0000-0000-0000-0000000000aa")!
 
-    static func request(kind: String = "adapt", loss: String = "tent", steps: Int = 100, batchSize: Int? = nil,
+    static func request(kind: String = "adapt", loss: JobLoss = .tent, steps: Int = 100, batchSize: Int? = nil,
                         canary: Double = 10, wave: Double = 30) -> DomainRequest {
         DomainRequest(name: "night", modelID: model, selector: .init(labels: [:]),
                       rollout: .init(canaryPct: canary, waveSizePct: wave),
@@ -55,7 +55,7 @@ import Testing
 
     @Test func profileJobsMeasureInWavesWithoutTraining() {
         let plan = RolloutPlan(devices: Self.devices(10, battery: 5), request: Self.request(kind: "profile"), domainID: UUID())
-        #expect(plan.targets.allSatisfy { $0.document.kind == .profile && $0.document.steps == 0 && $0.document.loss == "none" })
+        #expect(plan.targets.allSatisfy { $0.document.kind == .profile && $0.document.steps == 0 && $0.document.loss == .noTraining })
         #expect(plan.targets.map(\.wave) == [0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
         #expect(plan.waveCount == 4)
     }
@@ -107,7 +107,7 @@ import Testing
     }
 
     @Test func bnStatsStepsAreNotScaledByTheBattery() {
-        let plan = RolloutPlan(devices: Self.devices(1, battery: 20), request: Self.request(loss: "bn-stats", steps: 7), domainID: UUID())
+        let plan = RolloutPlan(devices: Self.devices(1, battery: 20), request: Self.request(loss: .bnStats, steps: 7), domainID: UUID())
         #expect(plan.targets[0].document.steps == 7)
     }
 

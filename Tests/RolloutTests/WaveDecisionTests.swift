@@ -10,7 +10,7 @@ import Testing
         DomainRequest(name: "d", modelID: UUID(), selector: .init(labels: [:]),
                       rollout: .init(successThresholdPct: success),
                       abort: .init(failureThresholdPct: failure, minExecuted: minExecuted, action: action),
-                      job: .init(loss: "tent", steps: 1, timeoutS: 60, maxAttempts: 1))
+                      job: .init(loss: .tent, steps: 1, timeoutS: 60, maxAttempts: 1))
     }
 
     typealias Counts = WaveDecision.Counts

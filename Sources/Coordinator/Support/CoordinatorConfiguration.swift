@@ -1,3 +1,4 @@
+import CoordinatorHTTP
 import Foundation
 import HTTPServer
 import PostgresClient

@@ -1,0 +1,71 @@
+import CoordinatorStore
+import FleetAPI
+import Foundation
+import PostgresClient
+import Rollout
+
+/// Posting a domain-shift event: resolve the selector to active devices, plan each device's job
+/// (`Rollout.RolloutPlan`), and write the domain, its campaign and every job in one transaction, which the request's
+/// `Idempotency-Key` record commits with (a retried request replays the first answer instead of creating twice).
+package struct CampaignLaunch: Sendable {
+    package let idempotency: IdempotencyStore
+    package let models: ModelStore
+    package let devices: DeviceStore
+    package let campaigns: CampaignStore
+    package let jobs: JobStore
+    /// Lease of an attempt when the domain names none (capped by the job's timeout).
+    package let defaultLeaseSeconds: Int
+
+    package init(stores: CoordinatorStores, defaultLeaseSeconds: Int) {
+        idempotency = stores.idempotency
+        models = stores.models
+        devices = stores.devices
+        campaigns = stores.campaigns
+        jobs = stores.jobs
+        self.defaultLeaseSeconds = defaultLeaseSeconds
+    }
+
+    /// Why a campaign cannot be created; nothing was written. The route answers each as a 422 naming the field.
+    package enum Refusal: Error, Equatable {
+        case unknownModel(UUID)
+        /// Selected ids that are not active devices (all of them; the answer shows a few).
+        case unknownDevices([UUID])
+        case noTargets
+    }
+
+    /// Creates the campaign once per key (`key` nil: no key, nothing remembered). The stored answer is the created
+    /// `DomainCreated` as JSON.
+    /// - Throws: `Refusal` (nothing written), or a database error.
+    package func create(_ request: DomainRequest, idempotencyKey key: String?, requestBody: [UInt8], now: Date) throws -> IdempotencyStore.Outcome {
+        let make = { (c: PostgresConnection) throws -> IdempotencyStore.StoredAnswer in
+            IdempotencyStore.StoredAnswer(status: 201, body: try WireJSON.bytes(try launch(request, now: now, on: c)))
+        }
+        guard let key else { return .fresh(try idempotency.unkeyed(make)) }
+        return try idempotency.run(scope: "POST /v1/domains", key: key, requestBody: requestBody, now: now,
+                                   create: { c in let a = try make(c); return (a, a) },
+                                   replay: { _, stored in stored })
+    }
+
+    /// Resolves the targets, plans each device's job, and writes domain, campaign and jobs in the caller's transaction.
+    package func launch(_ request: DomainRequest, now: Date, on c: PostgresConnection) throws -> DomainCreated {
+        guard try models.exists(request.modelID, on: c) else { throw Refusal.unknownModel(request.modelID) }
+        let targets = try devices.targets(labels: request.selector.labels, ids: request.selector.deviceIDs, on: c)
+        if let ids = request.selector.deviceIDs {
+            let found = Set(targets.map(\.id))
+            let missing = ids.filter { !found.contains($0) }
+            if !missing.isEmpty { throw Refusal.unknownDevices(missing) }
+        }
+        guard !targets.isEmpty else { throw Refusal.noTargets }
+        let domainID = UUID()
+        let campaignID = UUID()
+        let plan = RolloutPlan(devices: targets, request: request, domainID: domainID)
+        try campaigns.create(domainID: domainID, campaignID: campaignID, request: request, targetCount: plan.targets.count,
+                             waveCount: plan.waveCount, now: now, on: c)
+        try jobs.insertQueued(campaign: campaignID, targets: plan.targets, maxAttempts: request.job.maxAttempts,
+                              timeoutS: request.job.timeoutS, leaseS: request.job.leaseS ?? min(defaultLeaseSeconds, request.job.timeoutS), on: c)
+        guard let domain = try campaigns.domain(domainID, on: c), let campaign = try campaigns.view(campaignID, on: c) else {
+            throw PostgresError(kind: .decode, message: "campaign \(campaignID.uuidString.lowercased()) is not readable in the transaction that wrote it")
+        }
+        return DomainCreated(domain: domain, campaign: campaign)
+    }
+}
