@@ -53,13 +53,18 @@ def chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def png_bytes(arr, bitdepth, colortype, idat=None, width=None, height=None):
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def png_bytes(arr, bitdepth, colortype, idat=None, width=None, height=None, interlace=False, extra=b""):
+    """A PNG written by hand (8- or 16-bit samples, filter 0), optionally Adam7-interlaced, `extra` chunks after IHDR."""
     h, w = arr.shape[:2]
     dtype = ">u2" if bitdepth == 16 else "u1"
-    raw = b"".join(b"\x00" + arr[y].astype(dtype).tobytes() for y in range(h))
-    ihdr = struct.pack(">IIBBBBB", width or w, height or h, bitdepth, colortype, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat if idat is not None else zlib.compress(raw, 9))
-            + chunk(b"IEND", b""))
+    passes = [arr[ys::dy, xs::dx] for xs, ys, dx, dy in ADAM7] if interlace else [arr]
+    raw = b"".join(b"\x00" + p[y].astype(dtype).tobytes() for p in passes if p.size for y in range(p.shape[0]))
+    ihdr = struct.pack(">IIBBBBB", width or w, height or h, bitdepth, colortype, 0, 0, 1 if interlace else 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra
+            + chunk(b"IDAT", idat if idat is not None else zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
 def save(name, data):
@@ -115,6 +120,21 @@ for name, img, kw in [("baseline.jpg", color, {"quality": 90}), ("progressive.jp
                       ("gray.jpg", Image.fromarray(smooth(18, 22, 1)[..., 0], "L"), {"quality": 90})]:
     data = pil_bytes(img, "JPEG", **kw)
     add_image(name, data, pil_decode(data), False)
+
+# PNG, 8-bit, written by hand: Adam7-interlaced, and with the colour chunks most files carry (gAMA 1/2.2, sRGB),
+# which libpng takes as sRGB, the output encoding, so the samples stay as they are (Pillow ignores both).
+for name, kw in [("interlaced.png", {"interlace": True}), ("gama.png", {"extra": chunk(b"gAMA", struct.pack(">I", 45455))}),
+                 ("srgb.png", {"extra": chunk(b"sRGB", b"\x00")})]:
+    arr = smooth(14, 19, 3)
+    data = png_bytes(arr, 8, 2, **kw)
+    assert (pil_decode(data) == arr).all()
+    add_image(name, data, arr, True)
+# 1-bit gray (Pillow's mode "1"), 4-bit palette.
+data = pil_bytes(Image.fromarray(smooth(10, 13, 1)[..., 0] > 128), "PNG")
+add_image("gray1.png", data, pil_decode(data), True)
+data = pil_bytes(Image.fromarray(smooth(9, 14, 3), "RGB").quantize(colors=16), "PNG", bits=4)
+assert data[24] == 4, "palette not written at 4 bits"
+add_image("palette4.png", data, pil_decode(data), True)
 
 # Bad files: (name, bytes, kind the decoder must throw).
 baseline = open(os.path.join(OUT, "baseline.jpg"), "rb").read()
