@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         // Faces over C: the only modules that touch pointers of their library.
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
@@ -32,6 +34,8 @@ let package = Package(
         // Pure domain.
         .target(name: "Learning", dependencies: ["COpenBLAS", "CZlib"]),
         .target(name: "Planner"),
+        // JPEG/PNG decoding, the manifest's preprocessing, ImageFolder reading (model build, agent, edge).
+        .target(name: "ImageIO", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "FleetAPI"),
         // Rollout policy: waves, battery and energy caps, the wave decision, retry backoff. No SQL, no HTTP.
         .target(name: "Rollout", dependencies: ["FleetAPI"]),
@@ -81,6 +85,7 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
