@@ -4,7 +4,7 @@
 # be given as arguments.
 set -euo pipefail
 pkgs=(pkg-config libmicrohttpd-dev libpq-dev postgresql libopenblas-dev zlib1g-dev libcurl4-openssl-dev
-      libturbojpeg0-dev libpng-dev       dataset-fashion-mnist ca-certificates curl "$@")
+      libturbojpeg0-dev libpng-dev dataset-fashion-mnist ca-certificates curl "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -56,6 +56,7 @@ public final class CoordinatorApp: Sendable {
             var http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
                                                accessLog: configuration.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
             http.limits = configuration.httpLimits
+            http.tls = configuration.tls
             server = HTTPServer(configuration: http, router: router)
         } catch {
             supervisor?.shutdown()
@@ -127,6 +128,10 @@ public final class CoordinatorApp: Sendable {
 
     /// Rows that benchmarks need in this coordinator's database and the API does not create in bulk.
     public var benchmarkFixtures: BenchmarkFixtures { BenchmarkFixtures(stores: services.stores) }
+
+    /// Reads the TLS certificate and key again and serves them to new connections; open ones finish on the old.
+    /// A file that does not load throws and the running certificate stays.
+    public func reloadTLS() throws { try server.reloadTLS() }
 
     /// Stops accepting, finishes in-flight requests, then closes the database (and stops it if embedded).
     public func shutdown() {

@@ -7,7 +7,11 @@ struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve the HTTP API until SIGTERM or SIGINT (the default command).",
-        discussion: "On a signal it stops accepting, lets in-flight requests finish, answers waiting long-polls, then stops the embedded database.")
+        discussion: """
+            On a signal it stops accepting, lets in-flight requests finish, answers waiting long-polls, then stops the embedded database.
+
+            HTTPS: with --tls-cert and --tls-key (PEM files; also FLEETADAPT_TLS_CERT and FLEETADAPT_TLS_KEY) the API is served over TLS 1.2/1.3 only. SIGHUP reads both files again: new connections get the renewed certificate while open ones finish on the old; a file that does not load is logged and the old certificate stays. Without them the API is plain HTTP, for loopback or behind a TLS-terminating proxy.
+            """)
 
     @Option(help: "TCP port to listen on. Also read from FLEETADAPT_PORT.")
     var port: Int?
@@ -18,11 +22,28 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "HTTP worker threads (each may wait on the database).")
     var threads: Int = 8
 
+    @Option(help: "PEM file of the server's certificate chain; with --tls-key, serve HTTPS only.")
+    var tlsCert: String?
+
+    @Option(help: "PEM file of the private key of --tls-cert.")
+    var tlsKey: String?
+
     @OptionGroup var storage: StorageOptions
 
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535.") }
         if !(1...256).contains(threads) { throw ValidationError("--threads must be 1–256.") }
+    }
+
+    /// The certificate and key from the flags, else from the environment; both or neither.
+    func tlsConfiguration(_ env: [String: String]) throws -> TLSConfiguration? {
+        let cert = tlsCert ?? env["FLEETADAPT_TLS_CERT"].flatMap { $0.isEmpty ? nil : $0 }
+        let key = tlsKey ?? env["FLEETADAPT_TLS_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        switch (cert, key) {
+        case (nil, nil): return nil
+        case let (cert?, key?): return TLSConfiguration(certificateFile: cert, keyFile: key)
+        default: throw ValidationError("--tls-cert and --tls-key go together.")
+        }
     }
 
     func run() throws {
@@ -36,13 +57,25 @@ struct ServeCommand: ParsableCommand {
             guard let p = Int(text), (0...65535).contains(p) else { throw ValidationError("FLEETADAPT_PORT must be 0–65535.") }
             resolvedPort = p
         }
-        let config = CoordinatorConfiguration(
+        let tls = try tlsConfiguration(env)
+        var config = CoordinatorConfiguration(
             host: bind, port: resolvedPort, dataDirectory: storage.dataDirectory, database: try storage.database(),
             adminKey: env["FLEETADAPT_ADMIN_KEY"], migrationsDirectory: storage.migrationsDirectory,
             threadPoolSize: threads)
+        config.tls = tls
         let app = try CoordinatorApp(configuration: config)
-        FileHandle.standardError.write(Data("fleetadapt-coordinator listening on http://\(bind):\(app.port)\n".utf8))
+        let scheme = tls == nil ? "http" : "https"
+        FileHandle.standardError.write(Data("fleetadapt-coordinator listening on \(scheme)://\(bind):\(app.port)\n".utf8))
+        let hangup = tls == nil ? nil : HTTPServer.onHangup {
+            do {
+                try app.reloadTLS()
+                FileHandle.standardError.write(Data("TLS certificate reloaded\n".utf8))
+            } catch {
+                FileHandle.standardError.write(Data("TLS reload failed, the old certificate stays: \(error)\n".utf8))
+            }
+        }
         HTTPServer.waitForTermination()
+        hangup?.cancel()
         FileHandle.standardError.write(Data("shutting down\n".utf8))
         app.shutdown()
     }

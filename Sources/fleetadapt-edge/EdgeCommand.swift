@@ -88,7 +88,7 @@ struct EdgeCommand: ParsableCommand {
         try server.start()
         let scheme = configuration.tls == nil ? "http" : "https"
         FileHandle.standardError.write(Data("fleetadapt-edge listening on \(scheme)://\(bind):\(server.port) for \(coordinator)\n".utf8))
-        let hangup = HTTPServer.onHangup {
+        let hangup = configuration.tls == nil ? nil : HTTPServer.onHangup {
             do {
                 try server.reloadTLS()
                 FileHandle.standardError.write(Data("fleetadapt-edge: TLS certificate reloaded\n".utf8))
@@ -97,7 +97,7 @@ struct EdgeCommand: ParsableCommand {
             }
         }
         HTTPServer.waitForTermination()
-        hangup.cancel()
+        hangup?.cancel()
         server.shutdown()
         FileHandle.standardError.write(Data("fleetadapt-edge stopped\n".utf8))
     }

@@ -37,6 +37,9 @@ public struct CoordinatorConfiguration: Sendable {
     public var databaseSupervision = EmbeddedPostgresSupervisor.Policy()
     /// Connection limits and deadlines of the HTTP server (per address, total, header/body deadlines, lingering).
     public var httpLimits = HTTPServerConfiguration.Limits()
+    /// HTTPS with this certificate and key (reloaded by `CoordinatorApp.reloadTLS()`); nil serves plain HTTP, for
+    /// loopback or behind a TLS-terminating proxy.
+    public var tls: TLSConfiguration?
     /// Failed authentications one client address may make before it gets 429.
     public var authFailures = AuthFailurePolicy()
 
