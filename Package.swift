@@ -73,6 +73,7 @@ let package = Package(
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
         ]),
