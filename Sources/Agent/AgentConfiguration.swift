@@ -29,6 +29,8 @@ public struct AgentConfiguration: Sendable {
     public var stateDirectory: String
     /// Longest pause between two tries to reach the coordinator (seconds; backoff doubles from 0.5 s up to it).
     public var maxRetryDelay: Double = 30
+    /// Seconds between two heartbeats of a running job (each renews the lease and reports the job's progress).
+    public var heartbeatInterval: Double = 1
 
     public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String? = nil, cacheDirectory: String, powerWatts: Double = 5,
                 slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0, context: DeviceContext = DeviceContext(), edgeURL: String? = nil,

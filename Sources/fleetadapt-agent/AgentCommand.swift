@@ -17,6 +17,8 @@ struct AgentCommand: ParsableCommand {
                        before and after, training time, energy and the combination's measured latency;
               apply    installs the domain's aggregated adapters (devices that cannot afford training);
               profile  measures every variant of every block here, so the planner plans from these figures.
+            While a job runs, a heartbeat every second renews its lease and carries its progress (adapt: total_steps
+            and the steps done as it trains, entropy_before once measured; profile: positions_done of total_positions).
             With --edge-url, a device whose config cuts the network after block k measures its latency split:
             blocks up to k here, the rest on that edge server (`fleetadapt-edge`), the link's declared
             --bandwidth-mbps and --rtt-ms simulated on top of the real transfer.

@@ -1,0 +1,54 @@
+import ElasticModel
+import FleetAPI
+import Foundation
+import Learning
+
+/// Trains the block adapters (and batch-norm affine parameters) on the local images with the requested unsupervised
+/// loss, and measures entropy (and accuracy, when labels exist) before and after, and the combination's latency.
+/// The trained tensors are the artifact (the loop uploads them before the result).
+///
+/// Progress: `step` (gradient steps done) of `total_steps`, from the first step on, and `entropy_before`.
+struct AdaptJob: JobExecutor {
+    let environment: JobEnvironment
+
+    func run(_ job: LeasedJob, data: LabeledImages, progress: JobProgress) throws -> JobOutcome {
+        let document = job.document
+        guard let loss = AdaptationLoss(rawValue: document.loss.rawValue) else {
+            return .failed(job, "unknown loss \(document.loss.rawValue)")
+        }
+        progress.update(["step": 0, "total_steps": Double(document.steps)])
+        let net = try environment.network(for: document)
+        let model = net.model
+        let entropyBefore = Trainer.meanEntropy(model, data)
+        let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
+        progress.update(["entropy_before": entropyBefore])
+        var unlabeled = data
+        unlabeled.labels = nil
+        let start = Date()
+        // Each step is slowed down as it ends (the next one starts), so progress advances at the simulated pace.
+        var stepStart = start
+        let report = Adaptation.adapt(model, on: unlabeled, loss: loss, steps: document.steps, batchSize: min(document.batchSize, data.count),
+                                      learningRate: Float(document.learningRate), trainable: .adaptersAndNorms, seed: UInt64(job.attempt),
+                                      beforeStep: { step in
+                                          guard step > 0 else { return }
+                                          environment.slowDown(since: stepStart)
+                                          progress.update(["step": Double(step)])
+                                          stepStart = Date()
+                                      })
+        environment.slowDown(since: stepStart)
+        let seconds = Date().timeIntervalSince(start)
+        progress.update(["step": Double(report.steps)])
+        let entropyAfter = Trainer.meanEntropy(model, data)
+        let accuracyAfter = data.labels == nil ? nil : Trainer.accuracy(model, data)
+        // Inference latency of the planned combination with its adapters at batch 1 (split with the edge server
+        // when the config says so): the figure the planner predicted.
+        let latency = environment.latency.measure(net, data: data, modelID: document.modelID)
+        let artifact = Data(SafeTensors.encode(JobEnvironment.adaptedTensors(model),
+                                               metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))
+        let result = JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
+            entropyBefore: entropyBefore, entropyAfter: entropyAfter, accuracyBefore: accuracyBefore, accuracyAfter: accuracyAfter,
+            trainSeconds: seconds, energyMJ: environment.energyMJ(seconds), samples: data.count, steps: report.steps,
+            latencyMs: latency.ms, splitAfterBlock: latency.splitAfterBlock))
+        return JobOutcome(result: result, artifact: artifact, observedEdgeRoundTripMs: latency.observedEdgeRoundTripMs)
+    }
+}

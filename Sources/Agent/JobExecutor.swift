@@ -1,0 +1,83 @@
+import ElasticModel
+import FleetAPI
+import Foundation
+import Learning
+
+/// One kind of job (`AdaptJob`, `ApplyJob`, `ProfileJob`): runs a leased job on the device's data and returns what
+/// to deliver. It publishes its progress as it goes (`JobLoop` sends the latest in every heartbeat), and never
+/// talks to the coordinator about the job itself: saving, uploading and reporting are the loop's.
+protocol JobExecutor: Sendable {
+    /// - Throws: when the job cannot run (no package, a corrupt download); the loop reports that as a failure.
+    func run(_ job: LeasedJob, data: LabeledImages, progress: JobProgress) throws -> JobOutcome
+}
+
+/// What a job produced: the result, the artifact to upload before it (adapt), and what the job measured that the
+/// device's context should know (the loop decides whether to report it).
+struct JobOutcome: Sendable {
+    var result: JobResult
+    var artifact: Data?
+    /// The edge round trip (ms) the split latency measurement observed beyond the planner's edge compute.
+    var observedEdgeRoundTripMs: Double?
+
+    init(result: JobResult, artifact: Data? = nil, observedEdgeRoundTripMs: Double? = nil) {
+        self.result = result
+        self.artifact = artifact
+        self.observedEdgeRoundTripMs = observedEdgeRoundTripMs
+    }
+
+    static func failed(_ job: LeasedJob, _ error: String) -> JobOutcome {
+        JobOutcome(result: JobResult(attempt: job.attempt, outcome: .failed, error: error))
+    }
+}
+
+/// A running job's numeric progress, read by the heartbeat thread while the job writes it.
+final class JobProgress: Sendable {
+    private let values = Shared<[String: Double]>([:])
+    init() {}
+    /// The latest figures (empty before the job published any).
+    var snapshot: [String: Double] { values.value }
+    /// Sets the given figures, keeping the others. A figure that is not finite is left out: the coordinator refuses
+    /// a heartbeat that carries one, and a refused heartbeat does not renew the lease.
+    func update(_ figures: [String: Double]) { values.update { $0.merge(figures.filter { $0.value.isFinite }) { $1 } } }
+}
+
+/// What every job needs from the agent: its configuration, the coordinator, the models, the latency meter, the log.
+struct JobEnvironment: Sendable {
+    let configuration: AgentConfiguration
+    let client: any AgentCoordinator
+    let latency: LatencyMeter
+    let log: @Sendable (String) -> Void
+
+    /// The model package for a job: the local override, else the cached download.
+    func modelFile(_ id: UUID) throws -> String {
+        if let local = configuration.modelPath { return local }
+        return try client.packageFile(for: id, cacheDirectory: configuration.cacheDirectory)
+    }
+
+    /// The job's model as an elastic network composed with the job's planned variants (all originals when the
+    /// coordinator planned none); the package is verified (archive, SHA-256, tensors) on every load.
+    func network(for document: JobDocument) throws -> ElasticNetwork {
+        let net = try ElasticPackage.loadNetwork(path: try modelFile(document.modelID))
+        try net.compose(ids: document.variants.isEmpty ? net.positions.map { $0.variants[0].id } : document.variants)
+        return net
+    }
+
+    /// Stretches work that started at `start` to `slowdown` times its duration (simulated slower hardware).
+    func slowDown(since start: Date) {
+        guard configuration.slowdown > 1 else { return }
+        Thread.sleep(forTimeInterval: Date().timeIntervalSince(start) * (configuration.slowdown - 1))
+    }
+
+    /// Energy of work that took `seconds` (energy ≈ time × power), in mJ.
+    func energyMJ(_ seconds: Double) -> Double { seconds * 1000 * configuration.powerWatts }
+
+    /// What adaptation changes: the position adapters (shared by every variant, so they adapt any combination), and
+    /// the batch-norm affine parameters and running statistics of the blocks this device runs (without the
+    /// statistics, the affine parameters would meet source statistics).
+    static func adaptedTensors(_ model: Model) -> [String: SafeTensor] {
+        let running = Set(model.allNorms.map(\.name))
+        return model.namedTensors().filter { name, _ in
+            name.contains(".adapter.") || running.contains { name.hasPrefix($0 + ".") && !name.dropFirst($0.count + 1).contains(".") }
+        }
+    }
+}

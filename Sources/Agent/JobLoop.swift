@@ -1,0 +1,187 @@
+import FleetAPI
+import FleetClient
+import Foundation
+import Learning
+
+/// The device agent's loop: report context, long-poll for a job, run it (one at a time), heartbeat while it runs
+/// (with the job's live progress), save the result, upload what it produced and report the result. On stop it
+/// finishes the job in hand and returns; a job it abandons is requeued by the coordinator when its lease expires.
+///
+/// It never gives up on an unreachable coordinator: the start-up context report, the poll and the delivery are
+/// retried until answered (capped backoff, a log line per failure), and a finished result waits on disk
+/// (`PendingResults`) until the coordinator has it, across restarts: saved results go first at the next start.
+final class JobLoop: Sendable {
+    let configuration: AgentConfiguration
+    let client: any AgentCoordinator
+    let log: @Sendable (String) -> Void
+    let latency: LatencyMeter
+    private let stopFlag = Shared(false)
+    /// The round trip to the edge server as last measured here (ms): at start an empty request, after a split
+    /// measurement what an inference request really cost beyond the planner's edge compute. Reported with the
+    /// context on top of the declared link, so the planner plans from it.
+    let edgeRoundTripMs = Shared<Double?>(nil)
+
+    init(configuration: AgentConfiguration, client: any AgentCoordinator, log: @escaping @Sendable (String) -> Void) {
+        self.configuration = configuration
+        self.client = client
+        self.log = log
+        latency = LatencyMeter(configuration: configuration, client: client, log: log)
+    }
+
+    func stop() { stopFlag.set(true) }
+    var stopped: Bool { stopFlag.value }
+
+    /// Runs until stopped (or `maxJobs` done). Returns the number of jobs completed (run and delivered).
+    func run() throws -> Int {
+        let (data, metadata) = try LocalDataset.read(directory: configuration.dataDirectory)
+        log("agent: \(data.count) local images (\(metadata["corruption"] ?? "clean")), labels \(data.labels == nil ? "absent" : "present, for reporting only")")
+        let pending = try PendingResults(directory: configuration.stateDirectory)
+        do {
+            try reportContext(persistent: true)
+            // Results finished before a restart (or an outage that outlasted the previous run) go first.
+            for entry in pending.all() {
+                log("agent: delivering the saved result of job \(entry.jobID.uuidString.lowercased()) attempt \(entry.result.attempt)")
+                try deliver(entry, store: pending)
+            }
+        } catch {
+            if stopped { return 0 }
+            throw error
+        }
+        var done = 0
+        while !stopped && (configuration.maxJobs == 0 || done < configuration.maxJobs) {
+            let answer: CoordinatorClient.LeaseAnswer
+            do {
+                answer = try client.leaseNext(wait: configuration.pollWait, retry: persistently)
+            } catch {
+                if stopped { break }
+                throw error
+            }
+            switch answer {
+            case .noJob: continue
+            case .job(let job):
+                do {
+                    try runJob(job, data: data, pending: pending)
+                } catch {
+                    // Only a stop ends a delivery; the result stays on disk for the next start.
+                    if stopped { break }
+                    throw error
+                }
+                done += 1
+            case .refused(let r):
+                throw CoordinatorClient.Failure(description: "the coordinator refused this device (HTTP \(r.status)): \(String(decoding: r.body, as: UTF8.self))")
+            case .unexpected:
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+        return done
+    }
+
+    /// How a request that must reach the coordinator is sent: retried until it answers (or the agent is stopped).
+    var persistently: CoordinatorClient.Retry {
+        .untilAnswered(maxDelay: configuration.maxRetryDelay, shouldStop: { [weak self] in self?.stopped ?? true }, onFailure: log)
+    }
+
+    /// The executor of a kind of job.
+    func executor(for kind: JobKind) -> any JobExecutor {
+        let environment = JobEnvironment(configuration: configuration, client: client, latency: latency, log: log)
+        switch kind {
+        case .adapt: return AdaptJob(environment: environment)
+        case .apply: return ApplyJob(environment: environment)
+        case .profile: return ProfileJob(environment: environment)
+        }
+    }
+
+    /// What the device reports about itself: the declared context, its free memory, and the declared link's round
+    /// trip plus the one measured here to the edge server (the first report measures it; an unreachable edge
+    /// server leaves the declared figure).
+    func context() -> DeviceContext {
+        var context = configuration.context
+        context.freeMemoryMB = context.freeMemoryMB ?? DeviceFacts.freeMemoryMB()
+        if configuration.edgeURL != nil {
+            if edgeRoundTripMs.value == nil, let measured = latency.edgeRoundTripMs() {
+                edgeRoundTripMs.set(measured)
+            }
+            if let measured = edgeRoundTripMs.value {
+                context.rttMs = (context.rttMs ?? 0) + measured
+                log(String(format: "agent: round trip to the edge server %.2f ms; reporting rtt %.2f ms", measured, context.rttMs!))
+            }
+        }
+        return context
+    }
+
+    /// - Parameter persistent: retry until the coordinator answers (at start), rather than a few times (mid-job).
+    func reportContext(persistent: Bool = false) throws {
+        try client.reportContext(context(), retry: persistent ? persistently : .attempts(8))
+    }
+
+    /// A job measured the edge round trip: when it is clearly more than reported, report it (the coordinator
+    /// re-plans from it). A failed report is logged; the job goes on.
+    func noteObservedEdgeRoundTrip(_ observed: Double) {
+        guard let reported = edgeRoundTripMs.value, observed > reported * 1.2 + 0.05 else { return }
+        edgeRoundTripMs.set(observed)
+        do {
+            try reportContext()
+        } catch {
+            log("agent: could not report the measured round trip: \(error)")
+        }
+    }
+
+    /// Runs one job with heartbeats beside it. The finished result is saved to `pending` first, then delivered
+    /// (heartbeats go on meanwhile, so an outage shorter than the lease keeps the attempt). A lease lost meanwhile
+    /// drops the result.
+    func runJob(_ job: LeasedJob, data: LabeledImages, pending: PendingResults) throws {
+        log("agent: job \(job.id.uuidString.lowercased()) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss.rawValue), \(job.document.steps) steps)")
+        let progress = JobProgress()
+        let heartbeats = HeartbeatThread(interval: configuration.heartbeatInterval) { [client] in
+            try? client.heartbeat(job: job.id, attempt: job.attempt, progress: progress.snapshot, attempts: 2)
+        }
+        defer { heartbeats.stop() }
+        let outcome: JobOutcome
+        do {
+            outcome = try executor(for: job.document.kind).run(job, data: data, progress: progress)
+        } catch {
+            outcome = .failed(job, "\(error)")
+        }
+        if let observed = outcome.observedEdgeRoundTripMs { noteObservedEdgeRoundTrip(observed) }
+        if heartbeats.leaseLost.value {
+            heartbeats.stop()
+            log("agent: lease of job \(job.id.uuidString.lowercased()) was lost; its result is dropped")
+            return
+        }
+        let entry: PendingResults.Entry
+        do {
+            entry = try pending.save(job: job.id, result: outcome.result, artifact: outcome.artifact)
+        } catch {
+            log("agent: could not save the result of job \(job.id.uuidString.lowercased()) to \(pending.directory) (\(error)); delivering it from memory")
+            try deliver(PendingResults.Entry(jobID: job.id, result: outcome.result, hasArtifact: outcome.artifact != nil), store: nil,
+                        artifact: outcome.artifact)
+            return
+        }
+        try deliver(entry, store: pending)
+    }
+
+    /// Delivers a finished result: the artifact (if any), then the result, each retried until the coordinator
+    /// answers. Any answer ends it (the entry is removed): a refused artifact turns the result into a failure that
+    /// says why; 404/409 mean this attempt no longer holds the job, so its result is dropped.
+    func deliver(_ entry: PendingResults.Entry, store: PendingResults?, artifact inMemory: Data? = nil) throws {
+        var result = entry.result
+        if let artifact = inMemory ?? store?.artifact(of: entry), result.outcome == .succeeded {
+            switch try client.uploadArtifact(job: entry.jobID, attempt: result.attempt, artifact: artifact, retry: persistently) {
+            case .stored:
+                break
+            case .notHeld(let status):
+                log("agent: job \(entry.jobID.uuidString.lowercased()) attempt \(result.attempt) no longer holds the job (artifact: HTTP \(status)); its result is dropped")
+                store?.remove(entry)
+                return
+            case .refused(let status, let body):
+                result = JobResult(attempt: result.attempt, outcome: .failed,
+                                   error: "artifact upload refused: HTTP \(status) \(body)")
+            }
+        } else if entry.hasArtifact, result.outcome == .succeeded {
+            result = JobResult(attempt: result.attempt, outcome: .failed, error: "the saved artifact could not be read")
+        }
+        let status = try client.reportResult(job: entry.jobID, result: result, retry: persistently)
+        log("agent: job \(entry.jobID.uuidString.lowercased()) \(result.outcome.rawValue) → HTTP \(status)")
+        store?.remove(entry)
+    }
+}
