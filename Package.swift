@@ -34,7 +34,9 @@ let package = Package(
         .target(name: "FleetAPI"),
         // Rollout policy: waves, battery and energy caps, the wave decision, retry backoff. No SQL, no HTTP.
         .target(name: "Rollout", dependencies: ["FleetAPI"]),
-        .target(name: "ElasticModel", dependencies: ["Learning", .product(name: "Crypto", package: "swift-crypto")]),
+        // Elastic packages and the recipes built on them (base-model training, the adaptation experiment); its
+        // scaling report keeps its frontier with the planner's Pareto staircase (Planner is pure: the arrow points down).
+        .target(name: "ElasticModel", dependencies: ["Learning", "Planner", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Services.
         .target(name: "Coordinator", dependencies: [
@@ -65,16 +67,20 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Tests.
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
-        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
+        // Tests. TestSupport holds the fixtures several test targets share (a raw-socket HTTP client, a child-process
+        // runner, the built executables' paths); it is a plain target (test targets cannot depend on each other), so
+        // it imports no module @testable and builds in release too.
+        .target(name: "TestSupport", dependencies: ["HTTPServer"], path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
-        .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
+        .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
+            "TestSupport",
         ]),
     ],
     swiftLanguageModes: [.v6]

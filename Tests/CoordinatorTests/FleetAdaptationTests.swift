@@ -2,6 +2,7 @@ import ElasticModel
 import Foundation
 import Learning
 import Testing
+import TestSupport
 
 /// The main job end to end: a real coordinator, real agent processes (the `fleetadapt-agent` executable),
 /// real training on each device's own corrupted Fashion-MNIST images.
@@ -266,21 +267,9 @@ import Testing
 
     /// Sends `head` on a fresh loopback connection and returns what the server answers until it closes (or 30 s pass).
     static func headersOnly(_ head: String, port: Int) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+        let fd = try RawHTTPClient.connect(port: port, timeoutSeconds: 30)
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestFailure("connect: \(errno)") }
-        let bytes = Array(head.utf8)
-        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw TestFailure("write: \(errno)") }
+        guard RawHTTPClient.send(fd, Array(head.utf8)) else { throw TestFailure("write: \(errno)") }
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {

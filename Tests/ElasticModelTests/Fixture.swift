@@ -17,8 +17,7 @@ enum Fixture {
         let train = try! FashionMNIST.load(split: .train, limit: 3000)
         let validation = try! FashionMNIST.load(split: .test, limit: 300)
         let base = architecture.makeModel(seed: 3)
-        let opt = Optimizer(base.store, kind: .sgd(momentum: 0.9, nesterov: true), learningRate: 0.05, weightDecay: 5e-4)
-        Trainer.train(base, on: train, steps: 150, batchSize: 64, optimizer: opt, schedule: CosineSchedule(base: 0.05, total: 150, warmup: 15), seed: 3)
+        BaseModelRecipe(steps: 150, seed: 3).train(base, on: train)
         var options = ElasticBuilder.Options()
         options.distillationSteps = 40
         options.latencyRuns = 3
