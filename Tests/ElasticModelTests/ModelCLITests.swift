@@ -87,16 +87,25 @@ struct CLIOptionTests {
 
     /// The demo script and the README call these flags; their spelling and defaults stay.
     @Test func sharedOptionGroupsKeepEveryFlag() throws {
-        let demo = try ModelCLITests.run(["demo", "--help"])
-        #expect(demo.status == 0)
-        for flag in ["--agents", "--corruption", "--severity", "--steps", "--loss", "--work-dir", "--port", "--edge-port"] {
-            #expect(demo.output.contains(flag), "demo --help lacks \(flag)")
+        /// The help text with its line wrapping undone.
+        func help(_ arguments: [String]) throws -> String {
+            let r = try ModelCLITests.run(arguments + ["--help"])
+            #expect(r.status == 0, "\(r.output)")
+            return r.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         }
-        #expect(demo.output.contains("(default: fog)") && demo.output.contains("(default: shot-im)"), "\(demo.output)")
-        let build = try ModelCLITests.run(["model", "build", "--help"])
-        #expect(build.output.contains("(default: 16,32,64)") && build.output.contains("(default: 1,2,2)")
-                && build.output.contains("(default: 0,0.25,0.5,0.75)") && build.output.contains("(default: parallel)"), "\(build.output)")
-        let adapt = try ModelCLITests.run(["bench", "adapt", "--help"])
-        #expect(adapt.output.contains("--shared-schedule") && adapt.output.contains("(default: sampled)"), "\(adapt.output)")
+        let demo = try help(["demo"])
+        for flag in ["--agents", "--corruption", "--severity", "--steps", "--loss", "--work-dir", "--port", "--edge-port"] {
+            #expect(demo.contains(flag), "demo --help lacks \(flag)")
+        }
+        for value in ["default: fog)", "default: shot-im)", "(default: 4)", "(default: 40)"] {
+            #expect(demo.contains(value), "demo --help lacks \(value): \(demo)")
+        }
+        let build = try help(["model", "build"])
+        for value in ["(default: 16,32,64)", "(default: 1,2,2)", "(default: 0,0.25,0.5,0.75)", "default: parallel)", "default: resnet)"] {
+            #expect(build.contains(value), "model build --help lacks \(value): \(build)")
+        }
+        let adapt = try help(["bench", "adapt"])
+        #expect(adapt.contains("--shared-schedule") && adapt.contains("default: sampled)"), "\(adapt)")
+        #expect(try help(["model", "train-base"]).contains("--widths <widths>"))
     }
 }
