@@ -68,9 +68,9 @@ let package = Package(
         ]),
 
         // Tests. TestSupport holds the fixtures several test targets share (a raw-socket HTTP client, a child-process
-        // runner, the built executables' paths); it is a plain target (test targets cannot depend on each other), so
+        // runner, the built executables' paths, a small elastic package); it is a plain target (test targets cannot depend on each other), so
         // it imports no module @testable and builds in release too.
-        .target(name: "TestSupport", dependencies: ["HTTPServer"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["HTTPServer", "ElasticModel", "Learning"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),

@@ -10,20 +10,10 @@ import TestSupport
     /// A small elastic package built once per test process (3 positions × 5 variants): real training, real
     /// distillation, few steps.
     static let baseModel: String = {
-        let train = try! FashionMNIST.load(split: .train, limit: 4000)
-        let architecture = Architecture.resnet(widths: [8, 16, 24], blocksPerStage: [1, 1, 1])
-        let model = architecture.makeModel(seed: 3)
-        let opt = Optimizer(model.store, kind: .sgd(momentum: 0.9, nesterov: true), learningRate: 0.05, weightDecay: 5e-4)
-        Trainer.train(model, on: train, steps: 250, batchSize: 64, optimizer: opt, schedule: CosineSchedule(base: 0.05, total: 250, warmup: 10), seed: 2)
-        var options = ElasticBuilder.Options()
-        options.distillationSteps = 20
-        options.latencyRuns = 3
-        options.warmupRuns = 1
-        options.calibrationCombinations = 2
-        options.validationCombinations = 2
-        let (package, _) = try! ElasticBuilder.build(
-            base: model, architecture: architecture, name: "fmnist-test", baseInfo: .init(description: "test", trainImages: 4000, trainSteps: 250),
-            distillation: train.subset(0..<256), validation: try! FashionMNIST.load(split: .test, limit: 200), options: options)
+        let package = try! SmallPackage(
+            architecture: .resnet(widths: [8, 16, 24], blocksPerStage: [1, 1, 1]), name: "fmnist-test", description: "test",
+            trainImages: 4000, recipe: BaseModelRecipe(steps: 250, warmupSteps: 10, seed: 2), distillImages: 256, distillationSteps: 20,
+            calibrationCombinations: 2, validationCombinations: 2, validationImages: 200).build().package
         let path = NSTemporaryDirectory() + "fleetadapt-package-\(getpid()).fap"
         try! Data(try! package.encode()).write(to: URL(fileURLWithPath: path))
         return path
