@@ -39,7 +39,9 @@ let package = Package(
         .target(name: "FleetAPI"),
         // Rollout policy: waves, battery and energy caps, the wave decision, retry backoff. No SQL, no HTTP.
         .target(name: "Rollout", dependencies: ["FleetAPI"]),
-        .target(name: "ElasticModel", dependencies: ["Learning", .product(name: "Crypto", package: "swift-crypto")]),
+        // Elastic packages and the recipes built on them (base-model training, the adaptation experiment); its
+        // scaling report keeps its frontier with the planner's Pareto staircase (Planner is pure: the arrow points down).
+        .target(name: "ElasticModel", dependencies: ["Learning", "Planner", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Services. The coordinator in four layers, each a module so the compiler holds the arrows:
         // stores (all SQL) ← use cases (no SQL text, no HTTP) ← routes (HTTP only) ← the process (start, serve, stop).
@@ -80,20 +82,24 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Tests.
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
-        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
+        // Tests. TestSupport holds the fixtures several test targets share (a raw-socket HTTP client, a child-process
+        // runner, the built executables' paths, a small elastic package); it is a plain target (test targets cannot depend on each other), so
+        // it imports no module @testable and builds in release too.
+        .target(name: "TestSupport", dependencies: ["HTTPServer", "ElasticModel", "Learning"], path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
-        .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
+        .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
-        .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer"]),
+        .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
+            "TestSupport",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 import Foundation
+import Planner
 
 /// The accuracy–latency picture of a package's whole space, from its profiles and accuracy estimator:
 /// every combination, the Pareto frontier, and two baselines (the same sparsity in every block; depth only).
@@ -72,14 +73,11 @@ public struct ScalingReport: Sendable {
         depthOnly = depth
     }
 
-    /// Points not dominated in (lower latency, higher accuracy), by increasing latency.
+    /// Points not dominated in (lower latency, higher accuracy), by increasing latency: the planner's staircase, with
+    /// the lexicographically first combination kept among equal points.
     static func pareto(_ points: [Point]) -> [Point] {
-        var out: [Point] = []
-        for p in points.sorted(by: { $0.latencyMs != $1.latencyMs ? $0.latencyMs < $1.latencyMs : $0.accuracy > $1.accuracy }) {
-            if let last = out.last, p.accuracy <= last.accuracy { continue }
-            out.append(p)
-        }
-        return out
+        paretoStaircase(points, first: \.latencyMs, second: { -$0.accuracy },
+                        tieBreak: { $0.choice.lexicographicallyPrecedes($1.choice) })
     }
 
     public func best(_ set: [Point], within budget: Double) -> Double? {

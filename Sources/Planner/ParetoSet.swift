@@ -130,13 +130,23 @@ struct StairPoint {
 /// The 2-D Pareto staircase: latency ascending, drop strictly descending; among equal drops the earliest
 /// (lowest latency, then lowest code) survives, which is what the planner's order prefers.
 func staircase(_ points: [StairPoint]) -> [StairPoint] {
+    paretoStaircase(points, first: \.lat, second: \.drop, tieBreak: { $0.code < $1.code })
+}
+
+/// The points no other point beats in two costs to minimise: by `first` ascending, `second` strictly descending.
+/// Among points equal in both the one `tieBreak` orders first survives, so the answer does not depend on the input's
+/// order. (The planner's own staircase and the elastic package's accuracy–latency frontier both use it.)
+public func paretoStaircase<T, A: Comparable, B: Comparable>(_ points: [T], first: (T) -> A, second: (T) -> B,
+                                                             tieBreak: (T, T) -> Bool) -> [T] {
     let sorted = points.sorted { a, b in
-        if a.lat != b.lat { return a.lat < b.lat }
-        if a.drop != b.drop { return a.drop < b.drop }
-        return a.code < b.code
+        let (fa, fb) = (first(a), first(b))
+        if fa != fb { return fa < fb }
+        let (sa, sb) = (second(a), second(b))
+        if sa != sb { return sa < sb }
+        return tieBreak(a, b)
     }
-    var out: [StairPoint] = []
-    for p in sorted where out.isEmpty || p.drop < out[out.count - 1].drop { out.append(p) }
+    var out: [T] = []
+    for p in sorted where out.isEmpty || second(p) < second(out[out.count - 1]) { out.append(p) }
     return out
 }
 

@@ -46,9 +46,11 @@ struct BenchHTTPCommand: ParsableCommand {
         let app = try CoordinatorApp(configuration: config)
         defer { app.shutdown() }
         let base = "http://127.0.0.1:\(app.port)"
-        let registration = #"{"name":"bench","hardware":{"class":"jetson-tx2","gflops":20,"memory_mb":4096},"constraints":{"latency_budget_ms":30,"memory_budget_mb":256}}"#
-        let id = try CoordinatorClient(baseURL: base, token: key)
-            .registerDevice(try WireJSON.decode(DeviceRegistration.self, from: Data(registration.utf8))).device.id.uuidString.lowercased()
+        let device = DeviceRegistration(name: "bench", hardware: Hardware(class: "jetson-tx2", gflops: 20, memoryMB: 4096),
+                                        constraints: Constraints(latencyBudgetMs: 30, memoryBudgetMB: 256))
+        let id = try CoordinatorClient(baseURL: base, token: key).registerDevice(device).device.id.uuidString.lowercased()
+        // wrk posts the same registration; the body is the wire coder's JSON (which has no single quotes to escape in Lua).
+        let registration = String(decoding: try WireJSON.encode(device), as: UTF8.self)
 
         let script = dir + "/post.lua"
         try """

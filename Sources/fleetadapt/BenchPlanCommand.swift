@@ -1,4 +1,5 @@
 import ArgumentParser
+import Learning
 import Planner
 
 /// `fleetadapt bench plan`: the planner's speed and exactness on a synthetic 5×5 space, measured in one run so the
@@ -179,17 +180,11 @@ private enum Stopwatch {
     }
 }
 
-/// SplitMix64, seeded, so the synthetic contexts are the same on every run.
+/// Learning's SplitMix64, seeded, so the synthetic contexts are the same on every run.
 private struct BenchRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var source: SeededRandom
+    init(seed: UInt64) { source = SeededRandom(seed: seed) }
+    mutating func next() -> UInt64 { source.next() }
 
     mutating func uniform(_ lo: Double, _ hi: Double) -> Double { Double.random(in: lo...hi, using: &self) }
     mutating func skewedUniform(_ lo: Double, _ hi: Double) -> Double {

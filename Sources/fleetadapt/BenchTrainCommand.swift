@@ -68,7 +68,16 @@ struct BenchTrainCommand: ParsableCommand {
         }
     }
 
-    struct Peer { var train, infer64, infer1, diff: Double; var version: String; var threads: Int }
+    /// What deploy/tools/torch_peer.py prints: one JSON object.
+    struct Peer: Decodable {
+        var train, infer64, infer1, diff: Double
+        var version: String
+        var threads: Int
+
+        enum CodingKeys: String, CodingKey {
+            case train = "train_ms", infer64 = "infer64_ms", infer1 = "infer1_ms", diff = "max_abs_logit_diff", version = "torch", threads
+        }
+    }
 
     /// Runs deploy/tools/torch_peer.py with Debian's python3 when torch imports; nil otherwise.
     func runPeer(_ weights: [String: SafeTensor], batch: Tensor, logits: Tensor) throws -> Peer? {
@@ -82,10 +91,10 @@ struct BenchTrainCommand: ParsableCommand {
         try SafeTensors.write(tensors, to: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let out = try Shell.run(["/usr/bin/python3", script, path])
-        guard let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any] else { return nil }
-        return Peer(train: obj["train_ms"] as? Double ?? .nan, infer64: obj["infer64_ms"] as? Double ?? .nan,
-                    infer1: obj["infer1_ms"] as? Double ?? .nan, diff: obj["max_abs_logit_diff"] as? Double ?? .nan,
-                    version: obj["torch"] as? String ?? "?", threads: obj["threads"] as? Int ?? 0)
+        do { return try JSONDecoder().decode(Peer.self, from: Data(out.utf8)) } catch {
+            FileHandle.standardError.write(Data("torch_peer.py printed no result this bench reads (\(error)): \(out.prefix(500))\n".utf8))
+            return nil
+        }
     }
 
     /// Multiply-adds ×2 of every convolution and the head, from the model's shapes.

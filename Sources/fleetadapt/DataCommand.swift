@@ -20,7 +20,7 @@ struct DataCommand: ParsableCommand {
                 """)
 
         @Option(help: "Corruption to apply; see `fleetadapt data list-corruptions`.")
-        var corruption: String
+        var corruption: Corruption
 
         @Option(help: "Severity from 1 (mild) to 5 (strong).")
         var severity: Int = 3
@@ -32,7 +32,7 @@ struct DataCommand: ParsableCommand {
         var offset: Int = 0
 
         @Option(help: "Source split of Fashion-MNIST: train or test.")
-        var split: String = "test"
+        var split: DataSplit = .test
 
         @Option(help: "Seed of the corruption's randomness.")
         var seed: UInt64 = 1
@@ -44,26 +44,22 @@ struct DataCommand: ParsableCommand {
         var out: String
 
         func validate() throws {
-            guard Corruption(rawValue: corruption) != nil else {
-                throw ValidationError("unknown corruption '\(corruption)'; one of: \(Corruption.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
             guard (1...5).contains(severity) else { throw ValidationError("--severity must be 1–5") }
             guard count > 0 else { throw ValidationError("--count must be positive") }
             guard offset >= 0 else { throw ValidationError("--offset must not be negative") }
-            guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test") }
         }
 
         func run() throws {
-            let source = try FashionMNIST.load(split: split == "train" ? .train : .test)
+            let source = try FashionMNIST.load(split: split.split)
             guard offset + count <= source.count else {
-                throw ValidationError("the \(split) split has \(source.count) images; offset + count is \(offset + count)")
+                throw ValidationError("the \(split.rawValue) split has \(source.count) images; offset + count is \(offset + count)")
             }
-            var data = try Corruption(rawValue: corruption)!.apply(to: source.subset(offset..<(offset + count)), severity: severity,
+            var data = try corruption.apply(to: source.subset(offset..<(offset + count)), severity: severity,
                                                                    seed: seed, firstIndex: offset)
             if noLabels { data.labels = nil }
-            try LocalDataset.write(data, metadata: ["corruption": corruption, "severity": String(severity), "seed": String(seed),
-                                                    "source": "fashion-mnist:\(split)[\(offset)..<\(offset + count)]"], to: out)
-            print("wrote \(count) images (\(corruption), severity \(severity)) to \(out)/\(LocalDataset.fileName)")
+            try LocalDataset.write(data, metadata: ["corruption": corruption.rawValue, "severity": String(severity), "seed": String(seed),
+                                                    "source": "fashion-mnist:\(split.rawValue)[\(offset)..<\(offset + count)]"], to: out)
+            print("wrote \(count) images (\(corruption.rawValue), severity \(severity)) to \(out)/\(LocalDataset.fileName)")
         }
     }
 

@@ -30,13 +30,9 @@ struct ModelBuildCommand: ParsableCommand {
     var base: String?
 
     @Option(help: "Family of the base model trained here: resnet or mobilenetv2.")
-    var family: String = "resnet"
+    var family: ModelFamily = .resnet
 
-    @Option(help: "Channel widths per stage (mobilenetv2: the first is also the stem width).")
-    var widths: String = "16,32,64"
-
-    @Option(help: "Blocks per stage.")
-    var blocks: String = "1,2,2"
+    @OptionGroup var shape: ResNetShapeOptions
 
     @Option(help: "mobilenetv2 expansion factor.")
     var expansion: Int = 4
@@ -47,14 +43,14 @@ struct ModelBuildCommand: ParsableCommand {
     @Option(help: "Training images for the base model (from the start of the train split).")
     var trainImages: Int = 20000
 
-    @Option(help: "Filter sparsities of the derived variants (0 is the original block).")
-    var sparsities: String = "0,0.25,0.5,0.75"
+    @Option(help: "Filter sparsities of the derived variants, comma-separated numbers in [0, 1) starting with 0 (the original block).")
+    var sparsities = Sparsities([0, 0.25, 0.5, 0.75])
 
     @Flag(inversion: .prefixedNo, help: "Add a skip variant to residual blocks (depth elasticity).")
     var skip = true
 
     @Option(help: "Adapter kind for the per-position slots: parallel or lite-residual.")
-    var adapter: String = "parallel"
+    var adapter: AdapterKind = .parallel
 
     @Option(help: "Train-split images whose teacher features the variants are distilled on.")
     var distillImages: Int = 2048
@@ -84,32 +80,15 @@ struct ModelBuildCommand: ParsableCommand {
     var seed: UInt64 = 0
 
     func validate() throws {
-        guard ["resnet", "mobilenetv2"].contains(family) else { throw ValidationError("--family must be resnet or mobilenetv2") }
-        guard let w = ints(widths), let b = ints(blocks), w.count == b.count, !w.isEmpty else {
-            throw ValidationError("--widths and --blocks take the same number of comma-separated positive integers")
-        }
-        guard parseSparsities() != nil else { throw ValidationError("--sparsities: numbers in [0, 1) starting with 0, e.g. 0,0.25,0.5,0.75") }
-        guard AdapterKind(rawValue: adapter) != nil else { throw ValidationError("--adapter must be parallel or lite-residual") }
         guard trainSteps > 0, trainImages >= 64, distillImages >= 20, distillSteps >= 0, distillBatch > 0, validationImages > 0,
               calibration >= 1, checkCombinations >= 1, latencyRuns >= 1 else {
             throw ValidationError("counts must be positive (train images ≥ 64, distillation images ≥ 20)")
         }
     }
 
-    func ints(_ s: String) -> [Int]? {
-        let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        return v.allSatisfy { ($0 ?? 0) > 0 } && !v.isEmpty ? v.compactMap { $0 } : nil
-    }
-
-    func parseSparsities() -> [Double]? {
-        let v = sparsities.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard let first = v.first, first == 0, v.allSatisfy({ $0 != nil && (0..<1).contains($0!) }), Set(v).count == v.count else { return nil }
-        return v.compactMap { $0 }
-    }
-
     func run() throws {
         let started = Date()
-        let w = ints(widths)!, b = ints(blocks)!
+        let w = shape.widths.values, b = shape.blocks.values
         let architecture: Architecture
         let model: Model
         let info: ElasticBuilder.BaseInfo
@@ -122,28 +101,24 @@ struct ModelBuildCommand: ParsableCommand {
             info = .init(description: "loaded from \((base as NSString).lastPathComponent)", trainImages: nil,
                          trainSteps: meta["train_steps"].flatMap { Int($0) })
         } else {
-            architecture = family == "resnet"
+            architecture = family == .resnet
                 ? .resnet(widths: w, blocksPerStage: b)
                 : .mobileNetV2(stemWidth: w[0], stages: zip(w, b).enumerated().map { .init(channels: $1.0, blocks: $1.1, stride: $0 == 0 ? 1 : 2) },
                                expansion: expansion)
             model = architecture.makeModel(seed: seed)
             let train = try FashionMNIST.load(split: .train, limit: trainImages)
             let bar = ProgressBar("train base model")
-            let lr: Float = 0.05
-            let opt = Optimizer(model.store, kind: .sgd(momentum: 0.9, nesterov: true), learningRate: lr, weightDecay: 5e-4)
             bar.update(0, of: trainSteps)
-            Trainer.train(model, on: train, steps: trainSteps, batchSize: 64, optimizer: opt,
-                          schedule: CosineSchedule(base: lr, total: trainSteps, warmup: min(50, trainSteps / 10)), seed: seed) { step, _ in
-                bar.update(step + 1, of: trainSteps)
-            }
-            info = .init(description: "\(family) \(widths) × \(blocks) trained here", trainImages: trainImages, trainSteps: trainSteps)
+            BaseModelRecipe(steps: trainSteps, seed: seed).train(model, on: train) { step, _ in bar.update(step + 1, of: trainSteps) }
+            info = .init(description: "\(family.rawValue) \(shape.widths) × \(shape.blocks) trained here", trainImages: trainImages,
+                         trainSteps: trainSteps)
         }
         let distill = try FashionMNIST.load(split: .train, limit: distillImages)
         let validation = try FashionMNIST.load(split: .test, limit: validationImages)
         var options = ElasticBuilder.Options()
-        options.sparsities = parseSparsities()!
+        options.sparsities = sparsities.values
         options.includeSkip = skip
-        options.adapterKind = AdapterKind(rawValue: adapter)!
+        options.adapterKind = adapter
         options.distillationSteps = distillSteps
         options.distillationBatchSize = distillBatch
         options.latencyRuns = latencyRuns

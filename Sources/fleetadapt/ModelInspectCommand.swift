@@ -13,8 +13,7 @@ struct ModelInspectCommand: ParsableCommand {
               fleetadapt model inspect /tmp/fashion.fap
             """)
 
-    @Argument(help: "The package file.")
-    var file: String
+    @OptionGroup var package: PackageFileArgument
 
     @Option(help: "Refuse files larger than this many bytes.")
     var maxBytes: Int = ElasticPackage.defaultMaxBytes
@@ -23,17 +22,14 @@ struct ModelInspectCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let package: ElasticPackage
-        do { package = try ElasticPackage.read(path: file, maxBytes: maxBytes) } catch {
-            throw ValidationError("\(file): \(error)")
-        }
+        let package = try self.package.read(maxBytes: maxBytes)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(package.manifest), as: UTF8.self))
             return
         }
-        let bytes = Array(FileManager.default.contents(atPath: file) ?? Data())
+        let bytes = Array(FileManager.default.contents(atPath: self.package.file) ?? Data())
         PackageTables.printVariants(package.manifest, undistilled: nil)
         PackageTables.printSummary(package.manifest, bytes: bytes)
     }

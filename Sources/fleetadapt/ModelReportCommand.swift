@@ -14,16 +14,13 @@ struct ModelReportCommand: ParsableCommand {
               fleetadapt model report /tmp/fashion.fap --out-dir /tmp/report
             """)
 
-    @Argument(help: "The package file.")
-    var file: String
+    @OptionGroup var package: PackageFileArgument
 
     @Option(help: "Directory for space.csv and frontier.svg.")
     var outDir: String
 
     func run() throws {
-        let package: ElasticPackage
-        do { package = try ElasticPackage.read(path: file) } catch { throw ValidationError("\(file): \(error)") }
-        let report = ScalingReport(manifest: package.manifest)
+        let report = ScalingReport(manifest: try package.read().manifest)
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         try report.csv.write(toFile: outDir + "/space.csv", atomically: true, encoding: .utf8)
         try report.svg.write(toFile: outDir + "/frontier.svg", atomically: true, encoding: .utf8)

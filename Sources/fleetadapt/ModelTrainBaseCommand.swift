@@ -1,4 +1,5 @@
 import ArgumentParser
+import ElasticModel
 import Foundation
 import Learning
 
@@ -12,11 +13,7 @@ struct ModelTrainBaseCommand: ParsableCommand {
               fleetadapt model train-base --steps 600 --out /tmp/base.safetensors
             """)
 
-    @Option(help: "Channel widths of the three stages.")
-    var widths: String = "16,32,64"
-
-    @Option(help: "Blocks per stage.")
-    var blocks: String = "1,2,2"
+    @OptionGroup var shape: ResNetShapeOptions
 
     @Option(help: "Training steps (SGD, Nesterov momentum 0.9, cosine schedule).")
     var steps: Int = 600
@@ -37,23 +34,19 @@ struct ModelTrainBaseCommand: ParsableCommand {
     var out: String
 
     func validate() throws {
-        guard parse(widths)?.count == 3, parse(blocks)?.count == 3 else { throw ValidationError("--widths and --blocks take three comma-separated integers") }
+        guard shape.widths.values.count == 3, shape.blocks.values.count == 3 else {
+            throw ValidationError("--widths and --blocks take three comma-separated integers")
+        }
         guard steps > 0, batchSize > 0, trainCount >= batchSize, learningRate > 0 else { throw ValidationError("steps, batch size, train count and learning rate must be positive") }
     }
 
-    func parse(_ s: String) -> [Int]? {
-        let v = s.split(separator: ",").compactMap { Int($0) }
-        return v.allSatisfy { $0 > 0 } ? v : nil
-    }
-
     func run() throws {
-        let w = parse(widths)!, b = parse(blocks)!
+        let w = shape.widths.values, b = shape.blocks.values
         let train = try FashionMNIST.load(split: .train, limit: trainCount)
         let test = try FashionMNIST.load(split: .test)
         let model = Model.resnet(widths: w, blocksPerStage: b, seed: seed)
-        let opt = Optimizer(model.store, kind: .sgd(momentum: 0.9, nesterov: true), learningRate: learningRate, weightDecay: 5e-4)
-        let report = Trainer.train(model, on: train, steps: steps, batchSize: batchSize, optimizer: opt,
-                                   schedule: CosineSchedule(base: learningRate, total: steps, warmup: min(50, steps / 10)), seed: seed) { step, loss in
+        let recipe = BaseModelRecipe(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
+        let report = recipe.train(model, on: train) { step, loss in
             if step % 50 == 0 || step == steps - 1 {
                 FileHandle.standardError.write(Data("step \(step + 1)/\(steps) loss \(String(format: "%.3f", loss))\n".utf8))
             }

@@ -2,6 +2,7 @@ import ElasticModel
 import Foundation
 import Learning
 import Testing
+import TestSupport
 
 /// The main job end to end: a real coordinator, real agent processes (the `fleetadapt-agent` executable),
 /// real training on each device's own corrupted Fashion-MNIST images.
@@ -9,20 +10,10 @@ import Testing
     /// A small elastic package built once per test process (3 positions × 5 variants): real training, real
     /// distillation, few steps.
     static let baseModel: String = {
-        let train = try! FashionMNIST.load(split: .train, limit: 4000)
-        let architecture = Architecture.resnet(widths: [8, 16, 24], blocksPerStage: [1, 1, 1])
-        let model = architecture.makeModel(seed: 3)
-        let opt = Optimizer(model.store, kind: .sgd(momentum: 0.9, nesterov: true), learningRate: 0.05, weightDecay: 5e-4)
-        Trainer.train(model, on: train, steps: 250, batchSize: 64, optimizer: opt, schedule: CosineSchedule(base: 0.05, total: 250, warmup: 10), seed: 2)
-        var options = ElasticBuilder.Options()
-        options.distillationSteps = 20
-        options.latencyRuns = 3
-        options.warmupRuns = 1
-        options.calibrationCombinations = 2
-        options.validationCombinations = 2
-        let (package, _) = try! ElasticBuilder.build(
-            base: model, architecture: architecture, name: "fmnist-test", baseInfo: .init(description: "test", trainImages: 4000, trainSteps: 250),
-            distillation: train.subset(0..<256), validation: try! FashionMNIST.load(split: .test, limit: 200), options: options)
+        let package = try! SmallPackage(
+            architecture: .resnet(widths: [8, 16, 24], blocksPerStage: [1, 1, 1]), name: "fmnist-test", description: "test",
+            trainImages: 4000, recipe: BaseModelRecipe(steps: 250, warmupSteps: 10, seed: 2), distillImages: 256, distillationSteps: 20,
+            calibrationCombinations: 2, validationCombinations: 2, validationImages: 200).build().package
         let path = NSTemporaryDirectory() + "fleetadapt-package-\(getpid()).fap"
         try! Data(try! package.encode()).write(to: URL(fileURLWithPath: path))
         return path
@@ -266,21 +257,9 @@ import Testing
 
     /// Sends `head` on a fresh loopback connection and returns what the server answers until it closes (or 30 s pass).
     static func headersOnly(_ head: String, port: Int) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+        let fd = try RawHTTPClient.connect(port: port, timeoutSeconds: 30)
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestFailure("connect: \(errno)") }
-        let bytes = Array(head.utf8)
-        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw TestFailure("write: \(errno)") }
+        guard RawHTTPClient.send(fd, Array(head.utf8)) else { throw TestFailure("write: \(errno)") }
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {

@@ -3,6 +3,7 @@ import CoordinatorHTTP
 import Foundation
 import PostgresClient
 import Testing
+import TestSupport
 
 /// Issue 10's HTTP items through the real coordinator on a real PostgreSQL: authentication from the headers,
 /// failed-authentication rate limits, the admin key's length, NUL in bodies, HEAD on the job long-poll,
@@ -31,29 +32,7 @@ import Testing
 
     /// A loopback connection from `source` (127.0.0.1, 127.0.0.2, ...), so a test can be two clients.
     static func connect(port: Int, source: String = "127.0.0.1") throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        func address(_ host: String, _ port: Int) -> sockaddr_in {
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = in_port_t(UInt16(port).bigEndian)
-            a.sin_addr.s_addr = inet_addr(host)
-            return a
-        }
-        var local = address(source, 0)
-        var remote = address("127.0.0.1", port)
-        let ok = withUnsafePointer(to: &local) { l in
-            l.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0 && withUnsafePointer(to: &remote) { r in
-            r.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-        guard ok else {
-            close(fd)
-            throw TestFailure("connect from \(source): \(errno)")
-        }
-        return fd
+        try RawHTTPClient.connect(port: port, timeoutSeconds: 30, source: source)
     }
 
     /// Sends `head` (and `body`) and reads the answer until the server closes (`Connection: close` is added).
@@ -64,20 +43,12 @@ import Testing
         var text = "\(method) \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         if let body { text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)" } else { text += "\r\n" }
-        let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        RawHTTPClient.send(fd, text)
         return try read(fd)
     }
 
     static func read(_ fd: Int32) throws -> RawAnswer {
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            answer += buffer[0..<n]
-        }
-        let text = String(decoding: answer, as: UTF8.self)
+        let text = String(decoding: RawHTTPClient.readAll(fd), as: UTF8.self)
         guard let end = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
             throw TestFailure("no response: \(text.debugDescription)")
         }

@@ -1,6 +1,7 @@
 import ElasticModel
 import Foundation
 import Learning
+import TestSupport
 
 /// One small package built once per test process (8/16/32 ResNet, short training): real training, real
 /// distillation, real profiles; small enough for CI.
@@ -14,21 +15,10 @@ enum Fixture {
     }
 
     static let built: Built = {
-        let train = try! FashionMNIST.load(split: .train, limit: 3000)
-        let validation = try! FashionMNIST.load(split: .test, limit: 300)
-        let base = architecture.makeModel(seed: 3)
-        let opt = Optimizer(base.store, kind: .sgd(momentum: 0.9, nesterov: true), learningRate: 0.05, weightDecay: 5e-4)
-        Trainer.train(base, on: train, steps: 150, batchSize: 64, optimizer: opt, schedule: CosineSchedule(base: 0.05, total: 150, warmup: 15), seed: 3)
-        var options = ElasticBuilder.Options()
-        options.distillationSteps = 40
-        options.latencyRuns = 3
-        options.warmupRuns = 1
-        options.calibrationCombinations = 3
-        options.validationCombinations = 4
-        let (package, report) = try! ElasticBuilder.build(
-            base: base, architecture: architecture, name: "fixture",
-            baseInfo: .init(description: "test fixture", trainImages: 3000, trainSteps: 150),
-            distillation: train.subset(0..<384), validation: validation, options: options)
-        return Built(package: package, undistilled: report.undistilledAccuracy, validation: validation)
+        let built = try! SmallPackage(
+            architecture: architecture, name: "fixture", description: "test fixture", trainImages: 3000,
+            recipe: BaseModelRecipe(steps: 150, seed: 3), distillImages: 384, distillationSteps: 40,
+            calibrationCombinations: 3, validationCombinations: 4, validationImages: 300).build()
+        return Built(package: built.package, undistilled: built.report.undistilledAccuracy, validation: built.validation)
     }()
 }

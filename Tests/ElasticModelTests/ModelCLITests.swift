@@ -1,24 +1,13 @@
 import ElasticModel
 import Foundation
 import Testing
+import TestSupport
 
 /// `fleetadapt model inspect` and `report` as a user runs them: the real executable on real files.
 struct ModelCLITests {
-    static var cli: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fleetadapt").path
-    }
-
+    /// Runs `fleetadapt`; a missing binary throws (the test fails saying so), it never passes quietly.
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: cli)
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try ChildProcess.run([try BuiltProducts.path("fleetadapt")] + arguments)
     }
 
     static func write(_ bytes: [UInt8]) throws -> String {
@@ -28,10 +17,6 @@ struct ModelCLITests {
     }
 
     @Test func inspectPrintsAVerifiedPackageAndRefusesBadOnes() throws {
-        guard FileManager.default.fileExists(atPath: Self.cli) else {
-            Issue.record("\(Self.cli) is missing: build the fleetadapt product before the tests")
-            return
-        }
         let bytes = try Fixture.built.package.encode()
         let good = try Self.write(bytes)
         let ok = try Self.run(["model", "inspect", good])
@@ -55,7 +40,6 @@ struct ModelCLITests {
     }
 
     @Test func reportWritesTheSpaceAndItsFrontier() throws {
-        guard FileManager.default.fileExists(atPath: Self.cli) else { return }
         let file = try Self.write(try Fixture.built.package.encode())
         let dir = NSTemporaryDirectory() + "fleetadapt-report-\(UUID().uuidString)"
         let r = try Self.run(["model", "report", file, "--out-dir", dir])
@@ -65,5 +49,63 @@ struct ModelCLITests {
         let svg = try String(contentsOfFile: dir + "/frontier.svg", encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.contains("polyline"))
         #expect(r.output.contains("| 40 % ("))
+    }
+}
+
+/// The CLI's options parse into typed values: a wrong value is refused before anything runs, naming the valid ones.
+struct CLIOptionTests {
+    @Test func aMissingProductIsAnErrorThatSaysHowToBuildIt() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: try BuiltProducts.path("fleetadapt")))
+        do {
+            _ = try BuiltProducts.path("fleetadapt-no-such-product")
+            Issue.record("a missing product was found")
+        } catch let missing as BuiltProducts.Missing {
+            #expect(missing.description.contains("fleetadapt-no-such-product") && missing.description.contains("swift build --build-tests"))
+        }
+    }
+
+    @Test func enumOptionsRefuseUnknownValuesAndListTheValidOnes() throws {
+        let corruption = try ModelCLITests.run(["data", "make-domain", "--corruption", "smoke", "--out", NSTemporaryDirectory() + "never"])
+        #expect(corruption.status != 0)
+        #expect(corruption.output.contains("smoke") && corruption.output.contains("fog"), "\(corruption.output)")
+        let loss = try ModelCLITests.run(["demo", "--loss", "entropy", "--agents", "0"])
+        #expect(loss.status != 0)
+        #expect(loss.output.contains("shot-im"), "\(loss.output)")
+        let widths = try ModelCLITests.run(["model", "build", "--out", "/tmp/never.fap", "--widths", "8,x,32", "--train-steps", "0"])
+        #expect(widths.status != 0)
+        #expect(widths.output.contains("--widths"), "\(widths.output)")
+        let shape = try ModelCLITests.run(["model", "build", "--out", "/tmp/never.fap", "--widths", "8,16", "--blocks", "1,2,2"])
+        #expect(shape.status != 0)
+        #expect(shape.output.contains("same number"), "\(shape.output)")
+        let sparsities = try ModelCLITests.run(["model", "build", "--out", "/tmp/never.fap", "--sparsities", "0.25,0.5", "--train-steps", "0"])
+        #expect(sparsities.status != 0)
+        #expect(sparsities.output.contains("--sparsities"), "\(sparsities.output)")
+        let severity = try ModelCLITests.run(["bench", "adapt", "--package", "/tmp/never.fap", "--severity", "9"])
+        #expect(severity.status != 0)
+        #expect(severity.output.contains("severity must be 1–5"), "\(severity.output)")
+    }
+
+    /// The demo script and the README call these flags; their spelling and defaults stay.
+    @Test func sharedOptionGroupsKeepEveryFlag() throws {
+        /// The help text with its line wrapping undone.
+        func help(_ arguments: [String]) throws -> String {
+            let r = try ModelCLITests.run(arguments + ["--help"])
+            #expect(r.status == 0, "\(r.output)")
+            return r.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        }
+        let demo = try help(["demo"])
+        for flag in ["--agents", "--corruption", "--severity", "--steps", "--loss", "--work-dir", "--port", "--edge-port"] {
+            #expect(demo.contains(flag), "demo --help lacks \(flag)")
+        }
+        for value in ["default: fog)", "default: shot-im)", "(default: 4)", "(default: 40)"] {
+            #expect(demo.contains(value), "demo --help lacks \(value): \(demo)")
+        }
+        let build = try help(["model", "build"])
+        for value in ["(default: 16,32,64)", "(default: 1,2,2)", "(default: 0,0.25,0.5,0.75)", "default: parallel)", "default: resnet)"] {
+            #expect(build.contains(value), "model build --help lacks \(value): \(build)")
+        }
+        let adapt = try help(["bench", "adapt"])
+        #expect(adapt.contains("--shared-schedule") && adapt.contains("default: sampled)"), "\(adapt)")
+        #expect(try help(["model", "train-base"]).contains("--widths <widths>"))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 @testable import HTTPServer
 
 /// What a hostile or sloppy client can do to the server over loopback: slow connections, ambiguous framing,
@@ -183,11 +184,9 @@ import Testing
 
     @Test func unsupportedTransferCodingIs501AtOnce() throws {
         try withServer(Self.router()) { _, port in
-            let fd = try RawHTTPClient.connect(port: port, timeoutSeconds: 10)
-            defer { close(fd) }
             // No body follows: only an answer from the headers arrives before the 10 s receive timeout.
-            RawHTTPClient.send(fd, "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
-            let response = try RawHTTPClient.parse(RawHTTPClient.readAll(fd))
+            let response = try RawHTTPClient.answerToHead(port: port, "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                                                          timeoutSeconds: 10)
             #expect(response.status == 501)
             #expect(try response.json()["code"] as? String == "unsupported_transfer_encoding")
         }

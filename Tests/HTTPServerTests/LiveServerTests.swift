@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 @testable import HTTPServer
 
 /// End-to-end over loopback through real libmicrohttpd; serialized to keep the 2-core CI machine calm.
@@ -143,10 +144,8 @@ import Testing
     @Test func contentLengthOverLimitIs413WithoutReadingTheBody() throws {
         try withServer(Self.router()) { _, port in
             // Declares 2 KiB but sends none: the answer must come from the header alone.
-            let fd = try RawHTTPClient.connect(port: port, timeoutSeconds: 5)
-            defer { close(fd) }
-            RawHTTPClient.send(fd, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n")
-            let response = try RawHTTPClient.parse(RawHTTPClient.readAll(fd))
+            let response = try RawHTTPClient.answerToHead(port: port, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n",
+                                                          timeoutSeconds: 5)
             #expect(response.status == 413)
             #expect(try response.json()["code"] as? String == "payload_too_large")
 

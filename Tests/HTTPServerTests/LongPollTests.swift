@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 @testable import HTTPServer
 
 /// Parked polls by the `id` query item, so a test can complete a specific request from its own thread.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import PostgresClient
 
 /// The embedded cluster is private to the process that started it: other local users cannot connect (no TCP,
@@ -12,19 +13,8 @@ import Testing
 
     /// Runs a program (optionally as `nobody`) with an empty environment; returns its exit status and output.
     static func run(_ argv: [String], asNobody: Bool) throws -> (status: Int32, output: String) {
-        let process = Process()
-        let full = asNobody ? ["/usr/sbin/runuser", "-u", "nobody", "--"] + argv : argv
-        process.executableURL = URL(fileURLWithPath: full[0])
-        process.arguments = Array(full.dropFirst())
-        process.environment = ["PATH": "/usr/bin:/bin"]
-        process.currentDirectoryURL = URL(fileURLWithPath: "/")
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try ChildProcess.run(asNobody ? ["/usr/sbin/runuser", "-u", "nobody", "--"] + argv : argv,
+                             environment: ["PATH": "/usr/bin:/bin"], directory: "/")
     }
 
     @Test func anotherLocalUserCannotConnect() throws {

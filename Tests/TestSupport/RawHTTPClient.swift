@@ -1,27 +1,38 @@
-import Testing
 import Foundation
-@testable import HTTPServer
+import HTTPServer
 
 /// A tiny blocking HTTP/1.1 client over raw sockets: it can send what URLSession refuses to (bad escapes,
 /// lying Content-Length, oversized chunked streams) and keeps many connections open at once.
-struct RawResponse {
-    var status: Int
-    var headers: HTTPHeaders
-    var body: [UInt8]
-    var text: String { String(decoding: body, as: UTF8.self) }
+public struct RawResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    public var text: String { String(decoding: body, as: UTF8.self) }
 
-    func json() throws -> [String: Any] {
-        try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
+    public init(status: Int, headers: HTTPHeaders, body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The body as a JSON object; anything else throws, naming what came.
+    public func json() throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw RawClientError(description: "the body is not a JSON object: \(text.prefix(200))")
+        }
+        return object
     }
 }
 
-struct RawClientError: Error, CustomStringConvertible {
-    var description: String
+public struct RawClientError: Error, CustomStringConvertible {
+    public var description: String
+
+    public init(description: String) { self.description = description }
 }
 
-enum RawHTTPClient {
+public enum RawHTTPClient {
     /// `source`: a loopback address to connect from (127.0.0.2, ...), so tests can act as another client.
-    static func connect(port: Int, timeoutSeconds: Int = 15, source: String? = nil) throws -> Int32 {
+    public static func connect(port: Int, timeoutSeconds: Int = 15, source: String? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw RawClientError(description: "socket: \(errno)") }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
@@ -61,7 +72,7 @@ enum RawHTTPClient {
 
     /// Sends everything it can; a server that hung up early (413) is not an error here.
     @discardableResult
-    static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    public static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { Foundation.send(fd, $0.baseAddress! + offset, bytes.count - offset,
@@ -72,10 +83,10 @@ enum RawHTTPClient {
         return true
     }
 
-    static func send(_ fd: Int32, _ text: String) { send(fd, Array(text.utf8)) }
+    public static func send(_ fd: Int32, _ text: String) { send(fd, Array(text.utf8)) }
 
     /// Reads until the peer closes (requests are sent with `Connection: close`).
-    static func readAll(_ fd: Int32) -> [UInt8] {
+    public static func readAll(_ fd: Int32) -> [UInt8] {
         var result: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -86,7 +97,7 @@ enum RawHTTPClient {
         return result
     }
 
-    static func parse(_ bytes: [UInt8]) throws -> RawResponse {
+    public static func parse(_ bytes: [UInt8]) throws -> RawResponse {
         let separator: [UInt8] = [13, 10, 13, 10]
         guard let end = (0..<max(0, bytes.count - 3)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else {
             throw RawClientError(description: "no complete response head in \(bytes.count) bytes")
@@ -107,7 +118,7 @@ enum RawHTTPClient {
         return RawResponse(status: status, headers: headers, body: body)
     }
 
-    static func dechunk(_ bytes: [UInt8]) throws -> [UInt8] {
+    public static func dechunk(_ bytes: [UInt8]) throws -> [UInt8] {
         var out: [UInt8] = []
         var i = 0
         while i < bytes.count {
@@ -123,15 +134,24 @@ enum RawHTTPClient {
         return out
     }
 
+    /// Sends only a request head (whose body never follows) on a fresh connection and parses what the server answers
+    /// from the head alone before it closes or `timeoutSeconds` pass: early refusals (413, 501) must not wait for a body.
+    public static func answerToHead(port: Int, _ head: String, timeoutSeconds: Int) throws -> RawResponse {
+        let fd = try connect(port: port, timeoutSeconds: timeoutSeconds)
+        defer { close(fd) }
+        send(fd, head)
+        return try parse(readAll(fd))
+    }
+
     /// Sends raw bytes on a fresh connection and parses the answer.
-    static func exchange(port: Int, raw: [UInt8]) throws -> RawResponse {
+    public static func exchange(port: Int, raw: [UInt8]) throws -> RawResponse {
         let fd = try connect(port: port)
         defer { close(fd) }
         send(fd, raw)
         return try parse(readAll(fd))
     }
 
-    static func requestBytes(_ method: String, _ target: String, headers: [(String, String)] = [],
+    public static func requestBytes(_ method: String, _ target: String, headers: [(String, String)] = [],
                              body: [UInt8] = []) -> [UInt8] {
         var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
@@ -140,26 +160,14 @@ enum RawHTTPClient {
         return Array(head.utf8) + body
     }
 
-    static func request(port: Int, _ method: String, _ target: String, headers: [(String, String)] = [],
+    public static func request(port: Int, _ method: String, _ target: String, headers: [(String, String)] = [],
                         body: [UInt8] = []) throws -> RawResponse {
         try exchange(port: port, raw: requestBytes(method, target, headers: headers, body: body))
     }
 
-    static func request(port: Int, _ method: String, _ target: String, headers: [(String, String)] = [],
+    public static func request(port: Int, _ method: String, _ target: String, headers: [(String, String)] = [],
                         json: String) throws -> RawResponse {
         try request(port: port, method, target, headers: headers + [("Content-Type", "application/json")],
                     body: Array(json.utf8))
     }
 }
-
-/// Starts a real server on an ephemeral loopback port for the duration of `body`.
-func withServer<T>(_ router: Router, configure: (inout HTTPServerConfiguration) -> Void = { _ in },
-                   _ body: (HTTPServer, Int) throws -> T) throws -> T {
-    var configuration = HTTPServerConfiguration(port: 0, threadPoolSize: 2, accessLog: nil)
-    configure(&configuration)
-    let server = HTTPServer(configuration: configuration, router: router)
-    try server.start()
-    defer { server.shutdown(gracePeriod: .seconds(2)) }
-    return try body(server, server.boundPort)
-}
-

@@ -1,0 +1,281 @@
+import ArgumentParser
+import ElasticModel
+import FleetAPI
+import FleetClient
+import Foundation
+import Learning
+
+/// The demo fleet, step by step: a package, a coordinator on its embedded PostgreSQL, an edge server, devices with
+/// their own corrupted data and agents, a target domain, its campaign. Every call to the coordinator is a typed
+/// FleetClient call with FleetAPI values; `DemoCommand` only parses options and runs these steps in order.
+final class DemoFleet {
+    struct Settings {
+        var agents: Int
+        var corruption: Corruption
+        var severity: Int
+        var steps: Int
+        var loss: AdaptationLoss
+        var workDir: String
+        var port: Int
+        var edgePort: Int
+    }
+
+    /// A simulated hardware class: power, slowdown, and the latency budget as a fraction of the full network's latency
+    /// on that class (so the planner has to choose smaller combinations on the tighter ones).
+    struct HardwareClass {
+        var name: String
+        var watts: Double
+        var slowdown: Double
+        var budget: Double
+        var edge: Bool
+    }
+
+    static let classes = [
+        HardwareClass(name: "jetson-tx2", watts: 7.5, slowdown: 1, budget: 1.3, edge: false),
+        HardwareClass(name: "raspberry-pi-4", watts: 4, slowdown: 2, budget: 0.75, edge: false),
+        HardwareClass(name: "phone", watts: 3, slowdown: 3, budget: 0.55, edge: false),
+        HardwareClass(name: "smart-camera", watts: 1.5, slowdown: 30, budget: 0.3, edge: true),
+    ]
+    /// The cameras' link to the edge server: what their agents declare (and simulate on top of loopback).
+    static let edgeLink = (bandwidthMbps: 1000.0, rttMs: 0.1)
+    /// Images of the test split each device holds (disjoint slices).
+    static let imagesPerDevice = 300
+
+    struct DemoDevice {
+        var id: UUID
+        var name: String
+        var hardwareClass: String
+    }
+
+    let settings: Settings
+    /// This run's admin key, given to the coordinator it starts.
+    let key: String
+    /// The label the devices of this run carry, so the domain selects them and no other.
+    let run = UUID().uuidString.prefix(8).lowercased()
+    let bin: String
+    let admin: CoordinatorClient
+    let children = ChildProcesses()
+    var modelPath: String { settings.workDir + "/fmnist-elastic.fap" }
+    var coordinatorURL: String { "http://127.0.0.1:\(settings.port)" }
+    var edgeURL: String { "http://127.0.0.1:\(settings.edgePort)" }
+    private(set) var devices: [DemoDevice] = []
+    /// The configs the jobs are planned from (the table compares them with what the agents measured).
+    private(set) var planned: [UUID: DeviceConfigView] = [:]
+
+    init(settings: Settings, executableDirectory: String) {
+        self.settings = settings
+        bin = executableDirectory
+        let key = "demo-" + UUID().uuidString
+        self.key = key
+        admin = CoordinatorClient(baseURL: "http://127.0.0.1:\(settings.port)", token: key)
+    }
+
+    /// 1. The elastic package, reused when it still verifies (a package from an older format is rebuilt).
+    func ensurePackage() throws {
+        try FileManager.default.createDirectory(atPath: settings.workDir, withIntermediateDirectories: true)
+        guard (try? ElasticPackage.read(path: modelPath)) == nil else { return }
+        say("building the elastic model package on clean Fashion-MNIST (once; reused next time)…")
+        let train = try FashionMNIST.load(split: .train, limit: 12000)
+        let architecture = Architecture.resnet(widths: [8, 16, 32], blocksPerStage: [1, 2, 2])
+        let model = architecture.makeModel(seed: 1)
+        let recipe = BaseModelRecipe(steps: 500, warmupSteps: 20, seed: 1)
+        let bar = ProgressBar("train base model")
+        recipe.train(model, on: train) { step, _ in bar.update(step + 1, of: recipe.steps) }
+        var bars: [ElasticBuilder.Phase: ProgressBar] = [:]
+        var options = ElasticBuilder.Options()
+        options.distillationSteps = 80
+        options.latencyRuns = 10
+        options.calibrationCombinations = 12
+        options.validationCombinations = 10
+        let (package, _) = try ElasticBuilder.build(
+            base: model, architecture: architecture, name: "fmnist-resnet-demo",
+            baseInfo: .init(description: "resnet 8,16,32 × 1,2,2 trained by the demo", trainImages: 12000, trainSteps: recipe.steps),
+            distillation: train.subset(0..<1024), validation: try FashionMNIST.load(split: .test, limit: 500), options: options) { phase, done, total in
+            let b = bars[phase] ?? ProgressBar(phase.rawValue)
+            bars[phase] = b
+            b.update(done, of: total)
+        }
+        try Data(try package.encode()).write(to: URL(fileURLWithPath: modelPath))
+        let m = package.manifest
+        say(String(format: "package: %d combinations, base accuracy %.3f, estimator error %.3f (mean, %d random combinations)",
+                   m.combinationCount, m.accuracy.baseAccuracy, m.accuracy.meanAbsError, m.accuracy.validation.count))
+    }
+
+    /// 2. The coordinator on its embedded PostgreSQL, with this run's admin key.
+    func startCoordinator() throws {
+        try children.start(bin + "/fleetadapt-coordinator",
+                           ["serve", "--port", String(settings.port), "--data-dir", settings.workDir + "/coordinator"],
+                           environment: ["FLEETADAPT_ADMIN_KEY": key])
+        say("coordinator starting on \(coordinatorURL) (embedded PostgreSQL in \(settings.workDir)/coordinator)…")
+        guard admin.waitUntil(tries: 120, every: 0.5, { try $0.ready() }) else {
+            throw ValidationError("the coordinator did not become ready")
+        }
+    }
+
+    /// 2b. The edge server the cameras may split their networks with.
+    func startEdge() throws {
+        try children.start(bin + "/fleetadapt-edge", ["--coordinator", coordinatorURL, "--port", String(settings.edgePort), "--quiet",
+                                                      "--cache-dir", settings.workDir + "/edge-cache"])
+        guard CoordinatorClient(baseURL: edgeURL, token: key).waitUntil(tries: 60, every: 0.25, { try $0.healthy() }) else {
+            throw ValidationError("the edge server did not start on \(edgeURL)")
+        }
+        say("edge server on \(edgeURL)")
+    }
+
+    /// 3. Publishes the package (every device registered later is planned against it).
+    func publish() throws -> UUID {
+        let modelID: UUID
+        do {
+            modelID = try admin.publishModel(name: "fmnist-resnet-demo", package: try Data(contentsOf: URL(fileURLWithPath: modelPath))).id
+        } catch {
+            throw ValidationError("model upload failed: \(error)")
+        }
+        say("published model \(modelID.uuidString.lowercased())")
+        return modelID
+    }
+
+    /// 4. Devices, their local data, their agents. A class's GFLOP/s is this machine's measured throughput on the
+    /// package divided by its slowdown, so the planner's predictions describe the simulated hardware.
+    func startAgents() throws {
+        let manifest = try ElasticPackage.read(path: modelPath).manifest
+        let clean = try FashionMNIST.load(split: .test)
+        let n = Self.imagesPerDevice
+        for i in 0..<settings.agents {
+            let cls = Self.classes[i % Self.classes.count]
+            let name = "\(cls.name)-\(i + 1)"
+            let dataDir = settings.workDir + "/devices/\(name)"
+            let data = try settings.corruption.apply(to: clean.subset((i * n)..<((i + 1) * n)), severity: settings.severity, seed: 7,
+                                                     firstIndex: i * n)
+            try LocalDataset.write(data, metadata: ["corruption": settings.corruption.rawValue, "severity": String(settings.severity)],
+                                   to: dataDir)
+            let created: DeviceCreated
+            do {
+                created = try admin.registerDevice(DeviceRegistration(
+                    name: name, hardware: Hardware(class: cls.name, gflops: manifest.reference.gflops / cls.slowdown, memoryMB: 2048),
+                    constraints: Constraints(latencyBudgetMs: manifest.reference.fullNetworkLatencyMs * cls.slowdown * cls.budget,
+                                             memoryBudgetMB: 256),
+                    labels: ["demo": run]))
+            } catch {
+                throw ValidationError("registration failed: \(error)")
+            }
+            devices.append(DemoDevice(id: created.device.id, name: name, hardwareClass: cls.name))
+            var arguments = ["--coordinator", coordinatorURL, "--data-dir", dataDir, "--poll-wait", "5", "--slowdown", String(cls.slowdown),
+                             "--power-watts", String(cls.watts)]
+            if cls.edge {
+                arguments += ["--edge-server", "edge-1", "--edge-url", edgeURL, "--edge-server-gflops", String(manifest.reference.gflops),
+                              "--bandwidth-mbps", String(Self.edgeLink.bandwidthMbps), "--rtt-ms", String(Self.edgeLink.rttMs)]
+            }
+            // Each agent's log (what it ran, measured and uploaded) goes to <work-dir>/logs/<device>.log.
+            try children.start(bin + "/fleetadapt-agent", arguments, environment: ["FLEETADAPT_TOKEN": created.token],
+                               log: settings.workDir + "/logs/\(name).log")
+        }
+        say("\(settings.agents) agents running (\(Self.classes.map(\.name).joined(separator: ", ")))")
+    }
+
+    /// Jobs carry the combination planned when the domain is posted: waits until every agent has reported its context
+    /// (battery, edge link), so that plan is the one its context calls for, and keeps those configs.
+    func waitForContexts(seconds: Double = 60) {
+        let deadline = Date().addingTimeInterval(seconds)
+        var reported = 0
+        while reported < devices.count && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.25)
+            reported = devices.filter { d in (try? admin.device(id: d.id))?.context != nil }.count
+        }
+        say("\(reported) of \(devices.count) agents reported their context")
+        for d in devices { planned[d.id] = try? admin.deviceConfig(id: d.id) }
+    }
+
+    /// 5. The target domain, rolled out to this run's devices.
+    func postDomain(model: UUID) throws -> UUID {
+        let campaignID: UUID
+        do {
+            campaignID = try admin.createDomain(DomainRequest(
+                name: "\(settings.corruption.rawValue)-\(settings.severity)", modelID: model, selector: .init(labels: ["demo": run]),
+                rollout: .init(canaryPct: 17, waveSizePct: 34, successThresholdPct: 60),
+                job: .init(loss: try JobLoss(named: settings.loss.rawValue, field: "--loss"), steps: settings.steps, timeoutS: 900, maxAttempts: 3, learningRate: 0.002,
+                           batchSize: 32))).campaign.id
+        } catch {
+            throw ValidationError("POST /v1/domains failed: \(error)")
+        }
+        say("domain posted: campaign \(campaignID.uuidString.lowercased())")
+        return campaignID
+    }
+
+    /// 6. The campaign's progress every 2 s until it leaves `running` (at most `seconds`); its last status.
+    func follow(campaign id: UUID, seconds: Double = 900) -> CampaignStatus {
+        var status = CampaignStatus.running
+        let started = Date()
+        while status == .running && Date().timeIntervalSince(started) < seconds {
+            Thread.sleep(forTimeInterval: 2)
+            guard let view = try? admin.campaign(id: id) else { continue }
+            status = view.status
+            let counts = view.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            say(String(format: "  %5.0f s  %@  wave %d/%d released  %@", Date().timeIntervalSince(started), status.rawValue as NSString,
+                       view.releasedWave + 1, view.waveCount, counts as NSString))
+        }
+        return status
+    }
+
+    /// 7. Per device: the planned combination and its predicted latency, the latency the agent measured for that
+    /// combination, and what adaptation changed; then the devices re-planned after their measurements.
+    func printReport(status: CampaignStatus) {
+        print("")
+        print("device              combination          split  pred ms  meas ms  pred acc  train s  energy mJ   accuracy before → after   entropy before → after")
+        for d in devices {
+            let v = (try? admin.metrics(device: d.id, kind: "job.adapt"))?.items.last?.values ?? [:]
+            print(DemoTable.row(device: d.name, planned: planned[d.id]?.decision, measured: v))
+        }
+        print("\ncampaign \(status.rawValue). pred = the planner's estimate for the device's combination (clean accuracy of the package's")
+        print("estimator); meas = batch-1 latency the agent measured for that combination, adapters included; split = the block")
+        print("after which the planner cut the network (— on-device), measured through the edge server with the same cut.")
+        print("Agents' logs: \(settings.workDir)/logs/.")
+        // Measurements feed back: a device whose measured round trip to the edge exceeded what it had reported
+        // reports it, and the coordinator re-plans it.
+        for d in devices {
+            guard let before = planned[d.id], let after = try? admin.deviceConfig(id: d.id), after.version > before.version else { continue }
+            // A new version that only records the domain's adapters changes none of this.
+            let (was, now) = (DemoTable.describe(before.decision), DemoTable.describe(after.decision))
+            guard was != now else { continue }
+            print("\(d.name): re-planned after its measured edge round trip: \(was) → \(now)")
+        }
+    }
+
+    func stop() {
+        say("stopping agents and the coordinator…")
+        children.stopAll()
+    }
+
+    func say(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+}
+
+/// The demo's closing table, one row per device.
+enum DemoTable {
+    static func row(device: String, planned config: PlanDecision?, measured v: [String: Double]) -> String {
+        let combination = config?.variants.map(\.variant).joined(separator: "/") ?? "—"
+        let predicted = config?.predicted
+        func f(_ k: String, _ fmt: String) -> String { v[k].map { String(format: fmt, $0) } ?? "—" }
+        func p(_ value: Double?, _ fmt: String) -> String { value.map { String(format: fmt, $0) } ?? "—" }
+        let plannedSplit = config?.partition.map { String($0.splitAfterBlock) } ?? "—"
+        let measured = v["split_after_block"].map { String(Int($0)) } ?? "—"
+        let split = plannedSplit == measured ? plannedSplit : "\(plannedSplit)≠\(measured)"
+        return pad(device, 19) + " " + pad(combination, 20) + " " + pad(split, 5, left: true) + "  "
+            + pad(p(predicted?.latencyMs, "%.2f"), 7, left: true) + "  "
+            + pad(f("latency_ms", "%.2f"), 7, left: true) + "  " + pad(p(predicted?.accuracy, "%.3f"), 8, left: true) + "  "
+            + pad(f("train_seconds", "%.1f"), 7, left: true) + "  " + pad(f("energy_mj", "%.0f"), 9, left: true) + "   "
+            + pad(f("accuracy_before", "%.3f"), 6, left: true) + " → " + pad(f("accuracy_after", "%.3f"), 6) + "           "
+            + pad(f("entropy_before", "%.2f"), 5, left: true) + " → " + f("entropy_after", "%.2f")
+    }
+
+    /// A decision in one line: combination, split, predicted latency and accuracy.
+    static func describe(_ c: PlanDecision) -> String {
+        let split = c.partition.map { "split \($0.splitAfterBlock)" } ?? "on-device"
+        let combination = c.variants.map(\.variant).joined(separator: "/")
+        return String(format: "%@ %@, pred %.2f ms, acc %.3f", combination as NSString, split as NSString, c.predicted.latencyMs,
+                      c.predicted.accuracy)
+    }
+
+    static func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, width - s.count))
+        return left ? fill + s : s + fill
+    }
+}
