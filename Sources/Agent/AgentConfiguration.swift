@@ -1,4 +1,5 @@
 import FleetAPI
+import FleetClient
 
 /// How one agent process runs: where the coordinator is, who it is, and what the device holds.
 public struct AgentConfiguration: Sendable {
@@ -31,6 +32,8 @@ public struct AgentConfiguration: Sendable {
     public var maxRetryDelay: Double = 30
     /// Seconds between two heartbeats of a running job (each renews the lease and reports the job's progress).
     public var heartbeatInterval: Double = 1
+    /// How an https coordinator and edge server are verified (the system's CAs, or those of `caFile`).
+    public var tls = ClientTLS()
 
     public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String? = nil, cacheDirectory: String, powerWatts: Double = 5,
                 slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0, context: DeviceContext = DeviceContext(), edgeURL: String? = nil,

@@ -10,7 +10,7 @@ public final class AgentRunner: Sendable {
     public init(configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void = AgentRunner.writeLine) {
         self.configuration = configuration
         loop = JobLoop(configuration: configuration,
-                       client: CoordinatorClient(baseURL: configuration.coordinatorURL, token: configuration.token), log: log)
+                       client: CoordinatorClient(baseURL: configuration.coordinatorURL, token: configuration.token, tls: configuration.tls), log: log)
     }
 
     /// The agent's log: one write(2) per line on standard output, so that a line reaches a file or a pipe (a

@@ -11,8 +11,8 @@ import Learning
 struct EdgeLink {
     let client: CoordinatorClient
 
-    init(url: String, token: String) {
-        client = CoordinatorClient(baseURL: url, token: token)
+    init(url: String, token: String, tls: ClientTLS = ClientTLS()) {
+        client = CoordinatorClient(baseURL: url, token: token, tls: tls)
     }
 
     /// Opens (or replaces) this device's session with its own tensors of the positions after `split`.

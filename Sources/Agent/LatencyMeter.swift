@@ -24,7 +24,7 @@ struct LatencyMeter: Sendable {
     /// Median wall time (ms) of an empty request to the configured edge server; nil without one or when it
     /// cannot be reached.
     func edgeRoundTripMs() -> Double? {
-        configuration.edgeURL.flatMap { EdgeLink(url: $0, token: configuration.token).roundTripMs() }
+        configuration.edgeURL.flatMap { EdgeLink(url: $0, token: configuration.token, tls: configuration.tls).roundTripMs() }
     }
 
     /// Median batch-1 latency of the composed network. When an edge server is configured and the coordinator's
@@ -47,7 +47,7 @@ struct LatencyMeter: Sendable {
                 return onDevice()
             }
             let split = partition.splitAfterBlock
-            let link = EdgeLink(url: edgeURL, token: configuration.token)
+            let link = EdgeLink(url: edgeURL, token: configuration.token, tls: configuration.tls)
             let session = try link.open(net, split: split, tensors: JobEnvironment.adaptedTensors(model))
             let reference = model.forward(one, training: false)
             let remote = try link.infer(model.forwardPrefix(one, through: split))

@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import FleetAPI
+import FleetClient
 import Foundation
 
 @main
@@ -90,6 +91,9 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "URL of the edge server's runtime (`fleetadapt-edge`): when this device's config cuts the network, latency is measured split through it.")
     var edgeURL: String?
 
+    @Option(help: "PEM file of the certificate authorities to trust for an https coordinator and edge server (default: the system's). The server's name is always checked against the URL.")
+    var caFile: String?
+
     func validate() throws {
         guard (1...60).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–60") }
         guard slowdown >= 1 else { throw ValidationError("--slowdown must be at least 1") }
@@ -114,11 +118,16 @@ struct AgentCommand: ParsableCommand {
             resolved = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard let resolved, !resolved.isEmpty else { throw ValidationError("no token: use --token, FLEETADAPT_TOKEN or --token-file") }
-        let runner = AgentRunner(configuration: AgentConfiguration(
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw ValidationError("--ca-file: cannot read \(caFile)")
+        }
+        var configuration = AgentConfiguration(
             coordinatorURL: coordinator, token: resolved, dataDirectory: dataDir, modelPath: model,
             cacheDirectory: cacheDir ?? (URL(fileURLWithPath: dataDir).deletingLastPathComponent().path + "/model-cache"), powerWatts: powerWatts,
             slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs, context: context, edgeURL: edgeURL,
-            stateDirectory: stateDir, maxRetryDelay: maxRetryDelay))
+            stateDirectory: stateDir, maxRetryDelay: maxRetryDelay)
+        configuration.tls = ClientTLS(caFile: caFile)
+        let runner = AgentRunner(configuration: configuration)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "fleetadapt-agent.signals")
