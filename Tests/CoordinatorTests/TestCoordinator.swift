@@ -1,6 +1,7 @@
 import Coordinator
 import CoordinatorDomain
 import Foundation
+import HTTPServer
 import PostgresClient
 import Rollout
 #if canImport(FoundationNetworking)
@@ -14,19 +15,21 @@ final class TestCoordinator: Sendable {
     let app: CoordinatorApp
     let database: PostgresConfiguration
     let dataDirectory: String
+    let tls: Bool
 
     /// A coordinator on a fresh database, or a second replica on `sharing`'s database.
     convenience init(sharing other: TestCoordinator? = nil, threads: Int = 8, modelUploadLimit: Int? = nil,
-                     replansFleetInBackground: Bool = true) throws {
+                     replansFleetInBackground: Bool = true, tls: TLSConfiguration? = nil) throws {
         try self.init(database: try other?.database ?? EmbeddedPostgres.sharedForTests(), threads: threads,
-                      modelUploadLimit: modelUploadLimit, replansFleetInBackground: replansFleetInBackground)
+                      modelUploadLimit: modelUploadLimit, replansFleetInBackground: replansFleetInBackground, tls: tls)
     }
 
     /// - Parameters:
     ///   - port: 0 for an ephemeral one; a coordinator restarted on the same database passes the first one's port.
     ///   - clock: this replica's clock (a skewed one shows that leases follow the database's clock).
+    ///   - tls: serve HTTPS with this certificate (`baseURL` is then https://localhost:port).
     init(database: PostgresConfiguration, threads: Int = 8, modelUploadLimit: Int? = nil, replansFleetInBackground: Bool = true,
-         port: Int = 0, clock: WallClock = .system) throws {
+         port: Int = 0, clock: WallClock = .system, tls: TLSConfiguration? = nil) throws {
         self.database = database
         dataDirectory = NSTemporaryDirectory() + "fleetadapt-coordinator-test-" + UUID().uuidString
         var config = CoordinatorConfiguration(
@@ -38,6 +41,8 @@ final class TestCoordinator: Sendable {
         config.defaultLeaseSeconds = 600
         if let modelUploadLimit { config.modelUploadLimitBytes = modelUploadLimit }
         config.replansFleetInBackground = replansFleetInBackground
+        config.tls = tls
+        self.tls = tls != nil
         app = try CoordinatorApp(configuration: config, clock: clock)
     }
 
@@ -67,7 +72,7 @@ final class TestCoordinator: Sendable {
         try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 
-    var baseURL: String { "http://127.0.0.1:\(app.port)" }
+    var baseURL: String { tls ? "https://localhost:\(app.port)" : "http://127.0.0.1:\(app.port)" }
 
     /// A separate pool on the same database, to check what the API left behind.
     func count(_ table: String) throws -> Int {

@@ -3,61 +3,15 @@ import Foundation
 import HTTPServer
 import Synchronization
 import Testing
+import TestSupport
 
 /// HTTPS end to end on loopback: the server (libmicrohttpd over GnuTLS) with certificates made at test time by
 /// openssl, the client (libcurl) verifying them against a private CA; a wrong CA, a wrong name and plain HTTP are
 /// refused; a reload serves a new certificate to new connections while a request in flight on the old one
 /// finishes; a bad file on reload leaves the old certificate serving.
 @Suite(.serialized) struct TLSTests {
-    /// A private CA and server certificates it signed, in a fresh directory.
-    struct PKI {
-        let directory: String
-
-        init() throws {
-            directory = NSTemporaryDirectory() + "fleetadapt-tls-" + UUID().uuidString
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try makeCA("ca")
-        }
-
-        func path(_ name: String) -> String { directory + "/" + name }
-
-        func makeCA(_ name: String) throws {
-            try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                         "-keyout", path("\(name).key"), "-out", path("\(name).pem"), "-days", "2",
-                         "-subj", "/CN=FleetAdapt test CA \(name)"])
-        }
-
-        /// A server certificate signed by `ca` for the given subjectAltName, named `name`.
-        func makeServer(_ name: String, commonName: String, altNames: String = "DNS:localhost,IP:127.0.0.1",
-                        ca: String = "ca") throws {
-            try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                         "-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", "/CN=\(commonName)"])
-            try "subjectAltName=\(altNames)\n".write(toFile: path("\(name).ext"), atomically: true, encoding: .utf8)
-            try openssl(["x509", "-req", "-in", path("\(name).csr"), "-CA", path("\(ca).pem"), "-CAkey", path("\(ca).key"),
-                         "-CAcreateserial", "-out", path("\(name).pem"), "-days", "2", "-extfile", path("\(name).ext")])
-        }
-
-        func openssl(_ arguments: [String]) throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            p.arguments = arguments
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else { throw TLSTestError("openssl \(arguments[0]) exited \(p.terminationStatus)") }
-        }
-
-        func remove() { try? FileManager.default.removeItem(atPath: directory) }
-    }
-
-    struct TLSTestError: Error, CustomStringConvertible {
-        let description: String
-        init(_ description: String) { self.description = description }
-    }
-
     /// A TLS server whose `/hello` answers its name and `/slow` answers after `slowSeconds`.
-    static func server(_ pki: PKI, certificate: String, slowSeconds: Double = 0) throws -> HTTPServer {
+    static func server(_ pki: TestPKI, certificate: String, slowSeconds: Double = 0) throws -> HTTPServer {
         let router = Router()
         router.add(.GET, "/hello") { _ in HTTPResponse(status: 200, body: Array("hello over TLS".utf8)) }
         router.add(.GET, "/slow") { _ in
@@ -85,13 +39,13 @@ import Testing
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("subject=") }) else {
-            throw TLSTestError("no subject in openssl s_client's output")
+            throw TestPKI.Failure("no subject in openssl s_client's output")
         }
         return String(line)
     }
 
     @Test func clientTrustingThePrivateCAGetsTheAnswer() throws {
-        let pki = try PKI()
+        let pki = try TestPKI()
         defer { pki.remove() }
         try pki.makeServer("server", commonName: "localhost")
         let server = try Self.server(pki, certificate: "server")
@@ -106,7 +60,7 @@ import Testing
     }
 
     @Test func wrongCAWrongNameAndPlainHTTPAreRefused() throws {
-        let pki = try PKI()
+        let pki = try TestPKI()
         defer { pki.remove() }
         try pki.makeCA("other")
         try pki.makeServer("server", commonName: "localhost")
@@ -145,7 +99,7 @@ import Testing
     }
 
     @Test func reloadServesTheNewCertificateWithoutDroppingARequestInFlight() throws {
-        let pki = try PKI()
+        let pki = try TestPKI()
         defer { pki.remove() }
         try pki.makeServer("first", commonName: "first.localhost")
         try pki.makeServer("second", commonName: "second.localhost")
@@ -191,7 +145,7 @@ import Testing
     }
 
     @Test func serverRefusesToStartOnFilesThatAreNotACertificate() throws {
-        let pki = try PKI()
+        let pki = try TestPKI()
         defer { pki.remove() }
         try pki.makeServer("server", commonName: "localhost")
         try "garbage".write(toFile: pki.path("bad.pem"), atomically: true, encoding: .utf8)
