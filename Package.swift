@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C shims: a module map and a one-line header each, nothing else.
@@ -34,6 +35,8 @@ let package = Package(
         .target(name: "FleetAPI"),
         // Rollout policy: waves, battery and energy caps, the wave decision, retry backoff. No SQL, no HTTP.
         .target(name: "Rollout", dependencies: ["FleetAPI"]),
+        // ONNX import: the committed generated onnx.pb.swift, and the validated graph IR with shape inference.
+        .target(name: "ONNX", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "ElasticModel", dependencies: ["Learning", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Services.
@@ -71,6 +74,9 @@ let package = Package(
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
+        .testTarget(name: "ONNXTests", dependencies: [
+            "ONNX", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
