@@ -34,15 +34,20 @@ enum Fixtures {
         return e
     }
 
+    /// A JSON number (NSNumber from JSONSerialization, or a bridged Int).
+    static func int(_ value: Any?) -> Int? {
+        (value as? NSNumber)?.intValue ?? (value as? Int)
+    }
+
     static func opCounts(_ name: String) throws -> [String: Int] {
-        (try entry(name)["opCounts"] as? [String: Int]) ?? [:]
+        ((try entry(name)["opCounts"] as? [String: Any]) ?? [:]).compactMapValues { int($0) }
     }
 
     /// The shapes ONNX's shape inference gave, "batch" (the dynamic axis) as `.batch`.
     static func shapes(_ name: String) throws -> [String: [ONNXDim]] {
         guard let raw = try entry(name)["shapes"] as? [String: [Any]] else { return [:] }
         return raw.mapValues { dims in
-            dims.map { d in (d as? Int).map { ONNXDim.fixed($0) } ?? .batch }
+            dims.map { d in (d is String) ? ONNXDim.batch : int(d).map { ONNXDim.fixed($0) } ?? .batch }
         }
     }
 

@@ -23,7 +23,7 @@ import Testing
         // Every node output has a shape, and the logits are [N, classes] as PyTorch printed.
         for node in graph.nodes { #expect(shapes[node.output] != nil, "\(node.name)") }
         let torch = try #require(try Fixtures.entry(file)["torchOutputShape"] as? [Any])
-        let classes = try #require(torch.last as? Int)
+        let classes = try #require(Fixtures.int(torch.last))
         #expect(shapes[graph.output.tensor] == [.batch, .fixed(classes)])
     }
 
@@ -41,6 +41,25 @@ import Testing
             node.opType == "Conv" && mshapes[node.output]?.suffix(2) == [.fixed(1), .fixed(1)]
         }
         #expect(oneByOne.count >= 10)
+    }
+
+    /// The reference tensors the conversion step will compare against: inputs fit the graph, logits its output.
+    @Test(arguments: ["se_resnet", "mobilenet_v2_tiny"])
+    func referenceTensorsFitTheGraph(model: String) throws {
+        let blob = try Fixtures.data("\(model).reference.safetensors")
+        let headerLength = blob.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        #expect(headerLength > 0 && headerLength < blob.count - 8)
+        let header = try #require(try JSONSerialization.jsonObject(with: blob.subdata(in: 8..<(8 + headerLength)))
+            as? [String: [String: Any]])
+        func shape(_ name: String) -> [Int]? { (header[name]?["shape"] as? [Any])?.compactMap { Fixtures.int($0) } }
+        #expect(shape("input") == [8, 3, 32, 32])
+        #expect(shape("logits") == [8, 10])
+        #expect(shape("labels") == [8])
+        #expect(blob.count == 8 + headerLength + 4 * (8 * 3 * 32 * 32 + 8 * 10 + 8))
+        for mode in ["preserve", "eval"] {
+            let graph = try ONNXLoader().load(contentsOf: Fixtures.url("\(model).\(mode).onnx"))
+            #expect(try graph.inferShapes(input: Self.spec)[graph.output.tensor] == [.batch, .fixed(10)])
+        }
     }
 
     @Test func dynamicSpatialNeedsTheSpec() throws {
