@@ -122,6 +122,46 @@ import Testing
         #expect(throws: ONNXError.self) { try graph.broadcast(x, [.batch, .fixed(3), .fixed(1), .fixed(1)], fail: fail) }
     }
 
+    /// The accepted ops no fixture writes: AveragePool, ReduceMean over H,W, HardSigmoid's attributes.
+    @Test func averagePoolReduceMeanHardSigmoid() throws {
+        func model(_ pool: Onnx_NodeProto, reduce: [Onnx_AttributeProto]) -> Onnx_ModelProto {
+            var m = Synth.baseModel()
+            var alpha = Onnx_AttributeProto()
+            alpha.name = "alpha"
+            alpha.type = .float
+            alpha.f = 1.0 / 6
+            m.graph.node[1] = Synth.node("HardSigmoid", ["c"], ["h"], name: "/HardSigmoid", [alpha])
+            m.graph.node[2] = pool
+            m.graph.node[3] = Synth.node("ReduceMean", ["a"], ["f"], name: "/ReduceMean", reduce)
+            return m
+        }
+        let pool = Synth.node("AveragePool", ["h"], ["a"], name: "/AveragePool",
+                              [Synth.attr("kernel_shape", ints: [2, 2]), Synth.attr("strides", ints: [2, 2]),
+                               Synth.attr("pads", ints: [0, 0, 0, 0]), Synth.attr("count_include_pad", int: 1)])
+        let graph = try ONNXLoader().load(Synth.bytes(model(pool, reduce: [Synth.attr("axes", ints: [-2, -1]),
+                                                                           Synth.attr("keepdims", int: 0)])))
+        #expect(graph.nodes[1].op == .hardSigmoid(alpha: 1.0 / 6, beta: 0.5))
+        #expect(graph.nodes[2].op == .averagePool(ONNXPool(kernel: ONNXPair(h: 2, w: 2), stride: ONNXPair(h: 2, w: 2),
+                                                           pads: ONNXPads(top: 0, left: 0, bottom: 0, right: 0)),
+                                                  countIncludePad: true))
+        #expect(graph.nodes[3].op == .reduceMean(keepDims: false))
+        let shapes = try graph.inferShapes(input: nil)
+        #expect(shapes["a"] == [.batch, .fixed(4), .fixed(4), .fixed(4)])
+        #expect(shapes["f"] == [.batch, .fixed(4)])
+        #expect(shapes["logits"] == [.batch, .fixed(10)])
+
+        let channels = try #require(throws: ONNXError.self) {
+            try ONNXLoader().load(Synth.bytes(model(pool, reduce: [Synth.attr("axes", ints: [1])])))
+        }
+        #expect(channels.node == "/ReduceMean" && channels.message.contains("only the mean over H and W"))
+        var ceil = pool
+        ceil.attribute.append(Synth.attr("ceil_mode", int: 1))
+        let ceilError = try #require(throws: ONNXError.self) {
+            try ONNXLoader().load(Synth.bytes(model(ceil, reduce: [Synth.attr("axes", ints: [2, 3])])))
+        }
+        #expect(ceilError.node == "/AveragePool" && ceilError.message.contains("ceil_mode 1 is not supported"))
+    }
+
     /// A static Reshape keeps N as its own axis: [0, -1] and [-1, C] work, a literal that folds N away is refused.
     @Test func staticReshape() throws {
         func model(_ target: [Int64]) -> Onnx_ModelProto {
