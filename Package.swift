@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C shims: a module map and a one-line header each, nothing else.
@@ -39,6 +40,8 @@ let package = Package(
         .target(name: "FleetAPI"),
         // Rollout policy: waves, battery and energy caps, the wave decision, retry backoff. No SQL, no HTTP.
         .target(name: "Rollout", dependencies: ["FleetAPI"]),
+        // ONNX import: the committed generated onnx.pb.swift, and the validated graph IR with shape inference.
+        .target(name: "ONNX", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Elastic packages and the recipes built on them (base-model training, the adaptation experiment); its
         // scaling report keeps its frontier with the planner's Pareto staircase (Planner is pure: the arrow points down).
         .target(name: "ElasticModel", dependencies: ["Learning", "Planner", .product(name: "Crypto", package: "swift-crypto")]),
@@ -92,6 +95,9 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
+        .testTarget(name: "ONNXTests", dependencies: [
+            "ONNX", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
