@@ -116,7 +116,7 @@ import Testing
         #expect(e.input < 1e-3 && e.params < 1e-3, "\(e)")
     }
 
-    /// A small DAG: stem conv-BN-ReLU, a residual block (3×3 conv-BN-ReLU6, depthwise 3×3, 1×1 conv-BN, + the
+    /// A small DAG: stem conv-BN-Sigmoid, a residual block (3×3 conv-BN-ReLU6, depthwise 3×3, 1×1 conv-BN, + the
     /// block's input), a squeeze-and-excitation branch (pool, 1×1 conv, ReLU, 1×1 conv, HardSigmoid, × features),
     /// HardSwish, max pool, global pool, flatten, Gemm. Gradients of the input and every parameter.
     @Test func dagWithResidualAndSqueezeExcitation() {
@@ -134,7 +134,7 @@ import Testing
             se2: Self.conv(store, "se2", in: 2, out: 4, kernel: 1, rng: &rng))
         let fc = Linear(store, name: "fc", in: 4, out: 3, rng: &rng)
         let net = Self.layer(store) { g in
-            let x = g.add(.activation(.relu), [g.add(ops.bn0, [g.add(ops.stem, [0])])])
+            let x = g.add(.activation(.sigmoid), [g.add(ops.bn0, [g.add(ops.stem, [0])])])
             var h = g.add(.activation(.clip(min: 0, max: 6)), [g.add(ops.bn1, [g.add(ops.c1, [x])])])
             h = g.add(ops.bn2, [g.add(ops.c2, [g.add(ops.dw, [h])])])
             let r = g.add(.add, [h, x], name: "residual")
@@ -144,8 +144,17 @@ import Testing
             let p = g.add(.globalAveragePool, [g.add(.pool(Pooling(.max, kernel: 3, stride: 2, padding: 1)), [e])])
             return g.add(.gemm(fc.dense, weight: fc.weightID, bias: fc.biasID), [g.add(.flatten, [p])])
         }
-        let e = GradCheck.check(net, store: store, input: GradCheck.randomTensor([3, 2, 6, 6], &rng), h: 1e-2)
+        let x = GradCheck.randomTensor([3, 2, 6, 6], &rng)
+        let e = GradCheck.check(net, store: store, input: x, h: 1e-3)
         #expect(e.input < 1e-2 && e.params < 1e-2, "\(e)")
+        if e.params >= 1e-2 {
+            // Name the parameters whose gradients disagree.
+            for (i, entry) in store.entries.enumerated() where !entry.isBuffer {
+                store.setTrainable { $0 == entry.name }
+                print("dag gradient \(entry.name): \(GradCheck.check(net, store: store, input: x, h: 1e-3).params) (\(i))")
+            }
+            store.setTrainable { _ in true }
+        }
         // The running statistics moved in training mode and are the store's (parameters stay on the store).
         #expect(store.buffers.contains { $0 != 0 && $0 != 1 })
     }
