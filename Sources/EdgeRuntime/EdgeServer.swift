@@ -128,7 +128,7 @@ struct EdgeRoutes: Sendable {
         }
         guard errors.isEmpty else { throw HTTPError.validation(errors) }
         for (name, floats) in values { try network.model.store.set(name, floats) }
-        let session = EdgeSession(deviceID: config.deviceID, configVersion: config.version, modelID: config.decision.modelID,
+        let session = try EdgeSession(deviceID: config.deviceID, configVersion: config.version, modelID: config.decision.modelID,
                                   splitAfterBlock: split, network: network)
         sessions.put(session, key: Self.key(token))
         return .json(EdgeSessionView(deviceID: session.deviceID, configVersion: session.configVersion, modelID: session.modelID,

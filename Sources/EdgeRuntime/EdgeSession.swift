@@ -5,7 +5,8 @@ import Synchronization
 
 /// One device's half of its split network on this edge server: the elastic network composed with the device's
 /// configured variants, carrying the device's own adapters and batch norms for the blocks after the cut.
-/// Requests of one device run one at a time (the layers keep per-call state); different devices run in parallel.
+/// The suffix is an `InferenceGraph` (a Sendable value with its own parameters), so a device's requests run
+/// concurrently without a lock, as different devices' do.
 final class EdgeSession: Sendable {
     let deviceID: UUID
     let configVersion: Int
@@ -14,19 +15,19 @@ final class EdgeSession: Sendable {
     /// (C, H, W) of the tensor the device sends.
     let cutShape: [Int]
     let classes: Int
-    private let network: Mutex<ElasticNetwork>
+    private let suffix: InferenceGraph
     /// When the coordinator last confirmed that the device behind this session still exists (monotonic clock).
     private let confirmedAt: Mutex<ContinuousClock.Instant>
 
-    init(deviceID: UUID, configVersion: Int, modelID: UUID, splitAfterBlock: Int, network: sending ElasticNetwork,
-         confirmedAt: ContinuousClock.Instant = .now) {
+    init(deviceID: UUID, configVersion: Int, modelID: UUID, splitAfterBlock: Int, network: ElasticNetwork,
+         confirmedAt: ContinuousClock.Instant = .now) throws {
         self.deviceID = deviceID
         self.configVersion = configVersion
         self.modelID = modelID
         self.splitAfterBlock = splitAfterBlock
         cutShape = network.model.featureShape(after: splitAfterBlock)
         classes = network.model.head.outFeatures
-        self.network = Mutex(network)
+        suffix = InferenceGraph(try network.model.graph(after: splitAfterBlock), store: network.model.store)
         self.confirmedAt = Mutex(confirmedAt)
     }
 
@@ -41,7 +42,7 @@ final class EdgeSession: Sendable {
 
     /// Runs the blocks after the cut and the head on the device's features.
     func infer(_ features: Tensor) -> Tensor {
-        network.withLock { $0.model.forwardSuffix(features, after: splitAfterBlock) }
+        suffix.forward([features])[0]
     }
 }
 

@@ -78,16 +78,18 @@ public enum Distillation {
         let schedule = CosineSchedule(base: learningRate, total: steps)
         var rng = SeededRandom(seed: seed)
         let batch = min(batchSize, trainCount)
+        let tape = Tape()
         for step in 0..<steps {
             let idx = (0..<batch).map { _ in Int(rng.next() % UInt64(trainCount)) }
             let x = features.batch(level: p, indices: idx)
             let target = features.batch(level: p + 1, indices: idx)
             store.zeroGrads()
-            let y = block.forward(x, training: true)
+            tape.reset()
+            let y = block.forward(x, training: true, tape: tape)
             var dy = y
             let scale = 2 / Float(y.count)
             for i in dy.data.indices { dy.data[i] = (y.data[i] - target.data[i]) * scale }
-            _ = block.backward(dy)
+            _ = block.backward(dy, tape: tape)
             optimizer.learningRate = schedule.rate(at: step)
             optimizer.step()
         }

@@ -49,13 +49,15 @@ public enum Adaptation {
         model.setTrainable(trainable)
         let optimizer = Optimizer(model.store, kind: .adam(beta1: 0.9, beta2: 0.999, decoupled: false), learningRate: learningRate)
         var cursor = 0, used = 0
+        let tape = Tape()
         for step in 0..<steps {
             beforeStep(step)
             if cursor + batch > data.count { order.shuffle(using: &rng); cursor = 0 }
             let idx = Array(order[cursor..<(cursor + batch)])
             cursor += batch
             model.store.zeroGrads()
-            let logits = model.forward(data.tensor(idx), training: true)
+            tape.reset()
+            let logits = model.forward(data.tensor(idx), training: true, tape: tape)
             let grad: Tensor
             switch loss {
             case .tent: grad = Losses.entropy(logits).grad; used += batch
@@ -66,7 +68,7 @@ public enum Adaptation {
                 used += r.used
             case .bnStats: fatalError("handled above")
             }
-            model.backward(grad)
+            model.backward(grad, tape: tape)
             optimizer.step()
         }
         model.setTrainable(.all)

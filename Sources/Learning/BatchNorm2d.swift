@@ -1,57 +1,29 @@
-/// Batch normalisation over (N, H, W) per channel. Training uses batch statistics and updates running
-/// averages (momentum 0.1, unbiased variance, as PyTorch); evaluation uses the running statistics.
-/// `cumulative` turns the running update into an equal-weight average (for bn-stats re-estimation).
-public final class BatchNorm2d: Layer {
-    public let channels: Int
-    let store: ParameterStore
-    public let gammaID: Int, betaID: Int, meanID: Int, varID: Int
-    public var momentum: Float = 0.1
-    public let eps: Float = 1e-5
-    /// When set, batch statistics are used and folded into the running ones as a cumulative average.
-    public var cumulativeBatches: Int?
-    /// When set, training-mode passes still normalise with the running statistics (adapter-only training).
-    public var frozenStatistics = false
-    var xhat: [Float] = []       // (N, C, H, W) normalised input
-    var invstd: [Float] = []     // (C)
-    var shape: [Int] = []
-    var usedBatchStats = false
-
-    public init(_ store: ParameterStore, name: String, channels: Int) {
-        self.channels = channels
-        self.store = store
-        gammaID = store.add(name + ".weight", shape: [channels], initial: [Float](repeating: 1, count: channels))
-        betaID = store.add(name + ".bias", shape: [channels], initial: [Float](repeating: 0, count: channels))
-        meanID = store.add(name + ".running_mean", shape: [channels], initial: [Float](repeating: 0, count: channels), buffer: true)
-        varID = store.add(name + ".running_var", shape: [channels], initial: [Float](repeating: 1, count: channels), buffer: true)
+/// Batch-norm arithmetic over (N, H, W) per channel, stateless: statistics in, statistics out.
+struct Normalization {
+    struct Output {
+        var y: Tensor
+        /// (N, C, H, W) normalised input, when kept for backward.
+        var xhat: [Float]
+        var invstd: [Float]
+        /// The batch's mean and unbiased variance per channel, when batch statistics normalised.
+        var batchMean: [Float], batchVariance: [Float]
     }
 
-    public var savedFloats: Int { xhat.count + invstd.count }
-
-    /// The layer's name in the parameter store (its scale's name without `.weight`).
-    public var name: String { String(store.entries[gammaID].name.dropLast(".weight".count)) }
-
-    /// Resets the running statistics (before a bn-stats re-estimation).
-    public func resetRunningStatistics() {
-        let m = store.entries[meanID].offset, v = store.entries[varID].offset
-        for c in 0..<channels { store.buffers[m + c] = 0; store.buffers[v + c] = 1 }
-    }
-
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    /// Normalises with the batch's statistics, or with `mean`/`variance` (C) when `batchStatistics` is false.
+    /// `training` keeps x̂ and computes γ·x̂ + β; otherwise y = x·scale + shift per channel.
+    static func forward(_ x: Tensor, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, mean runningMean: UnsafePointer<Float>,
+                        variance runningVariance: UnsafePointer<Float>, eps: Float, batchStatistics: Bool, training: Bool) -> Output {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let hw = h * w, m = n * hw
-        shape = x.shape
-        let g = store.entries[gammaID].offset, b = store.entries[betaID].offset
-        let rm = store.entries[meanID].offset, rv = store.entries[varID].offset
         var y = [Float](repeating: 0, count: x.count)
-        // x̂ is kept for backward only in training; evaluation writes y alone.
         var xhat = [Float](repeating: 0, count: training ? x.count : 0)
         var invstd = [Float](repeating: 0, count: c)
-        defer { self.xhat = xhat; self.invstd = invstd }
-        usedBatchStats = (training && !frozenStatistics) || cumulativeBatches != nil
+        var batchMean = [Float](repeating: 0, count: batchStatistics ? c : 0)
+        var batchVariance = batchMean
         x.data.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in xhat.withUnsafeMutableBufferPointer { hp in
             for ch in 0..<c {
                 var mean: Float, variance: Float
-                if usedBatchStats {
+                if batchStatistics {
                     var s: Double = 0, s2: Double = 0
                     for i in 0..<n {
                         let base = (i * c + ch) * hw
@@ -62,75 +34,131 @@ public final class BatchNorm2d: Layer {
                     let md = s / Double(m)
                     mean = Float(md)
                     variance = Float(max(s2 / Double(m) - md * md, 0))
-                    let unbiased = m > 1 ? variance * Float(m) / Float(m - 1) : variance
-                    if let k = cumulativeBatches {
-                        let f = 1 / Float(k + 1)
-                        store.buffers[rm + ch] = (1 - f) * store.buffers[rm + ch] + f * mean
-                        store.buffers[rv + ch] = (1 - f) * store.buffers[rv + ch] + f * unbiased
-                    } else if training {
-                        store.buffers[rm + ch] = (1 - momentum) * store.buffers[rm + ch] + momentum * mean
-                        store.buffers[rv + ch] = (1 - momentum) * store.buffers[rv + ch] + momentum * unbiased
-                    }
+                    batchMean[ch] = mean
+                    batchVariance[ch] = m > 1 ? variance * Float(m) / Float(m - 1) : variance
                 } else {
-                    mean = store.buffers[rm + ch]
-                    variance = store.buffers[rv + ch]
+                    mean = runningMean[ch]
+                    variance = runningVariance[ch]
                 }
                 let inv = 1 / (variance + eps).squareRoot()
                 invstd[ch] = inv
-                let gamma = store.values[g + ch], beta = store.values[b + ch]
+                let g = gamma[ch], b = beta[ch]
                 for i in 0..<n {
                     let base = (i * c + ch) * hw
                     if training {
                         for k in 0..<hw {
                             let xh = (xp[base + k] - mean) * inv
                             hp[base + k] = xh
-                            yp[base + k] = gamma * xh + beta
+                            yp[base + k] = g * xh + b
                         }
                     } else {
-                        let scale = gamma * inv, shift = beta - mean * gamma * inv
+                        let scale = g * inv, shift = b - mean * g * inv
                         for k in 0..<hw { yp[base + k] = xp[base + k] * scale + shift }
                     }
                 }
             }
         } } }
-        if let k = cumulativeBatches { cumulativeBatches = k + 1 }
-        return Tensor(shape: x.shape, data: y)
+        return Output(y: Tensor(shape: x.shape, data: y), xhat: xhat, invstd: invstd, batchMean: batchMean, batchVariance: batchVariance)
     }
 
-    public func backward(_ dy: Tensor) -> Tensor {
-        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+    /// dy -> dx. With x̂ saved (a training-mode pass), dγ += Σ dy·x̂ and dβ += Σ dy where given, and dx carries
+    /// the batch statistics' own gradient when they normalised; after an evaluation-mode pass only dx = γ·invstd·dy.
+    static func backward(_ dy: Tensor, xhat: [Float], invstd: [Float], batchStatistics: Bool, gamma: UnsafePointer<Float>,
+                         dGamma: UnsafeMutablePointer<Float>?, dBeta: UnsafeMutablePointer<Float>?) -> Tensor {
+        let (n, c, h, w) = (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])
         let hw = h * w, m = Float(n * hw)
-        let g = store.entries[gammaID].offset, b = store.entries[betaID].offset
-        let trainGamma = store.isTrainable(gammaID), trainBeta = store.isTrainable(betaID)
         var dx = [Float](repeating: 0, count: dy.count)
-        let xhat = self.xhat, invstd = self.invstd
-        let savedForBackward = xhat.count == dy.count
-        let usedBatchStats = self.usedBatchStats && savedForBackward
+        let saved = xhat.count == dy.count
+        let batchStatistics = batchStatistics && saved
         dy.data.withUnsafeBufferPointer { dp in xhat.withUnsafeBufferPointer { hp in dx.withUnsafeMutableBufferPointer { xp in
             for ch in 0..<c {
                 var sumDy: Float = 0, sumDyXhat: Float = 0
-                for i in 0..<n where savedForBackward {
+                for i in 0..<n where saved {
                     let base = (i * c + ch) * hw
                     for k in 0..<hw { sumDy += dp[base + k]; sumDyXhat += dp[base + k] * hp[base + k] }
                 }
-                // After an evaluation-mode forward nothing was saved: only dx flows (as for a convolution, whose
-                // input is kept only when training).
-                if trainGamma && savedForBackward { store.grads[g + ch] += sumDyXhat }
-                if trainBeta && savedForBackward { store.grads[b + ch] += sumDy }
-                let gamma = store.values[g + ch], inv = invstd[ch]
+                if saved { dGamma?[ch] += sumDyXhat; dBeta?[ch] += sumDy }
+                let a = gamma[ch] * invstd[ch]
                 for i in 0..<n {
                     let base = (i * c + ch) * hw
-                    if usedBatchStats {
+                    if batchStatistics {
                         // dx = γ·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
-                        let a = gamma * inv, meanDy = sumDy / m, meanDyXhat = sumDyXhat / m
+                        let meanDy = sumDy / m, meanDyXhat = sumDyXhat / m
                         for k in 0..<hw { xp[base + k] = a * (dp[base + k] - meanDy - hp[base + k] * meanDyXhat) }
                     } else {
-                        let a = gamma * inv
                         for k in 0..<hw { xp[base + k] = a * dp[base + k] }
                     }
                 }
             }
         } } }
-        return Tensor(shape: shape, data: dx)
+        return Tensor(shape: dy.shape, data: dx)
+    }
+}
+
+/// Batch normalisation over (N, H, W) per channel. Training uses batch statistics and updates running
+/// averages (momentum 0.1, unbiased variance, as PyTorch); evaluation uses the running statistics.
+/// `cumulative` turns the running update into an equal-weight average (for bn-stats re-estimation).
+/// The running statistics and these modes are the layer's (training is single-threaded); what backward needs
+/// goes on the caller's tape.
+public final class BatchNorm2d: Layer {
+    public let channels: Int
+    let store: ParameterStore
+    public let gammaID: Int, betaID: Int, meanID: Int, varID: Int
+    public var momentum: Float = 0.1
+    public let eps: Float = 1e-5
+    /// When set, batch statistics are used and folded into the running ones as a cumulative average.
+    public var cumulativeBatches: Int?
+    /// When set, training-mode passes still normalise with the running statistics (adapter-only training).
+    public var frozenStatistics = false
+
+    public init(_ store: ParameterStore, name: String, channels: Int) {
+        self.channels = channels
+        self.store = store
+        gammaID = store.add(name + ".weight", shape: [channels], initial: [Float](repeating: 1, count: channels))
+        betaID = store.add(name + ".bias", shape: [channels], initial: [Float](repeating: 0, count: channels))
+        meanID = store.add(name + ".running_mean", shape: [channels], initial: [Float](repeating: 0, count: channels), buffer: true)
+        varID = store.add(name + ".running_var", shape: [channels], initial: [Float](repeating: 1, count: channels), buffer: true)
+    }
+
+    /// The layer's name in the parameter store (its scale's name without `.weight`).
+    public var name: String { String(store.entries[gammaID].name.dropLast(".weight".count)) }
+
+    /// Resets the running statistics (before a bn-stats re-estimation).
+    public func resetRunningStatistics() {
+        let m = store.entries[meanID].offset, v = store.entries[varID].offset
+        for c in 0..<channels { store.buffers[m + c] = 0; store.buffers[v + c] = 1 }
+    }
+
+    public func forward(_ x: Tensor, training: Bool, tape: Tape?) -> Tensor {
+        let batchStatistics = (training && !frozenStatistics) || cumulativeBatches != nil
+        let g = store.entries[gammaID].offset, b = store.entries[betaID].offset
+        let rm = store.entries[meanID].offset, rv = store.entries[varID].offset
+        let out = store.values.withUnsafeBufferPointer { v in store.buffers.withUnsafeBufferPointer { s in
+            Normalization.forward(x, gamma: v.baseAddress! + g, beta: v.baseAddress! + b, mean: s.baseAddress! + rm,
+                                  variance: s.baseAddress! + rv, eps: eps, batchStatistics: batchStatistics, training: training)
+        } }
+        if batchStatistics, cumulativeBatches != nil || training {
+            let f = cumulativeBatches.map { 1 / Float($0 + 1) } ?? momentum
+            for ch in 0..<channels {
+                store.buffers[rm + ch] = (1 - f) * store.buffers[rm + ch] + f * out.batchMean[ch]
+                store.buffers[rv + ch] = (1 - f) * store.buffers[rv + ch] + f * out.batchVariance[ch]
+            }
+        }
+        if let k = cumulativeBatches { cumulativeBatches = k + 1 }
+        tape?.push(self, .normalised(xhat: out.xhat, invstd: out.invstd, shape: x.shape, batchStatistics: batchStatistics))
+        return out.y
+    }
+
+    public func backward(_ dy: Tensor, tape: Tape) -> Tensor {
+        guard case .normalised(let xhat, let invstd, _, let batchStatistics) = tape.pop(self) else {
+            preconditionFailure("batch norm: foreign tape record")
+        }
+        let g = store.entries[gammaID].offset, b = store.entries[betaID].offset
+        let trainGamma = store.isTrainable(gammaID), trainBeta = store.isTrainable(betaID)
+        let values = store.values
+        return values.withUnsafeBufferPointer { v in store.grads.withUnsafeMutableBufferPointer { gp in
+            Normalization.backward(dy, xhat: xhat, invstd: invstd, batchStatistics: batchStatistics, gamma: v.baseAddress! + g,
+                                   dGamma: trainGamma ? gp.baseAddress! + g : nil, dBeta: trainBeta ? gp.baseAddress! + b : nil)
+        } }
     }
 }

@@ -104,38 +104,34 @@ public final class Block: Layer {
         adapterKind = kind
     }
 
-    public var savedFloats: Int {
-        (main?.savedFloats ?? 0) + (shortcut?.savedFloats ?? 0) + (adapter?.savedFloats ?? 0) + (finalReLU?.savedFloats ?? 0)
-    }
-
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    public func forward(_ x: Tensor, training: Bool, tape: Tape?) -> Tensor {
         var y: Tensor
         if let main {
-            y = main.forward(x, training: training)
+            y = main.forward(x, training: training, tape: tape)
             if residual {
-                let s = shortcut?.forward(x, training: training) ?? x
+                let s = shortcut?.forward(x, training: training, tape: tape) ?? x
                 y.add(s)
             }
         } else {
             // A skip variant: the shortcut alone (or the input itself).
-            y = shortcut?.forward(x, training: training) ?? x
+            y = shortcut?.forward(x, training: training, tape: tape) ?? x
         }
         if let adapter {
-            let a = adapter.forward(x, training: training)
+            let a = adapter.forward(x, training: training, tape: tape)
             y.add(a)
         }
-        return finalReLU?.forward(y, training: training) ?? y
+        return finalReLU?.forward(y, training: training, tape: tape) ?? y
     }
 
-    public func backward(_ dy: Tensor) -> Tensor {
-        let d = finalReLU?.backward(dy) ?? dy
-        var dx = main?.backward(d) ?? Tensor(zeros: [d.shape[0], inChannels, inputSize.0, inputSize.1])
+    public func backward(_ dy: Tensor, tape: Tape) -> Tensor {
+        let d = finalReLU?.backward(dy, tape: tape) ?? dy
+        var dx = main?.backward(d, tape: tape) ?? Tensor(zeros: [d.shape[0], inChannels, inputSize.0, inputSize.1])
         if residual {
-            let ds = shortcut?.backward(d) ?? d
+            let ds = shortcut?.backward(d, tape: tape) ?? d
             dx.add(ds)
         }
         if let adapter {
-            let da = adapter.backward(d)
+            let da = adapter.backward(d, tape: tape)
             dx.add(da)
         }
         return dx

@@ -1,10 +1,14 @@
-/// One differentiable operation with its parameters. `forward` saves exactly what `backward` needs;
-/// `backward` takes dL/dy, accumulates parameter gradients with += (only for trainable parameters), returns dL/dx.
+/// One differentiable operation with its parameters, and no per-call state: `forward` saves exactly what
+/// `backward` needs on the caller's tape (nothing without one, as in inference), and `backward` pops it, takes
+/// dL/dy, accumulates parameter gradients with += (only for trainable parameters), and returns dL/dx.
 public protocol Layer: AnyObject {
-    func forward(_ x: Tensor, training: Bool) -> Tensor
-    func backward(_ dy: Tensor) -> Tensor
-    /// Floats held for backward since the last forward (activation memory).
-    var savedFloats: Int { get }
+    func forward(_ x: Tensor, training: Bool, tape: Tape?) -> Tensor
+    func backward(_ dy: Tensor, tape: Tape) -> Tensor
+}
+
+extension Layer {
+    /// A forward that saves nothing: inference, or training-mode statistics without a backward.
+    public func forward(_ x: Tensor, training: Bool) -> Tensor { forward(x, training: training, tape: nil) }
 }
 
 /// Layers applied in order.
@@ -12,13 +16,11 @@ public final class Sequential: Layer {
     public let layers: [Layer]
     public init(_ layers: [Layer]) { self.layers = layers }
 
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        layers.reduce(x) { $1.forward($0, training: training) }
+    public func forward(_ x: Tensor, training: Bool, tape: Tape?) -> Tensor {
+        layers.reduce(x) { $1.forward($0, training: training, tape: tape) }
     }
 
-    public func backward(_ dy: Tensor) -> Tensor {
-        layers.reversed().reduce(dy) { $1.backward($0) }
+    public func backward(_ dy: Tensor, tape: Tape) -> Tensor {
+        layers.reversed().reduce(dy) { $1.backward($0, tape: tape) }
     }
-
-    public var savedFloats: Int { layers.reduce(0) { $0 + $1.savedFloats } }
 }

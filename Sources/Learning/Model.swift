@@ -76,26 +76,30 @@ public final class Model {
         for b in blocks { b.attachAdapter(kind, store: store, rng: &rng) }
     }
 
-    /// x (N, C, H, W) → logits (N, classes).
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        forwardSuffix(forwardPrefix(x, through: -1, training: training), after: -1, training: training)
+    /// x (N, C, H, W) → logits (N, classes). A training pass that will be back-propagated saves on `tape`.
+    /// Without a tape, one inference context (scratch only) serves the whole pass.
+    public func forward(_ x: Tensor, training: Bool, tape: Tape? = nil) -> Tensor {
+        let tape = tape ?? Tape(saving: false)
+        return forwardSuffix(forwardPrefix(x, through: -1, training: training, tape: tape), after: -1, training: training, tape: tape)
     }
 
     /// x → the features after block `last` (after the stem for −1): what a device computes before it hands the
     /// rest of the network to an edge server.
-    public func forwardPrefix(_ x: Tensor, through last: Int, training: Bool = false) -> Tensor {
+    public func forwardPrefix(_ x: Tensor, through last: Int, training: Bool = false, tape: Tape? = nil) -> Tensor {
         precondition((-1..<blocks.count).contains(last))
-        var h = stem.forward(x, training: training)
-        for b in blocks.prefix(last + 1) { h = b.forward(h, training: training) }
+        let tape = tape ?? Tape(saving: false)
+        var h = stem.forward(x, training: training, tape: tape)
+        for b in blocks.prefix(last + 1) { h = b.forward(h, training: training, tape: tape) }
         return h
     }
 
     /// The features after block `last` → logits: the edge server's half of a split network.
-    public func forwardSuffix(_ h: Tensor, after last: Int, training: Bool = false) -> Tensor {
+    public func forwardSuffix(_ h: Tensor, after last: Int, training: Bool = false, tape: Tape? = nil) -> Tensor {
         precondition((-1..<blocks.count).contains(last))
+        let tape = tape ?? Tape(saving: false)
         var h = h
-        for b in blocks.dropFirst(last + 1) { h = b.forward(h, training: training) }
-        return head.forward(pool.forward(h, training: training), training: training)
+        for b in blocks.dropFirst(last + 1) { h = b.forward(h, training: training, tape: tape) }
+        return head.forward(pool.forward(h, training: training, tape: tape), training: training, tape: tape)
     }
 
     /// Shape (C, H, W) of the features after block `last` (after the stem for −1), i.e. of a split's cut tensor.
@@ -106,15 +110,16 @@ public final class Model {
         return [b.outChannels, b.outputSize.0, b.outputSize.1]
     }
 
-    /// Back-propagates dL/dlogits. Stops as soon as nothing earlier trains, so a frozen prefix costs nothing.
-    public func backward(_ dlogits: Tensor) {
-        var d = pool.backward(head.backward(dlogits))
+    /// Back-propagates dL/dlogits through the pass saved on `tape`. Stops as soon as nothing earlier trains, so a
+    /// frozen prefix costs nothing.
+    public func backward(_ dlogits: Tensor, tape: Tape) {
+        var d = pool.backward(head.backward(dlogits, tape: tape), tape: tape)
         let firstTrainable = firstTrainableStage()
         for i in blocks.indices.reversed() {
             guard i >= firstTrainable else { return }
-            d = blocks[i].backward(d)
+            d = blocks[i].backward(d, tape: tape)
         }
-        if firstTrainable < 0 { _ = stem.backward(d) }
+        if firstTrainable < 0 { _ = stem.backward(d, tape: tape) }
     }
 
     /// −1 when the stem trains, else the index of the first block with a trainable parameter (blocks.count if none).
@@ -185,9 +190,8 @@ public final class Model {
         }
     }
 
-    /// Floats of activation memory saved for backward by the last forward, plus gradient floats that train.
-    public var trainingMemoryFloats: (activations: Int, gradients: Int) {
-        let act = stem.savedFloats + blocks.reduce(0) { $0 + $1.savedFloats } + head.savedFloats
-        return (act, store.trainableCount)
+    /// Floats of activation memory a training pass saved on `tape`, plus gradient floats that train.
+    public func trainingMemoryFloats(_ tape: Tape) -> (activations: Int, gradients: Int) {
+        (tape.savedFloats, store.trainableCount)
     }
 }

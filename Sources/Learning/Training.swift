@@ -53,15 +53,17 @@ public enum Trainer {
         var cursor = data.count
         let start = Date()
         var last: Float = .nan
+        let tape = Tape()
         for step in 0..<steps {
             if cursor + batchSize > data.count { order.shuffle(using: &rng); cursor = 0 }
             let idx = Array(order[cursor..<(cursor + batchSize)])
             cursor += batchSize
             if let schedule { optimizer.learningRate = schedule.rate(at: step) }
             model.store.zeroGrads()
-            let logits = model.forward(data.tensor(idx), training: true)
+            tape.reset()
+            let logits = model.forward(data.tensor(idx), training: true, tape: tape)
             let (loss, grad) = Losses.crossEntropy(logits, labels: idx.map { Int(labels[$0]) })
-            model.backward(grad)
+            model.backward(grad, tape: tape)
             optimizer.step()
             last = loss
             progress?(step, loss)

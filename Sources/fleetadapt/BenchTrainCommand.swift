@@ -32,10 +32,12 @@ struct BenchTrainCommand: ParsableCommand {
             }
             return t.sorted()[t.count / 2]
         }
+        let tape = Tape()
         let trainStep = median {
             model.store.zeroGrads()
-            let (_, g) = Losses.crossEntropy(model.forward(batch, training: true), labels: labels)
-            model.backward(g)
+            tape.reset()
+            let (_, g) = Losses.crossEntropy(model.forward(batch, training: true, tape: tape), labels: labels)
+            model.backward(g, tape: tape)
             optimizer.step()
         }
         let infer64 = median { _ = model.forward(batch, training: false) }
@@ -47,7 +49,8 @@ struct BenchTrainCommand: ParsableCommand {
         let adapterOpt = Optimizer(model.store, kind: .adam(beta1: 0.9, beta2: 0.999, decoupled: false), learningRate: 1e-3)
         let adapterStep = median {
             model.store.zeroGrads()
-            model.backward(Losses.entropy(model.forward(batch, training: true)).grad)
+            tape.reset()
+            model.backward(Losses.entropy(model.forward(batch, training: true, tape: tape)).grad, tape: tape)
             adapterOpt.step()
         }
         // The PyTorch peer gets the same weights (before adapters), input and our eval logits.

@@ -19,8 +19,9 @@ struct GradCheck {
             return zip(y.data, r.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         }
         store?.zeroGrads()
-        _ = layer.forward(input, training: training)
-        let dx = layer.backward(r)
+        let tape = Tape()
+        _ = layer.forward(input, training: training, tape: tape)
+        let dx = layer.backward(r, tape: tape)
         var x = input
         var num = [Double](repeating: 0, count: x.count)
         for i in 0..<x.count {

@@ -86,12 +86,14 @@ enum Trained {
         let batch = Trained.test.tensor(Array(0..<64))
         let full = Trained.model(adapters: .parallel)
         full.setTrainable(.all)
-        _ = full.forward(batch, training: true)
-        let fullMemory = full.trainingMemoryFloats
+        let fullTape = Tape()
+        _ = full.forward(batch, training: true, tape: fullTape)
+        let fullMemory = full.trainingMemoryFloats(fullTape)
         let lite = Trained.model(adapters: .parallel)
         lite.setTrainable(.adapters)
-        _ = lite.forward(batch, training: true)
-        let liteMemory = lite.trainingMemoryFloats
+        let liteTape = Tape()
+        _ = lite.forward(batch, training: true, tape: liteTape)
+        let liteMemory = lite.trainingMemoryFloats(liteTape)
         #expect(liteMemory.gradients * 5 < fullMemory.gradients)
         #expect(liteMemory.activations < fullMemory.activations)
         print("training memory at batch 64 (floats): full \(fullMemory), adapters only \(liteMemory)")

@@ -1,0 +1,252 @@
+/// A network as any DAG of the engine's ops over numbered values: values 0..<inputCount are the graph's inputs,
+/// value inputCount + k is node k's output, and a node reads only values before it (so the node list is a
+/// topological order by construction). Parameters are entry ids of a `ParameterStore`, so the optimiser,
+/// `setTrainable`, safetensors and adapters see a graph's parameters as any layer's. A graph is a value
+/// (Sendable); per-call state goes on the caller's tape, running statistics into the store.
+public struct Graph: Sendable {
+    public enum Op: Sendable, Equatable {
+        /// (N, C, H, W) -> (N, Co, Ho, Wo); weight and optional bias entries.
+        case conv(Convolution, weight: Int, bias: Int?)
+        /// Per-channel batch norm: γ, β, running mean and variance entries. Training passes normalise with the
+        /// batch's statistics and fold them into the running ones with `momentum`.
+        case batchNorm(gamma: Int, beta: Int, mean: Int, variance: Int, eps: Float, momentum: Float)
+        case activation(Activation)
+        /// Two operands of one shape, or one (N, C, 1, 1) against (N, C, H, W).
+        case add, mul
+        case pool(Pooling)
+        /// (N, C, H, W) -> (N, C, 1, 1).
+        case globalAveragePool
+        /// (N, ...) -> (N, features) (ONNX Flatten, axis 1).
+        case flatten
+        /// (N, in) -> (N, out) = x·Wᵀ + b (ONNX Gemm, transB = 1).
+        case gemm(Dense, weight: Int, bias: Int?)
+        /// Nearest-neighbour resize of H, W.
+        case upsample(height: Int, width: Int)
+        case identity
+
+        var arity: Int { self == .add || self == .mul ? 2 : 1 }
+    }
+
+    public struct Node: Sendable {
+        public let op: Op
+        public let inputs: [Int]
+        public let name: String
+    }
+
+    public let inputCount: Int
+    public private(set) var nodes: [Node] = []
+    /// Values the graph returns, in order.
+    public var outputs: [Int] = []
+
+    public init(inputs: Int = 1) {
+        precondition(inputs >= 1)
+        inputCount = inputs
+    }
+
+    public var valueCount: Int { inputCount + nodes.count }
+
+    /// Appends a node reading `inputs` (earlier values) and returns the id of its output value.
+    @discardableResult
+    public mutating func add(_ op: Op, _ inputs: [Int], name: String = "") -> Int {
+        precondition(inputs.count == op.arity, "\(op) takes \(op.arity) inputs, got \(inputs.count)")
+        precondition(inputs.allSatisfy { (0..<valueCount).contains($0) }, "node \(name) reads a value not yet defined")
+        nodes.append(Node(op: op, inputs: inputs, name: name))
+        return valueCount - 1
+    }
+
+    /// Every value of one pass (kept for backward), and what ops saved beyond their inputs and outputs.
+    public struct Frame: Sendable {
+        var values: [Tensor?]
+        var saved: [Tape.Saved?]
+        var floats: Int {
+            values.reduce(0) { $0 + ($1?.count ?? 0) } + saved.reduce(0) { $0 + ($1?.floats ?? 0) }
+        }
+    }
+
+    /// Parameter values, buffers and entry offsets: a store's at call time, or an `InferenceGraph`'s own copy.
+    struct Weights: Sendable {
+        let values: [Float], buffers: [Float], offsets: [Int]
+
+        init(_ store: ParameterStore) {
+            values = store.values
+            buffers = store.buffers
+            offsets = store.entries.map(\.offset)
+        }
+    }
+
+    /// Runs the graph on `inputs` and returns its outputs. A training pass normalises with batch statistics and
+    /// updates the store's running ones; with a tape, it saves what `backward` needs there.
+    public func forward(_ inputs: [Tensor], store: ParameterStore, training: Bool, tape: Tape?) -> [Tensor] {
+        _ = BLAS.configured
+        let (outputs, frame, updates) = run(inputs, Weights(store), training: training, save: tape?.saving ?? false,
+                                            workspace: tape?.workspace ?? Workspace())
+        for u in updates {
+            let (rm, rv) = (store.entries[u.mean].offset, store.entries[u.variance].offset)
+            for ch in u.batchMean.indices {
+                store.buffers[rm + ch] = (1 - u.momentum) * store.buffers[rm + ch] + u.momentum * u.batchMean[ch]
+                store.buffers[rv + ch] = (1 - u.momentum) * store.buffers[rv + ch] + u.momentum * u.batchVariance[ch]
+            }
+        }
+        if let tape, let frame { tape.frames.append(frame) }
+        return outputs
+    }
+
+    /// Back-propagates dL/d(outputs) through the last pass on `tape` (popping it): accumulates the gradients of
+    /// trainable parameters into the store and returns dL/d(inputs).
+    public func backward(_ dOutputs: [Tensor], store: ParameterStore, tape: Tape) -> [Tensor] {
+        guard let frame = tape.frames.popLast() else { preconditionFailure("graph backward without a forward on this tape") }
+        return backward(dOutputs, frame: frame, store: store, workspace: tape.workspace)
+    }
+
+    struct RunningUpdate { let mean: Int, variance: Int, momentum: Float, batchMean: [Float], batchVariance: [Float] }
+
+    func run(_ inputs: [Tensor], _ weights: Weights, training: Bool, save: Bool, workspace: Workspace)
+        -> (outputs: [Tensor], frame: Frame?, updates: [RunningUpdate]) {
+        precondition(inputs.count == inputCount, "the graph takes \(inputCount) inputs, got \(inputs.count)")
+        precondition(!outputs.isEmpty, "the graph has no outputs")
+        var values = [Tensor?](repeating: nil, count: valueCount)
+        for (i, x) in inputs.enumerated() { values[i] = x }
+        var saved = [Tape.Saved?](repeating: nil, count: save ? nodes.count : 0)
+        var updates: [RunningUpdate] = []
+        // Inference frees each value after its last reader (outputs are read at the end).
+        var lastUse = [Int](repeating: -1, count: save ? 0 : valueCount)
+        if !save {
+            for (k, node) in nodes.enumerated() { for v in node.inputs { lastUse[v] = k } }
+            for v in outputs { lastUse[v] = nodes.count }
+        }
+        weights.values.withUnsafeBufferPointer { vp in weights.buffers.withUnsafeBufferPointer { bp in
+            let v = vp.baseAddress!, b = bp.baseAddress!
+            func param(_ id: Int) -> UnsafePointer<Float> { v + weights.offsets[id] }
+            for (k, node) in nodes.enumerated() {
+                let x = values[node.inputs[0]]!
+                var record: Tape.Saved?
+                let y: Tensor
+                switch node.op {
+                case .conv(let conv, let w, let bias):
+                    y = conv.forward(x, weight: param(w), bias: bias.map(param), workspace: workspace)
+                case .batchNorm(let gamma, let beta, let mean, let variance, let eps, let momentum):
+                    let out = Normalization.forward(x, gamma: param(gamma), beta: param(beta), mean: b + weights.offsets[mean],
+                                                    variance: b + weights.offsets[variance], eps: eps, batchStatistics: training,
+                                                    training: training)
+                    if training {
+                        updates.append(RunningUpdate(mean: mean, variance: variance, momentum: momentum, batchMean: out.batchMean,
+                                                     batchVariance: out.batchVariance))
+                    }
+                    record = .normalised(xhat: out.xhat, invstd: out.invstd, shape: x.shape, batchStatistics: training)
+                    y = out.y
+                case .activation(let f): y = f.forward(x)
+                case .add: y = Broadcast.forward(x, values[node.inputs[1]]!, multiply: false)
+                case .mul: y = Broadcast.forward(x, values[node.inputs[1]]!, multiply: true)
+                case .pool(let pooling):
+                    let (out, argmax) = pooling.forward(x)
+                    if pooling.kind == .max { record = .argmax(argmax, shape: x.shape) }
+                    y = out
+                case .globalAveragePool: y = Tensor(shape: [x.shape[0], x.shape[1], 1, 1], data: Spatial.planeMeans(x))
+                case .flatten: y = Tensor(shape: [x.shape[0], x.perSample], data: x.data)
+                case .gemm(let dense, let w, let bias):
+                    y = dense.forward(Tensor(shape: [x.shape[0], x.perSample], data: x.data), weight: param(w), bias: bias.map(param))
+                case .upsample(let h, let w): y = Spatial.upsample(x, height: h, width: w)
+                case .identity: y = x
+                }
+                values[inputCount + k] = y
+                if save { saved[k] = record } else { for i in node.inputs where lastUse[i] == k { values[i] = nil } }
+            }
+        } }
+        return (outputs.map { values[$0]! }, save ? Frame(values: values, saved: saved) : nil, updates)
+    }
+
+    func backward(_ dOutputs: [Tensor], frame: Frame, store: ParameterStore, workspace: Workspace) -> [Tensor] {
+        precondition(dOutputs.count == outputs.count, "one gradient per output")
+        var values = frame.values
+        var grads = [Tensor?](repeating: nil, count: valueCount)
+        func accumulate(_ v: Int, _ d: Tensor) {
+            if grads[v] == nil { grads[v] = d } else { grads[v]!.add(d) }
+        }
+        for (o, d) in zip(outputs, dOutputs) { accumulate(o, d) }
+        let offsets = store.entries.map(\.offset)
+        let trainable = store.entries.indices.map { !store.entries[$0].isBuffer && store.isTrainable($0) }
+        let parameters = store.values
+        parameters.withUnsafeBufferPointer { vp in store.grads.withUnsafeMutableBufferPointer { gp in
+            let v = vp.baseAddress!, g = gp.baseAddress!
+            func param(_ id: Int) -> UnsafePointer<Float> { v + offsets[id] }
+            func grad(_ id: Int?) -> UnsafeMutablePointer<Float>? { id.flatMap { trainable[$0] ? g + offsets[$0] : nil } }
+            for k in nodes.indices.reversed() {
+                let node = nodes[k], out = inputCount + k
+                guard let dy = grads[out] else { continue }
+                grads[out] = nil
+                let x = values[node.inputs[0]]!
+                var dx: [Tensor] = []
+                switch node.op {
+                case .conv(let conv, let w, let bias):
+                    let dW = grad(w)
+                    dx = [conv.backward(dy, input: dW == nil ? nil : x, inputShape: x.shape, weight: param(w), dWeight: dW,
+                                        dBias: grad(bias), workspace: workspace)]
+                case .batchNorm(let gamma, let beta, _, _, _, _):
+                    guard case .normalised(let xhat, let invstd, _, let batch)? = frame.saved[k] else { preconditionFailure("batch norm record") }
+                    dx = [Normalization.backward(dy, xhat: xhat, invstd: invstd, batchStatistics: batch, gamma: param(gamma),
+                                                 dGamma: grad(gamma), dBeta: grad(beta))]
+                case .activation(let f): dx = [f.backward(dy, saved: f.derivativeReadsInput ? x.data : values[out]!.data)]
+                case .add, .mul:
+                    let (da, db) = Broadcast.backward(dy, x, values[node.inputs[1]]!, multiply: node.op == .mul)
+                    dx = [da, db]
+                case .pool(let pooling):
+                    var argmax: [Int] = []
+                    if case .argmax(let a, _)? = frame.saved[k] { argmax = a }
+                    dx = [pooling.backward(dy, argmax: argmax, inputShape: x.shape)]
+                case .globalAveragePool: dx = [Spatial.planeMeansBackward(dy.data, inputShape: x.shape)]
+                case .flatten, .identity: dx = [Tensor(shape: x.shape, data: dy.data)]
+                case .gemm(let dense, let w, let bias):
+                    let dW = grad(w)
+                    dx = [dense.backward(dy, input: dW == nil ? nil : Tensor(shape: [x.shape[0], x.perSample], data: x.data),
+                                         inputShape: x.shape, weight: param(w), dWeight: dW, dBias: grad(bias))]
+                case .upsample: dx = [Spatial.upsampleBackward(dy, inputShape: x.shape)]
+                }
+                values[out] = nil
+                for (i, d) in zip(node.inputs, dx) { accumulate(i, d) }
+            }
+        } }
+        return (0..<inputCount).map { grads[$0] ?? Tensor(zeros: frame.values[$0]!.shape) }
+    }
+}
+
+/// A graph with its own copy of the parameters, for inference only: a Sendable value, so any number of
+/// threads run it at once without a lock (each call has its own scratch), and later training of the store it
+/// came from does not change it.
+public struct InferenceGraph: Sendable {
+    public let graph: Graph
+    let weights: Graph.Weights
+
+    public init(_ graph: Graph, store: ParameterStore) {
+        _ = BLAS.configured
+        self.graph = graph
+        weights = Graph.Weights(store)
+    }
+
+    /// Evaluation-mode outputs (running statistics normalise).
+    public func forward(_ inputs: [Tensor]) -> [Tensor] {
+        graph.run(inputs, weights, training: false, save: false, workspace: Workspace()).outputs
+    }
+}
+
+/// A graph in the place of a layer (one input, one output), e.g. a block of an imported network.
+public final class GraphLayer: Layer {
+    public let graph: Graph
+    let store: ParameterStore
+
+    public init(_ graph: Graph, store: ParameterStore) {
+        precondition(graph.inputCount == 1 && graph.outputs.count == 1, "a graph layer has one input and one output")
+        self.graph = graph
+        self.store = store
+    }
+
+    public func forward(_ x: Tensor, training: Bool, tape: Tape?) -> Tensor {
+        let y = graph.forward([x], store: store, training: training, tape: tape)[0]
+        if let tape, tape.saving, let frame = tape.frames.popLast() { tape.push(self, .graph(frame)) }
+        return y
+    }
+
+    public func backward(_ dy: Tensor, tape: Tape) -> Tensor {
+        guard case .graph(let frame) = tape.pop(self) else { preconditionFailure("graph layer: foreign tape record") }
+        return graph.backward([dy], frame: frame, store: store, workspace: tape.workspace)[0]
+    }
+}
