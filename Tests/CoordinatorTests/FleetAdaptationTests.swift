@@ -31,10 +31,12 @@ import TestSupport
         return dir
     }
 
-    static func startAgent(_ c: TestCoordinator, token: String, data: String, maxJobs: Int = 1) throws -> Process {
+    static func startAgent(_ c: TestCoordinator, token: String, data: String, maxJobs: Int = 1,
+                           arguments extra: [String] = []) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: agentPath)
-        p.arguments = ["--coordinator", c.baseURL, "--data-dir", data, "--cache-dir", data + "-cache", "--poll-wait", "2", "--max-jobs", String(maxJobs)]
+        p.arguments = ["--coordinator", c.baseURL, "--data-dir", data, "--cache-dir", data + "-cache", "--poll-wait", "2",
+                       "--max-jobs", String(maxJobs)] + extra
         var env = ProcessInfo.processInfo.environment
         env["FLEETADAPT_TOKEN"] = token
         p.environment = env

@@ -34,17 +34,8 @@ import TestSupport
 
         // The real agent, trusting only the private CA: it reports its context, long-polls, downloads the package,
         // measures every variant and reports the result, all over TLS.
-        let data = try FleetAdaptationTests.deviceData(21)
-        let agent = Process()
-        agent.executableURL = URL(fileURLWithPath: FleetAdaptationTests.agentPath)
-        agent.arguments = ["--coordinator", c.baseURL, "--ca-file", pki.path("ca.pem"), "--data-dir", data,
-                           "--cache-dir", data + "-cache", "--poll-wait", "2", "--max-jobs", "1"]
-        var env = ProcessInfo.processInfo.environment
-        env["FLEETADAPT_TOKEN"] = created.token
-        agent.environment = env
-        agent.standardOutput = FileHandle.nullDevice
-        agent.standardError = FileHandle.nullDevice
-        try agent.run()
+        let agent = try FleetAdaptationTests.startAgent(c, token: created.token, data: try FleetAdaptationTests.deviceData(21),
+                                                        arguments: ["--ca-file", pki.path("ca.pem")])
         defer { if agent.isRunning { agent.terminate() } }
         let deadline = Date().addingTimeInterval(240)
         var status = ""
