@@ -56,9 +56,10 @@ extension HTTPResponse {
 }
 
 extension HTTPRequest {
-    /// Decodes a JSON body, then validates it; every failure is a 4xx problem naming the field.
+    /// Decodes a JSON body with the wire decoder (`WireJSON`, the coder of every answer too), then validates it;
+    /// every failure is a 4xx problem naming the field.
     package func decodeValidated<T: Decodable>(_ type: T.Type, validate: (T) -> [ValidationIssue]) throws -> T {
-        let value = try decodeJSON(type)
+        let value = try decodeJSON(type, using: WireJSON.decoder)
         let issues = validate(value)
         if !issues.isEmpty {
             throw HTTPError.validation(issues.map { FieldError(field: $0.field, message: $0.message) })

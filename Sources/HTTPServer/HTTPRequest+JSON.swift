@@ -5,7 +5,13 @@ extension HTTPRequest {
     /// 400 `invalid_json`; wrong types, missing fields and values rejected in `init(from:)` are 422
     /// `validation_failed` with one `FieldError` per failure named by its dotted coding path. A string (value or
     /// key) holding U+0000 is refused with 422 naming its field: C-string layers below (libpq) would cut it short.
+    /// Dates as ISO 8601; `decodeJSON(_:using:)` takes the application's own wire decoder.
     public func decodeJSON<T: Decodable>(_ type: T.Type) throws -> T {
+        try decodeJSON(type, using: JSONCoding.decoder())
+    }
+
+    /// As `decodeJSON(_:)`, with `decoder` (the application's wire format, its date format above all).
+    public func decodeJSON<T: Decodable>(_ type: T.Type, using decoder: JSONDecoder) throws -> T {
         let bytes = try bodyBytes()
         guard !bytes.isEmpty else {
             throw HTTPError.badRequest("The request body is empty; a JSON document was expected.",
@@ -18,7 +24,7 @@ extension HTTPRequest {
                                                    message: "must not contain the NUL character (U+0000)")])
         }
         do {
-            return try JSONCoding.decoder().decode(T.self, from: Data(bytes))
+            return try decoder.decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {
             throw Self.httpError(for: error)
         }
