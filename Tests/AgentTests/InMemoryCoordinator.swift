@@ -32,6 +32,9 @@ final class InMemoryCoordinator: AgentCoordinator {
         var down = false
         /// Goes down at the first heartbeat that reports training steps done (mid-job: the delivery meets the outage).
         var downOnceTraining = false
+        /// Run once, at the first heartbeat that reports training steps done (a test stopping the loop mid-job,
+        /// from the loop's own heartbeat, whatever the machine's load).
+        var onceTraining: (@Sendable () -> Void)?
         /// Jobs whose heartbeats are answered 409: the attempt no longer holds them.
         var lost: Set<UUID> = []
         var artifactAnswer: CoordinatorClient.ArtifactAnswer = .stored
@@ -104,9 +107,14 @@ final class InMemoryCoordinator: AgentCoordinator {
     }
 
     func heartbeat(job: UUID, attempt: Int, progress: [String: Double]?, attempts: Int) throws -> CoordinatorClient.HeartbeatAnswer {
-        state.withLock {
-            if $0.downOnceTraining, (progress?["step"] ?? 0) > 0 { $0.down = true; $0.downOnceTraining = false }
+        let hook: (@Sendable () -> Void)? = state.withLock { state in
+            guard (progress?["step"] ?? 0) > 0 else { return nil }
+            if state.downOnceTraining { state.down = true; state.downOnceTraining = false }
+            let hook = state.onceTraining
+            state.onceTraining = nil
+            return hook
         }
+        hook?()
         return try answer("POST /v1/agent/jobs/\(job)/heartbeat", retry: .attempts(attempts)) { state in
             (.heartbeat(job: job, attempt: attempt, progress: progress ?? [:]), state.lost.contains(job) ? .lost : .held)
         }

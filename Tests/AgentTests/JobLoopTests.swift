@@ -128,19 +128,18 @@ import Testing
     }
 
     @Test func stopFinishesTheJobInHand() async throws {
-        // A slow device (each step takes 10× its compute), so the stop lands while the first job trains even on a
-        // machine busy with other tests.
-        let (coordinator, configuration, log) = try setUp(slowdown: 10)
+        let (coordinator, configuration, log) = try setUp(slowdown: 3)
         let job = AgentFixture.job(steps: 40)
         coordinator.enqueue(job)
         coordinator.enqueue(AgentFixture.job(steps: 40))
-        let running = RunningLoop(JobLoop(configuration: configuration, client: coordinator, log: log.write))
+        // The stop comes from the job's first heartbeat that shows training under way, so it lands mid-job
+        // however busy the machine is.
+        let loop = JobLoop(configuration: configuration, client: coordinator, log: log.write)
+        coordinator.change { $0.onceTraining = { loop.stop() } }
+        let running = RunningLoop(loop)
         try await eventually("training under way") { heartbeats(coordinator, of: job.id).contains { ($0["step"] ?? 0) > 0 } }
-        running.loop.stop()
-        let stillTraining = !coordinator.calls.contains { $0.result?.job == job.id }
         _ = try #require(try await running.finished())
         // The job in hand ran to its end (not abandoned mid-training), and no other was leased.
-        #expect(stillTraining, "the stop was meant to land while the first job trained")
         #expect(coordinator.calls.compactMap(\.leased).count == 1, "\(coordinator.calls)")
         let delivered = coordinator.calls.compactMap(\.result).filter { $0.job == job.id }.map(\.result)
         let kept = try PendingResults(directory: configuration.stateDirectory).all().map(\.result)
