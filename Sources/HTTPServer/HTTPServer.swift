@@ -102,18 +102,7 @@ public final class HTTPServer: Sendable {
     /// it fails to start.
     private static func accepted(_ credentials: TLSCredentials) throws -> TLSCredentials {
         let flags = MHD_USE_TLS.rawValue | MHD_USE_NO_LISTEN_SOCKET.rawValue | MHD_USE_ERROR_LOG.rawValue
-        var options: [MHD_OptionItem] = [
-            MHD_OptionItem(option: .HTTPS_MEM_CERT, value: 0, ptr_value: UnsafeMutableRawPointer(credentials.certificate)),
-            MHD_OptionItem(option: .HTTPS_MEM_KEY, value: 0, ptr_value: UnsafeMutableRawPointer(credentials.key)),
-            MHD_OptionItem(option: .HTTPS_PRIORITIES, value: 0, ptr_value: UnsafeMutableRawPointer(credentials.priorities)),
-            MHD_OptionItem(option: .END, value: 0, ptr_value: nil),
-        ]
-        let probe = options.withUnsafeMutableBufferPointer { items in
-            withVaList([Int32(bitPattern: MHD_OPTION.ARRAY.rawValue), items.baseAddress!,
-                        Int32(bitPattern: MHD_OPTION.END.rawValue)]) { arguments in
-                MHD_start_daemon_va(flags, 0, nil, nil, refuseEverything, nil, arguments)
-            }
-        }
+        let probe = startDaemonVA(flags: flags, options: tlsOptions(credentials), handler: refuseEverything, context: nil)
         guard let probe else { throw TLSConfigurationError.rejected }
         MHD_stop_daemon(probe)
         return credentials
@@ -173,19 +162,27 @@ public final class HTTPServer: Sendable {
             MHD_OptionItem(option: .PER_IP_CONNECTION_LIMIT, value: max(0, limits.maxConnectionsPerAddress),
                            ptr_value: nil),
         ]
-        if let credentials {
-            options += [
-                MHD_OptionItem(option: .HTTPS_MEM_CERT, value: 0, ptr_value: UnsafeMutableRawPointer(credentials.certificate)),
-                MHD_OptionItem(option: .HTTPS_MEM_KEY, value: 0, ptr_value: UnsafeMutableRawPointer(credentials.key)),
-                MHD_OptionItem(option: .HTTPS_PRIORITIES, value: 0, ptr_value: UnsafeMutableRawPointer(credentials.priorities)),
-            ]
-        }
-        options.append(MHD_OptionItem(option: .END, value: 0, ptr_value: nil))
-        // MHD_start_daemon is variadic; its va_list twin takes the options as one MHD_OPTION.ARRAY.
-        return options.withUnsafeMutableBufferPointer { items in
-            withVaList([Int32(bitPattern: MHD_OPTION.ARRAY.rawValue), items.baseAddress!,
+        if let credentials { options += tlsOptions(credentials) }
+        return startDaemonVA(flags: flags, options: options, handler: accessHandler, context: context)
+    }
+
+    /// The certificate, key and priorities as MHD options (the C strings live as long as `credentials`).
+    private static func tlsOptions(_ credentials: TLSCredentials) -> [MHD_OptionItem] {
+        [
+            MHD_OptionItem(option: .HTTPS_MEM_CERT, value: 0, ptr_value: UnsafeMutableRawPointer(credentials.certificate)),
+            MHD_OptionItem(option: .HTTPS_MEM_KEY, value: 0, ptr_value: UnsafeMutableRawPointer(credentials.key)),
+            MHD_OptionItem(option: .HTTPS_PRIORITIES, value: 0, ptr_value: UnsafeMutableRawPointer(credentials.priorities)),
+        ]
+    }
+
+    /// MHD_start_daemon is variadic; its va_list twin takes the options (END appended here) as one MHD_OPTION.ARRAY.
+    private static func startDaemonVA(flags: UInt32, options: [MHD_OptionItem], handler: MHD_AccessHandlerCallback,
+                                      context: UnsafeMutableRawPointer?) -> OpaquePointer? {
+        var items = options + [MHD_OptionItem(option: .END, value: 0, ptr_value: nil)]
+        return items.withUnsafeMutableBufferPointer { buffer in
+            withVaList([Int32(bitPattern: MHD_OPTION.ARRAY.rawValue), buffer.baseAddress!,
                         Int32(bitPattern: MHD_OPTION.END.rawValue)]) { arguments in
-                MHD_start_daemon_va(flags, 0, nil, nil, accessHandler, context, arguments)
+                MHD_start_daemon_va(flags, 0, nil, nil, handler, context, arguments)
             }
         }
     }
