@@ -106,7 +106,14 @@ import TestSupport
         try withServer(Self.router(), configure: { $0.limits.maxConnectionsPerAddress = 8 }) { _, port in
             var held: [Int32] = []
             defer { for fd in held { close(fd) } }
-            for _ in 0..<8 { held.append(try RawHTTPClient.connect(port: port, source: "127.0.0.3")) }
+            for _ in 0..<8 {
+                let fd = try RawHTTPClient.connect(port: port, source: "127.0.0.3")
+                held.append(fd)
+                // connect() returns once the kernel has the connection; a served keep-alive request proves the server
+                // has accepted it and counts it against the address.
+                RawHTTPClient.send(fd, "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                #expect(try RawHTTPClient.readOneResponse(fd).status == 200)
+            }
             // The ninth from the same address is accepted by the kernel and closed by the server at once.
             let ninth = try RawHTTPClient.connect(port: port, source: "127.0.0.3")
             defer { close(ninth) }

@@ -97,6 +97,26 @@ public enum RawHTTPClient {
         return result
     }
 
+    /// Reads one answer with a `Content-Length` body from a connection that stays open (a keep-alive request), so a
+    /// test knows the server has accepted and served that connection before it goes on.
+    public static func readOneResponse(_ fd: Int32) throws -> RawResponse {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let separator: [UInt8] = [13, 10, 13, 10]
+        while true {
+            if let end = (0..<max(0, bytes.count - 3)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) {
+                let head = String(decoding: bytes[..<end], as: UTF8.self).lowercased()
+                let length = head.components(separatedBy: "\r\n")
+                    .first(where: { $0.hasPrefix("content-length:") })
+                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                if bytes.count >= end + 4 + length { return try parse(Array(bytes[..<(end + 4 + length)])) }
+            }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { throw RawClientError(description: "connection closed after \(bytes.count) bytes") }
+            bytes.append(contentsOf: buffer[0..<n])
+        }
+    }
+
     public static func parse(_ bytes: [UInt8]) throws -> RawResponse {
         let separator: [UInt8] = [13, 10, 13, 10]
         guard let end = (0..<max(0, bytes.count - 3)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else {
