@@ -4,6 +4,7 @@
 #   * deploy/k8s: both kustomizations render (tools/render_kustomize.py: the subset of kustomize they use, strict),
 #     every object validates against Kubernetes' 1.30 schemas with unknown fields refused (kubernetes-validate
 #     --strict), and the CloudNativePG Cluster against that operator's vendored CRD schema;
+#   * deploy/compose.yaml: the Compose Specification's schema and cross-references (tools/check_compose.py);
 #   * deploy/Dockerfile: hadolint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,5 +26,7 @@ for k in deploy/k8s/base deploy/k8s/overlays/dev; do
     || { echo "$k: kubernetes-validate failed"; exit 1; }
   "$venv/bin/python" deploy/tools/check_k8s_cluster.py "$out/$name.yaml"
 done
+"$venv/bin/python" deploy/tools/check_compose.py deploy/compose.yaml deploy/tools/schemas/compose-spec.json \
+  deploy/Dockerfile
 "$venv/bin/hadolint" deploy/Dockerfile
 echo "deploy/Dockerfile: hadolint clean"
