@@ -54,12 +54,14 @@ let package = Package(
         .target(name: "CoordinatorDomain", dependencies: [
             "CoordinatorStore", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning", "ElasticModel",
         ]),
+        // The migrations and the OpenAPI document compiled in (deploy/tools/bundle_resources.py writes it).
+        .target(name: "BundledResources"),
         .target(name: "CoordinatorHTTP", dependencies: [
-            "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning",
+            "BundledResources", "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning",
             "ElasticModel",
         ]),
         .target(name: "Coordinator", dependencies: [
-            "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout",
+            "BundledResources", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout",
         ]),
         // The typed blocking HTTP client of the coordinator's API and the package cache (agent, edge, CLI).
         .target(name: "FleetClient", dependencies: ["FleetAPI", "CCurl", .product(name: "Crypto", package: "swift-crypto")]),
@@ -103,7 +105,7 @@ let package = Package(
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
-            "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore",
+            "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "BundledResources",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
             "TestSupport",
         ]),

@@ -68,7 +68,7 @@ public final class CoordinatorApp: Sendable {
     /// Migrates the database behind `pool` and builds the coordinator's services over it (no socket).
     static func makeServices(pool: PostgresPool, configuration: CoordinatorConfiguration, clock: WallClock,
                              liveness: @escaping @Sendable () -> String? = { nil }) throws -> CoordinatorServices {
-        let migrations = MigrationRunner(directory: configuration.migrationsDirectory)
+        let migrations = CoordinatorMigrations.runner(directory: configuration.migrationsDirectory)
         let applied = try migrations.migrate(pool)
         if !applied.isEmpty { Log.info("applied migrations: \(applied.joined(separator: ", "))") }
         return CoordinatorServices(

@@ -27,13 +27,13 @@ package struct CoordinatorServices: Sendable {
     package let launch: CampaignLaunch
     package let enrollment: DeviceEnrollment
     /// Where `GET /openapi.yaml` is read from.
-    package let openAPIPath: String
+    package let openAPIPath: String?
     /// Largest model package `POST /v1/models` accepts.
     package let modelUploadLimitBytes: Int
     /// nil while the process can serve; otherwise why it cannot recover (then `/healthz` fails).
     package let liveness: @Sendable () -> String?
 
-    package init(pool: PostgresPool, clock: WallClock, adminKey: AdminKey, migrations: MigrationRunner, openAPIPath: String,
+    package init(pool: PostgresPool, clock: WallClock, adminKey: AdminKey, migrations: MigrationRunner, openAPIPath: String?,
          backoff: Backoff = Backoff(), authFailures: AuthFailurePolicy = AuthFailurePolicy(), defaultLeaseSeconds: Int = 30,
          modelUploadLimitBytes: Int = 256 << 20, liveness: @escaping @Sendable () -> String? = { nil }) {
         let stores = CoordinatorStores(pool: pool)

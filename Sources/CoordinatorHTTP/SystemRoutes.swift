@@ -1,3 +1,4 @@
+import BundledResources
 import CoordinatorStore
 import Foundation
 import HTTPServer
@@ -6,7 +7,8 @@ import HTTPServer
 package struct SystemRoutes: Sendable {
     package let routes: RouteRegistrar
     package let health: DatabaseHealth
-    package let openAPIPath: String
+    /// A document to serve instead of the compiled-in one; nil serves the compiled-in one.
+    package let openAPIPath: String?
     /// nil while the process can serve; otherwise why it cannot recover (then `/healthz` fails, so the
     /// process supervisor restarts it).
     package let liveness: @Sendable () -> String?
@@ -41,11 +43,17 @@ package struct SystemRoutes: Sendable {
     }
 
     package func contract(_ request: HTTPRequest) throws -> HTTPResponse {
-        guard let data = FileManager.default.contents(atPath: openAPIPath) else {
-            throw HTTPError.notFound("The OpenAPI document is not installed next to this coordinator.")
+        let body: [UInt8]
+        if let openAPIPath {
+            guard let data = FileManager.default.contents(atPath: openAPIPath) else {
+                throw HTTPError.notFound("The OpenAPI document \(openAPIPath) given to this coordinator cannot be read.")
+            }
+            body = Array(data)
+        } else {
+            body = Array(BundledResources.openAPIDocument.utf8)
         }
         var headers = HTTPHeaders()
         headers.set("Content-Type", "application/yaml")
-        return HTTPResponse(status: 200, headers: headers, body: Array(data))
+        return HTTPResponse(status: 200, headers: headers, body: body)
     }
 }

@@ -1,15 +1,33 @@
 import Foundation
 
-/// Applies `NNNN_name.sql` files in order, each in its own transaction, under an advisory lock so that
+/// Applies `NNNN_name.sql` migrations in order, each in its own transaction, under an advisory lock so that
 /// replicas starting together migrate once. Applied files are recorded with their SHA-256; an applied
 /// file that changed since stops start-up (add a new migration instead of editing one).
 public struct MigrationRunner: Sendable {
-    public let directory: String
+    /// Where the migrations come from: a directory of files, or `(name, sql)` pairs compiled into the binary.
+    public enum Source: Sendable {
+        case directory(String)
+        case bundled([MigrationFile])
+    }
+
+    public let source: Source
     /// Arbitrary constant naming "the FleetAdapt migration lock".
     static let lockKey: Int64 = 0x0F1E_E7AD_0000_0001
 
     public init(directory: String) {
-        self.directory = directory
+        self.source = .directory(directory)
+    }
+
+    public init(bundled: [MigrationFile]) {
+        self.source = .bundled(bundled)
+    }
+
+    /// For start-up logs: the directory, or "compiled in".
+    public var sourceDescription: String {
+        switch source {
+        case .directory(let path): return path
+        case .bundled: return "compiled in"
+        }
     }
 
     struct Migration {
@@ -19,19 +37,29 @@ public struct MigrationRunner: Sendable {
     }
 
     func files() throws -> [Migration] {
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-        } catch {
-            throw MigrationError(message: "cannot read the migrations directory \(directory): \(error.localizedDescription)")
+        let listed: [MigrationFile]
+        switch source {
+        case .bundled(let files):
+            listed = files
+        case .directory(let directory):
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            } catch {
+                throw MigrationError(message: "cannot read the migrations directory \(directory): \(error.localizedDescription)")
+            }
+            listed = try names.sorted().filter { $0.hasSuffix(".sql") }.map { name in
+                guard let sql = try? String(contentsOfFile: directory + "/" + name, encoding: .utf8) else {
+                    throw MigrationError(message: "cannot read migration \(name)")
+                }
+                return MigrationFile(name: name, sql: sql)
+            }
         }
         var out: [Migration] = []
-        for name in names.sorted() where name.hasSuffix(".sql") {
+        for file in listed.sorted(by: { $0.name < $1.name }) {
+            let name = file.name, sql = file.sql
             guard let underscore = name.firstIndex(of: "_"), let version = Int(name[..<underscore]) else {
                 throw MigrationError(message: "migration file \(name) is not named NNNN_name.sql")
-            }
-            guard let sql = try? String(contentsOfFile: directory + "/" + name, encoding: .utf8) else {
-                throw MigrationError(message: "cannot read migration \(name)")
             }
             if out.contains(where: { $0.version == version }) {
                 throw MigrationError(message: "two migrations share version \(version) (\(name))")
@@ -96,6 +124,17 @@ public struct MigrationRunner: Sendable {
     /// SHA-256 computed by the server itself, so this module needs no hashing code.
     private func checksum(_ sql: String, _ c: PostgresConnection) throws -> String {
         try c.query("SELECT encode(sha256(convert_to(\(sql), 'UTF8')), 'hex') AS h").rows[0].decode("h", as: String.self)
+    }
+}
+
+/// One migration: its file name (`NNNN_name.sql`) and its SQL.
+public struct MigrationFile: Sendable, Equatable {
+    public let name: String
+    public let sql: String
+
+    public init(name: String, sql: String) {
+        self.name = name
+        self.sql = sql
     }
 }
 

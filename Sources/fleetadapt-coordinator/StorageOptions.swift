@@ -14,7 +14,7 @@ struct StorageOptions: ParsableArguments {
             help: "Use this PostgreSQL server (postgres://user:pass@host:port/db) instead of the embedded one. Also read from DATABASE_URL.")
     var databaseURL: String?
 
-    @Option(name: .customLong("migrations-dir"), help: "Directory of NNNN_name.sql migrations (found next to the build by default).")
+    @Option(name: .customLong("migrations-dir"), help: "Apply the NNNN_name.sql migrations of this directory instead of those compiled into the binary.")
     var migrationsDirectory: String?
 
     func database() throws -> CoordinatorConfiguration.Database {

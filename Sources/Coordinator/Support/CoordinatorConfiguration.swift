@@ -18,8 +18,10 @@ public struct CoordinatorConfiguration: Sendable {
     public var database: Database
     /// Plain admin key from `FLEETADAPT_ADMIN_KEY`; nil means "use or generate the one in the data directory".
     public var adminKey: String?
-    public var migrationsDirectory: String
-    public var openAPIPath: String
+    /// A directory of migrations to apply instead of the ones compiled into the binary (nil: compiled in).
+    public var migrationsDirectory: String?
+    /// An OpenAPI document to serve instead of the compiled-in one (nil: compiled in).
+    public var openAPIPath: String?
     public var threadPoolSize: Int
     public var maxDatabaseConnections: Int
     public var accessLog: Bool
@@ -52,8 +54,8 @@ public struct CoordinatorConfiguration: Sendable {
         self.dataDirectory = dataDirectory
         self.database = database
         self.adminKey = adminKey
-        self.migrationsDirectory = migrationsDirectory ?? ResourceLocator.directory(named: "migrations") ?? "migrations"
-        self.openAPIPath = openAPIPath ?? ResourceLocator.file(at: "openapi/openapi.yaml") ?? "openapi/openapi.yaml"
+        self.migrationsDirectory = migrationsDirectory
+        self.openAPIPath = openAPIPath
         self.threadPoolSize = threadPoolSize
         self.maxDatabaseConnections = maxDatabaseConnections
         self.accessLog = accessLog
