@@ -189,6 +189,38 @@ import Learning
         }
     }
 
+    /// ReduceMean over H, W (keepdims 1 then a static Reshape [0, -1], or keepdims 0 straight into Gemm) and an
+    /// inference Dropout convert to the same network as GlobalAveragePool + Flatten: equal logits.
+    @Test func reduceMeanReshapeAndDropoutConvertLikePoolAndFlatten() throws {
+        var base = Synth.baseModel()
+        var rng = SeededRandom(seed: 11)
+        for k in base.graph.initializer.indices {
+            base.graph.initializer[k].floatData = base.graph.initializer[k].floatData.map { _ in rng.normal() }
+        }
+        let spec = ONNXInputSpec(channels: 3, height: 8, width: 8)
+        let x = Tensor(shape: [3, 3, 8, 8], data: (0..<(3 * 3 * 64)).map { _ in rng.normal() })
+        let reference = Self.logits(try ONNXImporter.convert(try ONNXLoader().load(Synth.bytes(base)), input: spec), x)
+
+        var keep = base
+        keep.graph.initializer.append(Synth.int64Tensor("shape", [0, -1]))
+        keep.graph.node[2] = Synth.node("ReduceMean", ["r"], ["p"], name: "/pool/ReduceMean",
+                                        [Synth.attr("axes", ints: [2, 3]), Synth.attr("keepdims", int: 1)])
+        keep.graph.node[3] = Synth.node("Reshape", ["p", "shape"], ["f0"], name: "/Reshape")
+        keep.graph.node.insert(Synth.node("Dropout", ["f0"], ["f"], name: "/drop/Dropout"), at: 4)
+        let keepNet = try ONNXImporter.convert(try ONNXLoader().load(Synth.bytes(keep)), input: spec)
+        #expect(keepNet.graph.nodes.contains { $0.op == .reduceMean(keepDims: true) })
+        #expect(keepNet.graph.nodes.contains { $0.op == .reshape(perSample: [4]) })
+        #expect(Self.logits(keepNet, x) == reference)
+
+        var flat = base
+        flat.graph.node[2] = Synth.node("ReduceMean", ["r"], ["f"], name: "/pool/ReduceMean",
+                                        [Synth.attr("axes", ints: [2, 3]), Synth.attr("keepdims", int: 0)])
+        flat.graph.node.remove(at: 3)
+        let flatNet = try ONNXImporter.convert(try ONNXLoader().load(Synth.bytes(flat)), input: spec)
+        #expect(flatNet.graph.nodes.contains { $0.op == .reduceMean(keepDims: false) })
+        #expect(Self.logits(flatNet, x) == reference)
+    }
+
     /// A conv with asymmetric pads, or an Add of a constant, is refused naming the node and op; never a wrong network.
     @Test func whatTheEngineCannotComputeIsRefused() throws {
         var m = Synth.baseModel()
