@@ -160,3 +160,87 @@ public enum GraphBlocks {
         return g
     }
 }
+
+extension GraphBlocks {
+    /// The `skip` variant of a residual block as a one-input graph: the Add's shortcut operand (the entry itself, or
+    /// its projection convolutions and batch norms) followed by the nodes after the Add (the final activation),
+    /// so the block's main path is gone and its input and output shapes stay. Nil for a block that is not residual.
+    public static func skipVariant(_ block: GraphBlock, of graph: Graph, store: ParameterStore, into target: ParameterStore,
+                                   prefix: String) throws -> Graph? {
+        guard block.residual else { return nil }
+        let value = { (k: Int) in graph.inputCount + k }
+        // The join: the first Add whose operand reaches the entry through convs and batch norms only.
+        func shortcutPath(from v: Int) -> [Int]? {
+            var path: [Int] = [], w = v
+            while w != block.entry {
+                guard w >= graph.inputCount else { return nil }
+                let k = w - graph.inputCount
+                switch graph.nodes[k].op { case .conv, .batchNorm: path.append(k); w = graph.nodes[k].inputs[0]; default: return nil }
+            }
+            return path.reversed()
+        }
+        guard let (join, path) = block.nodes.lazy.compactMap({ k -> (Int, [Int])? in
+            guard graph.nodes[k].op == .add else { return nil }
+            for v in graph.nodes[k].inputs { if let p = shortcutPath(from: v) { return (k, p) } }
+            return nil
+        }).first else { return nil }
+        let after = block.nodes.filter { $0 > join }
+        guard after.allSatisfy({ if case .activation = graph.nodes[$0].op { return true } else { return false } }) else { return nil }
+        var g = Graph(inputs: 1)
+        var map: [Int: Int] = [block.entry: 0]
+        var copied: [Int: Int] = [:]
+        func copy(_ id: Int) throws -> Int {
+            if let c = copied[id] { return c }
+            let e = store.entries[id]
+            let slab = e.isBuffer ? store.buffers : store.values
+            let new = try target.register(prefix + e.name, shape: e.shape, values: Array(slab[e.offset..<(e.offset + e.count)]), buffer: e.isBuffer)
+            copied[id] = new
+            return new
+        }
+        for k in path {
+            let node = graph.nodes[k]
+            let op: Graph.Op
+            switch node.op {
+            case .conv(let c, let w, let b): op = .conv(c, weight: try copy(w), bias: try b.map(copy))
+            case .batchNorm(let gamma, let beta, let mean, let variance, let eps, let momentum):
+                op = .batchNorm(gamma: try copy(gamma), beta: try copy(beta), mean: try copy(mean), variance: try copy(variance),
+                                eps: eps, momentum: momentum)
+            default: op = node.op
+            }
+            map[value(k)] = g.add(op, [map[node.inputs[0]]!], name: node.name)
+        }
+        var last = path.last.map { map[value($0)]! } ?? 0
+        if path.isEmpty && after.isEmpty { last = g.add(.identity, [0], name: block.name + ".skip") }
+        for k in after {
+            last = g.add(graph.nodes[k].op, [last], name: graph.nodes[k].name)
+        }
+        g.outputs = [last]
+        return g
+    }
+
+    /// The whole network with the blocks at the given positions replaced by one-input graphs over the same store
+    /// (variants registered into it with `variant`/`skipVariant`), everything else as it is.
+    public static func compose(_ graph: Graph, blocks: [GraphBlock], replacing: [Int: Graph]) -> Graph {
+        var g = Graph(inputs: graph.inputCount)
+        var map = Array(0..<graph.inputCount)
+        map.reserveCapacity(graph.valueCount)
+        var owner = [Int: Int]()
+        for (p, block) in blocks.enumerated() where replacing[p] != nil { for k in block.nodes { owner[k] = p } }
+        for (k, node) in graph.nodes.enumerated() {
+            if let p = owner[k] {
+                let block = blocks[p]
+                if k == block.nodes.last!, let sub = replacing[p] {
+                    var inner = [map[block.entry]]
+                    for n in sub.nodes { inner.append(g.add(n.op, n.inputs.map { inner[$0] }, name: n.name)) }
+                    map.append(inner[sub.outputs[0]])
+                } else {
+                    map.append(-1)   // a node of a replaced block: nothing outside the block reads it
+                }
+                continue
+            }
+            map.append(g.add(node.op, node.inputs.map { map[$0] }, name: node.name))
+        }
+        g.outputs = graph.outputs.map { map[$0] }
+        return g
+    }
+}

@@ -221,6 +221,43 @@ import Learning
         #expect(Self.logits(flatNet, x) == reference)
     }
 
+    /// Combinations of an imported network: the original blocks re-composed, or every block replaced by its
+    /// keep-all variant, compute the network bit for bit; skips (identity, or the projection shortcut of resnet's
+    /// downsampling blocks) and half-width variants run with the right logits' shape and change them.
+    @Test func importedCombinationsCompose() throws {
+        let onnx = try ONNXLoader().load(contentsOf: Fixtures.url("se_resnet.eval.onnx"))
+        let net = try ONNXImporter.convert(onnx, input: Self.spec, batchNorm: .afterFoldedConvolutions)
+        let (x, _) = try Self.reference("se_resnet.eval.onnx")
+        try ONNXImporter.estimateStatistics(net, on: [x])
+        let original = Self.logits(net, x)
+        let blocks = try GraphBlocks.detect(net.graph, shapes: net.valueShapes)
+        print("blocks of se_resnet: \(blocks.map(\.name)), residual \(blocks.map(\.residual)), inner \(blocks.map { $0.innerConvolutions.count })")
+        #expect(blocks.count == 3 && blocks.allSatisfy { $0.residual })
+        let run = { (g: Graph) in InferenceGraph(g, store: net.store).forward([x])[0] }
+        #expect(run(GraphBlocks.compose(net.graph, blocks: blocks, replacing: [:])) == original)
+        var whole: [Int: Graph] = [:], half: [Int: Graph] = [:], skip: [Int: Graph] = [:]
+        for (p, b) in blocks.enumerated() {
+            whole[p] = try GraphBlocks.variant(b, of: net.graph, store: net.store, keep: 1, into: net.store, prefix: "b\(p).s0.")
+            half[p] = try GraphBlocks.variant(b, of: net.graph, store: net.store, keep: 0.5, into: net.store, prefix: "b\(p).s50.")
+            let s: Graph = try #require(try GraphBlocks.skipVariant(b, of: net.graph, store: net.store, into: net.store, prefix: "b\(p).skip."))
+            skip[p] = s
+        }
+        #expect(run(GraphBlocks.compose(net.graph, blocks: blocks, replacing: whole)) == original)
+        for replacing in [half, skip, [0: skip[0]!, 1: half[1]!]] {
+            let y = run(GraphBlocks.compose(net.graph, blocks: blocks, replacing: replacing))
+            #expect(y.shape == original.shape && y.data.allSatisfy { $0.isFinite } && y != original)
+        }
+        // The composed graph trains: a backward pass reaches the variant's parameters.
+        let g = GraphBlocks.compose(net.graph, blocks: blocks, replacing: [1: half[1]!])
+        net.store.zeroGrads()
+        let tape = Tape()
+        let logits = g.forward([x], store: net.store, training: true, tape: tape)[0]
+        _ = g.backward([Losses.crossEntropy(logits, labels: Array(repeating: 1, count: x.n)).grad], store: net.store, tape: tape)
+        let e = try #require(net.store.entries.firstIndex { $0.name.hasPrefix("b1.s50.") && !$0.isBuffer })
+        let entry = net.store.entries[e]
+        #expect(net.store.grads[entry.offset..<(entry.offset + entry.count)].contains { $0 != 0 })
+    }
+
     /// A conv with asymmetric pads, or an Add of a constant, is refused naming the node and op; never a wrong network.
     @Test func whatTheEngineCannotComputeIsRefused() throws {
         var m = Synth.baseModel()
