@@ -45,6 +45,9 @@ let package = Package(
         // Elastic packages and the recipes built on them (base-model training, the adaptation experiment); its
         // scaling report keeps its frontier with the planner's Pareto staircase (Planner is pure: the arrow points down).
         .target(name: "ElasticModel", dependencies: ["Learning", "Planner", .product(name: "Crypto", package: "swift-crypto")]),
+        // ONNX → the engine's Graph: initializers as parameters, batch norms put back into eval-mode exports (the
+        // engine and ElasticModel never import ONNX; this module sits above both).
+        .target(name: "ONNXImport", dependencies: ["ONNX", "Learning", "ElasticModel"]),
 
         // Services. The coordinator in four layers, each a module so the compiler holds the arrows:
         // stores (all SQL) ← use cases (no SQL text, no HTTP) ← routes (HTTP only) ← the process (start, serve, stop).
@@ -98,7 +101,7 @@ let package = Package(
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
         .testTarget(name: "ONNXTests", dependencies: [
-            "ONNX", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "ONNX", "ONNXImport", "Learning", "ElasticModel", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),

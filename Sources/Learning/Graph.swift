@@ -23,6 +23,14 @@ public struct Graph: Sendable {
         /// Nearest-neighbour resize of H, W.
         case upsample(height: Int, width: Int)
         case identity
+        /// Mean over H and W (ONNX ReduceMean, axes [2, 3]): (N, C, H, W) -> (N, C, 1, 1) with `keepDims`, else (N, C).
+        case reduceMean(keepDims: Bool)
+        /// A static reshape of each sample, the batch axis kept first: (N, ...) -> (N, perSample...), element order
+        /// unchanged (ONNX Reshape with a constant shape).
+        case reshape(perSample: [Int])
+        /// Inference-mode dropout (ONNX Dropout without a training mode): the identity in every pass, training ones
+        /// included, since an imported network's function is its inference function.
+        case dropout
 
         var arity: Int { self == .add || self == .mul ? 2 : 1 }
     }
@@ -146,7 +154,13 @@ public struct Graph: Sendable {
                 case .gemm(let dense, let w, let bias):
                     y = dense.forward(Tensor(shape: [x.shape[0], x.perSample], data: x.data), weight: param(w), bias: bias.map(param))
                 case .upsample(let h, let w): y = Spatial.upsample(x, height: h, width: w)
-                case .identity: y = x
+                case .identity, .dropout: y = x
+                case .reduceMean(let keep):
+                    precondition(x.shape.count == 4, "reduce mean expects (N, C, H, W), got \(x.shape)")
+                    y = Tensor(shape: keep ? [x.shape[0], x.shape[1], 1, 1] : [x.shape[0], x.shape[1]], data: Spatial.planeMeans(x))
+                case .reshape(let perSample):
+                    precondition(perSample.reduce(1, *) == x.perSample, "reshape of \(x.shape) to (N, \(perSample)) changes the size")
+                    y = Tensor(shape: [x.shape[0]] + perSample, data: x.data)
                 }
                 values[inputCount + k] = y
                 if save { saved[k] = record } else { for i in node.inputs where lastUse[i] == k { values[i] = nil } }
@@ -194,7 +208,8 @@ public struct Graph: Sendable {
                     if case .argmax(let a, _)? = frame.saved[k] { argmax = a }
                     dx = [pooling.backward(dy, argmax: argmax, inputShape: x.shape)]
                 case .globalAveragePool: dx = [Spatial.planeMeansBackward(dy.data, inputShape: x.shape)]
-                case .flatten, .identity: dx = [Tensor(shape: x.shape, data: dy.data)]
+                case .flatten, .identity, .dropout, .reshape: dx = [Tensor(shape: x.shape, data: dy.data)]
+                case .reduceMean: dx = [Spatial.planeMeansBackward(dy.data, inputShape: x.shape)]
                 case .gemm(let dense, let w, let bias):
                     let dW = grad(w)
                     dx = [dense.backward(dy, input: dW == nil ? nil : Tensor(shape: [x.shape[0], x.perSample], data: x.data),
