@@ -68,7 +68,7 @@ let package = Package(
         ]),
         // The typed blocking HTTP client of the coordinator's API and the package cache (agent, edge, CLI).
         .target(name: "FleetClient", dependencies: ["FleetAPI", "CCurl", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "Agent", dependencies: ["FleetAPI", "FleetClient", "Learning", "ElasticModel"]),
+        .target(name: "Agent", dependencies: ["FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO"]),
         // The edge half of split inference; it reaches the coordinator through FleetClient.
         .target(name: "EdgeRuntime", dependencies: ["FleetClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel"]),
 
@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO", "TestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "BundledResources",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",

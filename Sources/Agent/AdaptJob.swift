@@ -43,12 +43,14 @@ struct AdaptJob: JobExecutor {
         // Inference latency of the planned combination with its adapters at batch 1 (split with the edge server
         // when the config says so): the figure the planner predicted.
         let latency = environment.latency.measure(net, data: data, modelID: document.modelID)
-        let artifact = Data(SafeTensors.encode(JobEnvironment.adaptedTensors(model),
+        let adapted = JobEnvironment.adaptedTensors(model)
+        let artifact = Data(SafeTensors.encode(adapted,
                                                metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))
         let result = JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: entropyAfter, accuracyBefore: accuracyBefore, accuracyAfter: accuracyAfter,
             trainSeconds: seconds, energyMJ: environment.energyMJ(seconds), samples: data.count, steps: report.steps,
             latencyMs: latency.ms, splitAfterBlock: latency.splitAfterBlock))
-        return JobOutcome(result: result, artifact: artifact, observedEdgeRoundTripMs: latency.observedEdgeRoundTripMs)
+        return JobOutcome(result: result, artifact: artifact, observedEdgeRoundTripMs: latency.observedEdgeRoundTripMs,
+                          adapted: (net.choiceIDs, adapted))
     }
 }

@@ -34,6 +34,13 @@ public struct AgentConfiguration: Sendable {
     public var heartbeatInterval: Double = 1
     /// How an https coordinator and edge server are verified (the system's CAs, or those of `caFile`).
     public var tls = ClientTLS()
+    /// An image-folder data directory: how many of its newest images a job uses (the spool's rolling window).
+    public var imageWindow: Int = 1024
+    /// An image-folder data directory is a spool: it is read again for every job (and new frames feed the drift
+    /// window of the inference service). Nothing in it is ever deleted.
+    public var watch = false
+    /// The inference service (`InferenceService`), nil when the agent does not serve.
+    public var serving: ServingConfiguration?
 
     public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String? = nil, cacheDirectory: String, powerWatts: Double = 5,
                 slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0, context: DeviceContext = DeviceContext(), edgeURL: String? = nil,

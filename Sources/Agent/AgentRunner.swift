@@ -6,11 +6,14 @@ import Foundation
 public final class AgentRunner: Sendable {
     public let configuration: AgentConfiguration
     let loop: JobLoop
+    /// The inference service (`--serve`), started by `run()`.
+    let service: InferenceService?
 
     public init(configuration: AgentConfiguration, log: @escaping @Sendable (String) -> Void = AgentRunner.writeLine) {
         self.configuration = configuration
-        loop = JobLoop(configuration: configuration,
-                       client: CoordinatorClient(baseURL: configuration.coordinatorURL, token: configuration.token, tls: configuration.tls), log: log)
+        let client = CoordinatorClient(baseURL: configuration.coordinatorURL, token: configuration.token, tls: configuration.tls)
+        service = configuration.serving.map { InferenceService(configuration: configuration, serving: $0, client: client, log: log) }
+        loop = JobLoop(configuration: configuration, client: client, serving: service, log: log)
     }
 
     /// The agent's log: one write(2) per line on standard output, so that a line reaches a file or a pipe (a
@@ -23,5 +26,18 @@ public final class AgentRunner: Sendable {
     public func stop() { loop.stop() }
 
     /// Runs until stopped (or `maxJobs` done). Returns the number of jobs completed.
-    public func run() throws -> Int { try loop.run() }
+    public func run() throws -> Int {
+        try service?.start()
+        // A watched image folder feeds the drift window with every new frame, served or not.
+        let watcher = service.flatMap { service in
+            configuration.watch && !loop.local.isSafeTensors
+                ? SpoolWatcher(directory: configuration.dataDirectory, window: configuration.imageWindow, service: service) : nil
+        }
+        watcher?.start()
+        defer {
+            watcher?.stop()
+            service?.shutdown()
+        }
+        return try loop.run()
+    }
 }

@@ -40,7 +40,8 @@ struct ApplyJob: JobExecutor {
             accuracyAfter: data.labels == nil ? nil : Trainer.accuracy(model, data), trainSeconds: seconds,
             energyMJ: environment.energyMJ(seconds), samples: data.count, steps: 0,
             latencyMs: latency.ms, splitAfterBlock: latency.splitAfterBlock))
-        return JobOutcome(result: result, observedEdgeRoundTripMs: latency.observedEdgeRoundTripMs)
+        return JobOutcome(result: result, observedEdgeRoundTripMs: latency.observedEdgeRoundTripMs,
+                          adapted: (net.choiceIDs, JobEnvironment.adaptedTensors(model)))
     }
 
     /// Installs only adaptation's tensors: the adapters and this combination's batch norms (the aggregate also holds

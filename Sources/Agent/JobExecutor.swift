@@ -18,11 +18,15 @@ struct JobOutcome: Sendable {
     var artifact: Data?
     /// The edge round trip (ms) the split latency measurement observed beyond the planner's edge compute.
     var observedEdgeRoundTripMs: Double?
+    /// What adaptation left in the network (adapters, batch norms) and its combination, for the inference service.
+    var adapted: (variants: [String], tensors: [String: SafeTensor])?
 
-    init(result: JobResult, artifact: Data? = nil, observedEdgeRoundTripMs: Double? = nil) {
+    init(result: JobResult, artifact: Data? = nil, observedEdgeRoundTripMs: Double? = nil,
+         adapted: (variants: [String], tensors: [String: SafeTensor])? = nil) {
         self.result = result
         self.artifact = artifact
         self.observedEdgeRoundTripMs = observedEdgeRoundTripMs
+        self.adapted = adapted
     }
 
     static func failed(_ job: LeasedJob, _ error: String) -> JobOutcome {

@@ -1,3 +1,4 @@
+import ElasticModel
 import FleetAPI
 import FleetClient
 import Foundation
@@ -20,12 +21,19 @@ final class JobLoop: Sendable {
     /// measurement what an inference request really cost beyond the planner's edge compute. Reported with the
     /// context on top of the declared link, so the planner plans from it.
     let edgeRoundTripMs = Shared<Double?>(nil)
+    /// The device's inference service, told of every adaptation so it serves the adapted network (nil: not serving).
+    let serving: InferenceService?
+    /// The local data: `data.safetensors` or a folder of images (a spool with `watch`).
+    let local: LocalImages
 
-    init(configuration: AgentConfiguration, client: any AgentCoordinator, log: @escaping @Sendable (String) -> Void) {
+    init(configuration: AgentConfiguration, client: any AgentCoordinator, serving: InferenceService? = nil,
+         log: @escaping @Sendable (String) -> Void) {
         self.configuration = configuration
         self.client = client
         self.log = log
+        self.serving = serving
         latency = LatencyMeter(configuration: configuration, client: client, log: log)
+        local = LocalImages(directory: configuration.dataDirectory, window: configuration.imageWindow, watch: configuration.watch, log: log)
     }
 
     func stop() { stopFlag.set(true) }
@@ -33,8 +41,12 @@ final class JobLoop: Sendable {
 
     /// Runs until stopped (or `maxJobs` done). Returns the number of jobs completed (run and delivered).
     func run() throws -> Int {
-        let (data, metadata) = try LocalDataset.read(directory: configuration.dataDirectory)
-        log("agent: \(data.count) local images (\(metadata["corruption"] ?? "clean")), labels \(data.labels == nil ? "absent" : "present, for reporting only")")
+        if local.isSafeTensors {
+            let (data, metadata) = try LocalDataset.read(directory: configuration.dataDirectory)
+            log("agent: \(data.count) local images (\(metadata["corruption"] ?? "clean")), labels \(data.labels == nil ? "absent" : "present, for reporting only")")
+        } else {
+            log("agent: local images from the folder \(configuration.dataDirectory) (JPEG/PNG, newest \(configuration.imageWindow)\(configuration.watch ? ", watched for new frames" : ""))")
+        }
         let pending = try PendingResults(directory: configuration.stateDirectory)
         do {
             try reportContext(persistent: true)
@@ -60,7 +72,7 @@ final class JobLoop: Sendable {
             case .noJob: continue
             case .job(let job):
                 do {
-                    try runJob(job, data: data, pending: pending)
+                    try runJob(job, pending: pending)
                 } catch {
                     // Only a stop ends a delivery; the result stays on disk for the next start.
                     if stopped { break }
@@ -129,6 +141,31 @@ final class JobLoop: Sendable {
     /// Runs one job with heartbeats beside it. The finished result is saved to `pending` first, then delivered
     /// (heartbeats go on meanwhile, so an outage shorter than the lease keeps the attempt). A lease lost meanwhile
     /// drops the result.
+    /// Runs one job on the local data as it is now (an image folder is read for the job's model's input shape).
+    func runJob(_ job: LeasedJob, pending: PendingResults) throws {
+        let data: LabeledImages
+        do {
+            let shape = local.isSafeTensors ? [] : try ElasticPackage.loadNetwork(path: try executorEnvironment.modelFile(job.document.modelID)).model.inputShape
+            let (images, description) = try local.images(for: shape)
+            data = images
+            if !local.isSafeTensors {
+                log("agent: \(images.count) local images (\(description)), labels \(images.labels == nil ? "absent" : "present, for reporting only")")
+            }
+        } catch {
+            let entry = try pending.save(job: job.id, result: JobOutcome.failed(job, "local data: \(error)").result, artifact: nil)
+            try deliver(entry, store: pending)
+            return
+        }
+        guard data.count > 0 else {
+            let entry = try pending.save(job: job.id, result: JobOutcome.failed(job, "no usable local images in \(configuration.dataDirectory)").result, artifact: nil)
+            try deliver(entry, store: pending)
+            return
+        }
+        try runJob(job, data: data, pending: pending)
+    }
+
+    var executorEnvironment: JobEnvironment { JobEnvironment(configuration: configuration, client: client, latency: latency, log: log) }
+
     func runJob(_ job: LeasedJob, data: LabeledImages, pending: PendingResults) throws {
         log("agent: job \(job.id.uuidString.lowercased()) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss.rawValue), \(job.document.steps) steps)")
         let progress = JobProgress()
@@ -143,6 +180,9 @@ final class JobLoop: Sendable {
             outcome = .failed(job, "\(error)")
         }
         if let observed = outcome.observedEdgeRoundTripMs { noteObservedEdgeRoundTrip(observed) }
+        if let serving, outcome.result.outcome == .succeeded, let adapted = outcome.adapted {
+            serving.adapted(modelID: job.document.modelID, variants: adapted.variants, tensors: adapted.tensors, data: data)
+        }
         if heartbeats.leaseLost.value {
             heartbeats.stop()
             log("agent: lease of job \(job.id.uuidString.lowercased()) was lost; its result is dropped")

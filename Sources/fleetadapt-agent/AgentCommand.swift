@@ -46,7 +46,7 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "File holding this device's token.")
     var tokenFile: String?
 
-    @Option(help: "Directory with the device's local data (data.safetensors, see `fleetadapt data make-domain`).")
+    @Option(help: "Directory with the device's local data: data.safetensors (see `fleetadapt data make-domain`), or a folder of JPEG/PNG images (recursive; class_name/ subfolders give labels, for reporting only).")
     var dataDir: String
 
     @Option(help: "Use this local elastic package (.fap, from `fleetadapt model build`) instead of downloading the job's model.")
@@ -94,7 +94,39 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "PEM file of the certificate authorities to trust for an https coordinator and edge server (default: the system's). The server's name is always checked against the URL.")
     var caFile: String?
 
+    // MARK: Images, spool and inference service (issue 14)
+
+    @Option(help: "Image folder data: how many of the newest JPEG/PNG files a job adapts on (the spool's rolling window).")
+    var window: Int = 1024
+
+    @Flag(help: "The --data-dir image folder is a spool: read again for every job, so frames written into it while the agent runs are used (nothing is deleted).")
+    var watch = false
+
+    @Option(help: "Serve predictions on HOST:PORT (POST /v1/predict, GET /metrics; contract openapi/agent.yaml), e.g. 127.0.0.1:9100.")
+    var serve: String?
+
+    @Option(help: "With --serve and a split config: milliseconds a prediction waits for the edge server before running the whole network here.")
+    var edgeDeadlineMs: Double = 250
+
+    func validateServing() throws {
+        guard (1...1_000_000).contains(window) else { throw ValidationError("--window must be 1–1000000") }
+        if let serve, ServingConfiguration.parse(serve) == nil { throw ValidationError("--serve must be HOST:PORT, e.g. 127.0.0.1:9100") }
+        guard edgeDeadlineMs > 0 && edgeDeadlineMs <= 60_000 else { throw ValidationError("--edge-deadline-ms must be 1–60000") }
+    }
+
+    func applyServing(to configuration: inout AgentConfiguration) {
+        configuration.imageWindow = window
+        configuration.watch = watch
+        if let serve, var serving = ServingConfiguration.parse(serve) {
+            serving.edgeDeadlineMs = edgeDeadlineMs
+            configuration.serving = serving
+        }
+    }
+
+    // MARK: Validation and run
+
     func validate() throws {
+        try validateServing()
         guard (1...60).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–60") }
         guard slowdown >= 1 else { throw ValidationError("--slowdown must be at least 1") }
         guard powerWatts > 0 else { throw ValidationError("--power-watts must be positive") }
@@ -127,6 +159,7 @@ struct AgentCommand: ParsableCommand {
             slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs, context: context, edgeURL: edgeURL,
             stateDirectory: stateDir, maxRetryDelay: maxRetryDelay)
         configuration.tls = ClientTLS(caFile: caFile)
+        applyServing(to: &configuration)
         let runner = AgentRunner(configuration: configuration)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
