@@ -37,7 +37,9 @@ public struct ScalingReport: Sendable {
                 latency += blocks[p].variants[v].profile?.latencyMs ?? 0
                 bytes += blocks[p].variants[v].profile?.paramBytes ?? 0
             }
-            return Point(choice: c, latencyMs: latency, accuracy: manifest.accuracy.estimate(c), paramBytes: bytes)
+            // An additive estimate can leave [0, 1] for combinations far from those it was fitted on; an accuracy cannot.
+            let accuracy = min(1, max(0, manifest.accuracy.estimate(c)))
+            return Point(choice: c, latencyMs: latency, accuracy: accuracy, paramBytes: bytes)
         }
         var all: [Point] = []
         all.reserveCapacity(manifest.combinationCount)
@@ -84,7 +86,7 @@ public struct ScalingReport: Sendable {
         set.filter { $0.latencyMs <= budget * fullLatencyMs + 1e-12 }.map(\.accuracy).max()
     }
 
-    public func table(budgets: [Double] = [0.4, 0.6, 0.8]) -> [Row] {
+    public func table(budgets: [Double] = ScalingReport.budgetFractions) -> [Row] {
         budgets.map { Row(budget: $0, elastic: best(points, within: $0), uniform: best(uniform, within: $0), depthOnly: best(depthOnly, within: $0)) }
     }
 
@@ -102,26 +104,50 @@ public struct ScalingReport: Sendable {
         return s
     }
 
-    /// An SVG scatter of the space with the frontier and both baselines.
+    /// Chance accuracy of the package's classifier (one class in `classes`).
+    public var chanceAccuracy: Double { 1 / Double(max(manifest.architecture.classes, 1)) }
+
+    /// The latency budgets the report's table and plot mark, as fractions of the full model's latency.
+    public static let budgetFractions = [0.4, 0.6, 0.8]
+
+    /// The plot's axes: latency from 0 with round ticks; accuracy inside [0, 1], down to chance level at most.
+    public var axes: (latency: PlotAxis, accuracy: PlotAxis) {
+        let latency = PlotAxis(covering: [0] + points.map(\.latencyMs) + [fullLatencyMs * 1.02], limits: 0...Double.greatestFiniteMagnitude)
+        let accuracy = PlotAxis(covering: points.map(\.accuracy) + [chanceAccuracy], limits: 0...1)
+        return (latency, accuracy)
+    }
+
+    /// An SVG scatter of the space with the frontier and both baselines, the 40/60/80 % latency budgets and chance
+    /// level.
     public var svg: String {
         let w = 720.0, h = 480.0, left = 70.0, right = 20.0, top = 40.0, bottom = 60.0
-        let xs = points.map(\.latencyMs), ys = points.map(\.accuracy)
-        let x0 = 0.0, x1 = (xs.max() ?? 1) * 1.05
-        let y0 = (ys.min() ?? 0) - 0.02, y1 = (ys.max() ?? 1) + 0.02
-        func X(_ v: Double) -> Double { left + (v - x0) / max(x1 - x0, 1e-9) * (w - left - right) }
-        func Y(_ v: Double) -> Double { h - bottom - (v - y0) / max(y1 - y0, 1e-9) * (h - top - bottom) }
+        let (xAxis, yAxis) = axes
+        func X(_ v: Double) -> Double { left + xAxis.fraction(v) * (w - left - right) }
+        func Y(_ v: Double) -> Double { h - bottom - yAxis.fraction(v) * (h - top - bottom) }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         s += "<text x=\"\(f(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(manifest.name): \(points.count) combinations, estimated accuracy vs reference latency</text>\n"
         s += "<line x1=\"\(f(left))\" y1=\"\(f(h - bottom))\" x2=\"\(f(w - right))\" y2=\"\(f(h - bottom))\" stroke=\"black\"/>\n"
         s += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(h - bottom))\" stroke=\"black\"/>\n"
-        for i in 0...5 {
-            let xv = x0 + (x1 - x0) * Double(i) / 5, yv = y0 + (y1 - y0) * Double(i) / 5
-            s += "<text x=\"\(f(X(xv)))\" y=\"\(f(h - bottom + 18))\" text-anchor=\"middle\">\(String(format: "%.2f", xv))</text>\n"
-            s += "<text x=\"\(f(left - 8))\" y=\"\(f(Y(yv) + 4))\" text-anchor=\"end\">\(String(format: "%.3f", yv))</text>\n"
+        for xv in xAxis.ticks {
+            s += "<text class=\"x-tick\" x=\"\(f(X(xv)))\" y=\"\(f(h - bottom + 18))\" text-anchor=\"middle\">\(xAxis.label(xv))</text>\n"
         }
-        s += "<text x=\"\(f(w / 2))\" y=\"\(f(h - 15))\" text-anchor=\"middle\">latency at batch 1 on the build machine (ms)</text>\n"
+        for yv in yAxis.ticks {
+            s += "<line x1=\"\(f(left))\" y1=\"\(f(Y(yv)))\" x2=\"\(f(w - right))\" y2=\"\(f(Y(yv)))\" stroke=\"#eeeeee\"/>\n"
+            s += "<text class=\"y-tick\" x=\"\(f(left - 8))\" y=\"\(f(Y(yv) + 4))\" text-anchor=\"end\">\(yAxis.label(yv))</text>\n"
+        }
+        for budget in Self.budgetFractions {
+            let x = X(budget * fullLatencyMs)
+            s += "<line class=\"budget\" x1=\"\(f(x))\" y1=\"\(f(top))\" x2=\"\(f(x))\" y2=\"\(f(h - bottom))\" stroke=\"#888888\" stroke-dasharray=\"4 4\"/>\n"
+            s += "<text x=\"\(f(x + 3))\" y=\"\(f(top + 12))\" fill=\"#555555\">\(Int((budget * 100).rounded())) %</text>\n"
+        }
+        if chanceAccuracy >= yAxis.lower && chanceAccuracy <= yAxis.upper {
+            let y = Y(chanceAccuracy)
+            s += "<line class=\"chance\" x1=\"\(f(left))\" y1=\"\(f(y))\" x2=\"\(f(w - right))\" y2=\"\(f(y))\" stroke=\"#d62728\" stroke-dasharray=\"2 3\"/>\n"
+            s += "<text x=\"\(f(left + 4))\" y=\"\(f(y - 4))\" fill=\"#d62728\">chance (1 in \(manifest.architecture.classes))</text>\n"
+        }
+        s += "<text x=\"\(f(w / 2))\" y=\"\(f(h - 15))\" text-anchor=\"middle\">latency at batch 1 on the build machine (ms); dashed: 40 / 60 / 80 % of the full model</text>\n"
         s += "<text transform=\"translate(18 \(f(h / 2))) rotate(-90)\" text-anchor=\"middle\">estimated accuracy</text>\n"
         for p in points { s += "<circle cx=\"\(f(X(p.latencyMs)))\" cy=\"\(f(Y(p.accuracy)))\" r=\"1.5\" fill=\"#bbbbbb\"/>\n" }
         func polyline(_ ps: [Point], _ color: String) -> String {
