@@ -118,7 +118,7 @@ package struct CampaignStore: Sendable {
                 counts[state, default: 0] += n
             }
             let target = try row.decode("target_count", as: Int.self)
-            let done = ["succeeded", "failed", "timed_out", "canceled"].reduce(0) { $0 + (counts[$1] ?? 0) }
+            let done = ["succeeded", "failed", "timed_out", "canceled", "rejected"].reduce(0) { $0 + (counts[$1] ?? 0) }
             return CampaignView(
                 id: id, domainID: try row.decode("domain_id", as: UUID.self),
                 status: try row.decodeEnum("status", as: CampaignStatus.self),
