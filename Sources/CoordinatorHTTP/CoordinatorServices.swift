@@ -87,7 +87,7 @@ package struct CoordinatorServices: Sendable {
         AgentJobRoutes(routes: routes, jobs: s.jobs, upload: upload, metricsStore: s.metrics, waiters: waiters,
                        policy: artifactPolicy, completion: completion, aggregator: aggregator, clock: clock).register()
         DomainRoutes(routes: routes, campaigns: s.campaigns, launch: launch, clock: clock).register()
-        CampaignRoutes(routes: routes, campaigns: s.campaigns, scheduler: scheduler, clock: clock).register()
+        CampaignRoutes(routes: routes, campaigns: s.campaigns, scheduler: scheduler, clock: clock, jobs: s.jobs).register()
         MetricsRoutes(routes: routes, devices: s.devices, campaigns: s.campaigns, jobs: s.jobs, metrics: s.metrics).register()
         ModelRoutes(routes: routes, models: s.models, clock: clock, uploadLimit: modelUploadLimitBytes).register()
         ConfigRoutes(routes: routes, devices: s.devices, configs: s.configs, replanner: replanner).register()

@@ -350,6 +350,29 @@ package struct JobStore: Sendable {
             """)
     }
 
+    /// A campaign's jobs in id order after the cursor, optionally in one state: the operator's view.
+    package func list(campaign: UUID, state: JobState?, limit: Int, after: UUID?) throws -> Page<CampaignJobView> {
+        var q: PostgresQuery = """
+            SELECT id, device_id, kind, wave, state, attempt, result::text AS result, gate::text AS gate, updated_at, finished_at
+            FROM jobs WHERE campaign_id = \(campaign)
+            """
+        if let state { q.append(" AND state = \(state.rawValue)") }
+        if let after { q.append(" AND id > \(after)") }
+        q.append(" ORDER BY id LIMIT \(limit + 1)")
+        let items = try pool.query(q).rows.map { row in
+            let result = try row.decode("result", as: String?.self).flatMap { try? WireJSON.decode(JobResult.self, from: $0) }
+            return CampaignJobView(
+                id: try row.decode("id", as: UUID.self), deviceID: try row.decode("device_id", as: UUID.self),
+                kind: try row.decodeEnum("kind", as: JobKind.self), wave: try row.decode("wave", as: Int.self),
+                state: try row.decodeEnum("state", as: JobState.self), attempt: try row.decode("attempt", as: Int.self),
+                outcome: result?.outcome.rawValue, error: result?.error, metrics: result?.metrics,
+                gate: try row.decode("gate", as: String?.self).flatMap { try? WireJSON.decode(GateVerdict.self, from: $0) },
+                updatedAt: try row.decode("updated_at", as: Date.self), finishedAt: try row.decode("finished_at", as: Date?.self))
+        }
+        let page = Array(items.prefix(limit))
+        return Page(items: page, next: items.count > limit ? page.last?.id.uuidString.lowercased() : nil)
+    }
+
     /// Holds a campaign's queued jobs until `until` (a release's `start_at`), in the caller's transaction.
     package func delayQueued(campaign: UUID, until: Date, on c: PostgresConnection) throws {
         try c.query("""

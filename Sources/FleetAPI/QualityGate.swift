@@ -81,3 +81,44 @@ public struct GateVerdict: Codable, Sendable, Equatable {
         case diversityRatio = "diversity_ratio"
     }
 }
+
+/// One job of a campaign as `GET /v1/campaigns/{id}/jobs` shows it to the operator.
+public struct CampaignJobView: Codable, Sendable, Equatable {
+    public var id: UUID
+    public var deviceID: UUID
+    public var kind: JobKind
+    public var wave: Int
+    public var state: JobState
+    public var attempt: Int
+    /// The device's reported outcome (`succeeded`/`failed`), with its error and metrics, once it reported.
+    public var outcome: String?
+    public var error: String?
+    public var metrics: JobMetrics?
+    /// The quality gate's measurements and verdict (adapt jobs).
+    public var gate: GateVerdict?
+    public var updatedAt: Date
+    public var finishedAt: Date?
+
+    public init(id: UUID, deviceID: UUID, kind: JobKind, wave: Int, state: JobState, attempt: Int, outcome: String?, error: String?,
+                metrics: JobMetrics?, gate: GateVerdict?, updatedAt: Date, finishedAt: Date?) {
+        self.id = id
+        self.deviceID = deviceID
+        self.kind = kind
+        self.wave = wave
+        self.state = state
+        self.attempt = attempt
+        self.outcome = outcome
+        self.error = error
+        self.metrics = metrics
+        self.gate = gate
+        self.updatedAt = updatedAt
+        self.finishedAt = finishedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, wave, state, attempt, outcome, error, metrics, gate
+        case deviceID = "device_id"
+        case updatedAt = "updated_at"
+        case finishedAt = "finished_at"
+    }
+}
