@@ -19,7 +19,7 @@ struct AdaptJob: JobExecutor {
         progress.update(["step": 0, "total_steps": Double(document.steps)])
         let net = try environment.network(for: document)
         let model = net.model
-        let entropyBefore = Trainer.meanEntropy(model, data)
+        let (entropyBefore, diversityBefore) = Self.entropyAndDiversity(model, data)
         let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
         progress.update(["entropy_before": entropyBefore])
         var unlabeled = data
@@ -38,7 +38,7 @@ struct AdaptJob: JobExecutor {
         environment.slowDown(since: stepStart)
         let seconds = Date().timeIntervalSince(start)
         progress.update(["step": Double(report.steps)])
-        let entropyAfter = Trainer.meanEntropy(model, data)
+        let (entropyAfter, diversityAfter) = Self.entropyAndDiversity(model, data)
         let accuracyAfter = data.labels == nil ? nil : Trainer.accuracy(model, data)
         // Inference latency of the planned combination with its adapters at batch 1 (split with the edge server
         // when the config says so): the figure the planner predicted.
@@ -49,8 +49,25 @@ struct AdaptJob: JobExecutor {
         let result = JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: entropyAfter, accuracyBefore: accuracyBefore, accuracyAfter: accuracyAfter,
             trainSeconds: seconds, energyMJ: environment.energyMJ(seconds), samples: data.count, steps: report.steps,
-            latencyMs: latency.ms, splitAfterBlock: latency.splitAfterBlock))
+            latencyMs: latency.ms, splitAfterBlock: latency.splitAfterBlock, diversityBefore: diversityBefore, diversityAfter: diversityAfter))
         return JobOutcome(result: result, artifact: artifact, observedEdgeRoundTripMs: latency.observedEdgeRoundTripMs,
                           adapted: (net.choiceIDs, adapted))
+    }
+
+    /// Mean per-sample prediction entropy (as `Trainer.meanEntropy`) and prediction diversity, the entropy of the
+    /// batch-mean prediction, from one pass over the data. Diversity collapses towards 0 when every image is
+    /// predicted as one class, which per-sample entropy rewards (the coordinator's quality gate checks both).
+    static func entropyAndDiversity(_ model: Model, _ data: LabeledImages) -> (entropy: Double, diversity: Double) {
+        let l = Trainer.logits(model, data)
+        let n = l.shape[0], k = l.shape[1]
+        let p = Losses.softmax(l)   // (N, K)
+        let h = Losses.entropies(p, n: n, k: k)
+        var mean = [Double](repeating: 0, count: k)
+        for i in 0..<n { for j in 0..<k { mean[j] += Double(p[i * k + j]) } }
+        let diversity = mean.reduce(0.0) { acc, sum in
+            let q = sum / Double(max(1, n))
+            return q > 0 ? acc - q * Foundation.log(q) : acc
+        }
+        return (Double(h.reduce(0, +)) / Double(max(1, h.count)), diversity)
     }
 }

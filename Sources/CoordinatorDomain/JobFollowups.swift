@@ -14,9 +14,11 @@ package struct JobFollowups: Sendable {
     package let aggregator: AdapterAggregator
     package let replanner: Replanner
     package let clock: WallClock
+    private let releases: ReleaseStore
 
     package init(pool: PostgresPool, jobs: JobStore, aggregator: AdapterAggregator, replanner: Replanner, clock: WallClock) {
         self.pool = pool
+        releases = ReleaseStore(pool: pool)
         self.jobs = jobs
         self.aggregator = aggregator
         self.replanner = replanner
@@ -53,7 +55,12 @@ package struct JobFollowups: Sendable {
         }
         // The device now runs new adapters (or measured its latencies): re-plan it; devices that applied the
         // domain's aggregate move to the new version.
-        replanner.replan(device: device, trigger: kind == .profile ? "profile" : "adapters")
+        // A release's job succeeded (the device downloaded and measured the model): its config moves to that model.
+        if kind == .profile, let model = try releases.model(ofJob: job) {
+            replanner.replan(device: device, trigger: "release", to: model)
+        } else {
+            replanner.replan(device: device, trigger: kind == .profile ? "profile" : "adapters")
+        }
         if version != nil, let domain = try jobs.domain(ofJob: job) {
             let others = try jobs.devicesApplyingAggregate(domain: domain).filter { $0 != device }
             do { try replanner.replan(devices: others, trigger: "adapters") } catch {

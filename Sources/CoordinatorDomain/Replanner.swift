@@ -20,6 +20,7 @@ package final class Replanner: Sendable {
     private let aggregator: AdapterAggregator
     private let clock: WallClock
     private let pool: PostgresPool
+    private let releases: ReleaseStore
     private let caches = Mutex(ModelCaches())
 
     /// Frontier caches of the models planned against most recently. Each may hold a frontier per measured device,
@@ -52,6 +53,7 @@ package final class Replanner: Sendable {
 
     package init(devices: DeviceStore, models: ModelStore, jobs: JobStore, configs: ConfigStore, aggregator: AdapterAggregator, clock: WallClock) {
         self.pool = configs.pool
+        releases = ReleaseStore(pool: configs.pool)
         self.devices = devices
         self.models = models
         self.jobs = jobs
@@ -138,9 +140,10 @@ package final class Replanner: Sendable {
             latencySource: measured ? "measured" : "reference")
     }
 
-    /// The adapters a device runs: its own after a succeeded `adapt`, the domain's newest aggregate after `apply`.
-    private func adapters(for ids: [UUID], on c: PostgresConnection) throws -> [UUID: AdapterChoice] {
-        let last = try jobs.lastAdaptations(ids, on: c)
+    /// The adapters a device runs: its own after a succeeded `adapt`, the domain's newest aggregate after `apply`,
+    /// only ever of a domain of the model the device is planned with (`models`: device → model).
+    private func adapters(for models: [UUID: UUID], on c: PostgresConnection) throws -> [UUID: AdapterChoice] {
+        let last = try jobs.lastAdaptations(models, on: c)
         let applied = Set(last.values.filter { $0.kind == .apply }.map(\.domain))
         let versions = try aggregator.latestVersions(Array(applied), on: c)
         return last.mapValues { a in
@@ -149,8 +152,41 @@ package final class Replanner: Sendable {
         }
     }
 
-    private func adapters(for ids: [UUID]) throws -> [UUID: AdapterChoice] {
-        try pool.withConnection { try adapters(for: ids, on: $0) }
+    private func adapters(for models: [UUID: UUID]) throws -> [UUID: AdapterChoice] {
+        try pool.withConnection { try adapters(for: models, on: $0) }
+    }
+
+    /// The model a device that has no config yet is planned with: that of the newest release in force whose
+    /// selector matches it; else the one plannable model when exactly one exists (a new fleet's first publish plans
+    /// everyone). With several and no release for it, the device stays without a config until a release names a
+    /// model for it (`POST /v1/releases`), since choosing among models is the operator's decision.
+    package func bootstrapModel(device: UUID) throws -> UUID? {
+        if let released = try releases.model(forUnconfigured: device), plannableCache(released) != nil { return released }
+        return try soleModel()
+    }
+
+    /// The one plannable model, when exactly one exists.
+    package func soleModel() throws -> UUID? {
+        var plannable: [UUID] = []
+        for id in try models.plannableCandidateIDs(limit: Self.candidateCount) where !unplannable.withLock({ $0.contains(id) }) {
+            do {
+                if try cache(model: id) != nil { plannable.append(id) }
+            } catch let error as UnplannableModel {
+                if unplannable.withLock({ $0.insert(id).inserted }) {
+                    Log.error("\(error); it is skipped: deprecate it (POST /v1/models/\(id.uuidString.lowercased())/deprecate) or delete it")
+                }
+            }
+            if plannable.count > 1 { return nil }
+        }
+        return plannable.first
+    }
+
+    /// The cache of `model`, or nil (logged once) when it cannot be planned with.
+    private func plannableCache(_ model: UUID) -> FrontierCache? {
+        do { return try cache(model: model) } catch {
+            if unplannable.withLock({ $0.insert(model).inserted }) { Log.error("\(error); devices planned with it keep their configs") }
+            return nil
+        }
     }
 
     /// A locked re-plan loses only to a fleet write that took its version number; it then starts over with fresh
@@ -159,17 +195,19 @@ package final class Replanner: Sendable {
 
     /// Re-plans one device and records the config if it changed. Errors are logged, never thrown: a re-plan must
     /// not fail the request that triggered it (the next trigger, or a fleet re-plan, catches up).
+    /// The device keeps the model of its current config; `model` moves it to another (a release). A device without
+    /// a config is planned with `bootstrapModel`, or stays without one.
     @discardableResult
-    package func replan(device id: UUID, trigger: String) -> DeviceConfigView? {
-        replanSettling(id, trigger: trigger)?.config
+    package func replan(device id: UUID, trigger: String, to model: UUID? = nil) -> DeviceConfigView? {
+        replanSettling(id, trigger: trigger, to: model)?.config
     }
 
     /// The device's config after a locked re-plan, and whether this re-plan wrote it; nil when it has none or the
     /// re-plan failed (logged).
-    private func replanSettling(_ id: UUID, trigger: String) -> (config: DeviceConfigView?, created: Bool)? {
+    private func replanSettling(_ id: UUID, trigger: String, to model: UUID? = nil) -> (config: DeviceConfigView?, created: Bool)? {
         do {
             for _ in 0..<Self.maxAttempts {
-                if case .settled(let config, let created) = try replanLocked(id, trigger: trigger) { return (config, created) }
+                if case .settled(let config, let created) = try replanLocked(id, trigger: trigger, to: model) { return (config, created) }
             }
             Log.error("re-plan of device \(id.uuidString.lowercased()) (\(trigger)) lost \(Self.maxAttempts) races with fleet re-plans; the next trigger catches up")
         } catch {
@@ -185,12 +223,15 @@ package final class Replanner: Sendable {
 
     /// Reads the device's inputs, plans and writes under the device's planning lock, so that concurrent triggers
     /// of one device (a context report, a PATCH, an adapter fan-out) cannot write an older reading over a newer one.
-    /// The model is read before the lock: a publish re-plans the whole fleet afterwards, which settles any device
-    /// planned against the previous model meanwhile.
-    private func replanLocked(_ id: UUID, trigger: String) throws -> LockedOutcome {
-        guard let (model, cache) = try currentModel() else { return .settled(nil, created: false) }
+    /// The model is chosen before the lock (its cache may need a read of its own): the current config's model, unless
+    /// `forced` names another; a config of another model written meanwhile sends the re-plan round again.
+    private func replanLocked(_ id: UUID, trigger: String, to forced: UUID?) throws -> LockedOutcome {
+        let seen = try configs.current(id)
+        guard let model = try forced ?? seen?.decision.modelID ?? bootstrapModel(device: id) else { return .settled(seen, created: false) }
+        guard let cache = plannableCache(model) else { return .settled(seen, created: false) }
         return try configs.withPlanningLock(id) { c in
             guard let device = try devices.find(id, on: c), device.status == .active else { return .settled(nil, created: false) }
+            if forced == nil, try configs.current(id, on: c)?.decision.modelID != seen?.decision.modelID { return .lostRace }
             let measured = try models.measuredLatencies(model: model, device: id, on: c)
             let profile = Self.profile(hardware: device.hardware, constraints: device.constraints, context: device.context?.context,
                                        measured: measured, space: cache.reference.space)
@@ -198,7 +239,7 @@ package final class Replanner: Sendable {
             let previous = try configs.current(id, on: c)
             let previousSplit = previous?.decision.modelID == model ? previous?.decision.partition?.splitAfterBlock : nil
             let plan = try cache.frontier(forDevice: id.uuidString, profile).plan(for: profile, previousSplit: previousSplit)
-            let decision = try Self.decision(plan, model: model, space: cache.reference.space, adapters: try adapters(for: [id], on: c)[id],
+            let decision = try Self.decision(plan, model: model, space: cache.reference.space, adapters: try adapters(for: [id: model], on: c)[id],
                                              measured: profile.measuredLatencyMs != nil)
             switch try configs.append(id, after: previous, decision: decision, trigger: trigger, now: clock.now(), on: c) {
             case .created(let config): return .settled(config, created: true)
@@ -208,49 +249,70 @@ package final class Replanner: Sendable {
         }
     }
 
-    /// The model the fleet was last brought up to date with by `catchUp` (per process).
-    private let caughtUp = Mutex<UUID?>(nil)
+    /// The plannable models and releases `catchUp` last planned the unconfigured devices with (per process).
+    private let caughtUp = Mutex<String?>(nil)
     package static let catchUpBatch = 10_000
 
-    /// Brings the fleet to the newest model it can plan with (`currentModel`) after a publish or a deprecation,
-    /// from the maintenance loop rather than inside the request: devices whose current config is for another model
-    /// are re-planned in batches of `catchUpBatch` (one read, planning on every core, one COPY each). Each replica
-    /// does this once per current model it sees, at start-up too, so a publish whose replica died mid-way is
-    /// finished by the next one. Returns the versions written.
+    /// Plans the devices that have no config yet, from the maintenance loop rather than inside a request: with the
+    /// one plannable model (`bootstrapModel`) once it exists. Devices that have a config are not touched: publishing
+    /// or deprecating a model moves no device; a release does. Each replica does this once per set of plannable
+    /// models it sees, at start-up too, so a publish whose replica died mid-way is finished by the next one. Returns
+    /// the versions written.
     @discardableResult
     package func catchUp() throws -> Int {
-        guard let latest = try currentModel()?.id, caughtUp.withLock({ $0 }) != latest else { return 0 }
+        let key = try models.plannableCandidateIDs(limit: Self.candidateCount).map(\.uuidString).joined(separator: ",")
+            + "|" + releases.fingerprint()
+        guard caughtUp.withLock({ $0 }) != key else { return 0 }
         var written = 0, after: UUID?
         while true {
-            let batch = try configs.devicesWithoutConfig(for: latest, after: after, limit: Self.catchUpBatch)
+            let batch = try configs.devicesWithoutAnyConfig(after: after, limit: Self.catchUpBatch)
             guard let last = batch.last else { break }
             written += try replan(devices: batch, trigger: "model_published").changed
             after = last
         }
-        caughtUp.withLock { $0 = latest }
+        caughtUp.withLock { $0 = key }
         return written
     }
 
-    /// Re-plans every active device against the newest model. Returns (devices planned, versions written).
+    /// Re-plans every active device, each with the model of its config (devices without one: `bootstrapModel`).
+    /// Returns (devices planned, versions written).
     @discardableResult
     package func replanAll(trigger: String) throws -> (planned: Int, changed: Int) {
         try replan(devices: nil, trigger: trigger)
     }
 
     /// Re-plans many devices at once (`nil`: every active device): one read of the devices, planning on every
-    /// core, one bulk write of the configs that changed. A device re-planned by someone else between the read and
+    /// core, one bulk write of the configs that changed. Each device keeps the model of its current config unless
+    /// `model` moves them all to it (a release wave). A device re-planned by someone else between the read and
     /// the write keeps that config unless a locked re-plan, with fresh inputs, decides otherwise. Returns
     /// (devices planned, versions written).
     @discardableResult
-    package func replan(devices ids: [UUID]?, trigger: String) throws -> (planned: Int, changed: Int) {
-        guard let (model, cache) = try currentModel() else { return (0, 0) }
+    package func replan(devices ids: [UUID]?, trigger: String, to model: UUID? = nil) throws -> (planned: Int, changed: Int) {
         if let ids, ids.isEmpty { return (0, 0) }
-        let fleet = try devices.allActive(ids: ids)
+        let all = try devices.allActive(ids: ids)
+        let currentModels = model == nil ? try configs.currentModels(all.map(\.id)) : [:]
+        let sole = model == nil && all.contains(where: { currentModels[$0.id] == nil }) ? try soleModel() : nil
+        var targets: [UUID: UUID] = [:]
+        var plannable: [UUID: FrontierCache] = [:]
+        for device in all {
+            // A device without a config: a release's model for it, else the sole model (one query each; such
+            // devices are few, the newly registered).
+            let unconfigured = model == nil && currentModels[device.id] == nil
+            let released = unconfigured ? try releases.model(forUnconfigured: device.id) : nil
+            guard let m = model ?? currentModels[device.id] ?? released ?? sole else { continue }
+            if plannable[m] == nil, let cache = plannableCache(m) { plannable[m] = cache }
+            if plannable[m] != nil { targets[device.id] = m }
+        }
+        let fleet = all.filter { targets[$0.id] != nil }
         let fleetIDs = fleet.map(\.id)
-        let measured = try models.measuredLatencies(model: model, devices: fleetIDs)
-        let adapters = try adapters(for: fleetIDs)
+        var measured: [UUID: [[Double]]] = [:]
+        for m in plannable.keys {
+            let group = fleetIDs.filter { targets[$0] == m }
+            measured.merge(try models.measuredLatencies(model: m, devices: group)) { a, _ in a }
+        }
+        let adapters = try adapters(for: targets)
         let current = try configs.currentIdentities(fleetIDs)
-        let space = cache.reference.space
+        let (targetOf, caches, measuredOf) = (targets, plannable, measured)
         // Plan, compare (by identity, no decoding) and encode on every core; only changed decisions are written.
         let decisions = Mutex([(device: UUID, expected: Int, decisionJSON: String)]())
         // A device that cannot be planned (a profile too extreme for the estimates) keeps its config; logged below.
@@ -260,8 +322,9 @@ package final class Replanner: Sendable {
             var local: [(device: UUID, expected: Int, decisionJSON: String)] = []
             var failed = 0, first = ""
             for device in fleet[(c * chunk)..<min(fleet.count, (c + 1) * chunk)] {
+                let model = targetOf[device.id]!, cache = caches[model]!, space = cache.reference.space
                 let profile = Self.profile(hardware: device.hardware, constraints: device.constraints, context: device.context?.context,
-                                           measured: measured[device.id], space: space)
+                                           measured: measuredOf[device.id], space: space)
                 do {
                     let plan = try cache.frontier(forDevice: device.id.uuidString, profile).plan(for: profile)
                     let d = try Self.decision(plan, model: model, space: space, adapters: adapters[device.id],
@@ -287,7 +350,7 @@ package final class Replanner: Sendable {
         // (begun before this model was published). A locked re-plan reads afresh and settles it; they are few.
         var created = written.count
         for item in changed where !written.contains(item.device) {
-            if replanSettling(item.device, trigger: trigger)?.created == true { created += 1 }
+            if replanSettling(item.device, trigger: trigger, to: model)?.created == true { created += 1 }
         }
         return (fleet.count, created)
     }

@@ -10,12 +10,48 @@ package struct CampaignRoutes: Sendable {
     package let campaigns: CampaignStore
     package let scheduler: CampaignScheduler
     package let clock: WallClock
+    package let jobs: JobStore
 
     package func register() {
+        routes.add(.GET, "/v1/campaigns", access: .admin, list)
         routes.add(.GET, "/v1/campaigns/{id}", access: .admin, read)
+        routes.add(.GET, "/v1/campaigns/{id}/jobs", access: .admin, listJobs)
         for action in CampaignScheduler.Action.allCases {
             routes.add(.POST, "/v1/campaigns/{id}/\(action.rawValue)", access: .admin) { request in try perform(action, request) }
         }
+    }
+
+    /// Campaigns (releases' too), filtered by `status` and `domain_id`, cursor-paginated.
+    package func list(_ request: HTTPRequest) throws -> HTTPResponse {
+        try routes.auth.requireAdmin(request)
+        let query = try ListQuery(request)
+        let status = try ReleaseRoutes.status(request)
+        var domain: UUID?
+        if let text = request.query["domain_id"] {
+            guard let id = UUID(uuidString: text) else {
+                throw HTTPError.badRequest("domain_id must be a UUID.", code: "invalid_parameter", errors: [FieldError(field: "domain_id", message: "must be a UUID")])
+            }
+            domain = id
+        }
+        return try .body(try campaigns.list(limit: query.limit, after: query.after, status: status, domain: domain))
+    }
+
+    /// A campaign's jobs: device, wave, state, attempt, reported outcome and metrics, the gate's verdict.
+    package func listJobs(_ request: HTTPRequest) throws -> HTTPResponse {
+        try routes.auth.requireAdmin(request)
+        let id = try request.uuidParameter("id")
+        let query = try ListQuery(request)
+        var state: JobState?
+        if let text = request.query["state"] {
+            guard let s = JobState(rawValue: text) else {
+                let allowed = JobState.allCases.map(\.rawValue).joined(separator: ", ")
+                throw HTTPError.badRequest("Unknown state '\(text)'.", code: "invalid_parameter",
+                                           errors: [FieldError(field: "state", message: "must be one of: \(allowed)")])
+            }
+            state = s
+        }
+        guard try campaigns.exists(id) else { throw HTTPError.notFound("No campaign \(id.uuidString.lowercased()).") }
+        return try .body(try jobs.list(campaign: id, state: state, limit: query.limit, after: query.after))
     }
 
     package func read(_ request: HTTPRequest) throws -> HTTPResponse {

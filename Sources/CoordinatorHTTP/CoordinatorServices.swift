@@ -25,6 +25,7 @@ package struct CoordinatorServices: Sendable {
     package let followups: JobFollowups
     package let completion: JobCompletion
     package let launch: CampaignLaunch
+    package let releaseLaunch: ReleaseLaunch
     package let enrollment: DeviceEnrollment
     /// Where `GET /openapi.yaml` is read from.
     package let openAPIPath: String?
@@ -59,7 +60,9 @@ package struct CoordinatorServices: Sendable {
         let followups = JobFollowups(pool: pool, jobs: stores.jobs, aggregator: aggregator, replanner: replanner, clock: clock)
         self.followups = followups
         completion = JobCompletion(jobs: stores.jobs, results: results, followups: followups, scheduler: scheduler, backoff: backoff, clock: clock)
-        launch = CampaignLaunch(stores: stores, defaultLeaseSeconds: defaultLeaseSeconds)
+        let launch = CampaignLaunch(stores: stores, defaultLeaseSeconds: defaultLeaseSeconds)
+        self.launch = launch
+        releaseLaunch = ReleaseLaunch(stores: stores, launch: launch)
         enrollment = DeviceEnrollment(devices: stores.devices, idempotency: stores.idempotency, replanner: replanner)
         self.openAPIPath = openAPIPath
         self.modelUploadLimitBytes = modelUploadLimitBytes
@@ -84,10 +87,12 @@ package struct CoordinatorServices: Sendable {
         AgentJobRoutes(routes: routes, jobs: s.jobs, upload: upload, metricsStore: s.metrics, waiters: waiters,
                        policy: artifactPolicy, completion: completion, aggregator: aggregator, clock: clock).register()
         DomainRoutes(routes: routes, campaigns: s.campaigns, launch: launch, clock: clock).register()
-        CampaignRoutes(routes: routes, campaigns: s.campaigns, scheduler: scheduler, clock: clock).register()
+        CampaignRoutes(routes: routes, campaigns: s.campaigns, scheduler: scheduler, clock: clock, jobs: s.jobs).register()
         MetricsRoutes(routes: routes, devices: s.devices, campaigns: s.campaigns, jobs: s.jobs, metrics: s.metrics).register()
         ModelRoutes(routes: routes, models: s.models, clock: clock, uploadLimit: modelUploadLimitBytes).register()
         ConfigRoutes(routes: routes, devices: s.devices, configs: s.configs, replanner: replanner).register()
+        ReleaseRoutes(routes: routes, releases: releaseLaunch.releases, campaigns: s.campaigns, launch: releaseLaunch, scheduler: scheduler,
+                      clock: clock).register()
         return router
     }
 }

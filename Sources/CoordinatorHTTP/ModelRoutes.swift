@@ -41,6 +41,7 @@ package struct ModelRoutes: Sendable {
         guard (1...128).contains(name.count) else {
             throw HTTPError.badRequest("name must be 1–128 characters.", code: "invalid_parameter", errors: [FieldError(field: "name", message: "must be 1–128 characters")])
         }
+        let tags = try Self.tags(request.query["tags"])
         let space = PlanningSpace(package: package.manifest)
         do { try space.validate() } catch {
             throw HTTPError(status: 422, code: "invalid_package", detail: "The package's profiles cannot be planned with: \(error)",
@@ -49,10 +50,10 @@ package struct ModelRoutes: Sendable {
         let manifest = package.manifest
         switch try models.insert(id: UUID(), name: name, sha256: Secrets.sha256(bytes), content: bytes,
                                           manifestJSON: try WireJSON.string(manifest), planningSpaceJSON: try WireJSON.string(space),
-                                          combinationCount: manifest.combinationCount, now: clock.now()) {
+                                          combinationCount: manifest.combinationCount, tags: tags, now: clock.now()) {
         case .created(let row):
-            // The fleet moves to the new model from the maintenance loop (Replanner.catchUp), not in this request:
-            // at 100,000 devices that takes seconds, and a replica that dies mid-way is caught up by the next one.
+            // Publishing moves no device: devices that have a config keep their model until a release moves them
+            // (POST /v1/releases). Devices with no config yet are planned by Replanner.catchUp (docs/api.md).
             return try .body(try view(row), status: 201, headers: location(row))
         case .existing(let row): return try .body(try view(row), status: 200, headers: location(row))
         }
@@ -61,7 +62,11 @@ package struct ModelRoutes: Sendable {
     package func list(_ request: HTTPRequest) throws -> HTTPResponse {
         try routes.auth.requireAdmin(request)
         let q = try ListQuery(request)
-        let (rows, next) = try models.list(limit: q.limit, after: q.after)
+        let name = request.query["name"]
+        if let name, !(1...128).contains(name.count) {
+            throw HTTPError.badRequest("name must be 1–128 characters.", code: "invalid_parameter", errors: [FieldError(field: "name", message: "must be 1–128 characters")])
+        }
+        let (rows, next) = try models.list(limit: q.limit, after: q.after, name: name)
         return try .body(Page(items: try rows.map(view), next: next))
     }
 
@@ -102,9 +107,9 @@ package struct ModelRoutes: Sendable {
         }
     }
 
-    /// Deprecates a model: the planner never chooses it for a new config and it is no longer the newest model, so
-    /// the maintenance loop moves the fleet to the newest model that is not deprecated. Its package stays
-    /// downloadable. Deprecating again changes nothing.
+    /// Deprecates a model: no device without a config is planned onto it and no release may name it. Devices that
+    /// run it keep it (no device changes model except through a release); its package stays downloadable.
+    /// Deprecating again changes nothing.
     package func deprecate(_ request: HTTPRequest) throws -> HTTPResponse {
         try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
@@ -113,6 +118,20 @@ package struct ModelRoutes: Sendable {
         }
         Log.info("model \(id.uuidString.lowercased()) deprecated")
         return try .body(try view(row))
+    }
+
+    /// `?tags=a,b` of an upload: at most 16 tags of 1–64 letters, digits, `.`, `_` or `-`, duplicates dropped.
+    static func tags(_ text: String?) throws -> [String] {
+        guard let text else { return [] }
+        let tags = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard tags.count <= 16, tags.allSatisfy({ (1...64).contains($0.count) && $0.allSatisfy(allowed.contains) }) else {
+            throw HTTPError.badRequest("tags must be a comma-separated list of at most 16 tags of 1–64 letters, digits, '.', '_' or '-'.",
+                                       code: "invalid_parameter",
+                                       errors: [FieldError(field: "tags", message: "must be at most 16 comma-separated tags of 1–64 letters, digits, '.', '_' or '-'")])
+        }
+        var seen = Set<String>()
+        return tags.filter { seen.insert($0).inserted }
     }
 
     private func find(_ request: HTTPRequest) throws -> ModelStore.Row {
@@ -139,7 +158,7 @@ package struct ModelRoutes: Sendable {
                          adapterKind: m?.adapter.kind ?? "parallel", referenceGFLOPS: m?.reference.gflops ?? 0, blocks: blocks,
                          accuracy: ModelView.Accuracy(baseAccuracy: a?.baseAccuracy ?? 0,
                                                       meanAbsError: a?.meanAbsError ?? 0, maxAbsError: a?.maxAbsError ?? 0),
-                         createdAt: row.createdAt, deprecatedAt: row.deprecatedAt)
+                         createdAt: row.createdAt, deprecatedAt: row.deprecatedAt, version: row.version, tags: row.tags)
     }
 
     private func location(_ row: ModelStore.Row) -> HTTPHeaders {

@@ -66,6 +66,22 @@ package struct CampaignStore: Sendable {
         return out
     }
 
+    /// Campaigns in id order after the cursor, optionally of one status or one domain: the operator's list.
+    package func list(limit: Int, after: UUID?, status: CampaignStatus?, domain: UUID?) throws -> Page<CampaignView> {
+        var q: PostgresQuery = "SELECT id FROM campaigns WHERE true"
+        if let status { q.append(" AND status = \(status.rawValue)") }
+        if let domain { q.append(" AND domain_id = \(domain)") }
+        if let after { q.append(" AND id > \(after)") }
+        q.append(" ORDER BY id LIMIT \(limit + 1)")
+        let ids = try pool.query(q).rows.map { try $0.decode("id", as: UUID.self) }
+        let page = Array(ids.prefix(limit))
+        return Page(items: try page.compactMap { try view($0) }, next: ids.count > limit ? page.last?.uuidString.lowercased() : nil)
+    }
+
+    package func exists(_ id: UUID) throws -> Bool {
+        !(try pool.query("SELECT 1 FROM campaigns WHERE id = \(id)").rows.isEmpty)
+    }
+
     /// Every running campaign, for the maintenance loop's periodic re-evaluation.
     package func runningCampaigns() throws -> [UUID] {
         try pool.query("SELECT id FROM campaigns WHERE status = 'running' ORDER BY id").rows.map { try $0.decode("id", as: UUID.self) }
@@ -118,7 +134,7 @@ package struct CampaignStore: Sendable {
                 counts[state, default: 0] += n
             }
             let target = try row.decode("target_count", as: Int.self)
-            let done = ["succeeded", "failed", "timed_out", "canceled"].reduce(0) { $0 + (counts[$1] ?? 0) }
+            let done = ["succeeded", "failed", "timed_out", "canceled", "rejected"].reduce(0) { $0 + (counts[$1] ?? 0) }
             return CampaignView(
                 id: id, domainID: try row.decode("domain_id", as: UUID.self),
                 status: try row.decodeEnum("status", as: CampaignStatus.self),

@@ -66,18 +66,29 @@ package struct ConfigStore: Sendable {
         return .created(try Self.decode(row))
     }
 
-    /// Active devices whose current config is not for `model` (none yet, or for another model), in id order after
-    /// `after`: what a fleet re-plan to the newest model still has to do, after a publish or after the newest model
-    /// was deprecated (then devices return to a model they had a config for before).
-    package func devicesWithoutConfig(for model: UUID, after: UUID?, limit: Int) throws -> [UUID] {
+    /// Active devices that have no config at all, in id order after `after`: what `Replanner.catchUp` plans once a
+    /// model they can be planned with exists (devices with a config keep their model until a release moves them).
+    package func devicesWithoutAnyConfig(after: UUID?, limit: Int) throws -> [UUID] {
         var q: PostgresQuery = """
             SELECT d.id FROM devices d WHERE d.status = 'active'
-              AND (SELECT c.model_id FROM device_configs c WHERE c.device_id = d.id ORDER BY c.version DESC LIMIT 1)
-                  IS DISTINCT FROM \(model)
+              AND NOT EXISTS (SELECT 1 FROM device_configs c WHERE c.device_id = d.id)
             """
         if let after { q.append(" AND d.id > \(after)") }
         q.append(" ORDER BY d.id LIMIT \(limit)")
         return try pool.query(q).rows.map { try $0.decode("id", as: UUID.self) }
+    }
+
+    /// The model each device's current config names (devices without a config are absent).
+    package func currentModels(_ devices: [UUID]) throws -> [UUID: UUID] {
+        guard !devices.isEmpty else { return [:] }
+        var out: [UUID: UUID] = [:]
+        for row in try pool.query("""
+            SELECT DISTINCT ON (device_id) device_id, (decision->>'model_id')::uuid AS model
+            FROM device_configs WHERE device_id = ANY(\(PostgresArray(devices))) ORDER BY device_id, version DESC
+            """).rows {
+            out[try row.decode("device_id", as: UUID.self)] = try row.decode("model", as: UUID.self)
+        }
+        return out
     }
 
     /// Current version and decision identity (`PlanDecision.identity`, built here in SQL) of many devices in one

@@ -155,8 +155,10 @@ package struct JobStore: Sendable {
         let resultJSON = try WireJSON.string(result)
         return try pool.withTransaction { c in
             let rows = try c.query("""
-                SELECT campaign_id, state, attempt, attempt_base, max_attempts, result::text AS result FROM jobs
-                WHERE id = \(job) AND device_id = \(device) FOR UPDATE
+                SELECT j.campaign_id, j.state, j.attempt, j.attempt_base, j.max_attempts, j.result::text AS result, j.kind,
+                       (d.spec->'gate')::text AS gate
+                FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id JOIN domains d ON d.id = cp.domain_id
+                WHERE j.id = \(job) AND j.device_id = \(device) FOR UPDATE OF j
                 """).rows
             guard let row = rows.first else { return .notFound }
             let campaign = try row.decode("campaign_id", as: UUID.self)
@@ -167,8 +169,26 @@ package struct JobStore: Sendable {
             guard attempt == result.attempt else { return .staleAttempt }
             if state == .leased || state == .running {
                 if result.outcome == .succeeded {
+                    // An adapt result is judged by its campaign's quality gate (the default one when the domain
+                    // names none); one that fails it ends `rejected`: no follow-ups, so its adapters are neither
+                    // aggregated nor planned into a config, and the campaign counts it as a failure.
+                    var verdictJSON: String?
+                    if try row.decodeEnum("kind", as: JobKind.self) == .adapt {
+                        let gate = try row.decode("gate", as: String?.self).flatMap { try? WireJSON.decode(QualityGate.self, from: $0) } ?? QualityGate()
+                        let verdict = gate.judge(result.metrics)
+                        verdictJSON = try WireJSON.string(verdict)
+                        if !verdict.passed {
+                            try c.query("""
+                                UPDATE jobs SET state = 'rejected', result = \(resultJSON)::jsonb, gate = \(verdictJSON)::jsonb,
+                                       finished_at = now(), lease_expires_at = NULL, updated_at = now()
+                                WHERE id = \(job)
+                                """)
+                            try record(c, .rejected)
+                            return .recorded(campaign: campaign, state: .rejected)
+                        }
+                    }
                     try c.query("""
-                        UPDATE jobs SET state = 'succeeded', result = \(resultJSON)::jsonb, finished_at = now(),
+                        UPDATE jobs SET state = 'succeeded', result = \(resultJSON)::jsonb, gate = \(verdictJSON)::jsonb, finished_at = now(),
                                lease_expires_at = NULL, updated_at = now(), followup_pending = true
                         WHERE id = \(job)
                         """)
@@ -313,7 +333,8 @@ package struct JobStore: Sendable {
     package func evaluationCounts(campaign: UUID, throughWave wave: Int, on c: PostgresConnection) throws -> [String: Int] {
         var byState: [String: Int] = [:]
         for r in try c.query("""
-            SELECT CASE WHEN followup_pending THEN 'followup_pending' ELSE state END AS state, count(*)::bigint AS n
+            SELECT CASE WHEN followup_pending THEN 'followup_pending' WHEN state = 'rejected' THEN 'failed' ELSE state END AS state,
+                   count(*)::bigint AS n
             FROM jobs WHERE campaign_id = \(campaign) AND wave <= \(wave) GROUP BY 1
             """).rows {
             byState[try r.decode("state", as: String.self)] = try r.decode("n", as: Int.self)
@@ -326,6 +347,36 @@ package struct JobStore: Sendable {
         try c.query("""
             UPDATE jobs SET state = 'canceled', finished_at = \(now), updated_at = \(now)
             WHERE campaign_id = \(campaign) AND state = 'queued'
+            """)
+    }
+
+    /// A campaign's jobs in id order after the cursor, optionally in one state: the operator's view.
+    package func list(campaign: UUID, state: JobState?, limit: Int, after: UUID?) throws -> Page<CampaignJobView> {
+        var q: PostgresQuery = """
+            SELECT id, device_id, kind, wave, state, attempt, result::text AS result, gate::text AS gate, updated_at, finished_at
+            FROM jobs WHERE campaign_id = \(campaign)
+            """
+        if let state { q.append(" AND state = \(state.rawValue)") }
+        if let after { q.append(" AND id > \(after)") }
+        q.append(" ORDER BY id LIMIT \(limit + 1)")
+        let items = try pool.query(q).rows.map { row in
+            let result = try row.decode("result", as: String?.self).flatMap { try? WireJSON.decode(JobResult.self, from: $0) }
+            return CampaignJobView(
+                id: try row.decode("id", as: UUID.self), deviceID: try row.decode("device_id", as: UUID.self),
+                kind: try row.decodeEnum("kind", as: JobKind.self), wave: try row.decode("wave", as: Int.self),
+                state: try row.decodeEnum("state", as: JobState.self), attempt: try row.decode("attempt", as: Int.self),
+                outcome: result?.outcome.rawValue, error: result?.error, metrics: result?.metrics,
+                gate: try row.decode("gate", as: String?.self).flatMap { try? WireJSON.decode(GateVerdict.self, from: $0) },
+                updatedAt: try row.decode("updated_at", as: Date.self), finishedAt: try row.decode("finished_at", as: Date?.self))
+        }
+        let page = Array(items.prefix(limit))
+        return Page(items: page, next: items.count > limit ? page.last?.id.uuidString.lowercased() : nil)
+    }
+
+    /// Holds a campaign's queued jobs until `until` (a release's `start_at`), in the caller's transaction.
+    package func delayQueued(campaign: UUID, until: Date, on c: PostgresConnection) throws {
+        try c.query("""
+            UPDATE jobs SET run_after = GREATEST(run_after, \(until)) WHERE campaign_id = \(campaign) AND state = 'queued'
             """)
     }
 
@@ -381,17 +432,19 @@ package struct JobStore: Sendable {
     }
 
     /// For each device, the domain and kind of its newest succeeded `adapt` or `apply` job: which adapters it runs.
-    package func lastAdaptations(_ devices: [UUID]) throws -> [UUID: (domain: UUID, kind: JobKind)] {
-        try pool.withConnection { try lastAdaptations(devices, on: $0) }
-    }
-
-    package func lastAdaptations(_ devices: [UUID], on c: PostgresConnection) throws -> [UUID: (domain: UUID, kind: JobKind)] {
-        guard !devices.isEmpty else { return [:] }
+    /// Each device's newest succeeded `adapt` or `apply` for a domain of the model it is planned with (`models`):
+    /// adapters trained for another model never reach a config of this one.
+    package func lastAdaptations(_ models: [UUID: UUID], on c: PostgresConnection) throws -> [UUID: (domain: UUID, kind: JobKind)] {
+        guard !models.isEmpty else { return [:] }
+        let devices = Array(models.keys), modelIDs = devices.map { models[$0]! }
         var out: [UUID: (domain: UUID, kind: JobKind)] = [:]
         for row in try c.query("""
             SELECT DISTINCT ON (j.device_id) j.device_id, cp.domain_id, j.kind
-            FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
-            WHERE j.device_id = ANY(\(PostgresArray(devices))) AND j.state = 'succeeded' AND j.kind IN ('adapt', 'apply')
+            FROM unnest(\(PostgresArray(devices))::uuid[], \(PostgresArray(modelIDs))::uuid[]) AS t(device_id, model_id)
+            JOIN jobs j ON j.device_id = t.device_id
+            JOIN campaigns cp ON cp.id = j.campaign_id
+            JOIN domains dm ON dm.id = cp.domain_id AND dm.model_id = t.model_id
+            WHERE j.state = 'succeeded' AND j.kind IN ('adapt', 'apply')
             ORDER BY j.device_id, j.finished_at DESC, j.id
             """).rows {
             out[try row.decode("device_id", as: UUID.self)] = (try row.decode("domain_id", as: UUID.self), try row.decodeEnum("kind", as: JobKind.self))

@@ -18,8 +18,11 @@ package struct ModelStore: Sendable {
         package let manifestJSON: String
         package let combinationCount: Int
         package let createdAt: Date
-        /// Set once the model is deprecated: never planned with again.
+        /// Set once the model is deprecated: no device is newly planned or released onto it.
         package let deprecatedAt: Date?
+        /// Rises by one per publish of `name`, assigned by the database (migration 0008's trigger).
+        package let version: Int
+        package let tags: [String]
     }
 
     package enum InsertOutcome {
@@ -29,7 +32,7 @@ package struct ModelStore: Sendable {
 
     /// Stores a verified package; the same bytes uploaded again answer with the model already stored.
     package func insert(id: UUID, name: String, sha256: [UInt8], content: [UInt8], manifestJSON: String, planningSpaceJSON: String?,
-                combinationCount: Int, now: Date) throws -> InsertOutcome {
+                combinationCount: Int, tags: [String] = [], now: Date) throws -> InsertOutcome {
         try pool.withTransaction { c in
             try c.query("SELECT pg_advisory_xact_lock(hashtextextended(\(Secrets.hex(sha256)), 1))")
             if let existing = try c.query("SELECT \(unsafeRaw: Self.columns) FROM models WHERE package_sha256 = \(sha256)").rows.first {
@@ -40,20 +43,28 @@ package struct ModelStore: Sendable {
                 ON CONFLICT (sha256) DO NOTHING
                 """)
             let row = try c.query("""
-                INSERT INTO models (id, name, package_sha256, size_bytes, manifest, planning_space, combination_count, created_at)
+                INSERT INTO models (id, name, package_sha256, size_bytes, manifest, planning_space, combination_count, tags, created_at)
                 VALUES (\(id), \(name), \(sha256), \(content.count), \(manifestJSON)::jsonb, \(planningSpaceJSON)::jsonb,
-                        \(combinationCount), \(now))
+                        \(combinationCount), \(try WireJSON.string(tags))::jsonb, \(now))
                 RETURNING \(unsafeRaw: Self.columns)
                 """).rows[0]
             return .created(try Self.decode(row))
         }
     }
 
-    package static let columns = "id, name, package_sha256, size_bytes, manifest::text AS manifest, combination_count, created_at, deprecated_at"
+    package static let columns = "id, name, package_sha256, size_bytes, manifest::text AS manifest, combination_count, created_at, deprecated_at, version, tags::text AS tags"
 
     /// Whether a model with this id is published, read in the caller's transaction (a campaign being created).
     package func exists(_ id: UUID, on c: PostgresConnection) throws -> Bool {
         !(try c.query("SELECT 1 FROM models WHERE id = \(id)").rows.isEmpty)
+    }
+
+    /// A model and whether it has a planning space (an elastic package), read in the caller's transaction.
+    package func findPlannable(_ id: UUID, on c: PostgresConnection) throws -> (row: Row, plannable: Bool)? {
+        guard let r = try c.query("""
+            SELECT \(unsafeRaw: Self.columns), planning_space IS NOT NULL AS plannable FROM models WHERE id = \(id)
+            """).rows.first else { return nil }
+        return (try Self.decode(r), try r.decode("plannable", as: Bool.self))
     }
 
     package func find(_ id: UUID) throws -> Row? {
@@ -64,8 +75,10 @@ package struct ModelStore: Sendable {
         try pool.query("SELECT \(unsafeRaw: Self.columns) FROM models WHERE deprecated_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1").rows.first.map(Self.decode)
     }
 
-    package func list(limit: Int, after: UUID?) throws -> (rows: [Row], next: String?) {
+    /// Models in id order after the cursor; with `name`, only that name's versions.
+    package func list(limit: Int, after: UUID?, name: String? = nil) throws -> (rows: [Row], next: String?) {
         var q: PostgresQuery = "SELECT \(unsafeRaw: Self.columns) FROM models WHERE true"
+        if let name { q.append(" AND name = \(name)") }
         if let after { q.append(" AND id > \(after)") }
         q.append(" ORDER BY id LIMIT \(limit + 1)")
         let rows = try pool.query(q).rows.map(Self.decode)
@@ -83,7 +96,9 @@ package struct ModelStore: Sendable {
             manifestJSON: try row.decode("manifest", as: String.self),
             combinationCount: try row.decode("combination_count", as: Int.self),
             createdAt: try row.decode("created_at", as: Date.self),
-            deprecatedAt: try row.decode("deprecated_at", as: Date?.self))
+            deprecatedAt: try row.decode("deprecated_at", as: Date?.self),
+            version: try row.decode("version", as: Int.self),
+            tags: try WireJSON.decode([String].self, from: try row.decode("tags", as: String.self)))
     }
 
     /// The newest models that can be planned with (elastic packages, not deprecated), newest first: the planner

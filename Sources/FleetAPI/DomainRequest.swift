@@ -9,9 +9,12 @@ public struct DomainRequest: Codable, Sendable, Equatable {
     public var rollout: Rollout?
     public var abort: Abort?
     public var job: JobSpec
+    /// The quality gate of the campaign's `adapt` results (default `QualityGate()`).
+    public var gate: QualityGate?
 
     public init(name: String, description: String? = nil, modelID: UUID, selector: Selector, rollout: Rollout? = nil,
-                abort: Abort? = nil, job: JobSpec) {
+                abort: Abort? = nil, job: JobSpec, gate: QualityGate? = nil) {
+        self.gate = gate
         self.name = name
         self.description = description
         self.modelID = modelID
@@ -22,7 +25,7 @@ public struct DomainRequest: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, description, selector, rollout, abort, job
+        case name, description, selector, rollout, abort, job, gate
         case modelID = "model_id"
     }
 
@@ -192,6 +195,10 @@ public struct DomainRequest: Codable, Sendable, Equatable {
         v.number(job.learningRate, "job.learning_rate", min: 0, max: 10, minExclusive: true, required: false)
         if let b = job.batchSize { v.number(Double(b), "job.batch_size", min: 1, max: 4096) }
         if let l = job.leaseS { v.number(Double(l), "job.lease_s", min: 1, max: 86_400) }
+        if let g = gate {
+            v.number(g.minEntropyDrop, "gate.min_entropy_drop", min: -1e6, max: 1e6)
+            v.number(g.minDiversityRatio, "gate.min_diversity_ratio", min: 0, max: 10)
+        }
         return v.issues
     }
 }

@@ -5,8 +5,10 @@ public enum JobState: String, Codable, Sendable, CaseIterable {
     case queued, leased, running, succeeded, failed
     case timedOut = "timed_out"
     case canceled
+    /// An `adapt` job whose result failed its campaign's quality gate: its adapters are neither aggregated nor run.
+    case rejected
 
-    public var isTerminal: Bool { [.succeeded, .failed, .timedOut, .canceled].contains(self) }
+    public var isTerminal: Bool { [.succeeded, .failed, .timedOut, .canceled, .rejected].contains(self) }
 }
 
 public enum JobKind: String, Codable, Sendable, CaseIterable {
@@ -155,10 +157,18 @@ public struct JobMetrics: Codable, Sendable, Equatable {
     public var latencyMs: Double?
     /// Set when `latency_ms` was measured split: the device ran blocks up to this one, an edge server the rest.
     public var splitAfterBlock: Int?
+    /// Prediction diversity: the entropy of the batch-mean prediction over the device's data, before and after.
+    /// It falls towards 0 when adaptation collapses onto one class (TENT's failure mode) while per-sample
+    /// entropy keeps falling.
+    public var diversityBefore: Double?
+    public var diversityAfter: Double?
 
     public init(entropyBefore: Double? = nil, entropyAfter: Double? = nil, accuracyBefore: Double? = nil,
                 accuracyAfter: Double? = nil, trainSeconds: Double? = nil, energyMJ: Double? = nil, samples: Int? = nil,
-                steps: Int? = nil, latencyMs: Double? = nil, splitAfterBlock: Int? = nil) {
+                steps: Int? = nil, latencyMs: Double? = nil, splitAfterBlock: Int? = nil, diversityBefore: Double? = nil,
+                diversityAfter: Double? = nil) {
+        self.diversityBefore = diversityBefore
+        self.diversityAfter = diversityAfter
         self.entropyBefore = entropyBefore
         self.entropyAfter = entropyAfter
         self.accuracyBefore = accuracyBefore
@@ -181,9 +191,13 @@ public struct JobMetrics: Codable, Sendable, Equatable {
         case energyMJ = "energy_mj"
         case latencyMs = "latency_ms"
         case splitAfterBlock = "split_after_block"
+        case diversityBefore = "diversity_before"
+        case diversityAfter = "diversity_after"
     }
 
     func validate(into v: inout Validator) {
+        v.number(diversityBefore, "metrics.diversity_before", min: 0, max: 1e6, required: false)
+        v.number(diversityAfter, "metrics.diversity_after", min: 0, max: 1e6, required: false)
         v.number(entropyBefore, "metrics.entropy_before", min: 0, max: 1e6, required: false)
         v.number(entropyAfter, "metrics.entropy_after", min: 0, max: 1e6, required: false)
         v.number(accuracyBefore, "metrics.accuracy_before", min: 0, max: 1, required: false)

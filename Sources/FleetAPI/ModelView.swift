@@ -77,9 +77,16 @@ public struct ModelView: Codable, Sendable, Equatable {
     public var createdAt: Date
     /// Set once the model is deprecated: the planner never chooses it again.
     public var deprecatedAt: Date?
+    /// Rises by one with each publish of `name` (assigned by the coordinator).
+    public var version: Int
+    /// Operator labels given at publish (`?tags=stable,cameras`).
+    public var tags: [String]
 
     public init(id: UUID, name: String, sha256: String, sizeBytes: Int, combinationCount: Int, family: String, adapterKind: String,
-                referenceGFLOPS: Double, blocks: [Block], accuracy: Accuracy, createdAt: Date, deprecatedAt: Date? = nil) {
+                referenceGFLOPS: Double, blocks: [Block], accuracy: Accuracy, createdAt: Date, deprecatedAt: Date? = nil,
+                version: Int = 1, tags: [String] = []) {
+        self.version = version
+        self.tags = tags
         self.id = id
         self.name = name
         self.sha256 = sha256
@@ -95,7 +102,7 @@ public struct ModelView: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, sha256, family, blocks, accuracy
+        case id, name, sha256, family, blocks, accuracy, version, tags
         case sizeBytes = "size_bytes"
         case combinationCount = "combination_count"
         case adapterKind = "adapter_kind"

@@ -125,32 +125,39 @@ import Testing
         #expect(config["trigger"] as? String == "model_published")
     }
 
-    /// A newly published model reaches every device through the maintenance loop — also on a second replica that
-    /// starts later on the same database (a publish whose replica died mid-way is finished by the next one).
-    @Test func aNewModelReachesTheWholeFleetFromTheMaintenanceLoop() async throws {
+    /// The first model a fleet gets plans every device that has no config, through the maintenance loop; a newer
+    /// model moves nobody (a release does), also not on a second replica that starts later on the same database and
+    /// runs its own catch-up; and with two models a newly registered device waits for a release.
+    @Test func theFirstModelPlansTheFleetAndANewerOneMovesNobody() async throws {
         let c = try TestCoordinator()
-        _ = try c.insertPlannableModel()
         var ids: [String] = []
         for i in 0..<5 { ids.append(try await c.registerDevice(name: "f\(i)", gflops: Double(1 + i)).id) }
+        #expect(try c.count("device_configs") == 0)
         func onModel(_ model: String) throws -> Int {
             try c.count("""
                 (SELECT DISTINCT ON (device_id) device_id, model_id FROM device_configs ORDER BY device_id, version DESC) AS cur
                 WHERE cur.model_id = '\(model)'
                 """)
         }
-        let newer = try c.insertPlannableModel(baseAccuracy: 0.95)
+        let first = try c.insertPlannableModel()
         let deadline = Date().addingTimeInterval(120)
-        while try onModel(newer) < ids.count && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(try onModel(newer) == ids.count)
+        while try onModel(first) < ids.count && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try onModel(first) == ids.count)
         #expect(try c.count("device_configs WHERE trigger = 'model_published'") == ids.count)
 
-        // A replica starting now finds nothing left to do; a model it sees first is caught up by it.
+        let newer = try c.insertPlannableModel(baseAccuracy: 0.95)
+        #expect(try c.app.services.replanner.catchUp() == 0)
         let replica = try TestCoordinator(sharing: c)
-        #expect(try replica.app.services.replanner.catchUp() == 0)
-        let newest = try c.insertPlannableModel(baseAccuracy: 0.97)
-        let replicaDeadline = Date().addingTimeInterval(120)
-        while try onModel(newest) < ids.count && Date() < replicaDeadline { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(try onModel(newest) == ids.count)
+        #expect(try replica.app.services.replanner.catchUp() == 0, "a fresh replica's catch-up moves nobody either")
+        #expect(try replica.app.services.replanner.replanAll(trigger: "model_published").changed == 0)
+        #expect(try onModel(first) == ids.count)
+        #expect(try onModel(newer) == 0)
+        #expect(try c.count("device_configs") == ids.count)
+
+        let late = try await c.registerDevice(name: "late", gflops: 3)
+        let config = try await c.request("GET", "/v1/devices/\(late.id)/config")
+        #expect(config.status == 404, "two models and no release: the operator chooses (\(config.text))")
+        #expect(config.problemCode == "no_config")
     }
 
     @Test func infeasibleBudgetsAreExplained() async throws {

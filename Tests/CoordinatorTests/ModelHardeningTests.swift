@@ -206,21 +206,27 @@ import Testing
         let second = try await Self.upload(c, try Self.package(drop: 0.02).encode())
         let new = try #require(second.object?["id"] as? String).lowercased()
         #expect(second.object?["deprecated_at"] == nil)
-        try await waitForModel(new)
+        #expect(try c.app.services.replanner.catchUp() == 0)
+        #expect(try await configModel() == old, "publishing moves no device")
 
-        // In use: deleting is refused; deprecating moves the fleet back to the newest model left.
-        let refused = try await c.request("DELETE", "/v1/models/\(new)")
+        // In use: deleting is refused; deprecating moves nobody either (the device stays on the model it runs).
+        let refused = try await c.request("DELETE", "/v1/models/\(old)")
         #expect(refused.status == 409)
         #expect(refused.problemCode == "model_in_use")
         #expect(try c.count("models") == 2)
-        let deprecated = try await c.request("POST", "/v1/models/\(new)/deprecate")
+        let deprecated = try await c.request("POST", "/v1/models/\(old)/deprecate")
         #expect(deprecated.status == 200, "\(deprecated.text)")
         let at = try #require(deprecated.object?["deprecated_at"] as? String)
-        #expect(try await c.request("POST", "/v1/models/\(new)/deprecate").object?["deprecated_at"] as? String == at, "idempotent")
-        // Back to the older model, although the device had a config for it before.
-        try await waitForModel(old)
-        #expect(try await c.request("GET", "/v1/models/\(new)").object?["deprecated_at"] as? String == at)
-        #expect(try await c.request("GET", "/v1/models/\(new)/package").status == 200, "still downloadable")
+        #expect(try await c.request("POST", "/v1/models/\(old)/deprecate").object?["deprecated_at"] as? String == at, "idempotent")
+        #expect(try c.app.services.replanner.catchUp() == 0)
+        #expect(try await configModel() == old)
+        #expect(try await c.request("GET", "/v1/models/\(old)").object?["deprecated_at"] as? String == at)
+        #expect(try await c.request("GET", "/v1/models/\(old)/package").status == 200, "still downloadable")
+        // The deprecated model is not planned onto a new device: the one model left is.
+        let fresh = try await ConfigTests.register(c, name: "cam-2", gflops: 20)
+        let freshConfig = try await c.request("GET", "/v1/devices/\(fresh.id)/config")
+        #expect((freshConfig.object?["model_id"] as? String)?.lowercased() == new, "\(freshConfig.text)")
+        #expect(try await c.request("DELETE", "/v1/models/\(new)").problemCode == "model_in_use")
 
         // An unreferenced model is deleted with its bytes; then it is gone. (On a registry without devices: with one,
         // the maintenance loop may plan it before the test deprecates it, and a model any config version names stays.)

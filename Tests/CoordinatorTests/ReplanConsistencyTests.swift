@@ -64,7 +64,7 @@ import Testing
         #expect(second.trigger == "test")
     }
 
-    /// A publish re-plans the fleet in one bulk write; re-planning again changes nothing; a subset re-plan (the
+    /// A fleet re-plan writes in one bulk write; re-planning again changes nothing; a subset re-plan (the
     /// adapter fan-out's path) writes only the devices whose decision moved.
     @Test func fleetReplansWriteOnlyChangedConfigs() async throws {
         // The maintenance loop would race this test's own fleet re-plans for the same writes.
@@ -86,12 +86,16 @@ import Testing
             #expect(config.decision.variants.map(\.block) == ["block0", "block1", "block2", "block3", "block4"])
         }
 
+        // A second model moves nobody: a fleet re-plan keeps each device on its config's model; moving it to
+        // another is a release's (`replan(devices:to:)`).
         let second = try c.insertPlannableModel(baseAccuracy: 0.92)
-        #expect(try replanner.replanAll(trigger: "model_published") == (planned: 3, changed: 3))
+        #expect(try replanner.replanAll(trigger: "model_published") == (planned: 3, changed: 0))
+        #expect(try replanner.replan(devices: ids, trigger: "release", to: UUID(uuidString: second)!) == (planned: 3, changed: 3))
         for id in ids {
             #expect(try configs.current(id)?.decision.modelID.uuidString.lowercased() == second)
             #expect(try configs.history(id, limit: 10, before: nil).items.map(\.version) == [2, 1])
         }
+        #expect(try replanner.replanAll(trigger: "model_published") == (planned: 3, changed: 0), "each stays on the model it was moved to")
 
         // A budget changed behind the API's back: only that device moves.
         _ = try c.sql("UPDATE devices SET latency_budget_ms = 4 WHERE id = \(ids[0])")
