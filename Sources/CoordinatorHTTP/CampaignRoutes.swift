@@ -12,21 +12,19 @@ package struct CampaignRoutes: Sendable {
     package let clock: WallClock
 
     package func register() {
-        routes.add(.GET, "/v1/campaigns/{id}", access: .admin, read)
+        routes.add(.GET, "/v1/campaigns/{id}", access: .viewer, read)
         for action in CampaignScheduler.Action.allCases {
-            routes.add(.POST, "/v1/campaigns/{id}/\(action.rawValue)", access: .admin) { request in try perform(action, request) }
+            routes.add(.POST, "/v1/campaigns/{id}/\(action.rawValue)", access: .operator) { request in try perform(action, request) }
         }
     }
 
     package func read(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         guard let view = try campaigns.view(id) else { throw HTTPError.notFound("No campaign \(id.uuidString.lowercased()).") }
         return try .body(view)
     }
 
     package func perform(_ action: CampaignScheduler.Action, _ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         switch try scheduler.perform(action, campaign: id, now: clock.now()) {
         case .notFound: throw HTTPError.notFound("No campaign \(id.uuidString.lowercased()).")
