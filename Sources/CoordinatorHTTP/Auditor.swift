@@ -14,7 +14,7 @@ package struct Auditor: Sendable {
     }
 
     func requestDone(_ request: HTTPRequest, access: Access, method: HTTPMethod, route: String, status: Int, location: String?) {
-        guard [.POST, .PUT, .PATCH, .DELETE].contains(method), access != .device else { return }
+        guard [HTTPMethod.POST, .PUT, .PATCH, .DELETE].contains(method), access != .device else { return }
         let actor = Self.actor(request.authorization)
         let resource = request.pathParameters["id"] ?? location.flatMap { $0.split(separator: "/").last.map(String.init) }
         append(AuditStore.Record(actorKind: actor.kind, actorID: actor.id, actorName: actor.name, method: method.rawValue, route: route,
@@ -35,13 +35,12 @@ package struct Auditor: Sendable {
     }
 
     static func actor(_ authorization: (any Sendable)?) -> (kind: String, id: String?, name: String?) {
-        switch authorization {
-        case let key as KeyHolder:
+        if let key = authorization as? KeyHolder {
             guard let id = key.id else { return ("admin_key", nil, key.name) }
             return ("api_key", id.uuidString.lowercased(), key.name)
-        case let device as DeviceIdentity: return ("device", device.id.uuidString.lowercased(), nil)
-        case let token as EnrolmentCredential: return ("enrolment_token", token.id.uuidString.lowercased(), nil)
-        default: return ("anonymous", nil, nil)
         }
+        if let device = authorization as? DeviceIdentity { return ("device", device.id.uuidString.lowercased(), nil) }
+        if let token = authorization as? EnrolmentCredential { return ("enrolment_token", token.id.uuidString.lowercased(), nil) }
+        return ("anonymous", nil, nil)
     }
 }

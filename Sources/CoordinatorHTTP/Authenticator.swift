@@ -132,12 +132,8 @@ package struct Authenticator: Sendable {
         if token.hasPrefix(Self.apiKeyPrefix) {
             switch try apiKeys.authenticate(keyDigest: digest) {
             case .active(let key): return KeyHolder(id: key.id, name: key.name, role: key.role)
-            case .expired:
-                recordFailure(request)
-                throw HTTPError(status: 401, code: "api_key_expired", detail: "This API key has expired.", headers: ["WWW-Authenticate": "Bearer"])
-            case .revoked:
-                recordFailure(request)
-                throw HTTPError(status: 401, code: "api_key_revoked", detail: "This API key has been revoked.", headers: ["WWW-Authenticate": "Bearer"])
+            case .expired: throw refused(request, code: "api_key_expired", "This API key has expired.")
+            case .revoked: throw refused(request, code: "api_key_revoked", "This API key has been revoked.")
             case .unknown:
                 throw failed(request)
             }
@@ -173,16 +169,13 @@ package struct Authenticator: Sendable {
         }
         try checkNotLimited(request)
         guard token.hasPrefix(Self.enrolmentTokenPrefix) else { throw failed(request) }
-        let refusal: (code: String, detail: String)
         switch try enrolmentTokens.check(tokenDigest: Secrets.sha256(token)) {
         case .usable(let id): return EnrolmentCredential(id: id)
         case .unknown: throw failed(request)
-        case .expired: refusal = ("enrolment_token_expired", "This enrolment token has expired.")
-        case .usedUp: refusal = ("enrolment_token_used_up", "This enrolment token has been used as many times as it allows.")
-        case .revoked: refusal = ("enrolment_token_revoked", "This enrolment token has been revoked.")
+        case .expired: throw refused(request, code: "enrolment_token_expired", "This enrolment token has expired.")
+        case .usedUp: throw refused(request, code: "enrolment_token_used_up", "This enrolment token has been used as many times as it allows.")
+        case .revoked: throw refused(request, code: "enrolment_token_revoked", "This enrolment token has been revoked.")
         }
-        recordFailure(request)
-        throw HTTPError(status: 401, code: refusal.code, detail: refusal.detail, headers: ["WWW-Authenticate": "Bearer"])
     }
 
     /// 429 while the client's address has used up its failed authentications.
@@ -197,6 +190,12 @@ package struct Authenticator: Sendable {
 
     private func recordFailure(_ request: HTTPRequest) {
         failures.recordFailure(request.clientAddress ?? "", now: .now)
+    }
+
+    /// A credential that exists but can no longer be used: 401 with its own code, counted as a failure.
+    private func refused(_ request: HTTPRequest, code: String, _ detail: String) -> HTTPError {
+        recordFailure(request)
+        return HTTPError(status: 401, code: code, detail: detail, headers: ["WWW-Authenticate": "Bearer"])
     }
 
     private func failed(_ request: HTTPRequest) -> HTTPError {

@@ -44,7 +44,8 @@ package struct RouteRegistrar: Sendable {
             do {
                 // The server ran `check` before the body; a caller that bypassed it (none does) is checked here.
                 if let check, request.authorization == nil {
-                    request.authorization = try mapDatabaseErrors(request.requestID) { try check(request) }
+                    let found = try mapDatabaseErrors(request.requestID) { [request] in try check(request) }
+                    request.authorization = found
                 }
                 let response = try mapDatabaseErrors(request.requestID) { try handler(request) }
                 status = response.status

@@ -77,7 +77,9 @@ import Testing
         let c = try TestCoordinator()
         let enrolment = try await Self.createToken(c, labels: #"{"site": "agent-lab"}"#, maxUses: 1)
         let base = NSTemporaryDirectory() + "fleetadapt-enrol-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: base + "/data", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        let data = try FleetAdaptationTests.deviceData(7)
+        defer { try? FileManager.default.removeItem(atPath: data) }
         let tokenFile = base + "/enrol-token"
         try (enrolment.token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: base) }
@@ -86,7 +88,7 @@ import Testing
         func startAgent() throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: FleetAdaptationTests.agentPath)
-            p.arguments = ["--coordinator", c.baseURL, "--data-dir", base + "/data", "--state-dir", base + "/state",
+            p.arguments = ["--coordinator", c.baseURL, "--data-dir", data, "--state-dir", base + "/state",
                            "--enrol-token-file", tokenFile, "--name", "enrolled-pi", "--hardware-class", "raspberry-pi-4",
                            "--gflops", "10", "--memory-mb", "2048", "--latency-budget-ms", "50", "--memory-budget-mb", "200",
                            "--poll-wait", "1"]
