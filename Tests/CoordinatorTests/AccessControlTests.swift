@@ -36,7 +36,7 @@ import Testing
         #expect(refused.status == 403)
         #expect(refused.problemCode == "insufficient_role")
         #expect(refused.isProblem)
-        #expect(try await c.count("devices") == 0)
+        #expect(try c.count("devices") == 0)
         let created = try await c.request("POST", "/v1/devices", token: op.token, json: Self.registration)
         #expect(created.status == 201)
         let id = try #require((created.object?["device"] as? [String: Any])?["id"] as? String)
