@@ -256,6 +256,124 @@ CREATE INDEX jobs_followup_pending_idx ON jobs (finished_at, id) WHERE followup_
 -- finds them by run_after alone.
 CREATE INDEX jobs_queued_run_after_idx ON jobs (run_after) WHERE state = 'queued';
 """# + "\n"),
+        ("0007_api_keys_audit.sql", #"""
+-- API keys with roles, enrolment tokens, and the append-only audit log (issue 16, items 2 and 3).
+
+-- Operator credentials: each key has a role; only the SHA-256 of the key is kept. Expiry is judged by the
+-- database's clock (`now()`), which every replica shares.
+CREATE TABLE api_keys (
+    id         uuid PRIMARY KEY,
+    name       text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 128),
+    role       text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+    key_sha256 bytea NOT NULL UNIQUE CHECK (octet_length(key_sha256) = 32),
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz,
+    revoked_at timestamptz
+);
+
+-- Tokens a device enrols itself with: bound to labels, an expiry and optionally a number of uses.
+CREATE TABLE enrolment_tokens (
+    id           uuid PRIMARY KEY,
+    labels       jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(labels) = 'object'),
+    token_sha256 bytea NOT NULL UNIQUE CHECK (octet_length(token_sha256) = 32),
+    expires_at   timestamptz NOT NULL,
+    max_uses     integer CHECK (max_uses >= 1),
+    uses         integer NOT NULL DEFAULT 0 CHECK (uses >= 0 AND (max_uses IS NULL OR uses <= max_uses)),
+    created_at   timestamptz NOT NULL,
+    revoked_at   timestamptz
+);
+
+-- Who did what: every mutating request and every refused credential. Rows are only ever inserted.
+CREATE TABLE audit_log (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at             timestamptz NOT NULL DEFAULT now(),
+    actor_kind     text NOT NULL CHECK (actor_kind IN ('admin_key', 'api_key', 'device', 'enrolment_token', 'anonymous')),
+    actor_id       text,
+    actor_name     text,
+    method         text NOT NULL,
+    route          text NOT NULL,
+    resource_id    text,
+    status         integer NOT NULL,
+    request_id     text NOT NULL,
+    client_address text
+);
+CREATE INDEX audit_log_at_idx ON audit_log (at, id);
+CREATE INDEX audit_log_actor_idx ON audit_log (actor_id, id);
+
+-- Append-only for every role, the owner and superusers included (privileges do not bind those; a trigger does).
+CREATE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change();
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC;
+"""# + "\n"),
+        ("0008_releases_gates.sql", #"""
+-- Model releases (issue 15): models get a rising version per name and tags; publishing no longer moves devices.
+--
+-- `version` is assigned by the database: a BEFORE INSERT trigger takes the name's advisory lock (so two publishes
+-- of one name serialise) and numbers the row one above the name's highest version. Rows stored before this
+-- migration are numbered by their creation order within their name.
+ALTER TABLE models ADD COLUMN version integer;
+UPDATE models m SET version = v.n
+FROM (SELECT id, row_number() OVER (PARTITION BY name ORDER BY created_at, id) AS n FROM models) v
+WHERE v.id = m.id;
+ALTER TABLE models ALTER COLUMN version SET NOT NULL;
+ALTER TABLE models ADD CONSTRAINT models_version_check CHECK (version >= 1);
+ALTER TABLE models ADD CONSTRAINT models_name_version_key UNIQUE (name, version);
+-- Operator labels of a model version (`stable`, `experimental`): a JSON array of strings.
+ALTER TABLE models ADD COLUMN tags jsonb NOT NULL DEFAULT '[]'::jsonb CHECK (jsonb_typeof(tags) = 'array');
+
+CREATE FUNCTION models_assign_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(NEW.name, 8));
+    SELECT COALESCE(max(version), 0) + 1 INTO NEW.version FROM models WHERE name = NEW.name;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER models_assign_version BEFORE INSERT ON models FOR EACH ROW EXECUTE FUNCTION models_assign_version();
+
+-- Which devices run a model (a delete is refused while any config names it; releases count their devices).
+CREATE INDEX device_configs_model_idx ON device_configs (model_id);
+
+-- A release moves the devices its selector matches to a model, in waves. It runs as a campaign of `profile` jobs
+-- for that model (the agent downloads the package and measures it on the device); a device's config moves to the
+-- model when its job succeeds. The campaign (and its domain, named after the release) holds status and waves.
+CREATE TABLE releases (
+    id          uuid PRIMARY KEY,
+    campaign_id uuid NOT NULL UNIQUE REFERENCES campaigns (id),
+    model_id    uuid NOT NULL REFERENCES models (id),
+    spec        jsonb NOT NULL,
+    start_at    timestamptz,
+    created_at  timestamptz NOT NULL
+);
+CREATE INDEX releases_created_idx ON releases (created_at DESC, id DESC);
+
+-- Quality gates: an `adapt` result that fails its campaign's gate ends in the terminal state `rejected`, with the
+-- gate's verdict (its measurements and reasons) in `gate`. The checks of 0003 that list the states are replaced
+-- (their names were generated, so they are found by their definition).
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN
+        SELECT conname FROM pg_constraint
+        WHERE conrelid = 'jobs'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%timed_out%'
+    LOOP
+        EXECUTE format('ALTER TABLE jobs DROP CONSTRAINT %I', c.conname);
+    END LOOP;
+END
+$$;
+ALTER TABLE jobs ADD CONSTRAINT jobs_state_check
+    CHECK (state IN ('queued', 'leased', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'rejected'));
+ALTER TABLE jobs ADD CONSTRAINT jobs_finished_state_check
+    CHECK ((state IN ('succeeded', 'failed', 'timed_out', 'canceled', 'rejected')) = (finished_at IS NOT NULL));
+ALTER TABLE jobs ADD COLUMN gate jsonb;
+"""# + "\n"),
     ]
 
     /// openapi/openapi.yaml, served at `/openapi.yaml`.
@@ -269,9 +387,11 @@ info:
     JSON in and out. Every error is an RFC 9457 `application/problem+json` document with a stable `code`
     and the `request_id` that the `X-Request-Id` response header also carries.
 
-    Admin routes take `Authorization: Bearer <admin key>`. Agent routes (`/v1/agent/...`) take the calling
-    device's own token, returned once when the device is registered. A device token on an admin route is
-    refused with 403; the admin key on an agent route likewise.
+    Operator routes take `Authorization: Bearer <API key>`: each operation's `x-required-role` names the least
+    role it needs (`viewer` < `operator` < `admin`; the bootstrap admin key has the role admin), and a key with a
+    smaller role is refused with 403 `insufficient_role`. Agent routes (`/v1/agent/...`, `x-required-role:
+    device`) take the calling device's own token, returned once when the device is registered or enrols. A
+    device token on an operator route is refused with 403; an API key on an agent route likewise.
 
     Lists are cursor-paginated: pass `limit` and the `next` of the previous page as `after`.
 
@@ -301,11 +421,14 @@ tags:
   - name: models
   - name: configs
   - name: campaigns
+  - name: releases
   - name: agent
+  - name: access
 paths:
   /healthz:
     get:
       operationId: getHealth
+      x-required-role: open
       tags: [system]
       summary: Liveness; answers while the process runs.
       security: []
@@ -318,6 +441,7 @@ paths:
   /readyz:
     get:
       operationId: getReadiness
+      x-required-role: open
       tags: [system]
       summary: Readiness; the database answers and every migration is applied.
       security: []
@@ -331,6 +455,7 @@ paths:
   /metrics:
     get:
       operationId: getMetrics
+      x-required-role: open
       tags: [system]
       summary: Prometheus text exposition of request counts, latencies and gauges.
       security: []
@@ -343,6 +468,7 @@ paths:
   /openapi.yaml:
     get:
       operationId: getOpenAPIDocument
+      x-required-role: open
       tags: [system]
       summary: This document.
       security: []
@@ -355,6 +481,7 @@ paths:
   /v1/devices:
     post:
       operationId: registerDevice
+      x-required-role: operator
       tags: [devices]
       summary: Register a device.
       description: |
@@ -389,6 +516,7 @@ paths:
         "503": {$ref: "#/components/responses/Unavailable"}
     get:
       operationId: listDevices
+      x-required-role: viewer
       tags: [devices]
       summary: List devices, oldest identifier first, with filters.
       parameters:
@@ -417,6 +545,7 @@ paths:
       - $ref: "#/components/parameters/DeviceID"
     get:
       operationId: getDevice
+      x-required-role: viewer
       tags: [devices]
       summary: Read a device (also a decommissioned one; history is kept).
       responses:
@@ -435,6 +564,7 @@ paths:
         "503": {$ref: "#/components/responses/Unavailable"}
     patch:
       operationId: updateDevice
+      x-required-role: operator
       tags: [devices]
       summary: Change name, labels, hardware or constraints.
       description: Present objects replace the stored ones whole. Send `If-Match` with the last `ETag` to refuse lost updates.
@@ -467,6 +597,7 @@ paths:
         "503": {$ref: "#/components/responses/Unavailable"}
     delete:
       operationId: deleteDevice
+      x-required-role: admin
       tags: [devices]
       summary: Decommission a device.
       description: Its token stops working (agent routes answer 404 for it); the device and its history remain readable. Send `If-Match` with the last `ETag` to decommission only the version you saw.
@@ -488,6 +619,7 @@ paths:
       - $ref: "#/components/parameters/DeviceID"
     get:
       operationId: getDeviceConfig
+      x-required-role: viewer
       tags: [configs]
       summary: The device's current config (variants, partition, adapters, predictions, and why).
       description: |
@@ -515,6 +647,7 @@ paths:
       - $ref: "#/components/parameters/DeviceID"
     get:
       operationId: listDeviceConfigHistory
+      x-required-role: viewer
       tags: [configs]
       summary: Every config version of the device, newest first.
       parameters:
@@ -545,6 +678,7 @@ paths:
   /v1/agent/config:
     get:
       operationId: getAgentConfig
+      x-required-role: device
       tags: [agent]
       summary: The calling device's current config (same body and ETag as the admin route).
       security:
@@ -566,6 +700,7 @@ paths:
   /v1/plan:
     post:
       operationId: planWhatIf
+      x-required-role: viewer
       tags: [configs]
       summary: What-if planning; stores nothing.
       description: |
@@ -592,6 +727,7 @@ paths:
   /v1/agent/context:
     put:
       operationId: putAgentContext
+      x-required-role: device
       tags: [agent]
       summary: Report the calling device's runtime context.
       security:
@@ -620,6 +756,7 @@ paths:
       - $ref: "#/components/parameters/DeviceID"
     get:
       operationId: listDeviceMetrics
+      x-required-role: viewer
       tags: [devices]
       summary: The device's metric time series, oldest first.
       parameters:
@@ -649,6 +786,7 @@ paths:
   /v1/fleet/summary:
     get:
       operationId: getFleetSummary
+      x-required-role: viewer
       tags: [devices]
       summary: Devices by status and hardware class, campaigns by status, jobs by state, mean adaptation gains.
       responses:
@@ -666,6 +804,7 @@ paths:
       tags: [models]
       summary: Publish a model package (streamed to disk, verified whole before anything is stored).
       operationId: publishModel
+      x-required-role: admin
       description: |
         The package is stored content-addressed by SHA-256 in PostgreSQL. The same bytes uploaded again answer
         200 with the model already stored. A package is the file `fleetadapt model build` writes (format 2): a
@@ -679,11 +818,21 @@ paths:
         manifest field (`manifest.blocks[2].variants[1].profile.param_bytes`), the file (`manifest.json`,
         `weights.safetensors`) or `body`. Format 1 packages (no manifest digest) are refused: rebuild them.
         Larger than the coordinator's upload limit (default 256 MiB): 413. Publishing stores the planner's view
-        of the package beside it.
+        of the package beside it, and gives it the next `version` of its `name` (1, 2, …).
+
+        Publishing moves no device: a device that has a config keeps its model until a release moves it.
+        A device without a config (registered before any model, or while several exist) is planned with the one
+        plannable model when exactly one exists; with several, it stays without a config until a release names a
+        model for it.
       parameters:
         - name: name
           in: query
+          description: The model's name (default the manifest's); versions rise per name.
           schema: {type: string, minLength: 1, maxLength: 128}
+        - name: tags
+          in: query
+          description: Comma-separated labels of this version (at most 16 of 1–64 letters, digits, `.`, `_`, `-`).
+          schema: {type: string, pattern: "^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64}){0,15}$"}
       requestBody:
         required: true
         content:
@@ -711,11 +860,16 @@ paths:
         "503": {$ref: "#/components/responses/Unavailable"}
     get:
       tags: [models]
-      summary: List models.
+      summary: List models (with `name`, that name's versions).
       operationId: listModels
+      x-required-role: viewer
       parameters:
         - $ref: "#/components/parameters/Limit"
         - $ref: "#/components/parameters/After"
+        - name: name
+          in: query
+          description: Only the versions of this name.
+          schema: {type: string, minLength: 1, maxLength: 128}
       responses:
         "200":
           description: One page.
@@ -739,6 +893,7 @@ paths:
       tags: [models]
       summary: Read a model and its manifest summary.
       operationId: getModel
+      x-required-role: viewer
       responses:
         "200":
           description: The model.
@@ -755,6 +910,7 @@ paths:
       tags: [models]
       summary: Delete a model that nothing refers to (no domain, campaign, job or device config).
       operationId: deleteModel
+      x-required-role: admin
       description: |
         Removes the model, its measured latencies and its package bytes in one transaction. A model that a
         domain (so a campaign and its jobs) or a device config refers to answers 409 `model_in_use`: deprecate
@@ -772,13 +928,13 @@ paths:
       - $ref: "#/components/parameters/ModelID"
     post:
       tags: [models]
-      summary: Deprecate a model; the planner never chooses it again.
+      summary: Deprecate a model; no device without a config is planned onto it.
       operationId: deprecateModel
+      x-required-role: admin
       description: |
-        A deprecated model is never chosen for a new config and is not the newest model: the maintenance loop
-        re-plans the fleet against the newest model that is not deprecated (devices keep their configs when
-        there is none). Its package stays downloadable for devices still running it. Idempotent: deprecating
-        again keeps the first `deprecated_at`.
+        A deprecated model is never chosen for a device that has no config yet. Devices that run it keep it:
+        no device changes model except through a release. Its package stays downloadable for devices still
+        running it. Idempotent: deprecating again keeps the first `deprecated_at`.
       responses:
         "200":
           description: The model, with `deprecated_at`.
@@ -797,6 +953,7 @@ paths:
       tags: [models]
       summary: Download the package bytes (admin key or any device token).
       operationId: downloadModelPackage
+      x-required-role: viewer-or-device
       description: The `ETag` is the quoted hex SHA-256 of the bytes; `If-None-Match` with it answers 304.
       security:
         - adminKey: []
@@ -822,6 +979,7 @@ paths:
   /v1/domains:
     post:
       operationId: createDomain
+      x-required-role: operator
       tags: [campaigns]
       summary: Announce a new target domain; creates its campaign and one job per targeted device.
       description: |
@@ -854,6 +1012,7 @@ paths:
         "503": {$ref: "#/components/responses/Unavailable"}
     get:
       operationId: listDomains
+      x-required-role: viewer
       tags: [campaigns]
       summary: List domains.
       parameters:
@@ -883,6 +1042,7 @@ paths:
         schema: {type: string, format: uuid}
     get:
       operationId: getDomain
+      x-required-role: viewer
       tags: [campaigns]
       summary: Read a domain.
       responses:
@@ -897,11 +1057,74 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
         "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/campaigns:
+    get:
+      operationId: listCampaigns
+      x-required-role: viewer
+      tags: [campaigns]
+      summary: List campaigns (releases' included), filtered by status and domain.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/After"
+        - name: status
+          in: query
+          schema: {type: string, enum: [running, paused, completed, aborted, canceled]}
+        - name: domain_id
+          in: query
+          schema: {type: string, format: uuid}
+      responses:
+        "200":
+          description: One page.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [items]
+                properties:
+                  items: {type: array, items: {$ref: "#/components/schemas/Campaign"}}
+                  next: {type: [string, "null"]}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/campaigns/{id}/jobs:
+    parameters:
+      - $ref: "#/components/parameters/CampaignID"
+    get:
+      operationId: listCampaignJobs
+      x-required-role: viewer
+      tags: [campaigns]
+      summary: "A campaign's jobs: device, wave, state, attempt, reported outcome and metrics, the gate's verdict."
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/After"
+        - name: state
+          in: query
+          schema: {type: string, enum: [queued, leased, running, succeeded, failed, timed_out, canceled, rejected]}
+      responses:
+        "200":
+          description: One page.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [items]
+                properties:
+                  items: {type: array, items: {$ref: "#/components/schemas/CampaignJob"}}
+                  next: {type: [string, "null"]}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/Unavailable"}
   /v1/campaigns/{id}:
     parameters:
       - $ref: "#/components/parameters/CampaignID"
     get:
       operationId: getCampaign
+      x-required-role: viewer
       tags: [campaigns]
       summary: Campaign status, job counts per state and wave, progress, and gain distributions.
       responses:
@@ -921,6 +1144,7 @@ paths:
       - $ref: "#/components/parameters/CampaignID"
     post:
       operationId: pauseCampaign
+      x-required-role: operator
       tags: [campaigns]
       summary: Stop leasing this campaign's jobs (running ones finish).
       responses:
@@ -941,6 +1165,7 @@ paths:
       - $ref: "#/components/parameters/CampaignID"
     post:
       operationId: resumeCampaign
+      x-required-role: operator
       tags: [campaigns]
       summary: Lease again after a pause.
       responses:
@@ -961,6 +1186,7 @@ paths:
       - $ref: "#/components/parameters/CampaignID"
     post:
       operationId: cancelCampaign
+      x-required-role: operator
       tags: [campaigns]
       summary: End the campaign; queued jobs are canceled.
       responses:
@@ -981,6 +1207,7 @@ paths:
       - $ref: "#/components/parameters/CampaignID"
     post:
       operationId: retryFailedCampaignJobs
+      x-required-role: operator
       tags: [campaigns]
       summary: Queue failed and timed-out jobs again with a fresh budget of attempts.
       description: |
@@ -1002,6 +1229,7 @@ paths:
   /v1/agent/jobs/next:
     get:
       operationId: leaseNextJob
+      x-required-role: device
       tags: [agent]
       summary: Lease the calling device's next job, waiting up to `wait` seconds for one.
       description: |
@@ -1037,6 +1265,7 @@ paths:
       - $ref: "#/components/parameters/JobID"
     post:
       operationId: heartbeatJob
+      x-required-role: device
       tags: [agent]
       summary: Extend the lease of the attempt the device holds, reporting progress.
       security:
@@ -1069,6 +1298,7 @@ paths:
       - $ref: "#/components/parameters/JobID"
     put:
       operationId: uploadJobArtifact
+      x-required-role: device
       tags: [agent]
       summary: Upload the adapter weights an attempt trained (safetensors, F32, at most 16 MiB).
       description: |
@@ -1125,6 +1355,7 @@ paths:
       - $ref: "#/components/parameters/JobID"
     post:
       operationId: reportJobResult
+      x-required-role: device
       tags: [agent]
       summary: Report an attempt's outcome and metrics.
       description: |
@@ -1174,6 +1405,7 @@ paths:
         schema: {type: string, format: uuid}
     get:
       operationId: getDomainAdapter
+      x-required-role: device
       tags: [agent]
       summary: The domain's newest aggregated adapter (sample-weighted average of the adapters its devices trained).
       description: |
@@ -1201,6 +1433,7 @@ paths:
   /v1/agent/metrics:
     post:
       operationId: postAgentMetrics
+      x-required-role: device
       tags: [agent]
       summary: Report a named set of numbers the device measured.
       security:
@@ -1220,6 +1453,389 @@ paths:
         "413": {$ref: "#/components/responses/PayloadTooLarge"}
         "422": {$ref: "#/components/responses/ValidationFailed"}
         "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/api-keys:
+    post:
+      operationId: createApiKey
+      x-required-role: admin
+      tags: [access]
+      summary: Create an API key with a role.
+      description: |
+        Answers 201 with the key's secret in `token`, shown only this once (the coordinator keeps only its
+        SHA-256). `viewer` reads; `operator` also changes devices, domains, campaigns, releases, triggers and
+        enrolment tokens; `admin` also manages keys and models and deletes. After `expires_at` (or once revoked)
+        the key is refused with 401 `api_key_expired` (`api_key_revoked`).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/ApiKeyRequest"}
+      responses:
+        "201":
+          description: Created.
+          headers:
+            Location: {schema: {type: string}, description: URL of the new key.}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ApiKeyCreated"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "422": {$ref: "#/components/responses/ValidationFailed"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+    get:
+      operationId: listApiKeys
+      x-required-role: admin
+      tags: [access]
+      summary: List API keys (never their secrets), oldest identifier first.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/After"
+      responses:
+        "200":
+          description: One page.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ApiKeyPage"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/api-keys/{id}:
+    parameters:
+      - $ref: "#/components/parameters/ApiKeyID"
+    delete:
+      operationId: revokeApiKey
+      x-required-role: admin
+      tags: [access]
+      summary: Revoke an API key; it is refused from now on and stays listed with `revoked_at`.
+      responses:
+        "204": {description: Revoked (also when it already was).}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/devices/{id}/token:
+    parameters:
+      - $ref: "#/components/parameters/DeviceID"
+    post:
+      operationId: rotateDeviceToken
+      x-required-role: operator
+      tags: [devices]
+      summary: Give the device a new token; the old one is refused at once.
+      responses:
+        "200":
+          description: The new token, shown only in this answer.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/DeviceToken"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/enrolment-tokens:
+    post:
+      operationId: createEnrolmentToken
+      x-required-role: operator
+      tags: [access]
+      summary: Create a token devices enrol themselves with.
+      description: |
+        Devices that enrol with it (`POST /v1/agent/enrol`) get its `labels`. It works until `expires_at`, for at
+        most `max_uses` enrolments (unlimited when absent), until revoked; the secret is in `token`, shown only
+        in this answer.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/EnrolmentTokenRequest"}
+      responses:
+        "201":
+          description: Created.
+          headers:
+            Location: {schema: {type: string}, description: URL of the new token.}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/EnrolmentTokenCreated"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "422": {$ref: "#/components/responses/ValidationFailed"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+    get:
+      operationId: listEnrolmentTokens
+      x-required-role: operator
+      tags: [access]
+      summary: List enrolment tokens (never their secrets), oldest identifier first.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/After"
+      responses:
+        "200":
+          description: One page.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/EnrolmentTokenPage"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/enrolment-tokens/{id}/revoke:
+    parameters:
+      - $ref: "#/components/parameters/EnrolmentTokenID"
+    post:
+      operationId: revokeEnrolmentToken
+      x-required-role: operator
+      tags: [access]
+      summary: Revoke an enrolment token; devices already enrolled keep their own tokens.
+      responses:
+        "200":
+          description: The token, revoked.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/EnrolmentToken"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/agent/enrol:
+    post:
+      operationId: enrolDevice
+      x-required-role: enrolment-token
+      tags: [agent]
+      summary: A device registers itself with an enrolment token and receives its own token.
+      description: |
+        The bearer is the enrolment token. The body is a registration without `labels` (the token's labels are
+        the device's). An expired, revoked or used-up enrolment token is refused with 401
+        `enrolment_token_expired`, `enrolment_token_revoked` or `enrolment_token_used_up`.
+      security:
+        - enrolmentToken: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/DeviceRegistration"}
+      responses:
+        "201":
+          description: Enrolled.
+          headers:
+            Location: {schema: {type: string}, description: URL of the new device.}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/DeviceCreated"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "422": {$ref: "#/components/responses/ValidationFailed"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/audit:
+    get:
+      operationId: listAuditLog
+      x-required-role: admin
+      tags: [access]
+      summary: The audit log, newest first.
+      description: |
+        Every mutating request made with a key (status included, refused ones too) and every refused credential
+        on any route (actor `anonymous`, status 401 or 403). The log is append-only: the database refuses
+        UPDATE, DELETE and TRUNCATE on it.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - name: after
+          in: query
+          description: The `next` of the previous page (an entry id).
+          schema: {type: string}
+        - name: actor
+          in: query
+          description: Only entries of this actor id (a key's or device's UUID) or actor kind (`admin_key`, `api_key`, `device`, `enrolment_token`, `anonymous`).
+          schema: {type: string}
+        - name: route
+          in: query
+          description: Only entries of this route template, e.g. `/v1/devices/{id}`.
+          schema: {type: string}
+        - name: since
+          in: query
+          description: Only entries at or after this time (RFC 3339).
+          schema: {type: string, format: date-time}
+        - name: until
+          in: query
+          description: Only entries before this time (RFC 3339).
+          schema: {type: string, format: date-time}
+        - name: status
+          in: query
+          description: Only entries with this HTTP status.
+          schema: {type: integer, minimum: 100, maximum: 599}
+      responses:
+        "200":
+          description: One page.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/AuditPage"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/releases:
+    post:
+      operationId: createRelease
+      x-required-role: operator
+      tags: [releases]
+      summary: Move the devices a selector matches to a model, in waves.
+      description: |
+        A release runs as a campaign of `profile` jobs for `model_id`: each selected device downloads the
+        model's package and measures it; when its job succeeds its config moves to the model (a new config
+        version with trigger `release`, planned from its own measurements). Waves, the canary, the success
+        threshold, `max_per_minute` and the abort rule are the campaign's. Devices outside the selector keep their
+        model. No job is leased before `start_at`. A device registered later with no config, matching a release in
+        force, is planned with the release's model. A deprecated model, or one that is not an elastic package,
+        answers 422 `model_not_releasable`.
+      parameters:
+        - $ref: "#/components/parameters/IdempotencyKey"
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/ReleaseRequest"}
+      responses:
+        "201":
+          description: Created.
+          headers:
+            Location: {schema: {type: string}}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Release"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "422": {$ref: "#/components/responses/ValidationFailed"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+    get:
+      operationId: listReleases
+      x-required-role: viewer
+      tags: [releases]
+      summary: List releases (filter by status and model).
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/After"
+        - name: status
+          in: query
+          schema: {type: string, enum: [running, paused, completed, aborted, canceled]}
+        - name: model_id
+          in: query
+          schema: {type: string, format: uuid}
+      responses:
+        "200":
+          description: One page.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [items]
+                properties:
+                  items: {type: array, items: {$ref: "#/components/schemas/Release"}}
+                  next: {type: [string, "null"]}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/releases/{id}:
+    parameters:
+      - $ref: "#/components/parameters/ReleaseID"
+    get:
+      operationId: getRelease
+      x-required-role: viewer
+      tags: [releases]
+      summary: A release, with its campaign's status, waves and job counts.
+      responses:
+        "200":
+          description: The release.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Release"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/releases/{id}/pause:
+    parameters:
+      - $ref: "#/components/parameters/ReleaseID"
+    post:
+      operationId: pauseRelease
+      x-required-role: operator
+      tags: [releases]
+      summary: Stop leasing the release's jobs (running ones finish).
+      responses:
+        "200":
+          description: The release after the action.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Release"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/releases/{id}/resume:
+    parameters:
+      - $ref: "#/components/parameters/ReleaseID"
+    post:
+      operationId: resumeRelease
+      x-required-role: operator
+      tags: [releases]
+      summary: Lease again after a pause.
+      responses:
+        "200":
+          description: The release after the action.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Release"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/releases/{id}/cancel:
+    parameters:
+      - $ref: "#/components/parameters/ReleaseID"
+    post:
+      operationId: cancelRelease
+      x-required-role: operator
+      tags: [releases]
+      summary: End the release; queued jobs are canceled (devices already moved keep the model).
+      responses:
+        "200":
+          description: The release after the action.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Release"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
 components:
   securitySchemes:
     adminKey:
@@ -1229,7 +1845,15 @@ components:
     deviceToken:
       type: http
       scheme: bearer
-      description: The device's own token, returned once at registration.
+      description: The device's own token, returned once at registration or enrolment.
+    apiKey:
+      type: http
+      scheme: bearer
+      description: An API key (`fak_…`) with the role `x-required-role` names, or the bootstrap admin key.
+    enrolmentToken:
+      type: http
+      scheme: bearer
+      description: An enrolment token (`fae_…`), for `POST /v1/agent/enrol` only.
   parameters:
     DeviceID:
       name: id
@@ -1243,6 +1867,21 @@ components:
       required: true
       schema: {type: string, format: uuid}
     CampaignID:
+      name: id
+      in: path
+      required: true
+      schema: {type: string, format: uuid}
+    ApiKeyID:
+      name: id
+      in: path
+      required: true
+      schema: {type: string, format: uuid}
+    EnrolmentTokenID:
+      name: id
+      in: path
+      required: true
+      schema: {type: string, format: uuid}
+    ReleaseID:
       name: id
       in: path
       required: true
@@ -1285,7 +1924,7 @@ components:
         application/problem+json:
           schema: {$ref: "#/components/schemas/Problem"}
     Forbidden:
-      description: A credential of the wrong kind for this route.
+      description: A credential of the wrong kind for this route, or an API key whose role is below the route's `x-required-role` (`insufficient_role`).
       content:
         application/problem+json:
           schema: {$ref: "#/components/schemas/Problem"}
@@ -1339,13 +1978,20 @@ components:
         invalid_header: "400 — a header (Idempotency-Key, If-Match, Content-SHA256, …) is malformed; `errors` names it."
         invalid_framing: "400 — conflicting Content-Length or Transfer-Encoding headers; the connection is closed."
         unauthorized: "401 — no credential, or one that is not valid for this route."
+        api_key_expired: "401 — the API key is past its expires_at."
+        api_key_revoked: "401 — the API key has been revoked."
+        enrolment_token_expired: "401 — the enrolment token is past its expires_at."
+        enrolment_token_revoked: "401 — the enrolment token has been revoked."
+        enrolment_token_used_up: "401 — the enrolment token has enrolled as many devices as its max_uses."
         forbidden: "403 — the credential is valid but may not do this."
+        insufficient_role: "403 — the API key's role is below the route's x-required-role."
         not_found: "404 — no such resource (or one the caller may not see)."
         no_config: "404 — the device has no config yet (no model published, or not planned); on the edge: 409."
         method_not_allowed: "405 — the path exists but not with this method; `Allow` lists the methods."
         conflict: "409 — the request conflicts with the resource's state."
         device_decommissioned: "409 — the device was decommissioned."
         invalid_campaign_state: "409 — the campaign cannot make this transition from its current status."
+        invalid_release_state: "409 — the release cannot make this transition from its current status."
         model_in_use: "409 — domains or device configs still refer to the model; deprecate it instead."
         lease_lost: "409 — the job's lease expired or another attempt holds it."
         stale_attempt: "409 — a newer attempt of the job exists; this one may not report."
@@ -1362,6 +2008,7 @@ components:
         invalid_artifact: "422 — the uploaded artifact is refused; `errors` names each bad tensor."
         digest_mismatch: "422 — the body's SHA-256 differs from Content-SHA256."
         unknown_model: "422 — the domain names a model that is not published."
+        model_not_releasable: "422 — the release names a deprecated model, or one the planner cannot plan with."
         unknown_devices: "422 — the selector names devices that are not active."
         no_targets: "422 — the selector matches no active device."
         idempotency_key_reused: "422 — the Idempotency-Key was used before with another body."
@@ -1390,6 +2037,94 @@ components:
             properties:
               field: {type: string, description: "JSON path of the field (`hardware.gflops`), or the parameter or header name."}
               message: {type: string}
+    Role:
+      type: string
+      enum: [viewer, operator, admin]
+    ApiKeyRequest:
+      type: object
+      required: [name, role]
+      properties:
+        name: {type: string, minLength: 1, maxLength: 128}
+        role: {$ref: "#/components/schemas/Role"}
+        expires_at: {type: string, format: date-time, description: Must be in the future; absent means no expiry.}
+    ApiKey:
+      type: object
+      required: [id, name, role, created_at]
+      properties:
+        id: {type: string, format: uuid}
+        name: {type: string}
+        role: {$ref: "#/components/schemas/Role"}
+        created_at: {type: string, format: date-time}
+        expires_at: {type: string, format: date-time}
+        revoked_at: {type: string, format: date-time}
+    ApiKeyCreated:
+      type: object
+      required: [api_key, token]
+      properties:
+        api_key: {$ref: "#/components/schemas/ApiKey"}
+        token: {type: string, description: "The key's secret (`fak_…`); shown only in this answer."}
+    ApiKeyPage:
+      type: object
+      required: [items]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/ApiKey"}}
+        next: {type: [string, "null"]}
+    DeviceToken:
+      type: object
+      required: [token]
+      properties:
+        token: {type: string, description: The device's new bearer token; shown only in this answer.}
+    EnrolmentTokenRequest:
+      type: object
+      required: [expires_at]
+      properties:
+        labels: {$ref: "#/components/schemas/Labels"}
+        expires_at: {type: string, format: date-time, description: Must be in the future.}
+        max_uses: {type: integer, minimum: 1, maximum: 1000000}
+    EnrolmentToken:
+      type: object
+      required: [id, labels, expires_at, uses, created_at]
+      properties:
+        id: {type: string, format: uuid}
+        labels: {$ref: "#/components/schemas/Labels"}
+        expires_at: {type: string, format: date-time}
+        max_uses: {type: integer}
+        uses: {type: integer}
+        created_at: {type: string, format: date-time}
+        revoked_at: {type: string, format: date-time}
+    EnrolmentTokenCreated:
+      type: object
+      required: [enrolment_token, token]
+      properties:
+        enrolment_token: {$ref: "#/components/schemas/EnrolmentToken"}
+        token: {type: string, description: "The token's secret (`fae_…`); shown only in this answer."}
+    EnrolmentTokenPage:
+      type: object
+      required: [items]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/EnrolmentToken"}}
+        next: {type: [string, "null"]}
+    AuditEntry:
+      type: object
+      required: [id, at, actor_kind, method, route, status, request_id]
+      properties:
+        id: {type: integer}
+        at: {type: string, format: date-time}
+        actor_kind: {type: string, enum: [admin_key, api_key, device, enrolment_token, anonymous]}
+        actor_id: {type: string}
+        actor_name: {type: string}
+        method: {type: string}
+        route: {type: string, description: "The route template, e.g. `/v1/devices/{id}`."}
+        resource_id: {type: string}
+        status: {type: integer}
+        request_id: {type: string}
+        client_address: {type: string}
+    AuditPage:
+      type: object
+      required: [items]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/AuditEntry"}}
+        next: {type: [string, "null"], description: Pass as `after` for the next (older) page.}
     HardwareClass:
       type: string
       description: Lowercase slug naming a hardware family (letters, digits, single hyphens; starts with a letter).
@@ -1628,6 +2363,68 @@ components:
             learning_rate: {type: number, exclusiveMinimum: 0, maximum: 10}
             batch_size: {type: integer, minimum: 1, maximum: 4096}
             lease_s: {type: integer, minimum: 1, maximum: 86400, description: "Lease length heartbeats renew (default min(30, timeout_s))."}
+        gate: {$ref: "#/components/schemas/QualityGate"}
+    QualityGate:
+      type: object
+      description: |
+        What an `adapt` result must show: mean per-sample entropy on the device's data dropped by at least
+        `min_entropy_drop` nats, and prediction diversity (entropy of the batch-mean prediction) kept at least
+        `min_diversity_ratio` of its value before (catches TENT's collapse). A result failing it ends `rejected`:
+        its adapters are neither aggregated nor planned into the device's config, and it counts as a failure for
+        the wave's success threshold. A measurement the result does not carry is not judged.
+      properties:
+        enabled: {type: boolean, default: true}
+        min_entropy_drop: {type: number, default: 0.001}
+        min_diversity_ratio: {type: number, minimum: 0, maximum: 10, default: 0.5}
+    GateVerdict:
+      type: object
+      required: [passed, reasons, gate]
+      properties:
+        passed: {type: boolean}
+        entropy_drop: {type: [number, "null"]}
+        diversity_before: {type: [number, "null"]}
+        diversity_after: {type: [number, "null"]}
+        diversity_ratio: {type: [number, "null"]}
+        reasons: {type: array, items: {type: string}}
+        gate: {$ref: "#/components/schemas/QualityGate"}
+    CampaignJob:
+      type: object
+      required: [id, device_id, kind, wave, state, attempt, updated_at]
+      properties:
+        id: {type: string, format: uuid}
+        device_id: {type: string, format: uuid}
+        kind: {type: string, enum: [adapt, apply, profile]}
+        wave: {type: integer}
+        state: {type: string, enum: [queued, leased, running, succeeded, failed, timed_out, canceled, rejected]}
+        attempt: {type: integer}
+        outcome: {type: [string, "null"], enum: [succeeded, failed, null]}
+        error: {type: [string, "null"]}
+        metrics: {$ref: "#/components/schemas/JobResult/properties/metrics"}
+        gate: {$ref: "#/components/schemas/GateVerdict"}
+        updated_at: {type: string, format: date-time}
+        finished_at: {type: [string, "null"], format: date-time}
+    ReleaseRequest:
+      type: object
+      required: [model_id, selector]
+      properties:
+        model_id: {type: string, format: uuid}
+        selector: {$ref: "#/components/schemas/DomainRequest/properties/selector"}
+        rollout: {$ref: "#/components/schemas/DomainRequest/properties/rollout"}
+        abort: {$ref: "#/components/schemas/DomainRequest/properties/abort"}
+        start_at: {type: string, format: date-time, description: "No job is leased before this time."}
+        timeout_s: {type: integer, minimum: 1, maximum: 86400, default: 900}
+        max_attempts: {type: integer, minimum: 1, maximum: 25, default: 3}
+    Release:
+      type: object
+      required: [id, model_id, selector, status, campaign, created_at]
+      properties:
+        id: {type: string, format: uuid}
+        model_id: {type: string, format: uuid}
+        selector: {$ref: "#/components/schemas/DomainRequest/properties/selector"}
+        start_at: {type: [string, "null"], format: date-time}
+        status: {type: string, enum: [running, paused, completed, aborted, canceled]}
+        campaign: {$ref: "#/components/schemas/Campaign"}
+        created_at: {type: string, format: date-time}
     Domain:
       type: object
       required: [id, name, description, model_id, campaign_id, spec, created_at]
@@ -1730,6 +2527,8 @@ components:
             samples: {type: integer, minimum: 0}
             steps: {type: integer, minimum: 0}
             latency_ms: {type: number, minimum: 0, description: Batch-1 latency of the device's combination as measured by the agent.}
+            diversity_before: {type: number, minimum: 0, description: "Entropy of the batch-mean prediction over the device's data before adapting."}
+            diversity_after: {type: number, minimum: 0, description: "The same after adapting; near 0 when predictions collapse onto one class."}
             split_after_block:
               type: integer
               minimum: -1
@@ -1744,10 +2543,12 @@ components:
       description: >
         A published elastic model package (built by `fleetadapt model build`): its manifest's summary. The package
         itself is a ustar archive of manifest.sha256, manifest.json and weights.safetensors; see the README's "Model packages".
-      required: [id, name, sha256, size_bytes, combination_count, family, adapter_kind, reference_gflops, blocks, accuracy, created_at]
+      required: [id, name, version, tags, sha256, size_bytes, combination_count, family, adapter_kind, reference_gflops, blocks, accuracy, created_at]
       properties:
         id: {type: string, format: uuid}
         name: {type: string}
+        version: {type: integer, minimum: 1, description: "Rises by one with each publish of `name`; assigned by the coordinator."}
+        tags: {type: array, items: {type: string}, description: "Labels given at publish (`?tags=`)."}
         sha256: {type: string, description: "SHA-256 of the package bytes; also the package's ETag."}
         size_bytes: {type: integer}
         combination_count: {type: integer, description: "Distinct variant combinations (product of variants per block)."}
@@ -1786,6 +2587,6 @@ components:
             mean_abs_error: {type: number, description: "Estimator error on random combinations measured at build time."}
             max_abs_error: {type: number}
         created_at: {type: string, format: date-time}
-        deprecated_at: {type: string, format: date-time, description: "Present once deprecated: the planner never chooses the model again."}
+        deprecated_at: {type: string, format: date-time, description: "Present once deprecated: no device without a config is planned onto it."}
 """# + "\n"
 }

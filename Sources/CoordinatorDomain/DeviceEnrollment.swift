@@ -68,4 +68,27 @@ package struct DeviceEnrollment: Sendable {
         }
         return outcome
     }
+
+    /// A device enrolling itself with an enrolment token: one use of the token is spent and the device is created
+    /// with the token's labels in one transaction, so a token with one use left enrols exactly one device. nil when
+    /// the token can no longer be used (revoked, expired or used up since the headers were checked).
+    package func enrol(_ registration: DeviceRegistration, enrolmentToken: UUID, tokens: EnrolmentTokenStore, now: Date) throws -> DeviceCreated? {
+        let created = try idempotency.unkeyed { c -> DeviceCreated? in
+            guard let labels = try tokens.consume(enrolmentToken, on: c) else { return nil }
+            var registration = registration
+            registration.labels = labels
+            let token = Secrets.generate(prefix: "fad_")
+            let device = try devices.insert(id: UUID(), registration: registration, tokenDigest: Secrets.sha256(token), now: now, on: c)
+            return DeviceCreated(device: device, token: token)
+        }
+        if let created { replanner.replan(device: created.device.id, trigger: "enrolment") }
+        return created
+    }
+
+    /// A new token for an active device (the old one stops working at once); nil when it is not active.
+    package func rotateToken(_ id: UUID, now: Date) throws -> String? {
+        let token = Secrets.generate(prefix: "fad_")
+        let device = try idempotency.unkeyed { c in try devices.rotateToken(id, tokenDigest: Secrets.sha256(token), now: now, on: c) }
+        return device == nil ? nil : token
+    }
 }

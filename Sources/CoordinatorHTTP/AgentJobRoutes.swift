@@ -24,7 +24,7 @@ package struct AgentJobRoutes: Sendable {
         let (auth, jobs, waiters) = (routes.auth, self.jobs, self.waiters)
         // HEAD would lease a job and throw the answer away: the long-poll serves GET only (HEAD is 405).
         routes.router.addLongPoll(.GET, "/v1/agent/jobs/next",
-                                  options: RouteOptions(authorize: routes.authorizer(.device), allowsHead: false)) { request, poll in
+                                  options: RouteOptions(authorize: routes.authorizer(.device, method: .GET, pattern: "/v1/agent/jobs/next"), allowsHead: false)) { request, poll in
             try mapDatabaseErrors(request.requestID) { try Self.next(auth: auth, jobs: jobs, waiters: waiters, request, poll) }
         }
         routes.add(.POST, "/v1/agent/jobs/{id}/heartbeat", access: .device, heartbeat)

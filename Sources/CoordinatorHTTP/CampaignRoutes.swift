@@ -13,17 +13,16 @@ package struct CampaignRoutes: Sendable {
     package let jobs: JobStore
 
     package func register() {
-        routes.add(.GET, "/v1/campaigns", access: .admin, list)
-        routes.add(.GET, "/v1/campaigns/{id}", access: .admin, read)
-        routes.add(.GET, "/v1/campaigns/{id}/jobs", access: .admin, listJobs)
+        routes.add(.GET, "/v1/campaigns", access: .viewer, list)
+        routes.add(.GET, "/v1/campaigns/{id}", access: .viewer, read)
+        routes.add(.GET, "/v1/campaigns/{id}/jobs", access: .viewer, listJobs)
         for action in CampaignScheduler.Action.allCases {
-            routes.add(.POST, "/v1/campaigns/{id}/\(action.rawValue)", access: .admin) { request in try perform(action, request) }
+            routes.add(.POST, "/v1/campaigns/{id}/\(action.rawValue)", access: .operator) { request in try perform(action, request) }
         }
     }
 
     /// Campaigns (releases' too), filtered by `status` and `domain_id`, cursor-paginated.
     package func list(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let query = try ListQuery(request)
         let status = try ReleaseRoutes.status(request)
         var domain: UUID?
@@ -38,7 +37,6 @@ package struct CampaignRoutes: Sendable {
 
     /// A campaign's jobs: device, wave, state, attempt, reported outcome and metrics, the gate's verdict.
     package func listJobs(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         let query = try ListQuery(request)
         var state: JobState?
@@ -55,14 +53,12 @@ package struct CampaignRoutes: Sendable {
     }
 
     package func read(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         guard let view = try campaigns.view(id) else { throw HTTPError.notFound("No campaign \(id.uuidString.lowercased()).") }
         return try .body(view)
     }
 
     package func perform(_ action: CampaignScheduler.Action, _ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         switch try scheduler.perform(action, campaign: id, now: clock.now()) {
         case .notFound: throw HTTPError.notFound("No campaign \(id.uuidString.lowercased()).")

@@ -12,14 +12,13 @@ package struct ConfigRoutes: Sendable {
     package let replanner: Replanner
 
     package func register() {
-        routes.add(.GET, "/v1/devices/{id}/config", access: .admin, deviceConfig)
-        routes.add(.GET, "/v1/devices/{id}/config/history", access: .admin, history)
+        routes.add(.GET, "/v1/devices/{id}/config", access: .viewer, deviceConfig)
+        routes.add(.GET, "/v1/devices/{id}/config/history", access: .viewer, history)
         routes.add(.GET, "/v1/agent/config", access: .device, agentConfig)
-        routes.add(.POST, "/v1/plan", access: .admin, plan)
+        routes.add(.POST, "/v1/plan", access: .viewer, plan)
     }
 
     package func deviceConfig(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         guard try devices.find(id) != nil else { throw HTTPError.notFound("No device \(id.uuidString.lowercased()).") }
         return try answer(request, try configs.current(id), device: id)
@@ -45,7 +44,6 @@ package struct ConfigRoutes: Sendable {
     }
 
     package func history(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         guard try devices.find(id) != nil else { throw HTTPError.notFound("No device \(id.uuidString.lowercased()).") }
         let limit = try ListQuery(request, cursorIsUUID: false).limit
@@ -62,7 +60,6 @@ package struct ConfigRoutes: Sendable {
     }
 
     package func plan(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let body = try request.decodeValidated(PlanRequest.self) { $0.validate() }
         do { return try .body(try replanner.whatIf(body)) } catch let error as PlanInputError { throw HTTPError.planInput(error) }
     }

@@ -27,6 +27,10 @@ package struct CoordinatorServices: Sendable {
     package let launch: CampaignLaunch
     package let releaseLaunch: ReleaseLaunch
     package let enrollment: DeviceEnrollment
+    /// Writes the audit log for every route (`RouteRegistrar`).
+    package let auditor: Auditor
+    /// The access every route was registered with (filled by `makeRouter`).
+    package let routeAccess = RouteAccessTable()
     /// Where `GET /openapi.yaml` is read from.
     package let openAPIPath: String?
     /// Largest model package `POST /v1/models` accepts.
@@ -42,7 +46,9 @@ package struct CoordinatorServices: Sendable {
         self.clock = clock
         self.backoff = backoff
         metrics = Metrics()
-        auth = Authenticator(adminKey: adminKey, devices: stores.devices, clock: clock, failures: AuthFailureLimiter(policy: authFailures))
+        auth = Authenticator(adminKey: adminKey, devices: stores.devices, apiKeys: stores.apiKeys, enrolmentTokens: stores.enrolmentTokens,
+                             clock: clock, failures: AuthFailureLimiter(policy: authFailures))
+        auditor = Auditor(store: stores.audit)
         health = DatabaseHealth(pool: pool, migrations: migrations)
         let scheduler = CampaignScheduler(pool: pool, campaigns: stores.campaigns, jobs: stores.jobs)
         self.scheduler = scheduler
@@ -79,7 +85,7 @@ package struct CoordinatorServices: Sendable {
     /// tests can call it in-process (`Router.respond`) as well as serve it.
     package func makeRouter() -> Router {
         let router = Router()
-        let routes = RouteRegistrar(router: router, auth: auth, metrics: metrics)
+        let routes = RouteRegistrar(router: router, auth: auth, metrics: metrics, auditor: auditor, accessTable: routeAccess)
         let s = stores
         SystemRoutes(routes: routes, health: health, openAPIPath: openAPIPath, liveness: liveness).register()
         DeviceRoutes(routes: routes, devices: s.devices, enrollment: enrollment, replanner: replanner, clock: clock).register()
@@ -93,6 +99,9 @@ package struct CoordinatorServices: Sendable {
         ConfigRoutes(routes: routes, devices: s.devices, configs: s.configs, replanner: replanner).register()
         ReleaseRoutes(routes: routes, releases: releaseLaunch.releases, campaigns: s.campaigns, launch: releaseLaunch, scheduler: scheduler,
                       clock: clock).register()
+        ApiKeyRoutes(routes: routes, apiKeys: s.apiKeys, clock: clock).register()
+        EnrolmentRoutes(routes: routes, tokens: s.enrolmentTokens, enrollment: enrollment, clock: clock).register()
+        AuditRoutes(routes: routes, audit: s.audit).register()
         return router
     }
 }

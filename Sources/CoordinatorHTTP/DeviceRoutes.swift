@@ -13,16 +13,15 @@ package struct DeviceRoutes: Sendable {
     package let clock: WallClock
 
     package func register() {
-        routes.add(.POST, "/v1/devices", access: .admin, create)
-        routes.add(.GET, "/v1/devices", access: .admin, list)
-        routes.add(.GET, "/v1/devices/{id}", access: .admin, read)
-        routes.add(.PATCH, "/v1/devices/{id}", access: .admin, patch)
+        routes.add(.POST, "/v1/devices", access: .operator, create)
+        routes.add(.GET, "/v1/devices", access: .viewer, list)
+        routes.add(.GET, "/v1/devices/{id}", access: .viewer, read)
+        routes.add(.PATCH, "/v1/devices/{id}", access: .operator, patch)
         routes.add(.DELETE, "/v1/devices/{id}", access: .admin, decommission)
     }
 
     /// Registers a device (`DeviceEnrollment`: once per `Idempotency-Key`, the token only in the answer sent).
     package func create(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let key = try IdempotencyKey.from(request)
         let registration = try request.decodeValidated(DeviceRegistration.self) { $0.validate() }
         let outcome: DeviceEnrollment.Outcome
@@ -53,7 +52,6 @@ package struct DeviceRoutes: Sendable {
     }
 
     package func list(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let query = try ListQuery(request)
         var labels: [String: String]?
         if let text = request.query["labels"] {
@@ -76,7 +74,6 @@ package struct DeviceRoutes: Sendable {
     }
 
     package func read(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         guard let device = try devices.find(id) else { throw HTTPError.notFound("No device \(id.uuidString.lowercased()).") }
         var headers = HTTPHeaders()
@@ -85,7 +82,6 @@ package struct DeviceRoutes: Sendable {
     }
 
     package func patch(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         let expected = try expectedVersion(request, of: id)
         let patch = try request.decodeValidated(DevicePatch.self) { $0.validate() }
@@ -105,7 +101,6 @@ package struct DeviceRoutes: Sendable {
     }
 
     package func decommission(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         let expected = try expectedVersion(request, of: id)
         switch try devices.decommission(id, expectedVersion: expected, now: clock.now()) {

@@ -12,14 +12,13 @@ package struct DomainRoutes: Sendable {
     package let clock: WallClock
 
     package func register() {
-        routes.add(.POST, "/v1/domains", access: .admin, create)
-        routes.add(.GET, "/v1/domains", access: .admin, list)
-        routes.add(.GET, "/v1/domains/{id}", access: .admin, read)
+        routes.add(.POST, "/v1/domains", access: .operator, create)
+        routes.add(.GET, "/v1/domains", access: .viewer, list)
+        routes.add(.GET, "/v1/domains/{id}", access: .viewer, read)
     }
 
     /// Creates the domain, its campaign and its jobs (`CampaignLaunch`, once per `Idempotency-Key`).
     package func create(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let key = try IdempotencyKey.from(request)
         let body = try request.decodeValidated(DomainRequest.self) { $0.validate() }
         let answer: IdempotencyStore.StoredAnswer
@@ -45,13 +44,11 @@ package struct DomainRoutes: Sendable {
     }
 
     package func list(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let query = try ListQuery(request)
         return try .body(try campaigns.domains(limit: query.limit, after: query.after))
     }
 
     package func read(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         guard let domain = try campaigns.domain(id) else { throw HTTPError.notFound("No domain \(id.uuidString.lowercased()).") }
         return try .body(domain)

@@ -12,12 +12,11 @@ package struct MetricsRoutes: Sendable {
     package let metrics: MetricsStore
 
     package func register() {
-        routes.add(.GET, "/v1/devices/{id}/metrics", access: .admin, deviceMetrics)
-        routes.add(.GET, "/v1/fleet/summary", access: .admin, summary)
+        routes.add(.GET, "/v1/devices/{id}/metrics", access: .viewer, deviceMetrics)
+        routes.add(.GET, "/v1/fleet/summary", access: .viewer, summary)
     }
 
     package func deviceMetrics(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         var limit = 100
         if let t = request.query["limit"] {
@@ -38,7 +37,6 @@ package struct MetricsRoutes: Sendable {
     }
 
     package func summary(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let (byStatus, byClass) = try devices.counts()
         let gains = try jobs.adaptationGains()
         return try .body(FleetSummary(devicesByStatus: byStatus, devicesByClass: byClass, campaignsByStatus: try campaigns.countsByStatus(),

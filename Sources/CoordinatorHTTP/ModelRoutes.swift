@@ -19,15 +19,14 @@ package struct ModelRoutes: Sendable {
 
     package func register() {
         routes.add(.POST, "/v1/models", access: .admin, options: RouteOptions(bodyLimit: uploadLimit, spoolToDisk: true), upload)
-        routes.add(.GET, "/v1/models", access: .admin, list)
-        routes.add(.GET, "/v1/models/{id}", access: .admin, read)
-        routes.add(.GET, "/v1/models/{id}/package", access: .adminOrDevice, package)
+        routes.add(.GET, "/v1/models", access: .viewer, list)
+        routes.add(.GET, "/v1/models/{id}", access: .viewer, read)
+        routes.add(.GET, "/v1/models/{id}/package", access: .viewerOrDevice, package)
         routes.add(.DELETE, "/v1/models/{id}", access: .admin, delete)
         routes.add(.POST, "/v1/models/{id}/deprecate", access: .admin, deprecate)
     }
 
     package func upload(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         guard let path = request.bodyFile, let data = FileManager.default.contents(atPath: path), !data.isEmpty else {
             throw HTTPError.validation([FieldError(field: "body", message: "must be an elastic model package (fleetadapt model build)")])
         }
@@ -60,7 +59,6 @@ package struct ModelRoutes: Sendable {
     }
 
     package func list(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let q = try ListQuery(request)
         let name = request.query["name"]
         if let name, !(1...128).contains(name.count) {
@@ -71,13 +69,11 @@ package struct ModelRoutes: Sendable {
     }
 
     package func read(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         return try .body(try view(try find(request)))
     }
 
     /// The package bytes for admins and devices; `ETag` is the SHA-256, so `If-None-Match` saves the download.
     func package(_ request: HTTPRequest) throws -> HTTPResponse {
-        if let token = request.bearerToken, routes.auth.adminKey.matches(token) {} else { _ = try routes.auth.requireDevice(request) }
         let row = try find(request)
         let etag = "\"\(Secrets.hex(row.sha256))\""
         var headers = HTTPHeaders()
@@ -93,7 +89,6 @@ package struct ModelRoutes: Sendable {
     /// Deletes a model nothing refers to (no domain, so no campaign or job, and no device config): a bad upload is
     /// removed without SQL. A model in use answers 409; deprecate it instead.
     package func delete(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         switch try models.delete(id) {
         case .deleted:
@@ -111,7 +106,6 @@ package struct ModelRoutes: Sendable {
     /// run it keep it (no device changes model except through a release); its package stays downloadable.
     /// Deprecating again changes nothing.
     package func deprecate(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let id = try request.uuidParameter("id")
         guard let row = try models.deprecate(id, now: clock.now()) else {
             throw HTTPError.notFound("No model \(id.uuidString.lowercased()).")

@@ -18,16 +18,15 @@ package struct ReleaseRoutes: Sendable {
     package static let actions: [CampaignScheduler.Action] = [.pause, .resume, .cancel]
 
     package func register() {
-        routes.add(.POST, "/v1/releases", access: .admin, create)
-        routes.add(.GET, "/v1/releases", access: .admin, list)
-        routes.add(.GET, "/v1/releases/{id}", access: .admin, read)
+        routes.add(.POST, "/v1/releases", access: .operator, create)
+        routes.add(.GET, "/v1/releases", access: .viewer, list)
+        routes.add(.GET, "/v1/releases/{id}", access: .viewer, read)
         for action in Self.actions {
-            routes.add(.POST, "/v1/releases/{id}/\(action.rawValue)", access: .admin) { request in try perform(action, request) }
+            routes.add(.POST, "/v1/releases/{id}/\(action.rawValue)", access: .operator) { request in try perform(action, request) }
         }
     }
 
     package func create(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let key = try IdempotencyKey.from(request)
         let body = try request.decodeValidated(ReleaseRequest.self) { $0.validate() }
         let outcome: IdempotencyStore.Outcome
@@ -56,7 +55,6 @@ package struct ReleaseRoutes: Sendable {
     }
 
     package func list(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let query = try ListQuery(request)
         let status = try Self.status(request)
         var model: UUID?
@@ -72,12 +70,10 @@ package struct ReleaseRoutes: Sendable {
     }
 
     package func read(_ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         return try .body(try find(request))
     }
 
     package func perform(_ action: CampaignScheduler.Action, _ request: HTTPRequest) throws -> HTTPResponse {
-        try routes.auth.requireAdmin(request)
         let release = try find(request)
         switch try scheduler.perform(action, campaign: release.campaign.id, now: clock.now()) {
         case .notFound: throw HTTPError.notFound("No release \(release.id.uuidString.lowercased()).")

@@ -1,36 +1,55 @@
 import FleetAPI
 import Foundation
 import HTTPServer
+import Synchronization
 
 /// Registers a route group's handlers on the router, each wrapped with what every route shares: who may call it
-/// (decided from the headers before the body is read), database errors mapped to problems, and metrics.
+/// (decided from the headers before the body is read, and remembered in `accessTable` for the contract test),
+/// database errors mapped to problems, metrics, and the audit log (`Auditor`: every mutating request and every
+/// refused credential, recorded here once the status is known, never in a route).
 package struct RouteRegistrar: Sendable {
     package let router: Router
     package let auth: Authenticator
     package let metrics: Metrics
+    package let auditor: Auditor?
+    package let accessTable: RouteAccessTable
 
-    package init(router: Router, auth: Authenticator, metrics: Metrics) {
+    package init(router: Router, auth: Authenticator, metrics: Metrics, auditor: Auditor? = nil,
+                 accessTable: RouteAccessTable = RouteAccessTable()) {
         self.router = router
         self.auth = auth
         self.metrics = metrics
+        self.auditor = auditor
+        self.accessTable = accessTable
     }
 
     package func add(_ method: HTTPMethod, _ pattern: String, access: Access, options: RouteOptions = .init(),
              _ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse) {
         let metrics = self.metrics
+        let auditor = self.auditor
         var options = options
-        options.authorize = authorizer(access)
+        let check = authorizer(access, method: method, pattern: pattern)
+        options.authorize = check
         router.add(method, pattern, options: options) { request in
             let start = ContinuousClock.now
             var status = 500
+            var request = request
+            var location: String?
             defer {
                 let elapsed = ContinuousClock.now - start
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
                 metrics.observe(method: method.rawValue, route: pattern, status: status, seconds: seconds)
+                auditor?.requestDone(request, access: access, method: method, route: pattern, status: status, location: location)
             }
             do {
+                // The server ran `check` before the body; a caller that bypassed it (none does) is checked here.
+                if let check, request.authorization == nil {
+                    let found = try mapDatabaseErrors(request.requestID) { [request] in try check(request) }
+                    request.authorization = found
+                }
                 let response = try mapDatabaseErrors(request.requestID) { try handler(request) }
                 status = response.status
+                location = response.headers["Location"]
                 return response
             } catch let error as HTTPError {
                 status = error.status
@@ -39,11 +58,38 @@ package struct RouteRegistrar: Sendable {
         }
     }
 
-    /// `Authenticator.authorizer` with database errors mapped to problems, as in handlers.
-    package func authorizer(_ access: Access) -> RequestAuthorizer? {
+    /// `Authenticator.authorizer` with database errors mapped to problems, as in handlers, and refusals audited;
+    /// routes registered on the router directly (long-polls) pass their method and pattern here.
+    package func authorizer(_ access: Access, method: HTTPMethod, pattern: String) -> RequestAuthorizer? {
+        accessTable.record(method, pattern, access)
         guard let check = auth.authorizer(access) else { return nil }
-        return { request in try mapDatabaseErrors(request.requestID) { try check(request) } }
+        let auditor = self.auditor
+        return { request in
+            do {
+                return try mapDatabaseErrors(request.requestID) { try check(request) }
+            } catch let error as HTTPError {
+                if [401, 403].contains(error.status) {
+                    auditor?.refused(request, method: method, route: pattern, status: error.status)
+                }
+                throw error
+            }
+        }
     }
+}
+
+/// The access each (method, pattern) was registered with, for the test that holds openapi.yaml's
+/// `x-required-role` equal to the routes.
+package final class RouteAccessTable: Sendable {
+    private let table = Mutex<[String: Access]>([:])
+
+    package init() {}
+
+    func record(_ method: HTTPMethod, _ pattern: String, _ access: Access) {
+        table.withLock { $0["\(method.rawValue) \(pattern)"] = access }
+    }
+
+    /// "METHOD /pattern" → access.
+    package var entries: [String: Access] { table.withLock { $0 } }
 }
 
 extension HTTPResponse {

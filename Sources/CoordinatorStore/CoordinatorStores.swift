@@ -15,6 +15,9 @@ package struct CoordinatorStores: Sendable {
     package let artifacts: JobArtifactStore
     package let domainAdapters: DomainAdapterStore
     package let metrics: MetricsStore
+    package let apiKeys: ApiKeyStore
+    package let enrolmentTokens: EnrolmentTokenStore
+    package let audit: AuditStore
 
     package init(pool: PostgresPool) {
         self.pool = pool
@@ -29,6 +32,9 @@ package struct CoordinatorStores: Sendable {
         artifacts = JobArtifactStore(pool: pool, jobs: jobs)
         domainAdapters = DomainAdapterStore(pool: pool)
         metrics = MetricsStore(pool: pool)
+        apiKeys = ApiKeyStore(pool: pool)
+        enrolmentTokens = EnrolmentTokenStore(pool: pool)
+        audit = AuditStore(pool: pool)
     }
 }
 

@@ -143,3 +143,14 @@ extension CoordinatorClient {
         }
     }
 }
+
+extension CoordinatorClient {
+    /// `POST /v1/agent/enrol` with this client's token being an enrolment token: the device is created with the
+    /// token's labels and its own token comes back (once). Retried until the coordinator answers (`retry`); a
+    /// refusal (an expired, revoked or used-up token, a bad body) throws a `ProblemError`.
+    public func enrol(_ registration: DeviceRegistration, retry: Retry) throws -> DeviceCreated {
+        let r = try send("POST", "/v1/agent/enrol", body: try json(registration), retry: retry)
+        guard r.status == 201 else { throw ProblemError(status: r.status, body: r.body, request: "POST /v1/agent/enrol") }
+        return try Self.decode(DeviceCreated.self, r.body)
+    }
+}

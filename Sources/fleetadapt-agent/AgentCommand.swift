@@ -28,7 +28,10 @@ struct AgentCommand: ParsableCommand {
             and the trained adapters) waits in --state-dir until the coordinator has it, across restarts of the
             agent too. It stops on SIGTERM/SIGINT after the job in hand (an undelivered result stays saved).
 
-            The token comes from --token, FLEETADAPT_TOKEN, or --token-file (in that order).
+            The token comes from --token, FLEETADAPT_TOKEN, or --token-file (in that order); otherwise from
+            <state-dir>/device-token, which the agent writes (mode 0600) when it enrols: with --enrol-token-file and
+            no stored token, it enrols itself (POST /v1/agent/enrol, the device described by --name, --hardware-class,
+            --gflops, --memory-mb, --latency-budget-ms, --memory-budget-mb) and later starts reuse the stored token.
             Elastic packages are downloaded from the coordinator (GET /v1/models/{id}/package), verified
             (SHA-256, archive, tensors) and cached in --cache-dir; --model uses a local package instead.
 
@@ -45,6 +48,27 @@ struct AgentCommand: ParsableCommand {
 
     @Option(help: "File holding this device's token.")
     var tokenFile: String?
+
+    @Option(help: "File holding an enrolment token: with no token given or stored, the agent enrols itself with it and keeps its own token in <state-dir>/device-token (0600).")
+    var enrolTokenFile: String?
+
+    @Option(help: "The device's name when it enrols (default: the host name).")
+    var name: String?
+
+    @Option(help: "The device's hardware class when it enrols (e.g. raspberry-pi-4).")
+    var hardwareClass: String?
+
+    @Option(help: "The device's throughput in GFLOP/s when it enrols.")
+    var gflops: Double?
+
+    @Option(help: "The device's memory in MiB when it enrols (default: MemTotal of /proc/meminfo).")
+    var memoryMb: Int?
+
+    @Option(help: "The latency budget per inference in ms when it enrols.")
+    var latencyBudgetMs: Double?
+
+    @Option(help: "The memory budget of the model in MiB when it enrols.")
+    var memoryBudgetMb: Double?
 
     @Option(help: "Directory with the device's local data: data.safetensors (see `fleetadapt data make-domain`), or a folder of JPEG/PNG images (recursive; class_name/ subfolders give labels, for reporting only).")
     var dataDir: String
@@ -135,6 +159,12 @@ struct AgentCommand: ParsableCommand {
         if let edgeURL, URL(string: edgeURL)?.scheme.map({ ["http", "https"].contains($0) }) != true {
             throw ValidationError("--edge-url must be an http(s) URL")
         }
+        if enrolTokenFile != nil {
+            let missing = [hardwareClass == nil ? "--hardware-class" : nil, gflops == nil ? "--gflops" : nil,
+                           latencyBudgetMs == nil ? "--latency-budget-ms" : nil, memoryBudgetMb == nil ? "--memory-budget-mb" : nil]
+            if let flag = missing.compactMap({ $0 }).first { throw ValidationError("\(flag) is needed with --enrol-token-file") }
+            if let issue = registration.validate().first { throw ValidationError("enrolment: \(issue.field): \(issue.message)") }
+        }
         var v = Validator()
         context.validate(into: &v, prefix: "")
         if let issue = v.issues.first { throw ValidationError("--\(issue.field.drop { $0 == "." }.replacingOccurrences(of: "_", with: "-")): \(issue.message)") }
@@ -144,14 +174,37 @@ struct AgentCommand: ParsableCommand {
         DeviceContext(batteryPct: batteryPct, bandwidthMbps: bandwidthMbps, rttMs: rttMs, edgeServer: edgeServer, edgeServerGFLOPS: edgeServerGflops)
     }
 
+    /// What the device enrols as (with `--enrol-token-file`).
+    var registration: DeviceRegistration {
+        DeviceRegistration(name: name ?? ProcessInfo.processInfo.hostName,
+                           hardware: Hardware(class: hardwareClass ?? "", gflops: gflops ?? 0, memoryMB: memoryMb ?? Self.totalMemoryMB() ?? 0),
+                           constraints: Constraints(latencyBudgetMs: latencyBudgetMs ?? 0, memoryBudgetMB: memoryBudgetMb ?? 0), context: context)
+    }
+
+    /// `MemTotal` of /proc/meminfo in MiB.
+    static func totalMemoryMB() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first { $0.hasPrefix("MemTotal:") }
+            .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) }.map { $0 / 1024 }
+    }
+
     func run() throws {
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw ValidationError("--ca-file: cannot read \(caFile)")
+        }
         var resolved = token ?? ProcessInfo.processInfo.environment["FLEETADAPT_TOKEN"]
         if resolved == nil, let tokenFile {
             resolved = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        guard let resolved, !resolved.isEmpty else { throw ValidationError("no token: use --token, FLEETADAPT_TOKEN or --token-file") }
-        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
-            throw ValidationError("--ca-file: cannot read \(caFile)")
+        let stateDirectory = stateDir ?? AgentConfiguration.defaultStateDirectory(dataDirectory: dataDir)
+        if resolved == nil { resolved = AgentEnrolment.storedToken(stateDirectory: stateDirectory) }
+        if resolved == nil, let enrolTokenFile {
+            resolved = try AgentEnrolment.token(stateDirectory: stateDirectory, enrolTokenFile: enrolTokenFile, coordinatorURL: coordinator,
+                                                tls: ClientTLS(caFile: caFile), registration: registration, maxRetryDelay: maxRetryDelay,
+                                                log: AgentRunner.writeLine)
+        }
+        guard let resolved, !resolved.isEmpty else {
+            throw ValidationError("no token: use --token, FLEETADAPT_TOKEN, --token-file or --enrol-token-file")
         }
         var configuration = AgentConfiguration(
             coordinatorURL: coordinator, token: resolved, dataDirectory: dataDir, modelPath: model,
