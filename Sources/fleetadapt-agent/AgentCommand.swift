@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import CommandSupport
 import FleetAPI
 import FleetClient
 import Foundation
@@ -35,7 +36,8 @@ struct AgentCommand: ParsableCommand {
             Example:
               fleetadapt-agent --coordinator http://10.0.0.1:8080 --token-file /etc/fleetadapt/token \\
                 --data-dir /var/lib/fleetadapt-agent/data
-            """)
+            """,
+        version: FleetAdaptVersion.line)
 
     @Option(help: "Base URL of the coordinator.")
     var coordinator: String = "http://127.0.0.1:8080"
@@ -127,7 +129,7 @@ struct AgentCommand: ParsableCommand {
             slowdown: slowdown, pollWait: pollWait, maxJobs: maxJobs, context: context, edgeURL: edgeURL,
             stateDirectory: stateDir, maxRetryDelay: maxRetryDelay)
         configuration.tls = ClientTLS(caFile: caFile)
-        let runner = AgentRunner(configuration: configuration)
+        let runner = AgentRunner(configuration: configuration, log: AgentLog.line)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "fleetadapt-agent.signals")
@@ -139,6 +141,6 @@ struct AgentCommand: ParsableCommand {
         }
         defer { sources.forEach { $0.cancel() } }
         let done = try runner.run()
-        AgentRunner.writeLine("agent: stopped after \(done) job(s)")
+        AgentLog.line("agent: stopped after \(done) job(s)")
     }
 }
