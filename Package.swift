@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // C shims: a module map and a one-line header each, nothing else.
@@ -29,8 +30,14 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         // Faces over C: the only modules that touch pointers of their library.
-        .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
-        .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
+        .target(name: "HTTPServer", dependencies: ["CMicroHTTPD", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "PostgresClient", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
+        // What every executable shares: --version, FLEETADAPT_* defaults for every flag, the log handlers
+        // (json, logfmt, text) and their bootstrap, and the exit path of runtime errors.
+        .target(name: "CommandSupport", dependencies: [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         // Pure domain.
         .target(name: "Learning", dependencies: ["COpenBLAS", "CZlib"]),
@@ -52,7 +59,7 @@ let package = Package(
         // Services. The coordinator in four layers, each a module so the compiler holds the arrows:
         // stores (all SQL) ← use cases (no SQL text, no HTTP) ← routes (HTTP only) ← the process (start, serve, stop).
         .target(name: "CoordinatorStore", dependencies: [
-            "PostgresClient", "FleetAPI", "Rollout", .product(name: "Crypto", package: "swift-crypto"),
+            "PostgresClient", .product(name: "Logging", package: "swift-log"), "FleetAPI", "Rollout", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "CoordinatorDomain", dependencies: [
             "CoordinatorStore", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning", "ElasticModel",
@@ -64,28 +71,32 @@ let package = Package(
             "ElasticModel",
         ]),
         .target(name: "Coordinator", dependencies: [
-            "BundledResources", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout",
+            .product(name: "Logging", package: "swift-log"), "BundledResources", "CommandSupport", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout",
         ]),
         // The typed blocking HTTP client of the coordinator's API and the package cache (agent, edge, CLI).
         .target(name: "FleetClient", dependencies: ["FleetAPI", "CCurl", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Agent", dependencies: ["FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO"]),
         // The edge half of split inference; it reaches the coordinator through FleetClient.
-        .target(name: "EdgeRuntime", dependencies: ["FleetClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel"]),
+        .target(name: "EdgeRuntime", dependencies: ["CommandSupport", "FleetClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel"]),
 
         // Executables.
         .executableTarget(name: "fleetadapt-coordinator", dependencies: [
-            "Coordinator", "PostgresClient",
+            "CommandSupport",
+            "Coordinator", "PostgresClient", .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt-agent", dependencies: [
-            "Agent", "FleetAPI", "FleetClient",
+            "CommandSupport",
+            "Agent", "FleetAPI", "FleetClient", .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt-edge", dependencies: [
-            "EdgeRuntime", "HTTPServer", "FleetClient",
+            "CommandSupport",
+            "EdgeRuntime", "HTTPServer", "FleetClient", .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
+            "CommandSupport",
             "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -94,7 +105,9 @@ let package = Package(
         // runner, the built executables' paths, a small elastic package); it is a plain target (test targets cannot depend on each other), so
         // it imports no module @testable and builds in release too.
         .target(name: "TestSupport", dependencies: ["HTTPServer", "ElasticModel", "Learning"], path: "Tests/TestSupport"),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
+        .testTarget(name: "HTTPServerTests", dependencies: [
+            "HTTPServer", "TestSupport", "CommandSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "LearningTests", dependencies: ["Learning"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
@@ -110,7 +123,7 @@ let package = Package(
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "BundledResources",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
-            "TestSupport",
+            "TestSupport", "CommandSupport",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <microhttpd.h>
 
@@ -20,3 +21,14 @@ static inline unsigned int fleetadapt_mhd_daemon_connections(struct MHD_Daemon *
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     return info == NULL ? 0 : info->num_connections;
 }
+
+/* MHD_OPTION_EXTERNAL_LOGGER passes a va_list, which a Swift @convention(c) function cannot take: this formats the
+   message and hands it to `cls`, a plain C function pointer of Swift's (a top-level function, no context). */
+typedef void (*fleetadapt_mhd_message_fn)(const char *message);
+static inline void fleetadapt_mhd_logger(void *cls, const char *format, va_list arguments) {
+    char buffer[1024];
+    if (cls == NULL || format == NULL) return;
+    if (vsnprintf(buffer, sizeof buffer, format, arguments) < 0) return;
+    ((fleetadapt_mhd_message_fn)cls)(buffer);
+}
+static inline void *fleetadapt_mhd_logger_callback(void) { return (void *)fleetadapt_mhd_logger; }

@@ -57,7 +57,15 @@ public final class CoordinatorApp: Sendable {
                                                accessLog: configuration.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
             http.limits = configuration.httpLimits
             http.tls = configuration.tls
+            // Every finished request (long-polls too) feeds the lease counter, and is logged when access logging is on.
+            let (metrics, logs) = (services.metrics, configuration.accessLog)
+            http.accessLog = nil
+            http.accessLogEntries = { entry in
+                metrics.observeCompleted(method: entry.method, route: entry.route, status: entry.status)
+                if logs { HTTPServerConfiguration.structuredAccessLog(entry) }
+            }
             server = HTTPServer(configuration: http, router: router)
+            Self.registerMetrics(services: services, server: server)
         } catch {
             supervisor?.shutdown()
             try? embedded?.stop()

@@ -27,10 +27,20 @@ public final class EdgeServer: Sendable {
         let router = Router()
         let routes = EdgeRoutes(configuration: configuration, sessions: sessions)
         routes.register(on: router)
+        // Prometheus exposition of this process (unauthenticated, like the coordinator's: counts and timings only).
+        let metrics = EdgeMetrics()
+        router.add(.GET, "/metrics") { _ in
+            .text(metrics.render(sessions: sessions.count), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
         self.router = router
         var http = HTTPServerConfiguration(host: configuration.host, port: configuration.port, threadPoolSize: configuration.threadPoolSize,
-                                   accessLog: configuration.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
+                                   accessLog: nil)
         http.tls = configuration.tls
+        let logs = configuration.accessLog
+        http.accessLogEntries = { entry in
+            metrics.observe(entry)
+            if logs { HTTPServerConfiguration.structuredAccessLog(entry) }
+        }
         server = HTTPServer(configuration: http, router: router)
     }
 

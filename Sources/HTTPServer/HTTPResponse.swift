@@ -74,7 +74,7 @@ enum JSONCoding {
     }
 }
 
-/// Causes of 500s are written to stderr (never to the client).
+/// Causes of 500s go to the server's log (never to the client).
 func reportInternalError(_ error: any Error, context: String) {
-    FileHandle.standardError.write(Data("HTTPServer: internal error while \(context): \(String(reflecting: error))\n".utf8))
+    ServerLog.logger.error("internal error while \(context): \(String(reflecting: error))")
 }

@@ -102,7 +102,7 @@ public final class HTTPServer: Sendable {
     /// it fails to start.
     private static func accepted(_ credentials: TLSCredentials) throws -> TLSCredentials {
         let flags = MHD_USE_TLS.rawValue | MHD_USE_NO_LISTEN_SOCKET.rawValue | MHD_USE_ERROR_LOG.rawValue
-        let probe = startDaemonVA(flags: flags, options: tlsOptions(credentials), handler: refuseEverything, context: nil)
+        let probe = startDaemonVA(flags: flags, options: [loggerOption()] + tlsOptions(credentials), handler: refuseEverything, context: nil)
         guard let probe else { throw TLSConfigurationError.rejected }
         MHD_stop_daemon(probe)
         return credentials
@@ -145,6 +145,7 @@ public final class HTTPServer: Sendable {
         let notifyFn: MHD_NotifyConnectionCallback = connectionNotified
         let limits = configuration.limits
         var options: [MHD_OptionItem] = [
+            loggerOption(),
             MHD_OptionItem(option: .LISTEN_SOCKET, value: Int(listenFD), ptr_value: nil),
             MHD_OptionItem(option: .THREAD_POOL_SIZE, value: max(1, configuration.threadPoolSize),
                            ptr_value: nil),

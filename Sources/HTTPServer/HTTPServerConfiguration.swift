@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// How the daemon listens and what it tolerates.
 public struct HTTPServerConfiguration: Sendable {
@@ -11,8 +12,10 @@ public struct HTTPServerConfiguration: Sendable {
     /// Idle seconds before MHD drops a connection (suspended long-polls are exempt).
     public var connectionTimeoutSeconds: Int = 30
     public var spoolDirectory: String = NSTemporaryDirectory()
-    /// One line per request; nil disables access logging.
+    /// One text line per request (`AccessLogEntry.textLine`); nil disables it. Ignored when `accessLogEntries` is set.
     public var accessLog: (@Sendable (String) -> Void)? = HTTPServerConfiguration.standardErrorLog
+    /// Each request's fields; `structuredAccessLog` logs them as one swift-log line (what the executables use).
+    public var accessLogEntries: (@Sendable (AccessLogEntry) -> Void)?
     /// What one client may hold and how long it may take; see `Limits`.
     public var limits = Limits()
     /// HTTPS with this certificate and key; nil serves plain HTTP (loopback, or behind a terminating proxy).
@@ -64,6 +67,10 @@ public struct HTTPServerConfiguration: Sendable {
     }
 
     /// Writes the line with one `write(2)` so lines from worker threads never interleave.
+    /// One line per request through swift-log (label `fleetadapt.http.access`), in the process's log format.
+    public static let structuredAccessLog: @Sendable (AccessLogEntry) -> Void = { entry in entry.log(to: accessLogger) }
+    static let accessLogger = Logger(label: "fleetadapt.http.access")
+
     public static let standardErrorLog: @Sendable (String) -> Void = { line in
         var line = line
         line.append("\n")

@@ -386,14 +386,22 @@ final class ServerCore: Sendable {
             poll.finished(delivered: cleanly)
             _ = parked.withLock { $0.removeValue(forKey: ObjectIdentifier(poll)) }
         }
-        if let log = configuration.accessLog {
+        if configuration.accessLogEntries != nil || configuration.accessLog != nil {
             let elapsed = ContinuousClock.now - state.started
-            let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-            let millis = "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"
-            let status = state.status == 0 ? "aborted" : String(state.status)
-            let path = state.path.utf8.count > 512 ? state.path.prefix(512) + "..." : state.path
-            let line = "\(state.methodName) \(path) \(status) \(state.bytesSent)B \(millis)ms \(state.requestID)"
-            log(Self.escapingControlCharacters(line))
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let actor = (state.request?.authorization as? any AccessLogActor)?.actorDescription
+            let entry = AccessLogEntry(
+                method: Self.escapingControlCharacters(state.methodName), route: state.route?.pattern ?? "-",
+                unmatchedPath: state.route == nil ? Self.escapingControlCharacters(String(state.path)) : nil,
+                status: state.status, bytes: state.bytesSent, seconds: seconds, requestID: state.requestID,
+                client: state.request?.clientAddress, actor: actor.map(Self.escapingControlCharacters))
+            if let entries = configuration.accessLogEntries {
+                entries(entry)
+            } else if let log = configuration.accessLog {
+                var text = entry
+                text.unmatchedPath = Self.escapingControlCharacters(String(state.path))
+                log(text.textLine)
+            }
         }
         inFlight.subtract(1, ordering: .sequentiallyConsistent)
     }

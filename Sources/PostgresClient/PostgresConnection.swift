@@ -28,6 +28,7 @@ public final class PostgresConnection: @unchecked Sendable {
             PQfinish(conn)
             throw PostgresError(kind: .connection, message: message)
         }
+        PostgresNotices.install(on: conn)
         return PostgresConnection(conn: conn)
     }
 

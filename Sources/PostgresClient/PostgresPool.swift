@@ -8,6 +8,23 @@ public final class PostgresPool: Sendable {
         var idle: [PostgresConnection] = []
         var open = 0
         var closed = false
+        var inUse = 0
+        var waits = 0
+        var errors = 0
+    }
+
+    /// For metrics: connections checked out now, open (idle or in use), the pool's size, checkouts that had to
+    /// wait for a free connection, and checkouts that failed (no connection free in time, or none could be opened).
+    public struct Statistics: Sendable {
+        public var inUse: Int
+        public var open: Int
+        public var max: Int
+        public var waitsTotal: Int
+        public var errorsTotal: Int
+    }
+
+    public var statistics: Statistics {
+        state.withLock { Statistics(inUse: $0.inUse, open: $0.open, max: maxConnections, waitsTotal: $0.waits, errorsTotal: $0.errors) }
     }
 
     public let configuration: PostgresConfiguration
@@ -25,8 +42,12 @@ public final class PostgresPool: Sendable {
     }
 
     public func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        guard available.wait(timeout: .now() + checkoutTimeout) == .success else {
-            throw PostgresError(kind: .poolTimeout, message: "no database connection free within \(checkoutTimeout) s (pool of \(maxConnections))")
+        if available.wait(timeout: .now()) != .success {
+            state.withLock { $0.waits += 1 }
+            guard available.wait(timeout: .now() + checkoutTimeout) == .success else {
+                state.withLock { $0.errors += 1 }
+                throw PostgresError(kind: .poolTimeout, message: "no database connection free within \(checkoutTimeout) s (pool of \(maxConnections))")
+            }
         }
         defer { available.signal() }
         let reused: PostgresConnection? = try state.withLock { s in
@@ -42,10 +63,12 @@ public final class PostgresPool: Sendable {
             do {
                 connection = try PostgresConnection.connect(configuration)
             } catch {
-                state.withLock { $0.open -= 1 }
+                state.withLock { $0.open -= 1; $0.errors += 1 }
                 throw error
             }
         }
+        state.withLock { $0.inUse += 1 }
+        defer { state.withLock { $0.inUse -= 1 } }
         do {
             let value = try body(connection)
             release(connection)

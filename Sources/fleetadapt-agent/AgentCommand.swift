@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import CommandSupport
 import FleetAPI
 import FleetClient
 import Foundation
@@ -38,7 +39,8 @@ struct AgentCommand: ParsableCommand {
             Example:
               fleetadapt-agent --coordinator http://10.0.0.1:8080 --token-file /etc/fleetadapt/token \\
                 --data-dir /var/lib/fleetadapt-agent/data
-            """)
+            """,
+        version: FleetAdaptVersion.line)
 
     @Option(help: "Base URL of the coordinator.")
     var coordinator: String = "http://127.0.0.1:8080"
@@ -213,7 +215,7 @@ struct AgentCommand: ParsableCommand {
             stateDirectory: stateDir, maxRetryDelay: maxRetryDelay)
         configuration.tls = ClientTLS(caFile: caFile)
         applyServing(to: &configuration)
-        let runner = AgentRunner(configuration: configuration)
+        let runner = AgentRunner(configuration: configuration, log: AgentLog.line)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "fleetadapt-agent.signals")
@@ -225,6 +227,6 @@ struct AgentCommand: ParsableCommand {
         }
         defer { sources.forEach { $0.cancel() } }
         let done = try runner.run()
-        AgentRunner.writeLine("agent: stopped after \(done) job(s)")
+        AgentLog.line("agent: stopped after \(done) job(s)")
     }
 }

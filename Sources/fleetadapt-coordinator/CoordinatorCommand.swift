@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 
 @main
 struct CoordinatorCommand: ParsableCommand {
@@ -18,6 +19,7 @@ struct CoordinatorCommand: ParsableCommand {
               fleetadapt-coordinator serve --port 9000 --data-dir /srv/fleetadapt
               DATABASE_URL=postgres://fleet@db/fleet fleetadapt-coordinator migrate
             """,
+        version: FleetAdaptVersion.line,
         subcommands: [ServeCommand.self, MigrateCommand.self],
         defaultSubcommand: ServeCommand.self)
 }

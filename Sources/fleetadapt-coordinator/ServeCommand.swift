@@ -1,6 +1,7 @@
 import ArgumentParser
 import Coordinator
 import Foundation
+import Logging
 import HTTPServer
 
 struct ServeCommand: ParsableCommand {
@@ -47,6 +48,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
+        let logger = Logger(label: "fleetadapt.coordinator")
         let env = ProcessInfo.processInfo.environment
         if let key = env["FLEETADAPT_ADMIN_KEY"], !key.isEmpty, let problem = AdminKey.problem(with: key) {
             // Refused before the database starts, so the operator sees why at once.
@@ -65,18 +67,18 @@ struct ServeCommand: ParsableCommand {
         config.tls = tls
         let app = try CoordinatorApp(configuration: config)
         let scheme = tls == nil ? "http" : "https"
-        FileHandle.standardError.write(Data("fleetadapt-coordinator listening on \(scheme)://\(bind):\(app.port)\n".utf8))
+        logger.info("fleetadapt-coordinator listening on \(scheme)://\(bind):\(app.port)")
         let hangup = tls == nil ? nil : HTTPServer.onHangup {
             do {
                 try app.reloadTLS()
-                FileHandle.standardError.write(Data("TLS certificate reloaded\n".utf8))
+                logger.info("TLS certificate reloaded")
             } catch {
-                FileHandle.standardError.write(Data("TLS reload failed, the old certificate stays: \(error)\n".utf8))
+                logger.error("TLS reload failed, the old certificate stays: \(error)")
             }
         }
         HTTPServer.waitForTermination()
         hangup?.cancel()
-        FileHandle.standardError.write(Data("shutting down\n".utf8))
+        logger.info("shutting down")
         app.shutdown()
     }
 }

@@ -1,7 +1,9 @@
 import ArgumentParser
+import CommandSupport
 import EdgeRuntime
 import FleetClient
 import Foundation
+import Logging
 import HTTPServer
 
 @main
@@ -31,7 +33,8 @@ struct EdgeCommand: ParsableCommand {
             Example:
               fleetadapt-edge --coordinator http://10.0.0.1:8080 --port 8090
               fleetadapt-agent … --edge-server edge-1 --edge-url http://10.0.0.7:8090 --bandwidth-mbps 1000 --rtt-ms 0.2
-            """)
+            """,
+        version: FleetAdaptVersion.line)
 
     @Option(help: "Base URL of the coordinator that vouches for device tokens and plans the cuts.")
     var coordinator: String = "http://127.0.0.1:8080"
@@ -78,6 +81,7 @@ struct EdgeCommand: ParsableCommand {
     }
 
     func run() throws {
+        let logger = Logger(label: "fleetadapt.edge")
         var configuration = EdgeConfiguration(
             coordinatorURL: coordinator, host: bind, port: port,
             cacheDirectory: cacheDir ?? NSTemporaryDirectory() + "fleetadapt-edge-cache", threadPoolSize: threads,
@@ -87,18 +91,18 @@ struct EdgeCommand: ParsableCommand {
         let server = EdgeServer(configuration: configuration)
         try server.start()
         let scheme = configuration.tls == nil ? "http" : "https"
-        FileHandle.standardError.write(Data("fleetadapt-edge listening on \(scheme)://\(bind):\(server.port) for \(coordinator)\n".utf8))
+        logger.info("fleetadapt-edge listening on \(scheme)://\(bind):\(server.port) for \(coordinator)")
         let hangup = configuration.tls == nil ? nil : HTTPServer.onHangup {
             do {
                 try server.reloadTLS()
-                FileHandle.standardError.write(Data("fleetadapt-edge: TLS certificate reloaded\n".utf8))
+                logger.info("fleetadapt-edge: TLS certificate reloaded")
             } catch {
-                FileHandle.standardError.write(Data("fleetadapt-edge: TLS reload failed, the old certificate stays: \(error)\n".utf8))
+                logger.error("fleetadapt-edge: TLS reload failed, the old certificate stays: \(error)")
             }
         }
         HTTPServer.waitForTermination()
         hangup?.cancel()
         server.shutdown()
-        FileHandle.standardError.write(Data("fleetadapt-edge stopped\n".utf8))
+        logger.info("fleetadapt-edge stopped")
     }
 }

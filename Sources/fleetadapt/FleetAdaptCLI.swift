@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 
 @main
 struct FleetAdaptCLI: ParsableCommand {
@@ -10,6 +11,7 @@ struct FleetAdaptCLI: ParsableCommand {
             Benchmarks print figures and ratios against a baseline measured in the same run, because
             shared machines are noisy: compare ratios, not absolute numbers, across machines.
             """,
+        version: FleetAdaptVersion.line,
         subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, BenchCommand.self])
 }
 
