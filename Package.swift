@@ -45,6 +45,9 @@ let package = Package(
         // Elastic packages and the recipes built on them (base-model training, the adaptation experiment); its
         // scaling report keeps its frontier with the planner's Pareto staircase (Planner is pure: the arrow points down).
         .target(name: "ElasticModel", dependencies: ["Learning", "Planner", .product(name: "Crypto", package: "swift-crypto")]),
+        // ONNX export: a package's combination (variants, adapters, statistics), whole or split, as a standalone ONNX file.
+        // It writes the protobuf itself (the ONNX module keeps its generated types internal); nothing below imports it.
+        .target(name: "ONNXExport", dependencies: ["Learning", "ElasticModel"]),
 
         // Services. The coordinator in four layers, each a module so the compiler holds the arrows:
         // stores (all SQL) ← use cases (no SQL text, no HTTP) ← routes (HTTP only) ← the process (start, serve, stop).
@@ -81,7 +84,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
-            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient",
+            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient", "ONNXExport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -98,6 +101,7 @@ let package = Package(
         .testTarget(name: "ONNXTests", dependencies: [
             "ONNX", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Fixtures"]),
+        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNX", "ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
