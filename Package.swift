@@ -66,7 +66,7 @@ let package = Package(
         ]),
         // The typed blocking HTTP client of the coordinator's API and the package cache (agent, edge, CLI).
         .target(name: "FleetClient", dependencies: ["FleetAPI", "CCurl", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "Agent", dependencies: ["FleetAPI", "FleetClient", "Learning", "ElasticModel"]),
+        .target(name: "Agent", dependencies: ["FleetAPI", "FleetClient", "Learning", "ElasticModel", "ONNXExport"]),
         // The edge half of split inference; it reaches the coordinator through FleetClient.
         .target(name: "EdgeRuntime", dependencies: ["FleetClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel"]),
 
@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel", "ONNXExport"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
