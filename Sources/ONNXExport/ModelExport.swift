@@ -86,7 +86,9 @@ public struct ModelExport {
                 throw ONNXExportError("adapters: \(name) is not an adapter or batch-norm tensor of package \(manifest.name) (adapters of another model?)")
             }
             guard tensor.dtype == .F32 else { throw ONNXExportError("adapters: \(name) is \(tensor.dtype.rawValue), expected F32") }
-            guard tensor.shape == shape else { throw ONNXExportError("adapters: \(name) has shape \(tensor.shape), the package's is \(shape)") }
+            guard tensor.shape == shape else {
+                throw ONNXExportError("adapters: \(name) has shape \(tensor.shape), package \(manifest.name)'s is \(shape) (adapters of another model?)")
+            }
             let values = try tensor.floats()
             guard values.allSatisfy(\.isFinite) else { throw ONNXExportError("adapters: \(name) holds a value that is not finite") }
             if mine[name] != nil { install.append((name, values)) }
@@ -111,7 +113,7 @@ public struct ModelExport {
     public func onnx(part: ExportPart = .whole, splitAfterBlock: Int? = nil) throws -> [UInt8] {
         let model = network.model
         let chw = model.inputShape
-        var graphPart: ONNXGraphWriter.Part
+        let graphPart: ONNXGraphWriter.Part
         switch (part, splitAfterBlock) {
         case (.whole, nil):
             let g = try model.graph()
@@ -153,13 +155,12 @@ public struct ModelExport {
         let classes = fashion && a.classes == FashionMNIST.classNames.count ? FashionMNIST.classNames : (0..<a.classes).map { "class_\($0)" }
         // The engine's Fashion-MNIST normalisation (`LabeledImages.tensor`): x = (pixel / 255 − mean) / std, NCHW.
         let channels = a.inputShape[0]
-        let preprocessing: [String: Any] = [
-            "layout": "NCHW", "input_shape": a.inputShape, "color": channels == 1 ? "grayscale" : "rgb", "scale": 1.0 / 255,
-            "mean": [Double](repeating: 0.2860, count: channels), "std": [Double](repeating: 0.3530, count: channels),
-            "formula": "x = (pixel / 255 - mean) / std",
-        ]
-        func json(_ value: Any) -> String {
-            (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let preprocessing = Preprocessing(inputShape: a.inputShape, color: channels == 1 ? "grayscale" : "rgb",
+                                          mean: [Double](repeating: 0.2860, count: channels), std: [Double](repeating: 0.3530, count: channels))
+        func json<T: Encodable>(_ value: T) -> String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         }
         var out: [(String, String)] = [
             ("fleetadapt.package", manifest.name),
@@ -172,6 +173,21 @@ public struct ModelExport {
         ]
         if let k = splitAfterBlock { out.append(("fleetadapt.split_after_block", String(k))) }
         return out
+    }
+
+    /// How an application makes the model's input from an image (`metadata_props["preprocessing"]`).
+    struct Preprocessing: Encodable {
+        var layout = "NCHW"
+        var inputShape: [Int]
+        var color: String
+        var scale = 1.0 / 255
+        var mean: [Double]
+        var std: [Double]
+        var formula = "x = (pixel * scale - mean) / std"
+        enum CodingKeys: String, CodingKey {
+            case layout, color, scale, mean, std, formula
+            case inputShape = "input_shape"
+        }
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename; the temporary file is removed

@@ -55,8 +55,8 @@ struct ONNXGraphWriter {
     /// A float tensor N×dims with the batch dimension symbolic.
     static func valueInfo(_ v: inout ProtobufWriter, name: String, shape: [Int]) {
         v.string(1, name)
-        v.message(2) { type in
-            type.message(1) { tensor in
+        v.message(2) { t in
+            t.message(1) { tensor in
                 tensor.int(1, 1)   // FLOAT
                 tensor.message(2) { s in
                     s.message(1) { $0.string(2, "N") }
@@ -88,7 +88,8 @@ struct ONNXGraphWriter {
                 guard shape.count == 3, shape[0] == c.inChannels else {
                     throw ONNXExportError("node \(label): convolution of \(c.inChannels) channels reads \(shape)")
                 }
-                var inputs = [x[0], try parameter(weight)]
+                let weightName = try parameter(weight)
+                var inputs = [x[0], weightName]
                 if let bias { inputs.append(try parameter(bias)) }
                 write(label, "Conv", inputs, out, [
                     ("kernel_shape", .ints([c.kernel, c.kernel])), ("strides", .ints([c.stride, c.stride])),
@@ -98,14 +99,15 @@ struct ONNXGraphWriter {
                 let (h, w) = c.outputSize(shape[1], shape[2])
                 y = [c.outChannels, h, w]
             case .batchNorm(let gamma, let beta, let mean, let variance, let eps, _):
-                write(label, "BatchNormalization",
-                     [x[0], try parameter(gamma), try parameter(beta), try parameter(mean), try parameter(variance)], out,
-                     [("epsilon", .float(eps))])
+                let scale = try parameter(gamma), shift = try parameter(beta)
+                let m = try parameter(mean), vr = try parameter(variance)
+                write(label, "BatchNormalization", [x[0], scale, shift, m, vr], out, [("epsilon", .float(eps))])
             case .activation(let f):
                 switch f {
                 case .relu: write(label, "Relu", x, out, [])
                 case .clip(let lo, let hi):
-                    write(label, "Clip", [x[0], scalar(lo, "\(label).min"), scalar(hi, "\(label).max")], out, [])
+                    let low = scalar(lo, "\(label).min"), high = scalar(hi, "\(label).max")
+                    write(label, "Clip", [x[0], low, high], out, [])
                 case .sigmoid: write(label, "Sigmoid", x, out, [])
                 case .hardSigmoid(let alpha, let beta): write(label, "HardSigmoid", x, out, [("alpha", .float(alpha)), ("beta", .float(beta))])
                 case .hardSwish: write(label, "HardSwish", x, out, [])
@@ -131,7 +133,8 @@ struct ONNXGraphWriter {
                 guard shape.count == 1, shape[0] == d.inFeatures else {
                     throw ONNXExportError("node \(label): a dense layer of \(d.inFeatures) features reads \(shape)")
                 }
-                var inputs = [x[0], try parameter(weight)]
+                let weightName = try parameter(weight)
+                var inputs = [x[0], weightName]
                 if let bias { inputs.append(try parameter(bias)) }
                 write(label, "Gemm", inputs, out, [("transB", .int(1))])
                 y = [d.outFeatures]

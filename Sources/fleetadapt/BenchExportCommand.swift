@@ -79,18 +79,25 @@ struct BenchExportCommand: ParsableCommand {
         try process.run()
         let reportData = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let report = try JSONSerialization.jsonObject(with: reportData) as? [String: Any],
-              let ortMs = report["latency_ms"] as? Double else {
+        struct Report: Decodable {
+            var onnxruntime: String
+            var latencyMs: Double
+            enum CodingKeys: String, CodingKey {
+                case onnxruntime
+                case latencyMs = "latency_ms"
+            }
+        }
+        guard process.terminationStatus == 0, let report = try? JSONDecoder().decode(Report.self, from: reportData) else {
             throw ValidationError("onnx_check.py failed (exit \(process.terminationStatus))")
         }
+        let ortMs = report.latencyMs
         let theirs = try Data(contentsOf: URL(fileURLWithPath: output)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         let diff = zip(theirs, logits).map { abs($0 - $1) }.max() ?? .nan
         let ids = export.network.choiceIDs.joined(separator: ",")
         print("package \(export.manifest.name) (\(export.manifest.architecture.family.rawValue)), variants \(ids), adapters \(adapters ?? "none")")
         print(String(format: "export:              %8.2f ms   file %d bytes (%.1f KiB)", exportMs, bytes.count, Double(bytes.count) / 1024))
         print(String(format: "engine, batch %-4d   %8.3f ms", batch, engineMs))
-        print("onnxruntime \(report["onnxruntime"] as? String ?? "?"), batch \(batch): "
+        print("onnxruntime \(report.onnxruntime), batch \(batch): "
               + String(format: "%8.3f ms   (%.2f× the engine's time; measured from Python, call overhead included)", ortMs, ortMs / engineMs))
         print(String(format: "max |logit difference|: %.3g (full_check passed)", diff))
     }

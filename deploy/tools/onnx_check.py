@@ -57,7 +57,7 @@ def main():
         "opset": [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")][0],
         "inputs": [i.name for i in stages[0][1].get_inputs()],
         "outputs": [o.name for o in stages[-1][1].get_outputs()],
-        "input_dims": [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim],
+        "input_dims": [d.dim_param or str(d.dim_value) for d in model.graph.input[0].type.tensor_type.shape.dim],
         "metadata": {m.key: m.value for m in model.metadata_props},
         "output_shape": list(y.shape),
         "onnxruntime": ort.__version__,
