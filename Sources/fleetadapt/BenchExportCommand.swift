@@ -43,7 +43,7 @@ struct BenchExportCommand: ParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: python) else {
             throw ValidationError("\(python) not found: python3 -m venv .build/venv-onnx && .build/venv-onnx/bin/pip install onnxruntime onnx numpy")
         }
-        let export = try ModelExport(package: try ElasticPackage.read(path: package))
+        let export = try ModelExport(package: try ElasticPackage.read(path: self.package))
         try export.compose(try variants.map(ModelExport.parseVariants) ?? [:])
         if let adapters { try export.install(adaptersFile: adapters) }
         func median(_ body: () throws -> Void) rethrows -> Double {

@@ -58,7 +58,7 @@ struct ModelExportCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode.failure
         } catch let error as PackageError {
-            FileHandle.standardError.write(Data("error: \(package): \(error)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(self.package): \(error)\n".utf8))
             throw ExitCode.failure
         }
     }
@@ -90,7 +90,7 @@ struct ModelExportCommand: ParsableCommand {
         } else {
             exportPart = .whole
         }
-        let pkg = try ElasticPackage.read(path: package)
+        let pkg = try ElasticPackage.read(path: self.package)
         let exporter = try ModelExport(package: pkg)
         try exporter.compose(chosen)
         if let adapters { try exporter.install(adaptersFile: adapters) }
