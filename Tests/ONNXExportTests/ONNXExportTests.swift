@@ -237,7 +237,7 @@ struct ModelExportCLITests {
             (["--adapters", foreign], "(adapters of another model?)"),
             (["--adapters", wrong], "\(adapterName) has shape [3]"),
             (["--split-after-block", "\(positions.count)", "--part", "edge"], "split point \(positions.count) is outside the network"),
-            (["--split-after-block", "-2", "--part", "device"], "split point -2 is outside the network"),
+            (["--split-after-block=-2", "--part", "device"], "split point -2 is outside the network"),
             (["--split-after-block", "1"], "needs --part device or --part edge"),
             (["--part", "gpu", "--split-after-block", "1"], "--part: gpu is not whole, device or edge"),
         ]
