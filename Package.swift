@@ -55,6 +55,9 @@ let package = Package(
         // ONNX → the engine's Graph: initializers as parameters, batch norms put back into eval-mode exports (the
         // engine and ElasticModel never import ONNX; this module sits above both).
         .target(name: "ONNXImport", dependencies: ["ONNX", "Learning", "ElasticModel"]),
+        // ONNX export: a package's combination (variants, adapters, statistics), whole or split, as a standalone ONNX file.
+        // It writes the protobuf itself (the ONNX module keeps its generated types internal); nothing below imports it.
+        .target(name: "ONNXExport", dependencies: ["Learning", "ElasticModel"]),
 
         // Services. The coordinator in four layers, each a module so the compiler holds the arrows:
         // stores (all SQL) ← use cases (no SQL text, no HTTP) ← routes (HTTP only) ← the process (start, serve, stop).
@@ -75,7 +78,7 @@ let package = Package(
         ]),
         // The typed blocking HTTP client of the coordinator's API and the package cache (agent, edge, CLI).
         .target(name: "FleetClient", dependencies: ["FleetAPI", "CCurl", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "Agent", dependencies: ["FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO"]),
+        .target(name: "Agent", dependencies: ["FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO", "ONNXExport"]),
         // The edge half of split inference; it reaches the coordinator through FleetClient.
         .target(name: "EdgeRuntime", dependencies: ["CommandSupport", "FleetClient", "HTTPServer", "FleetAPI", "Learning", "ElasticModel"]),
 
@@ -97,7 +100,7 @@ let package = Package(
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
             "CommandSupport",
-            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient",
+            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient", "ONNXExport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -116,10 +119,11 @@ let package = Package(
         .testTarget(name: "ONNXTests", dependencies: [
             "ONNX", "ONNXImport", "Learning", "ElasticModel", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Fixtures"]),
+        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNX", "ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO", "TestSupport"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO", "ONNXExport", "TestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "BundledResources",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",

@@ -9,4 +9,10 @@ cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh systemd
 swift build -c release --build-tests -Xswiftc -enable-testing
 bash deploy/tools/check-systemd.sh "$(swift build -c release --show-bin-path)"
+# onnxruntime, onnx and numpy for ONNXExportTests (onnxruntime is the independent implementation the exported models
+# are checked against), in a virtualenv under .build; created once (about 95 s from PyPI), then reused.
+if ! .build/venv-onnx/bin/python -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
+  python3 -m venv .build/venv-onnx
+  .build/venv-onnx/bin/pip install --quiet onnxruntime onnx numpy
+fi
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"

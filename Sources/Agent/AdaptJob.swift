@@ -17,7 +17,7 @@ struct AdaptJob: JobExecutor {
             return .failed(job, "unknown loss \(document.loss.rawValue)")
         }
         progress.update(["step": 0, "total_steps": Double(document.steps)])
-        let net = try environment.network(for: document)
+        let (net, manifest) = try environment.package(for: document)
         let model = net.model
         let (entropyBefore, diversityBefore) = Self.entropyAndDiversity(model, data)
         let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
@@ -43,6 +43,7 @@ struct AdaptJob: JobExecutor {
         // Inference latency of the planned combination with its adapters at batch 1 (split with the edge server
         // when the config says so): the figure the planner predicted.
         let latency = environment.latency.measure(net, data: data, modelID: document.modelID)
+        CurrentModelFile.write(net, manifest: manifest, environment: environment)
         let adapted = JobEnvironment.adaptedTensors(model)
         let artifact = Data(SafeTensors.encode(adapted,
                                                metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))

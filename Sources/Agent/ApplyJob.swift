@@ -21,7 +21,7 @@ struct ApplyJob: JobExecutor {
         case .corrupt:
             return .failed(job, "aggregated adapter download is corrupt")
         }
-        let net = try environment.network(for: job.document)
+        let (net, manifest) = try environment.package(for: job.document)
         let model = net.model
         let entropyBefore = Trainer.meanEntropy(model, data)
         let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
@@ -34,6 +34,7 @@ struct ApplyJob: JobExecutor {
         environment.slowDown(since: start)
         let seconds = Date().timeIntervalSince(start)
         environment.log("agent: applied the aggregated adapters and re-estimated batch-norm statistics in \(passes) forward passes")
+        CurrentModelFile.write(net, manifest: manifest, environment: environment)
         let latency = environment.latency.measure(net, data: data, modelID: job.document.modelID)
         let result = JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: Trainer.meanEntropy(model, data), accuracyBefore: accuracyBefore,

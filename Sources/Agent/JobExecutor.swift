@@ -60,10 +60,14 @@ struct JobEnvironment: Sendable {
 
     /// The job's model as an elastic network composed with the job's planned variants (all originals when the
     /// coordinator planned none); the package is verified (archive, SHA-256, tensors) on every load.
-    func network(for document: JobDocument) throws -> ElasticNetwork {
-        let net = try ElasticPackage.loadNetwork(path: try modelFile(document.modelID))
+    func network(for document: JobDocument) throws -> ElasticNetwork { try package(for: document).network }
+
+    /// The composed network with its package's manifest (what `CurrentModelFile` writes into the exported model).
+    func package(for document: JobDocument) throws -> (network: ElasticNetwork, manifest: PackageManifest) {
+        let package = try ElasticPackage.read(path: try modelFile(document.modelID))
+        let net = try package.network()
         try net.compose(ids: document.variants.isEmpty ? net.positions.map { $0.variants[0].id } : document.variants)
-        return net
+        return (net, package.manifest)
     }
 
     /// Stretches work that started at `start` to `slowdown` times its duration (simulated slower hardware).

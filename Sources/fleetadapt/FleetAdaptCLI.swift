@@ -19,5 +19,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the system and print figures with same-run baselines.",
-        subcommands: [BenchHTTPCommand.self, BenchQueueCommand.self, BenchPlanCommand.self, BenchTrainCommand.self, BenchAdaptCommand.self])
+        subcommands: [BenchHTTPCommand.self, BenchQueueCommand.self, BenchPlanCommand.self, BenchTrainCommand.self, BenchAdaptCommand.self,
+                      BenchExportCommand.self])
 }

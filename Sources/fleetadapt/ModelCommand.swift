@@ -13,5 +13,6 @@ struct ModelCommand: ParsableCommand {
               curl -X POST -H "Authorization: Bearer $ADMIN_KEY" --data-binary @/tmp/fashion.fap \\
                    http://127.0.0.1:8080/v1/models                 # publish it
             """,
-        subcommands: [ModelBuildCommand.self, ModelInspectCommand.self, ModelReportCommand.self, ModelTrainBaseCommand.self])
+        subcommands: [ModelBuildCommand.self, ModelInspectCommand.self, ModelReportCommand.self, ModelTrainBaseCommand.self,
+                       ModelExportCommand.self])
 }
