@@ -13,6 +13,6 @@ bash deploy/tools/check-systemd.sh "$(swift build -c release --show-bin-path)"
 # are checked against), in a virtualenv under .build; created once (about 95 s from PyPI), then reused.
 if ! .build/venv-onnx/bin/python -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
   python3 -m venv .build/venv-onnx
-  .build/venv-onnx/bin/pip install --quiet onnxruntime onnx numpy
+  .build/venv-onnx/bin/pip install --quiet --disable-pip-version-check onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6
 fi
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"

@@ -30,6 +30,9 @@ public enum CommandMain {
             root.exit(withError: error)
         } catch let error as CleanExit {
             root.exit(withError: error)
+        } catch where root.exitCode(for: error) == .success {
+            // A help request that surfaced while the command ran (a command that parses another's arguments).
+            root.exit(withError: error)
         } catch {
             let message = (error as? ValidationError)?.message ?? String(describing: error)
             FileHandle.standardError.write(Data("Error: \(message)\n".utf8))

@@ -148,7 +148,18 @@ struct ONNXGraphWriter {
                 write(label + ".rows", "Gather", [x[0], rows], mid, [("axis", .int(2))])
                 write(label + ".cols", "Gather", [mid, cols], out, [("axis", .int(3))])
                 y = [shape[0], height, width]
-            case .identity: write(label, "Identity", x, out, [])
+            case .identity, .dropout: write(label, "Identity", x, out, [])
+            case .reduceMean(let keepDims):
+                write(label, "ReduceMean", x, out, [("axes", .ints([2, 3])), ("keepdims", .int(keepDims ? 1 : 0))])
+                y = keepDims ? [shape[0], 1, 1] : [shape[0]]
+            case .reshape(let perSample):
+                guard perSample.reduce(1, *) == shape.reduce(1, *) else {
+                    throw ONNXExportError("node \(label): a reshape to \(perSample) reads \(shape)")
+                }
+                // 0 keeps the batch dimension whatever it is at run time.
+                let target = int64s([0] + perSample, "\(label).shape")
+                write(label, "Reshape", [x[0], target], out, [])
+                y = perSample
             }
             shapes.append(y)
         }
