@@ -25,6 +25,9 @@ final class ConnectionState {
     var spoolPath: String?
     var poll: LongPoll?
     var requestID = ""
+    /// Kept for the access line after `request` is handed to the handler (and dropped with its body).
+    var clientAddress: String?
+    var actor: String?
     var status = 0
     var bytesSent = 0
     /// Answered before its body was read: the connection closes after a lingering drain.

@@ -85,6 +85,7 @@ final class ServerCore: Sendable {
         } else if rawQuery != nil {
             state.error = .badRequest("The query string contains a malformed percent-escape or invalid UTF-8.")
         }
+        state.clientAddress = connections.address(key)
         if state.error == nil, let method {
             switch routes.match(method, path: path) {
             case .found(let route, let parameters):
@@ -115,7 +116,9 @@ final class ServerCore: Sendable {
         // Authentication from the headers alone, before the body is read.
         if state.error == nil, let authorize = state.route?.options.authorize, let request = state.request {
             do {
-                state.request?.authorization = try authorize(request)
+                let authorization = try authorize(request)
+                state.request?.authorization = authorization
+                state.actor = (authorization as? any AccessLogActor)?.actorDescription
             } catch let error as HTTPError {
                 state.error = error
             } catch {
@@ -389,12 +392,12 @@ final class ServerCore: Sendable {
         if configuration.accessLogEntries != nil || configuration.accessLog != nil {
             let elapsed = ContinuousClock.now - state.started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            let actor = (state.request?.authorization as? any AccessLogActor)?.actorDescription
+            let actor = state.actor ?? (state.request?.authorization as? any AccessLogActor)?.actorDescription
             let entry = AccessLogEntry(
                 method: Self.escapingControlCharacters(state.methodName), route: state.route?.pattern ?? "-",
                 unmatchedPath: state.route == nil ? Self.escapingControlCharacters(String(state.path)) : nil,
                 status: state.status, bytes: state.bytesSent, seconds: seconds, requestID: state.requestID,
-                client: state.request?.clientAddress, actor: actor.map(Self.escapingControlCharacters))
+                client: state.clientAddress ?? state.request?.clientAddress, actor: actor.map(Self.escapingControlCharacters))
             if let entries = configuration.accessLogEntries {
                 entries(entry)
             } else if let log = configuration.accessLog {

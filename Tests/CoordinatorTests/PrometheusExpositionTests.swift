@@ -46,7 +46,8 @@ import Testing
         var families: Set<String> { Set(types.keys) }
 
         func sum(_ family: String, matching: String = "") -> Double {
-            samples.filter { Self.family(of: $0.key) == family && $0.key.contains(matching) }.values.reduce(0, +)
+            // ("x".contains("") is false: an empty filter must match every sample of the family.)
+            samples.filter { Self.family(of: $0.key) == family && (matching.isEmpty || $0.key.contains(matching)) }.values.reduce(0, +)
         }
 
         func check() {
@@ -107,6 +108,11 @@ import Testing
         }
         #expect(after.sum("fleetadapt_job_results_total", matching: "accepted") == before.sum("fleetadapt_job_results_total", matching: "accepted") + 1)
         #expect(after.sum("fleetadapt_devices", matching: "status=\"active\"") >= 1)
+        #expect(after.sum("fleetadapt_job_leases_total") == before.sum("fleetadapt_job_leases_total") + 1,
+                "\(after.samples.filter { $0.key.contains("lease") || $0.key.contains("jobs/next") })")
+        #expect(after.sum("fleetadapt_jobs", matching: "state=\"failed\"") == 1,
+                "\(after.samples.filter { $0.key.hasPrefix("fleetadapt_jobs") || $0.key.hasPrefix("fleetadapt_campaigns") })")
+        #expect(after.sum("fleetadapt_campaigns") >= 1)
         #expect(after.sum("fleetadapt_http_request_duration_seconds_count", matching: "route=\"/v1/agent/jobs/{id}/result\"") == 1)
         #expect(after.samples.keys.contains { $0.hasPrefix("fleetadapt_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/domains\"") })
     }

@@ -56,6 +56,11 @@ import TestSupport
         #expect(line["status"] as? Int == 200)
         #expect((line["bytes"] as? Int ?? 0) > 0)
         #expect(line["duration_seconds"] is Double || line["duration_seconds"] is Int)
+        // Who and from where, kept after the request was handed to its handler.
+        #expect(line["client"] as? String == "127.0.0.1", "\(line)")
+        #expect(line["actor"] as? String == "admin-key", "\(line)")
+        let agentLine = try #require(access.first { $0["route"] as? String == "/v1/agent/config" }, "\(output)")
+        #expect(agentLine["actor"] as? String == "device:\(device)", "\(agentLine)")
         let post = try #require(access.first { $0["route"] as? String == "/v1/devices" && $0["method"] as? String == "POST" })
         #expect(post["status"] as? Int == 201)
         let refused = try #require(access.first { $0["status"] as? Int == 401 })
