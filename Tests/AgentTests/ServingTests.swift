@@ -311,24 +311,7 @@ import TestSupport
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("openapi/agent.yaml").path
         let text = try String(contentsOfFile: file, encoding: .utf8)
-        var ids: [String: String?] = [:]
-        var path: String?, operation: String?
-        var inPaths = false
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line == "paths:" { inPaths = true; continue }
-            if inPaths, let first = line.first, first != " " { inPaths = false }
-            guard inPaths else { continue }
-            if line.hasPrefix("  /"), !line.hasPrefix("   "), line.hasSuffix(":") {
-                path = String(line.dropFirst(2).dropLast())
-                operation = nil
-            } else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":"), let path {
-                let method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
-                operation = ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(method) ? "\(method) \(path)" : nil
-                if let operation { ids[operation] = .some(nil) }
-            } else if let operation, line.hasPrefix("      operationId:") {
-                ids[operation] = .some(line.dropFirst("      operationId:".count).trimmingCharacters(in: .whitespaces))
-            }
-        }
+        let ids = try OpenAPIOperations.operationIDs(file)
         #expect(Set(ids.keys) == served)
         let named = ids.values.compactMap { $0 }
         #expect(named.count == ids.count, "operations without an operationId: \(ids.filter { $0.value == nil }.keys.sorted())")

@@ -1,6 +1,7 @@
 import EdgeRuntime
 import Foundation
 import Testing
+import TestSupport
 
 /// openapi/openapi.yaml is the contract: every served route is in it and every path in it is served.
 @Suite struct ContractTests {
@@ -76,27 +77,7 @@ import Testing
     /// "METHOD /path" → its `operationId` (two-space path keys, four-space method keys, the six-space
     /// `operationId:` under the method), nil when it has none.
     static func operationIDs(_ file: String) throws -> [String: String?] {
-        let text = try String(contentsOfFile: file, encoding: .utf8)
-        var ids: [String: String?] = [:]
-        var inPaths = false
-        var path: String?
-        var operation: String?
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line == "paths:" { inPaths = true; continue }
-            if inPaths, let first = line.first, first != " " { inPaths = false }
-            guard inPaths else { continue }
-            if line.hasPrefix("  /"), !line.hasPrefix("   "), line.hasSuffix(":") {
-                path = String(line.dropFirst(2).dropLast())
-                operation = nil
-            } else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":"), let path {
-                let method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
-                operation = ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(method) ? "\(method) \(path)" : nil
-                if let operation { ids[operation] = .some(nil) }
-            } else if let operation, line.hasPrefix("      operationId:") {
-                ids[operation] = .some(line.dropFirst("      operationId:".count).trimmingCharacters(in: .whitespaces))
-            }
-        }
-        return ids
+        try OpenAPIOperations.operationIDs(file)
     }
 
     /// "METHOD /path" for every operation under `paths:`.
