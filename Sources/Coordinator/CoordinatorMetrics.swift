@@ -17,6 +17,10 @@ extension CoordinatorApp {
         metrics.gauge("fleetadapt_campaigns", help: "Campaigns by status.") {
             (try? stores.campaigns.countsByStatus()).map { Self.labelled("status", $0) } ?? []
         }
+        let releases = ReleaseStore(pool: stores.pool)
+        metrics.gauge("fleetadapt_releases", help: "Model releases by status (their campaign's).") {
+            (try? releases.countsByStatus()).map { Self.labelled("status", $0) } ?? []
+        }
         metrics.gauge("fleetadapt_devices", help: "Devices by status.") {
             (try? stores.devices.counts().byStatus).map { Self.labelled("status", $0) } ?? []
         }

@@ -51,7 +51,13 @@ package final class Replanner: Sendable {
         }
     }
 
-    package init(devices: DeviceStore, models: ModelStore, jobs: JobStore, configs: ConfigStore, aggregator: AdapterAggregator, clock: WallClock) {
+    /// Told how long every re-plan took (`device`: one device; `fleet`: many at once), for the re-plan duration
+    /// histogram on `/metrics`.
+    package let observe: @Sendable (_ scope: String, _ seconds: Double) -> Void
+
+    package init(devices: DeviceStore, models: ModelStore, jobs: JobStore, configs: ConfigStore, aggregator: AdapterAggregator, clock: WallClock,
+                 observe: @escaping @Sendable (_ scope: String, _ seconds: Double) -> Void = { _, _ in }) {
+        self.observe = observe
         self.pool = configs.pool
         releases = ReleaseStore(pool: configs.pool)
         self.devices = devices
@@ -199,7 +205,14 @@ package final class Replanner: Sendable {
     /// a config is planned with `bootstrapModel`, or stays without one.
     @discardableResult
     package func replan(device id: UUID, trigger: String, to model: UUID? = nil) -> DeviceConfigView? {
-        replanSettling(id, trigger: trigger, to: model)?.config
+        let start = ContinuousClock.now
+        defer { observe("device", Self.seconds(since: start)) }
+        return replanSettling(id, trigger: trigger, to: model)?.config
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     /// The device's config after a locked re-plan, and whether this re-plan wrote it; nil when it has none or the
@@ -289,6 +302,8 @@ package final class Replanner: Sendable {
     @discardableResult
     package func replan(devices ids: [UUID]?, trigger: String, to model: UUID? = nil) throws -> (planned: Int, changed: Int) {
         if let ids, ids.isEmpty { return (0, 0) }
+        let start = ContinuousClock.now
+        defer { observe("fleet", Self.seconds(since: start)) }
         let all = try devices.allActive(ids: ids)
         let currentModels = model == nil ? try configs.currentModels(all.map(\.id)) : [:]
         let sole = model == nil && all.contains(where: { currentModels[$0.id] == nil }) ? try soleModel() : nil

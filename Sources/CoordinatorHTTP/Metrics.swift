@@ -51,6 +51,16 @@ package final class Metrics: Sendable {
     private let families = Mutex<[String: Family]>([:])
     private let leases = Atomic<Int>(0)
     private let results = Mutex<[String: Int]>([:])
+    private let replans = Mutex<[String: Histogram]>([:])
+
+    /// One re-plan's duration: `device` (one device, e.g. after its context changed) or `fleet` (many at once).
+    package func observeReplan(scope: String, seconds: Double) {
+        replans.withLock { table in
+            var h = table[scope] ?? Histogram(bounds: Self.replanBounds.count)
+            h.observe(seconds, bounds: Self.replanBounds)
+            table[scope] = h
+        }
+    }
 
     package func observe(method: String, route: String, status: Int, seconds: Double) {
         requests.withLock { $0[RouteKey(method: method, route: route, status: status), default: 0] += 1 }
@@ -103,6 +113,13 @@ package final class Metrics: Sendable {
         let counted = results.withLock { $0 }
         for outcome in ["accepted", "conflict", "refused"] {
             out += "fleetadapt_job_results_total{outcome=\"\(outcome)\"} \(counted[outcome] ?? 0)\n"
+        }
+        out += "# HELP fleetadapt_replan_duration_seconds Time of one re-plan, by scope (device: one device; fleet: many at once).\n"
+        out += "# TYPE fleetadapt_replan_duration_seconds histogram\n"
+        let replanned = replans.withLock { $0 }
+        for scope in ["device", "fleet"] {
+            out += Self.histogramLines("fleetadapt_replan_duration_seconds", labels: "scope=\"\(scope)\"",
+                                       replanned[scope] ?? Histogram(bounds: Self.replanBounds.count), bounds: Self.replanBounds)
         }
         for (name, family) in families.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             out += "# HELP \(name) \(family.help)\n# TYPE \(name) \(family.kind.rawValue)\n"

@@ -66,6 +66,15 @@ package struct ReleaseStore: Sendable {
             """).rows.first?.decode("model_id", as: UUID.self)
     }
 
+    /// Releases per status (their campaign's), for `/metrics`.
+    package func countsByStatus() throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        for row in try pool.query("SELECT c.status AS k, count(*)::bigint AS n FROM releases r JOIN campaigns c ON c.id = r.campaign_id GROUP BY c.status").rows {
+            out[try row.decode("k", as: String.self)] = try row.decode("n", as: Int.self)
+        }
+        return out
+    }
+
     /// How many releases exist and when the last changed status: `Replanner.catchUp` looks again when this moves.
     package func fingerprint() throws -> String {
         let row = try pool.query("""

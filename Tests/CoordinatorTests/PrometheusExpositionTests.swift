@@ -79,10 +79,12 @@ import Testing
                        "fleetadapt_jobs", "fleetadapt_campaigns", "fleetadapt_devices", "fleetadapt_long_polls_waiting",
                        "fleetadapt_db_pool_connections_in_use", "fleetadapt_db_pool_waits_total", "fleetadapt_db_pool_errors_total",
                        "fleetadapt_job_leases_total", "fleetadapt_job_results_total", "fleetadapt_http_requests_total",
-                       "fleetadapt_http_request_duration_seconds", "fleetadapt_http_requests_in_flight"] {
+                       "fleetadapt_http_request_duration_seconds", "fleetadapt_http_requests_in_flight", "fleetadapt_releases",
+                       "fleetadapt_adapter_aggregations", "fleetadapt_replan_duration_seconds"] {
             #expect(before.families.contains(family), "missing \(family)")
         }
         #expect(before.types["fleetadapt_http_request_duration_seconds"] == "histogram")
+        #expect(before.types["fleetadapt_replan_duration_seconds"] == "histogram")
         #expect((before.samples["process_resident_memory_bytes"] ?? 0) > 1_000_000)
 
         let model = try c.insertModel()
@@ -113,6 +115,9 @@ import Testing
         #expect(after.sum("fleetadapt_jobs", matching: "state=\"failed\"") == 1,
                 "\(after.samples.filter { $0.key.hasPrefix("fleetadapt_jobs") || $0.key.hasPrefix("fleetadapt_campaigns") })")
         #expect(after.sum("fleetadapt_campaigns") >= 1)
+        // Registering the device planned it: one more device-scoped re-plan observed.
+        #expect(after.sum("fleetadapt_replan_duration_seconds_count", matching: "scope=\"device\"")
+                >= before.sum("fleetadapt_replan_duration_seconds_count", matching: "scope=\"device\"") + 1)
         #expect(after.sum("fleetadapt_http_request_duration_seconds_count", matching: "route=\"/v1/agent/jobs/{id}/result\"") == 1)
         #expect(after.samples.keys.contains { $0.hasPrefix("fleetadapt_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/domains\"") })
     }
