@@ -65,7 +65,7 @@ let package = Package(
             "PostgresClient", .product(name: "Logging", package: "swift-log"), "FleetAPI", "Rollout", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "CoordinatorDomain", dependencies: [
-            "CoordinatorStore", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning", "ElasticModel",
+            "CoordinatorStore", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning", "ElasticModel", "ONNXExport",
         ]),
         // The migrations and the OpenAPI document compiled in (deploy/tools/bundle_resources.py writes it).
         .target(name: "BundledResources"),
@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "BundledResources",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
-            "TestSupport", "CommandSupport",
+            "ONNXExport", "TestSupport", "CommandSupport",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -675,6 +675,73 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
         "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/devices/{id}/model.onnx:
+    parameters:
+      - $ref: "#/components/parameters/DeviceID"
+    get:
+      operationId: getDeviceModelONNX
+      x-required-role: admin
+      tags: [configs]
+      summary: The device's current subnet as one standalone ONNX file (variants, adapters and batch-norm statistics).
+      description: |
+        Renders the device's current config: its model's package composed with the config's variants, with the
+        adapters the config names — the device's own (`local`: the artifact of its newest succeeded adapt job in
+        that domain) or the domain's aggregate at the config's version (`aggregated`) — and the batch-norm
+        statistics they carry. Opset 14, dynamic batch dimension, input `input`, output `logits`, preprocessing
+        and class names in `metadata_props`. A device that applied aggregated adapters re-estimated its batch-norm
+        statistics on its own images; the file it writes itself (`model.onnx` in its data directory) has those,
+        this one the aggregate's. `part=device|edge` gives one side of a split config (output or input
+        `features`). `ETag` names the config version, the part and the adapters' digest; `If-None-Match` answers 304.
+      parameters:
+        - $ref: "#/components/parameters/ModelPart"
+        - name: If-None-Match
+          in: header
+          schema: {type: string}
+      responses:
+        "200":
+          description: The ONNX model.
+          headers:
+            ETag: {schema: {type: string}}
+          content:
+            application/octet-stream:
+              schema: {type: string, format: binary}
+        "304": {description: Unchanged since the ETag given in If-None-Match.}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/agent/model.onnx:
+    get:
+      operationId: getAgentModelONNX
+      x-required-role: device
+      tags: [agent]
+      summary: The calling device's current subnet as one ONNX file (same body and ETag as the admin route).
+      security:
+        - deviceToken: []
+      parameters:
+        - $ref: "#/components/parameters/ModelPart"
+        - name: If-None-Match
+          in: header
+          schema: {type: string}
+      responses:
+        "200":
+          description: The ONNX model.
+          headers:
+            ETag: {schema: {type: string}}
+          content:
+            application/octet-stream:
+              schema: {type: string, format: binary}
+        "304": {description: Unchanged since If-None-Match.}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
   /v1/agent/config:
     get:
       operationId: getAgentConfig
@@ -1901,6 +1968,11 @@ components:
       in: query
       description: The `next` value of the previous page.
       schema: {type: string}
+    ModelPart:
+      name: part
+      in: query
+      description: "`whole` (default), or one side of a split config: `device` (input → `features`) or `edge` (`features` → `logits`)."
+      schema: {type: string, enum: [whole, device, edge], default: whole}
     IdempotencyKey:
       name: Idempotency-Key
       in: header
@@ -1997,7 +2069,9 @@ components:
         stale_attempt: "409 — a newer attempt of the job exists; this one may not report."
         artifact_missing: "409 — a succeeded adapt result without its uploaded artifact."
         idempotency_target_gone: "409 — the resource an Idempotency-Key created no longer exists."
-        not_split: "409 — (edge runtime) the device's config runs the whole network on the device."
+        not_split: "409 — the device's config runs the whole network on the device (a split part was asked for)."
+        adapters_unavailable: "409 — the adapters the device's config names are no longer stored, so its model cannot be rendered."
+        model_unrenderable: "409 — the device's model package could not be read or exported."
         no_session: "409 — (edge runtime) the device has no open session; open one first."
         precondition_failed: "412 — If-Match does not match the current ETag."
         payload_too_large: "413 — the body exceeds the route's limit."

@@ -60,8 +60,9 @@ package struct CoordinatorServices: Sendable {
         let artifactPolicy = ArtifactPolicy(jobs: stores.jobs, models: stores.models, artifacts: stores.artifacts)
         self.artifactPolicy = artifactPolicy
         upload = ArtifactUpload(policy: artifactPolicy, artifacts: stores.artifacts)
+        let metrics = self.metrics
         let replanner = Replanner(devices: stores.devices, models: stores.models, jobs: stores.jobs, configs: stores.configs,
-                                  aggregator: aggregator, clock: clock)
+                                  aggregator: aggregator, clock: clock, observe: { metrics.observeReplan(scope: $0, seconds: $1) })
         self.replanner = replanner
         let followups = JobFollowups(pool: pool, jobs: stores.jobs, aggregator: aggregator, replanner: replanner, clock: clock)
         self.followups = followups
@@ -97,6 +98,9 @@ package struct CoordinatorServices: Sendable {
         MetricsRoutes(routes: routes, devices: s.devices, campaigns: s.campaigns, jobs: s.jobs, metrics: s.metrics).register()
         ModelRoutes(routes: routes, models: s.models, clock: clock, uploadLimit: modelUploadLimitBytes).register()
         ConfigRoutes(routes: routes, devices: s.devices, configs: s.configs, replanner: replanner).register()
+        DeviceModelRoutes(routes: routes, devices: s.devices,
+                          export: DeviceModelExport(configs: s.configs, models: s.models, artifacts: s.artifacts, domainAdapters: s.domainAdapters))
+            .register()
         ReleaseRoutes(routes: routes, releases: releaseLaunch.releases, campaigns: s.campaigns, launch: releaseLaunch, scheduler: scheduler,
                       clock: clock).register()
         ApiKeyRoutes(routes: routes, apiKeys: s.apiKeys, clock: clock).register()

@@ -31,9 +31,21 @@ package struct DomainAdapterStore: Sendable {
             ORDER BY version DESC LIMIT 1
             """
         guard let row = try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first else { return nil }
-        return Version(version: try row.decode("version", as: Int.self), sha256: try row.decode("sha256", as: [UInt8].self),
-                       content: try row.decode("content", as: [UInt8].self), deviceCount: try row.decode("device_count", as: Int.self),
-                       sampleCount: try row.decode("sample_count", as: Int.self))
+        return try Self.decode(row)
+    }
+
+    /// One version of a domain's adapter (a config with `aggregated` adapters names it).
+    package func version(domain: UUID, version: Int) throws -> Version? {
+        guard let row = try pool.query("""
+            SELECT version, sha256, content, device_count, sample_count FROM domain_adapters WHERE domain_id = \(domain) AND version = \(version)
+            """).rows.first else { return nil }
+        return try Self.decode(row)
+    }
+
+    private static func decode(_ row: PostgresRow) throws -> Version {
+        Version(version: try row.decode("version", as: Int.self), sha256: try row.decode("sha256", as: [UInt8].self),
+                content: try row.decode("content", as: [UInt8].self), deviceCount: try row.decode("device_count", as: Int.self),
+                sampleCount: try row.decode("sample_count", as: Int.self))
     }
 
     /// Writes a new version, in the caller's transaction (which holds `lock(domain:on:)`).

@@ -52,6 +52,24 @@ package struct JobArtifactStore: Sendable {
                 try row.decode("document", as: String.self), try row.decode("samples", as: Int?.self))
     }
 
+    /// The artifact of `device`'s newest succeeded `adapt` job in `domain` (its final attempt's): the adapters a
+    /// config with `local` adapters of that domain runs. Digest only; `content(job:attempt:)` reads the bytes.
+    package func newestAdaptation(device: UUID, domain: UUID) throws -> (job: UUID, attempt: Int, sha256: [UInt8])? {
+        guard let row = try pool.query("""
+            SELECT j.id, a.attempt, a.sha256
+            FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
+            JOIN job_artifacts a ON a.job_id = j.id AND a.attempt = j.attempt
+            WHERE j.device_id = \(device) AND cp.domain_id = \(domain) AND j.kind = 'adapt' AND j.state = 'succeeded'
+            ORDER BY j.finished_at DESC, j.id LIMIT 1
+            """).rows.first else { return nil }
+        return (try row.decode("id", as: UUID.self), try row.decode("attempt", as: Int.self), try row.decode("sha256", as: [UInt8].self))
+    }
+
+    /// The bytes one attempt of a job uploaded.
+    package func content(job: UUID, attempt: Int) throws -> [UInt8]? {
+        try pool.query("SELECT content FROM job_artifacts WHERE job_id = \(job) AND attempt = \(attempt)").rows.first?.decode("content", as: [UInt8].self)
+    }
+
     /// Whether `attempt` of `device`'s `adapt` job holds the job and uploaded no artifact (false for other kinds,
     /// other devices' jobs, and attempts that no longer hold the job: the job store answers those).
     package func heldAdaptationLacksArtifact(job: UUID, device: UUID, attempt: Int) throws -> Bool {

@@ -1,6 +1,7 @@
 import ElasticModel
 import Foundation
 import Learning
+import ONNXExport
 import Testing
 import TestSupport
 
@@ -139,6 +140,54 @@ import TestSupport
         let gain = view.object?["accuracy_gain"] as? [String: Any]
         print("campaign accuracy gain: \(gain ?? [:])")
         #expect((gain?["mean"] as? Double ?? 0) > 0)
+        // Each device's adapted subnet, rendered by the coordinator from its config and artifact, is byte for byte
+        // the model.onnx its agent wrote after adapting (which ONNXExportTests check against onnxruntime).
+        for d in devices {
+            let path = d.data + "/model.onnx"
+            try await waitFor("the agent's model.onnx") { FileManager.default.fileExists(atPath: path) }
+            let local = try Data(contentsOf: URL(fileURLWithPath: path))
+            let admin = try await c.request("GET", "/v1/devices/\(d.id)/model.onnx")
+            #expect(admin.status == 200, "\(admin.text)")
+            #expect(admin.body == local, "coordinator's \(admin.body.count) bytes vs the agent's \(local.count)")
+            let etag = try #require(admin.headers["etag"])
+            #expect(!etag.hasSuffix("-base\""), "\(etag)")
+            let own = try await c.request("GET", "/v1/agent/model.onnx", token: d.token)
+            #expect(own.status == 200 && own.body == local && own.headers["etag"] == etag)
+            let unchanged = try await c.request("GET", "/v1/agent/model.onnx", token: d.token, headers: ["If-None-Match": etag])
+            #expect(unchanged.status == 304 && unchanged.body.isEmpty)
+        }
+    }
+
+    /// The ONNX download of a device that has not adapted: the base combination, its tag naming no adapters; the
+    /// bad requests answer 4xx problems naming what is wrong.
+    @Test func aDevicesModelDownloadsAsONNXAndBadRequestsAreNamed() async throws {
+        let c = try TestCoordinator()
+        let model = try await Self.publish(c)
+        let (id, token) = try await c.registerDevice(name: "onnx-dl")
+        let r = try await c.request("GET", "/v1/devices/\(id)/model.onnx")
+        #expect(r.status == 200, "\(r.text)")
+        #expect(r.headers["content-type"] == "application/octet-stream")
+        #expect(r.headers["etag"]?.hasSuffix("-whole-base\"") == true, "\(r.headers)")
+        // The bytes are the package's export with the config's variants and no adapters.
+        let config = try #require(try await c.request("GET", "/v1/devices/\(id)/config").object)
+        #expect(config["model_id"] as? String == model)
+        let variants = ((config["variants"] as? [[String: String]]) ?? []).map { "\($0["block"]!)=\($0["variant"]!)" }.joined(separator: ",")
+        let export = try ModelExport(package: try ElasticPackage.read(path: Self.baseModel))
+        try export.compose(try ModelExport.parseVariants(variants))
+        #expect([UInt8](r.body) == (try export.onnx()))
+        #expect(try await c.request("GET", "/v1/agent/model.onnx", token: token).body == r.body)
+        // Bad requests.
+        let part = try await c.request("GET", "/v1/devices/\(id)/model.onnx?part=prefix")
+        #expect(part.status == 400 && part.text.contains("\"part\""), "\(part.text)")
+        let unsplit = try await c.request("GET", "/v1/devices/\(id)/model.onnx?part=device")
+        #expect(unsplit.status == 409 && unsplit.text.contains("not_split"), "\(unsplit.text)")
+        let unknown = try await c.request("GET", "/v1/devices/\(UUID().uuidString.lowercased())/model.onnx")
+        #expect(unknown.status == 404)
+        let viewer = try await c.request("POST", "/v1/api-keys", json: #"{"name": "dash", "role": "viewer"}"#)
+        let viewerKey = try #require(viewer.object?["token"] as? String, "\(viewer.text)")
+        let refused = try await c.request("GET", "/v1/devices/\(id)/model.onnx", token: viewerKey)
+        #expect(refused.status == 403 && refused.text.contains("insufficient_role"), "\(refused.text)")
+        #expect(try await c.request("GET", "/v1/agent/model.onnx", token: "not-a-token").status == 401)
     }
 
     /// Devices that trained feed a sample-weighted domain adapter; a device too low on battery to train gets an
