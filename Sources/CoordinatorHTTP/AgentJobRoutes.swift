@@ -27,10 +27,10 @@ package struct AgentJobRoutes: Sendable {
                                   options: RouteOptions(authorize: routes.authorizer(.device, method: .GET, pattern: "/v1/agent/jobs/next"), allowsHead: false)) { request, poll in
             try mapDatabaseErrors(request.requestID) { try Self.next(auth: auth, jobs: jobs, waiters: waiters, request, poll) }
         }
-        routes.add(.POST, "/v1/agent/jobs/{id}/heartbeat", access: .device, heartbeat)
+        routes.add(.POST, "/v1/agent/jobs/{id}/heartbeat", access: .device, telemetry: true, heartbeat)
         routes.add(.PUT, "/v1/agent/jobs/{id}/artifact", access: .device, options: RouteOptions(bodyLimit: Self.artifactLimit), artifact)
         routes.add(.POST, "/v1/agent/jobs/{id}/result", access: .device, result)
-        routes.add(.POST, "/v1/agent/metrics", access: .device, metrics)
+        routes.add(.POST, "/v1/agent/metrics", access: .device, telemetry: true, metrics)
         routes.add(.GET, "/v1/agent/domains/{id}/adapter", access: .device, domainAdapter)
     }
 

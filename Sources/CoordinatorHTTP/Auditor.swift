@@ -3,9 +3,11 @@ import Foundation
 import HTTPServer
 
 /// Writes the audit log from the one place every route passes through (`RouteRegistrar`): each mutating request
-/// once its status is known, and each refused credential. A device's own telemetry (agent routes: heartbeats,
-/// results, context, metrics) is not an administrative change and is not recorded, except when its credential is
-/// refused. A failed write is logged and the request's answer stands.
+/// once its status is known — an operator's, and a device's (its context, its job results and artifacts, its
+/// enrolment) — and each refused credential, with the caller it named when the credential was valid but its role
+/// too small. Telemetry routes (`RouteRegistrar.add(telemetry: true)`: heartbeats, metric reports), which only extend
+/// a lease or append a measurement every few seconds per device, are not recorded; metrics count them. A failed write
+/// is logged and the request's answer stands.
 package struct Auditor: Sendable {
     package let store: AuditStore
 
@@ -13,17 +15,19 @@ package struct Auditor: Sendable {
         self.store = store
     }
 
-    func requestDone(_ request: HTTPRequest, access: Access, method: HTTPMethod, route: String, status: Int, location: String?) {
-        guard [HTTPMethod.POST, .PUT, .PATCH, .DELETE].contains(method), access != .device else { return }
+    func requestDone(_ request: HTTPRequest, method: HTTPMethod, route: String, status: Int, location: String?) {
+        guard [HTTPMethod.POST, .PUT, .PATCH, .DELETE].contains(method) else { return }
         let actor = Self.actor(request.authorization)
         let resource = request.pathParameters["id"] ?? location.flatMap { $0.split(separator: "/").last.map(String.init) }
         append(AuditStore.Record(actorKind: actor.kind, actorID: actor.id, actorName: actor.name, method: method.rawValue, route: route,
                                  resourceID: resource, status: status, requestID: request.requestID, clientAddress: request.clientAddress))
     }
 
-    /// A credential refused with 401 or 403 (before any body was read), on any route.
-    func refused(_ request: HTTPRequest, method: HTTPMethod, route: String, status: Int) {
-        append(AuditStore.Record(actorKind: "anonymous", actorID: nil, actorName: nil, method: method.rawValue, route: route,
+    /// A credential refused with 401 or 403 (before any body was read), on any route; `caller` is who a valid
+    /// credential of too small a role named (nil: anonymous).
+    func refused(_ request: HTTPRequest, caller: (any Sendable)?, method: HTTPMethod, route: String, status: Int) {
+        let actor = Self.actor(caller)
+        append(AuditStore.Record(actorKind: actor.kind, actorID: actor.id, actorName: actor.name, method: method.rawValue, route: route,
                                  resourceID: request.pathParameters["id"], status: status, requestID: request.requestID,
                                  clientAddress: request.clientAddress))
     }

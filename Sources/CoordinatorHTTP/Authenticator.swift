@@ -144,6 +144,20 @@ package struct Authenticator: Sendable {
         throw HTTPError.forbidden("A device token cannot call operator routes; use an API key.")
     }
 
+    /// Who a valid bearer credential names, whatever the route allows (a key, or a device), for the audit row of a
+    /// 403; nil for anything not valid now. Reads, records no failure: the refusal was already counted.
+    package func caller(_ request: HTTPRequest) -> (any Sendable)? {
+        guard let token = request.bearerToken, !token.isEmpty else { return nil }
+        if adminKey.matches(token) { return KeyHolder.bootstrapAdmin }
+        let digest = Secrets.sha256(token)
+        if token.hasPrefix(Self.apiKeyPrefix) {
+            guard case .active(let key)? = try? apiKeys.authenticate(keyDigest: digest) else { return nil }
+            return KeyHolder(id: key.id, name: key.name, role: key.role)
+        }
+        guard case .active(let id)? = try? devices.authenticate(tokenDigest: digest, now: clock.now()) else { return nil }
+        return DeviceIdentity(id: id)
+    }
+
     /// Returns the calling device's id and records that it was seen.
     package func requireDevice(_ request: HTTPRequest) throws -> DeviceIdentity {
         if let identity = request.authorization as? DeviceIdentity { return identity }

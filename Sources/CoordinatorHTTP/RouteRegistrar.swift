@@ -23,10 +23,11 @@ package struct RouteRegistrar: Sendable {
         self.accessTable = accessTable
     }
 
-    package func add(_ method: HTTPMethod, _ pattern: String, access: Access, options: RouteOptions = .init(),
+    /// `telemetry`: a device's frequent reports (heartbeats, measurements), counted by metrics but not audited.
+    package func add(_ method: HTTPMethod, _ pattern: String, access: Access, options: RouteOptions = .init(), telemetry: Bool = false,
              _ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse) {
         let metrics = self.metrics
-        let auditor = self.auditor
+        let auditor = telemetry ? nil : self.auditor
         var options = options
         let check = authorizer(access, method: method, pattern: pattern)
         options.authorize = check
@@ -39,7 +40,7 @@ package struct RouteRegistrar: Sendable {
                 let elapsed = ContinuousClock.now - start
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
                 metrics.observe(method: method.rawValue, route: pattern, status: status, seconds: seconds)
-                auditor?.requestDone(request, access: access, method: method, route: pattern, status: status, location: location)
+                auditor?.requestDone(request, method: method, route: pattern, status: status, location: location)
             }
             do {
                 // The server ran `check` before the body; a caller that bypassed it (none does) is checked here.
@@ -63,13 +64,14 @@ package struct RouteRegistrar: Sendable {
     package func authorizer(_ access: Access, method: HTTPMethod, pattern: String) -> RequestAuthorizer? {
         accessTable.record(method, pattern, access)
         guard let check = auth.authorizer(access) else { return nil }
-        let auditor = self.auditor
+        let auditor = self.auditor, auth = self.auth
         return { request in
             do {
                 return try mapDatabaseErrors(request.requestID) { try check(request) }
             } catch let error as HTTPError {
                 if [401, 403].contains(error.status) {
-                    auditor?.refused(request, method: method, route: pattern, status: error.status)
+                    let caller = error.status == 403 ? auth.caller(request) : nil
+                    auditor?.refused(request, caller: caller, method: method, route: pattern, status: error.status)
                 }
                 throw error
             }

@@ -51,6 +51,37 @@ import Testing
         #expect(try await c.request("GET", "/v1/audit", token: op.token).status == 403)
     }
 
+    /// A device's own changes are recorded with the device as actor; its telemetry (metric reports, heartbeats) is
+    /// not; a valid key refused for its role is recorded under that key, not as anonymous.
+    @Test func deviceChangesAndRoleRefusalsNameTheirActor() async throws {
+        let c = try TestCoordinator()
+        let (device, token) = try await c.registerDevice(name: "audited")
+        #expect(try await c.request("PUT", "/v1/agent/context", token: token, json: #"{"battery_pct": 50}"#,
+                                    headers: ["X-Request-Id": "audit-context-1"]).status == 200)
+        #expect(try await c.request("POST", "/v1/agent/metrics", token: token, json: #"{"kind": "latency", "values": {"p50": 1}}"#,
+                                    headers: ["X-Request-Id": "audit-metric-1"]).status < 300)
+        let viewer = try await AccessControlTests.createKey(c, role: "viewer", name: "dash")
+        #expect(try await c.request("POST", "/v1/devices", token: viewer.token, json: AccessControlTests.registration,
+                                    headers: ["X-Request-Id": "audit-role-1"]).status == 403)
+        #expect(try await c.request("GET", "/v1/devices", token: token, headers: ["X-Request-Id": "audit-devtoken-1"]).status == 403)
+
+        let items = (try await c.request("GET", "/v1/audit?limit=500").object?["items"] as? [[String: Any]]) ?? []
+        let context = try #require(items.first { $0["request_id"] as? String == "audit-context-1" })
+        #expect(context["actor_kind"] as? String == "device")
+        #expect(context["actor_id"] as? String == device)
+        #expect(context["route"] as? String == "/v1/agent/context")
+        #expect(context["status"] as? Int == 200)
+        #expect(!items.contains { $0["request_id"] as? String == "audit-metric-1" })
+        let role = try #require(items.first { $0["request_id"] as? String == "audit-role-1" })
+        #expect(role["actor_kind"] as? String == "api_key")
+        #expect(role["actor_id"] as? String == viewer.id)
+        #expect(role["status"] as? Int == 403)
+        let devToken = try #require(items.first { $0["request_id"] as? String == "audit-devtoken-1" })
+        #expect(devToken["actor_kind"] as? String == "device" && devToken["actor_id"] as? String == device)
+        let text = try await c.request("GET", "/v1/audit?limit=500").text
+        #expect(!text.contains(token) && !text.contains(viewer.token))
+    }
+
     @Test func theAuditTableRefusesUpdateAndDelete() async throws {
         let c = try TestCoordinator()
         #expect(try await c.request("POST", "/v1/api-keys", json: #"{"name": "k", "role": "viewer"}"#).status == 201)
