@@ -2059,6 +2059,7 @@ components:
         insufficient_role: "403 — the API key's role is below the route's x-required-role."
         not_found: "404 — no such resource (or one the caller may not see)."
         no_config: "404 — the device has no config yet (no model published, or not planned); on the edge: 409."
+        unknown_query_parameter: "400 — the request names a query parameter the operation does not take (listed in `errors`)."
         method_not_allowed: "405 — the path exists but not with this method; `Allow` lists the methods."
         conflict: "409 — the request conflicts with the resource's state."
         device_decommissioned: "409 — the device was decommissioned."
@@ -2663,4 +2664,64 @@ components:
         created_at: {type: string, format: date-time}
         deprecated_at: {type: string, format: date-time, description: "Present once deprecated: no device without a config is planned onto it."}
 """# + "\n"
+
+    /// The query parameters each operation of openapi/openapi.yaml declares ("METHOD /path" → names): the
+    /// coordinator answers any other with 400 `unknown_query_parameter`.
+    public static let queryParameters: [String: [String]] = [
+        "DELETE /v1/api-keys/{id}": [],
+        "DELETE /v1/devices/{id}": [],
+        "DELETE /v1/models/{id}": [],
+        "GET /healthz": [],
+        "GET /metrics": [],
+        "GET /openapi.yaml": [],
+        "GET /readyz": [],
+        "GET /v1/agent/config": [],
+        "GET /v1/agent/domains/{id}/adapter": [],
+        "GET /v1/agent/jobs/next": ["wait"],
+        "GET /v1/agent/model.onnx": ["part"],
+        "GET /v1/api-keys": ["after", "limit"],
+        "GET /v1/audit": ["actor", "after", "limit", "route", "since", "status", "until"],
+        "GET /v1/campaigns": ["after", "domain_id", "limit", "status"],
+        "GET /v1/campaigns/{id}": [],
+        "GET /v1/campaigns/{id}/jobs": ["after", "limit", "state"],
+        "GET /v1/devices": ["after", "labels", "limit", "status"],
+        "GET /v1/devices/{id}": [],
+        "GET /v1/devices/{id}/config": [],
+        "GET /v1/devices/{id}/config/history": ["after", "limit"],
+        "GET /v1/devices/{id}/metrics": ["after", "kind", "limit"],
+        "GET /v1/devices/{id}/model.onnx": ["part"],
+        "GET /v1/domains": ["after", "limit"],
+        "GET /v1/domains/{id}": [],
+        "GET /v1/enrolment-tokens": ["after", "limit"],
+        "GET /v1/fleet/summary": [],
+        "GET /v1/models": ["after", "limit", "name"],
+        "GET /v1/models/{id}": [],
+        "GET /v1/models/{id}/package": [],
+        "GET /v1/releases": ["after", "limit", "model_id", "status"],
+        "GET /v1/releases/{id}": [],
+        "PATCH /v1/devices/{id}": [],
+        "POST /v1/agent/enrol": [],
+        "POST /v1/agent/jobs/{id}/heartbeat": [],
+        "POST /v1/agent/jobs/{id}/result": [],
+        "POST /v1/agent/metrics": [],
+        "POST /v1/api-keys": [],
+        "POST /v1/campaigns/{id}/cancel": [],
+        "POST /v1/campaigns/{id}/pause": [],
+        "POST /v1/campaigns/{id}/resume": [],
+        "POST /v1/campaigns/{id}/retry-failed": [],
+        "POST /v1/devices": [],
+        "POST /v1/devices/{id}/token": [],
+        "POST /v1/domains": [],
+        "POST /v1/enrolment-tokens": [],
+        "POST /v1/enrolment-tokens/{id}/revoke": [],
+        "POST /v1/models": ["name", "tags"],
+        "POST /v1/models/{id}/deprecate": [],
+        "POST /v1/plan": [],
+        "POST /v1/releases": [],
+        "POST /v1/releases/{id}/cancel": [],
+        "POST /v1/releases/{id}/pause": [],
+        "POST /v1/releases/{id}/resume": [],
+        "PUT /v1/agent/context": [],
+        "PUT /v1/agent/jobs/{id}/artifact": ["attempt"],
+    ]
 }

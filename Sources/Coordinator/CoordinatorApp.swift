@@ -1,3 +1,4 @@
+import BundledResources
 import CoordinatorDomain
 import CoordinatorHTTP
 import CoordinatorStore
@@ -84,7 +85,7 @@ public final class CoordinatorApp: Sendable {
             adminKey: try AdminKey.load(explicitKey: configuration.adminKey, dataDirectory: configuration.dataDirectory),
             migrations: migrations, openAPIPath: configuration.openAPIPath, backoff: configuration.backoff,
             authFailures: configuration.authFailures, defaultLeaseSeconds: configuration.defaultLeaseSeconds,
-            modelUploadLimitBytes: configuration.modelUploadLimitBytes, liveness: liveness)
+            modelUploadLimitBytes: configuration.modelUploadLimitBytes, queryParameters: BundledResources.queryParameters, liveness: liveness)
     }
 
     /// Every route over `services`, on a fresh router: no socket, no database start.

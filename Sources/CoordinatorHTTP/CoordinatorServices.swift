@@ -37,10 +37,14 @@ package struct CoordinatorServices: Sendable {
     package let modelUploadLimitBytes: Int
     /// nil while the process can serve; otherwise why it cannot recover (then `/healthz` fails).
     package let liveness: @Sendable () -> String?
+    /// "METHOD /pattern" → the query parameters its operation declares (the OpenAPI document's); others are refused.
+    package let queryParameters: [String: Set<String>]?
 
     package init(pool: PostgresPool, clock: WallClock, adminKey: AdminKey, migrations: MigrationRunner, openAPIPath: String?,
          backoff: Backoff = Backoff(), authFailures: AuthFailurePolicy = AuthFailurePolicy(), defaultLeaseSeconds: Int = 30,
-         modelUploadLimitBytes: Int = 256 << 20, liveness: @escaping @Sendable () -> String? = { nil }) {
+         modelUploadLimitBytes: Int = 256 << 20, queryParameters: [String: [String]]? = nil,
+         liveness: @escaping @Sendable () -> String? = { nil }) {
+        self.queryParameters = queryParameters.map { $0.mapValues(Set.init) }
         let stores = CoordinatorStores(pool: pool)
         self.stores = stores
         self.clock = clock
@@ -86,7 +90,8 @@ package struct CoordinatorServices: Sendable {
     /// tests can call it in-process (`Router.respond`) as well as serve it.
     package func makeRouter() -> Router {
         let router = Router()
-        let routes = RouteRegistrar(router: router, auth: auth, metrics: metrics, auditor: auditor, accessTable: routeAccess)
+        let routes = RouteRegistrar(router: router, auth: auth, metrics: metrics, auditor: auditor, accessTable: routeAccess,
+                                    queryParameters: queryParameters)
         let s = stores
         SystemRoutes(routes: routes, health: health, openAPIPath: openAPIPath, liveness: liveness).register()
         DeviceRoutes(routes: routes, devices: s.devices, enrollment: enrollment, replanner: replanner, clock: clock).register()

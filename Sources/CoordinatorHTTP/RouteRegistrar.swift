@@ -13,9 +13,14 @@ package struct RouteRegistrar: Sendable {
     package let metrics: Metrics
     package let auditor: Auditor?
     package let accessTable: RouteAccessTable
+    /// "METHOD /pattern" → the query parameters the route takes; a request naming any other is refused with 400
+    /// before its body is read (a misspelt filter must not silently answer the whole fleet). Routes missing from the
+    /// table, and every route when the table is nil, are not checked.
+    package let queryParameters: [String: Set<String>]?
 
     package init(router: Router, auth: Authenticator, metrics: Metrics, auditor: Auditor? = nil,
-                 accessTable: RouteAccessTable = RouteAccessTable()) {
+                 accessTable: RouteAccessTable = RouteAccessTable(), queryParameters: [String: Set<String>]? = nil) {
+        self.queryParameters = queryParameters
         self.router = router
         self.auth = auth
         self.metrics = metrics
@@ -63,9 +68,17 @@ package struct RouteRegistrar: Sendable {
     /// routes registered on the router directly (long-polls) pass their method and pattern here.
     package func authorizer(_ access: Access, method: HTTPMethod, pattern: String) -> RequestAuthorizer? {
         accessTable.record(method, pattern, access)
-        guard let check = auth.authorizer(access) else { return nil }
+        let allowed = queryParameters?["\(method.rawValue) \(pattern)"]
+        guard let check = auth.authorizer(access) else {
+            guard let allowed else { return nil }
+            return { request in
+                try Self.checkQuery(request, allowed: allowed)
+                return nil
+            }
+        }
         let auditor = self.auditor, auth = self.auth
         return { request in
+            if let allowed { try Self.checkQuery(request, allowed: allowed) }
             do {
                 return try mapDatabaseErrors(request.requestID) { try check(request) }
             } catch let error as HTTPError {
@@ -76,6 +89,18 @@ package struct RouteRegistrar: Sendable {
                 throw error
             }
         }
+    }
+}
+
+extension RouteRegistrar {
+    /// 400 `unknown_query_parameter` naming every query parameter the route does not take.
+    static func checkQuery(_ request: HTTPRequest, allowed: Set<String>) throws {
+        let unknown = request.query.keys.filter { !allowed.contains($0) }.sorted()
+        guard !unknown.isEmpty else { return }
+        let takes = allowed.isEmpty ? "takes no query parameters" : "takes \(allowed.sorted().joined(separator: ", "))"
+        throw HTTPError.badRequest("Unknown query parameter\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")): this route \(takes).",
+                                   code: "unknown_query_parameter",
+                                   errors: unknown.map { FieldError(field: $0, message: "not a query parameter of this route (\(takes))") })
     }
 }
 

@@ -14,7 +14,8 @@ package struct SystemRoutes: Sendable {
     package let liveness: @Sendable () -> String?
 
     package func register() {
-        routes.router.add(.GET, "/healthz") { [liveness] request in
+        // Probes and scrapes bypass the registrar's metrics and audit, not its query check.
+        routes.router.add(.GET, "/healthz", options: RouteOptions(authorize: routes.authorizer(.open, method: .GET, pattern: "/healthz"))) { [liveness] request in
             if let reason = liveness() {
                 throw HTTPError(status: 503, code: "unhealthy", detail: reason)
             }
@@ -22,7 +23,7 @@ package struct SystemRoutes: Sendable {
         }
         routes.add(.GET, "/readyz", access: .open, readiness)
         routes.add(.GET, "/openapi.yaml", access: .open, contract)
-        routes.router.add(.GET, "/metrics") { [metrics = routes.metrics] _ in
+        routes.router.add(.GET, "/metrics", options: RouteOptions(authorize: routes.authorizer(.open, method: .GET, pattern: "/metrics"))) { [metrics = routes.metrics] _ in
             .text(metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
     }

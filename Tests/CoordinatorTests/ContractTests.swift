@@ -1,3 +1,4 @@
+import BundledResources
 import EdgeRuntime
 import Foundation
 import Testing
@@ -20,6 +21,32 @@ import TestSupport
         #expect(try await c.request("GET", "/readyz", token: nil).status == 200)
         let metrics = try await c.request("GET", "/metrics", token: nil)
         #expect(metrics.text.contains("fleetadapt_http_requests_total{method=\"GET\",route=\"/openapi.yaml\",status=\"200\"} 1"))
+    }
+
+    /// The query parameters compiled into the coordinator are the spec's (read here by an independent reader), and
+    /// a request naming any other is refused with 400 `unknown_query_parameter` naming it, before its body is read
+    /// and whatever its credential.
+    @Test func unknownQueryParametersAreRefusedNamingThem() async throws {
+        let spec = try OpenAPIOperations.queryParameters(BundledResourcesTests.repository.appendingPathComponent("openapi/openapi.yaml").path)
+        #expect(spec.count == BundledResources.queryParameters.count)
+        #expect(spec == BundledResources.queryParameters.mapValues(Set.init), "stale: run `python3 deploy/tools/bundle_resources.py`")
+        #expect(spec["GET /v1/devices"] == ["limit", "after", "labels", "status"])
+        #expect(spec["GET /v1/devices/{id}/model.onnx"] == ["part"])
+
+        let c = try TestCoordinator()
+        let misspelt = try await c.request("GET", "/v1/devices?name=robot-1")
+        #expect(misspelt.status == 400 && misspelt.text.contains("unknown_query_parameter"), "\(misspelt.text)")
+        #expect(misspelt.problemFields == ["name"])
+        let two = try await c.request("GET", "/v1/devices?limit=2&zz=1&aa=2")
+        #expect(two.problemFields == ["aa", "zz"], "\(two.text)")
+        #expect(try await c.request("GET", "/v1/devices?limit=2&labels=site%3Dx").status == 200)
+        #expect(try await c.request("GET", "/healthz?verbose=1", token: nil).status == 400)
+        #expect(try await c.request("GET", "/healthz", token: nil).status == 200)
+        let agent = try await c.request("GET", "/v1/agent/jobs/next?wait=0&timeout=5", token: "fad_nothing")
+        #expect(agent.status == 400 && agent.problemFields == ["timeout"], "\(agent.text)")
+        let post = try await c.request("POST", "/v1/devices?dry_run=true", json: AccessControlTests.registration)
+        #expect(post.status == 400 && post.problemFields == ["dry_run"])
+        #expect(try c.count("devices") == 0)
     }
 
     /// The edge runtime serves exactly what openapi/edge.yaml describes.

@@ -1,11 +1,14 @@
 """Writes Sources/BundledResources/BundledResources.swift: the migrations and the coordinator's OpenAPI document
 compiled into the binary, so a coordinator copied anywhere (a container, /usr/local/bin) runs without the
-repository next to it. Run after adding a migration or editing openapi/openapi.yaml:
+repository next to it, and the query parameters each operation declares (the coordinator refuses any other).
+Needs PyYAML (Debian's python3-yaml). Run after adding a migration or editing openapi/openapi.yaml:
     python3 deploy/tools/bundle_resources.py
 CoordinatorTests/BundledResourcesTests fails while the file and the sources differ.
 """
 import os
 import sys
+
+import yaml
 
 root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -22,6 +25,29 @@ def entry(text):
     body, ends_with_newline = literal(text)
     # A multi-line literal drops the newline before its closing delimiter; put it back when the file had one.
     return body + (' + "\\n"' if ends_with_newline else "")
+
+
+def query_parameters(document):
+    """ "METHOD /path" -> sorted names of its query parameters (path-level and operation-level, $refs resolved)."""
+    components = document.get("components", {}).get("parameters", {})
+
+    def resolve(p):
+        ref = p.get("$ref")
+        if ref:
+            prefix = "#/components/parameters/"
+            assert ref.startswith(prefix), ref
+            return components[ref[len(prefix):]]
+        return p
+
+    table = {}
+    for path, item in document["paths"].items():
+        shared = [resolve(p) for p in item.get("parameters", [])]
+        for method in ("get", "post", "put", "patch", "delete"):
+            if method not in item:
+                continue
+            params = shared + [resolve(p) for p in item[method].get("parameters", [])]
+            table[f"{method.upper()} {path}"] = sorted({p["name"] for p in params if p.get("in") == "query"})
+    return table
 
 
 def main():
@@ -43,7 +69,15 @@ def main():
     out.append("")
     out.append("    /// openapi/openapi.yaml, served at `/openapi.yaml`.")
     with open(os.path.join(root, "openapi", "openapi.yaml"), encoding="utf-8") as f:
-        out.append("    public static let openAPIDocument: String = " + entry(f.read()))
+        spec = f.read()
+    out.append("    public static let openAPIDocument: String = " + entry(spec))
+    out.append("")
+    out.append("    /// The query parameters each operation of openapi/openapi.yaml declares (\"METHOD /path\" → names): the")
+    out.append("    /// coordinator answers any other with 400 `unknown_query_parameter`.")
+    out.append("    public static let queryParameters: [String: [String]] = [")
+    for operation, allowed in sorted(query_parameters(yaml.safe_load(spec)).items()):
+        out.append(f'        "{operation}": [{", ".join(chr(34) + n + chr(34) for n in allowed)}],')
+    out.append("    ]")
     out.append("}")
     target = os.path.join(root, "Sources", "BundledResources", "BundledResources.swift")
     with open(target, "w", encoding="utf-8") as f:
