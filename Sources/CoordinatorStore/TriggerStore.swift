@@ -61,6 +61,8 @@ package struct TriggerStore: Sendable {
     /// changed condition starts its `for_s` again.
     package func update(_ id: UUID, request: TriggerRequest, expectedVersion: Int?, now: Date) throws -> ChangeOutcome {
         try pool.withTransaction { c in
+            // Locked first, so the version compared is the one the UPDATE replaces.
+            try c.query("SELECT id FROM triggers WHERE id = \(id) FOR UPDATE")
             guard let current = try find(id, on: c) else { return .notFound }
             if let expectedVersion, expectedVersion != current.version { return .versionMismatch(current: current.version) }
             var spec = request
