@@ -41,6 +41,8 @@ public struct AgentConfiguration: Sendable {
     public var watch = false
     /// The inference service (`InferenceService`), nil when the agent does not serve.
     public var serving: ServingConfiguration?
+    /// With `serving`: seconds between two drift reports to the coordinator at most (`DriftReporter`; 0: none).
+    public var driftReportInterval: Double = 30
 
     public init(coordinatorURL: String, token: String, dataDirectory: String, modelPath: String? = nil, cacheDirectory: String, powerWatts: Double = 5,
                 slowdown: Double = 1, pollWait: Int = 30, maxJobs: Int = 0, context: DeviceContext = DeviceContext(), edgeURL: String? = nil,

@@ -34,7 +34,14 @@ public final class AgentRunner: Sendable {
                 ? SpoolWatcher(directory: configuration.dataDirectory, window: configuration.imageWindow, service: service) : nil
         }
         watcher?.start()
+        // The drift window goes to the coordinator, at most once per interval.
+        let reporter = service.flatMap { service in
+            configuration.driftReportInterval > 0
+                ? DriftReporter(service: service, client: loop.client, local: loop.local, interval: configuration.driftReportInterval, log: loop.log) : nil
+        }
+        reporter?.start()
         defer {
+            reporter?.stop()
             watcher?.stop()
             service?.shutdown()
         }

@@ -72,6 +72,16 @@ final class DriftWindow: Sendable {
         }
     }
 
+    /// A baseline when there is none yet (the agent's start-up one, `DriftReporter`); the window is kept. Returns
+    /// whether it was set (an adaptation's baseline is never replaced by it).
+    func setBaselineIfMissing(_ baseline: Baseline) -> Bool {
+        state.withLock { s in
+            guard s.baseline == nil else { return false }
+            s.baseline = baseline
+            return true
+        }
+    }
+
     var snapshot: Snapshot {
         let capacity = capacity
         return state.withLock { s in

@@ -374,6 +374,51 @@ ALTER TABLE jobs ADD CONSTRAINT jobs_finished_state_check
     CHECK ((state IN ('succeeded', 'failed', 'timed_out', 'canceled', 'rejected')) = (finished_at IS NOT NULL));
 ALTER TABLE jobs ADD COLUMN gate jsonb;
 """# + "\n"),
+        ("0010_drift_triggers.sql", #"""
+-- Drift reports and triggers: the fleet reacts to a shifted input stream without an operator.
+--
+-- Each device's latest drift report (what its agent's drift window measured against the baseline it took after
+-- its last adaptation), with the state the coordinator judged from it and since when that state holds.
+CREATE TABLE device_drift (
+    device_id       uuid PRIMARY KEY REFERENCES devices (id),
+    state           text NOT NULL CHECK (state IN ('ok', 'drifting')),
+    state_since     timestamptz NOT NULL,
+    report          jsonb NOT NULL,
+    entropy_rise    double precision,
+    confidence_drop double precision,
+    reported_at     timestamptz NOT NULL,
+    reports         bigint NOT NULL DEFAULT 1 CHECK (reports >= 1)
+);
+CREATE INDEX device_drift_state_idx ON device_drift (state);
+
+-- A trigger watches the devices its selector matches; when enough of them drift beyond its threshold for its
+-- for_s, it creates a domain and campaign over those devices, at most once per cooldown. Every replica evaluates
+-- every trigger: the firing is claimed by a conditional UPDATE of last_fired_at in the transaction that writes the
+-- domain, so one replica fires and the others see the cooldown.
+CREATE TABLE triggers (
+    id              uuid PRIMARY KEY,
+    name            text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 100),
+    spec            jsonb NOT NULL,
+    enabled         boolean NOT NULL DEFAULT true,
+    version         integer NOT NULL DEFAULT 1 CHECK (version >= 1),
+    condition_since timestamptz,
+    last_fired_at   timestamptz,
+    fired_count     integer NOT NULL DEFAULT 0 CHECK (fired_count >= 0),
+    created_at      timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL
+);
+CREATE INDEX triggers_enabled_idx ON triggers (id) WHERE enabled;
+
+-- The domains triggers created (a domain's origin). No foreign key to triggers: a deleted trigger's domains keep it.
+CREATE TABLE trigger_firings (
+    domain_id   uuid PRIMARY KEY REFERENCES domains (id),
+    trigger_id  uuid NOT NULL,
+    campaign_id uuid NOT NULL REFERENCES campaigns (id),
+    device_ids  jsonb NOT NULL CHECK (jsonb_typeof(device_ids) = 'array'),
+    fired_at    timestamptz NOT NULL
+);
+CREATE INDEX trigger_firings_trigger_idx ON trigger_firings (trigger_id, fired_at DESC);
+"""# + "\n"),
     ]
 
     /// openapi/openapi.yaml, served at `/openapi.yaml`.
@@ -424,6 +469,7 @@ tags:
   - name: releases
   - name: agent
   - name: access
+  - name: triggers
 paths:
   /healthz:
     get:
@@ -1903,6 +1949,170 @@ paths:
         "404": {$ref: "#/components/responses/NotFound"}
         "409": {$ref: "#/components/responses/Conflict"}
         "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/agent/drift:
+    post:
+      operationId: postAgentDrift
+      x-required-role: device
+      tags: [agent]
+      summary: Report the calling device's drift window; answers the drift state the coordinator keeps for it.
+      description: |
+        The device is the one the token names; a report cannot speak for another device. The coordinator judges
+        the device `drifting` when the window holds at least 32 predictions and its entropy rose by 0.2 nats or
+        its confidence dropped by 0.1 against the baseline, otherwise `ok`. A device turning `drifting` has the
+        triggers evaluated at once.
+      security:
+        - deviceToken: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/DriftReport"}
+      responses:
+        "200":
+          description: Stored; the device's drift state.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/DeviceDrift"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "422": {$ref: "#/components/responses/ValidationFailed"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/triggers:
+    post:
+      operationId: createTrigger
+      x-required-role: operator
+      tags: [triggers]
+      summary: Create a drift trigger; when its condition holds it creates a domain and campaign over the drifting devices.
+      description: |
+        The trigger watches the active devices its selector matches. When at least `min_devices` of them (or
+        `min_pct` percent) have a drift report from the last 10 minutes whose `metric` is at or above
+        `threshold`, for at least `for_s` seconds, it creates a domain from `domain_template` whose selector is
+        those devices, and its campaign, at most once per `cooldown_s`. The domain's `origin` names the trigger.
+      parameters:
+        - $ref: "#/components/parameters/IdempotencyKey"
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/TriggerRequest"}
+      responses:
+        "201":
+          description: Created.
+          headers:
+            Location: {schema: {type: string}}
+            ETag: {$ref: "#/components/headers/ETag"}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Trigger"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "422": {$ref: "#/components/responses/ValidationFailed"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+    get:
+      operationId: listTriggers
+      x-required-role: viewer
+      tags: [triggers]
+      summary: List triggers.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/After"
+      responses:
+        "200":
+          description: One page.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [items]
+                properties:
+                  items: {type: array, items: {$ref: "#/components/schemas/Trigger"}}
+                  next: {type: [string, "null"]}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/triggers/{id}:
+    parameters:
+      - name: id
+        in: path
+        required: true
+        schema: {type: string, format: uuid}
+    get:
+      operationId: getTrigger
+      x-required-role: viewer
+      tags: [triggers]
+      summary: Read a trigger, with whether its condition holds and when it last fired.
+      responses:
+        "200":
+          description: The trigger.
+          headers:
+            ETag: {$ref: "#/components/headers/ETag"}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Trigger"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+    patch:
+      operationId: patchTrigger
+      x-required-role: operator
+      tags: [triggers]
+      summary: Change a trigger (`enabled` false disables it); the result is validated as a whole.
+      parameters:
+        - name: If-Match
+          in: header
+          schema: {type: string}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/TriggerPatch"}
+      responses:
+        "200":
+          description: The trigger after the change.
+          headers:
+            ETag: {$ref: "#/components/headers/ETag"}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Trigger"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "412": {$ref: "#/components/responses/PreconditionFailed"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "422": {$ref: "#/components/responses/ValidationFailed"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+    delete:
+      operationId: deleteTrigger
+      x-required-role: operator
+      tags: [triggers]
+      summary: Delete a trigger; the domains it created keep their origin.
+      parameters:
+        - name: If-Match
+          in: header
+          schema: {type: string}
+      responses:
+        "204": {description: Deleted.}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "412": {$ref: "#/components/responses/PreconditionFailed"}
+        "503": {$ref: "#/components/responses/Unavailable"}
 components:
   securitySchemes:
     adminKey:
@@ -2350,6 +2560,7 @@ components:
         created_at: {type: string, format: date-time}
         updated_at: {type: string, format: date-time}
         last_seen_at: {type: string, format: date-time}
+        drift: {$ref: "#/components/schemas/DeviceDrift", description: "On a device's read: its drift state from its last report."}
     DeviceCreated:
       type: object
       required: [device, token]
@@ -2395,6 +2606,7 @@ components:
         mean_accuracy_gain: {type: [number, "null"]}
         mean_entropy_reduction: {type: [number, "null"]}
         adapted_devices: {type: integer}
+        devices_by_drift_state: {type: object, additionalProperties: {type: integer}, description: "Active devices by drift state: ok, drifting, unknown (never reported)."}
     DomainRequest:
       type: object
       required: [name, model_id, selector, job]
@@ -2511,6 +2723,7 @@ components:
         campaign_id: {type: string, format: uuid}
         spec: {$ref: "#/components/schemas/DomainRequest"}
         created_at: {type: string, format: date-time}
+        origin: {$ref: "#/components/schemas/DomainOrigin", description: "On a domain's read: the trigger that created it."}
     Distribution:
       type: object
       required: [n]
@@ -2663,6 +2876,88 @@ components:
             max_abs_error: {type: number}
         created_at: {type: string, format: date-time}
         deprecated_at: {type: string, format: date-time, description: "Present once deprecated: no device without a config is planned onto it."}
+    DriftReport:
+      type: object
+      required: [window_size]
+      description: The agent's drift window against its baseline; every number finite, each difference equal to its terms.
+      properties:
+        window_size: {type: integer, minimum: 0, maximum: 1000000}
+        window_entropy: {type: number, minimum: 0, maximum: 50, description: "Mean entropy (nats); required when window_size > 0."}
+        window_confidence: {type: number, minimum: 0, maximum: 1, description: Required when window_size > 0.}
+        baseline_entropy: {type: number, minimum: 0, maximum: 50}
+        baseline_confidence: {type: number, minimum: 0, maximum: 1}
+        entropy_rise: {type: number, minimum: -50, maximum: 50, description: window_entropy − baseline_entropy.}
+        confidence_drop: {type: number, minimum: -1, maximum: 1, description: baseline_confidence − window_confidence.}
+        config_version: {type: integer, minimum: 0}
+    DeviceDrift:
+      type: object
+      required: [state, since, reported_at, report]
+      properties:
+        state: {type: string, enum: [ok, drifting]}
+        since: {type: string, format: date-time, description: When the device entered this state.}
+        reported_at: {type: string, format: date-time}
+        report: {$ref: "#/components/schemas/DriftReport"}
+    TriggerCondition:
+      type: object
+      required: [metric, threshold]
+      description: At most one of `min_devices` and `min_pct` (neither means min_devices 1).
+      properties:
+        metric: {type: string, enum: [entropy_rise, confidence_drop]}
+        threshold: {type: number, exclusiveMinimum: 0, description: "At most 50 for entropy_rise, 1 for confidence_drop."}
+        min_devices: {type: integer, minimum: 1, maximum: 100000}
+        min_pct: {type: number, exclusiveMinimum: 0, maximum: 100}
+        for_s: {type: integer, minimum: 0, maximum: 86400, default: 0}
+    DomainTemplate:
+      type: object
+      required: [job]
+      properties:
+        model_id: {type: string, format: uuid, description: "Default: the model most of the drifting devices' configs run."}
+        job: {$ref: "#/components/schemas/DomainRequest/properties/job"}
+        rollout: {$ref: "#/components/schemas/DomainRequest/properties/rollout"}
+        abort: {$ref: "#/components/schemas/DomainRequest/properties/abort"}
+        gate: {$ref: "#/components/schemas/QualityGate"}
+    TriggerRequest:
+      type: object
+      required: [name, selector, condition, domain_template]
+      properties:
+        name: {type: string, minLength: 1, maxLength: 100}
+        description: {type: string, maxLength: 4096}
+        selector: {$ref: "#/components/schemas/DomainRequest/properties/selector"}
+        condition: {$ref: "#/components/schemas/TriggerCondition"}
+        cooldown_s: {type: integer, minimum: 0, maximum: 2592000, default: 3600}
+        domain_template: {$ref: "#/components/schemas/DomainTemplate"}
+        enabled: {type: boolean, default: true}
+    TriggerPatch:
+      type: object
+      properties:
+        name: {type: string, minLength: 1, maxLength: 100}
+        description: {type: string, maxLength: 4096}
+        selector: {$ref: "#/components/schemas/DomainRequest/properties/selector"}
+        condition: {$ref: "#/components/schemas/TriggerCondition"}
+        cooldown_s: {type: integer, minimum: 0, maximum: 2592000}
+        domain_template: {$ref: "#/components/schemas/DomainTemplate"}
+        enabled: {type: boolean}
+    Trigger:
+      type: object
+      required: [id, spec, enabled, version, fired_count, created_at, updated_at]
+      properties:
+        id: {type: string, format: uuid}
+        spec: {$ref: "#/components/schemas/TriggerRequest"}
+        enabled: {type: boolean}
+        version: {type: integer, minimum: 1}
+        condition_since: {type: string, format: date-time, description: Since when the condition has held; absent when it does not hold.}
+        last_fired_at: {type: string, format: date-time}
+        fired_count: {type: integer, minimum: 0}
+        last_domain_id: {type: string, format: uuid, description: The domain the last firing created.}
+        created_at: {type: string, format: date-time}
+        updated_at: {type: string, format: date-time}
+    DomainOrigin:
+      type: object
+      required: [trigger_id, fired_at, device_ids]
+      properties:
+        trigger_id: {type: string, format: uuid}
+        fired_at: {type: string, format: date-time}
+        device_ids: {type: array, items: {type: string, format: uuid}}
 """# + "\n"
 
     /// The query parameters each operation of openapi/openapi.yaml declares ("METHOD /path" → names): the
@@ -2671,6 +2966,7 @@ components:
         "DELETE /v1/api-keys/{id}": [],
         "DELETE /v1/devices/{id}": [],
         "DELETE /v1/models/{id}": [],
+        "DELETE /v1/triggers/{id}": [],
         "GET /healthz": [],
         "GET /metrics": [],
         "GET /openapi.yaml": [],
@@ -2699,7 +2995,11 @@ components:
         "GET /v1/models/{id}/package": [],
         "GET /v1/releases": ["after", "limit", "model_id", "status"],
         "GET /v1/releases/{id}": [],
+        "GET /v1/triggers": ["after", "limit"],
+        "GET /v1/triggers/{id}": [],
         "PATCH /v1/devices/{id}": [],
+        "PATCH /v1/triggers/{id}": [],
+        "POST /v1/agent/drift": [],
         "POST /v1/agent/enrol": [],
         "POST /v1/agent/jobs/{id}/heartbeat": [],
         "POST /v1/agent/jobs/{id}/result": [],
@@ -2721,6 +3021,7 @@ components:
         "POST /v1/releases/{id}/cancel": [],
         "POST /v1/releases/{id}/pause": [],
         "POST /v1/releases/{id}/resume": [],
+        "POST /v1/triggers": [],
         "PUT /v1/agent/context": [],
         "PUT /v1/agent/jobs/{id}/artifact": ["attempt"],
     ]

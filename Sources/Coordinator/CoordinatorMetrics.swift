@@ -27,6 +27,12 @@ extension CoordinatorApp {
         metrics.gauge("fleetadapt_adapter_aggregations", help: "Aggregated domain adapter versions written (one per aggregation), fleet-wide.") {
             (try? stores.metrics.adapterAggregations()).map { [("", Double($0))] } ?? []
         }
+        metrics.gauge("fleetadapt_devices_by_drift_state", help: "Active devices by drift state (ok, drifting; unknown: no drift report yet).") {
+            (try? stores.drift.countsByState()).map { Self.labelled("drift_state", $0) } ?? []
+        }
+        metrics.gauge("fleetadapt_trigger_firings", help: "Domains created by drift triggers, fleet-wide.") {
+            (try? stores.triggers.firingCount()).map { [("", Double($0))] } ?? []
+        }
         let waiters = services.waiters
         metrics.gauge("fleetadapt_long_polls_waiting", help: "Agents waiting in GET /v1/agent/jobs/next on this replica.") {
             [("", Double(waiters.count))]

@@ -27,6 +27,8 @@ package final class Maintenance: Sendable {
         package let waiters: JobWaiters
         package let backoff: Backoff
         package let clock: WallClock
+        /// Drift triggers, evaluated every `triggerEvery` seconds (nil: none).
+        package var triggers: TriggerEvaluator?
 
         package init(jobs: JobStore, campaigns: CampaignStore, scheduler: CampaignScheduler, followups: JobFollowups, replanner: Replanner,
              waiters: JobWaiters, backoff: Backoff, clock: WallClock) {
@@ -55,6 +57,7 @@ package final class Maintenance: Sendable {
             let monotonic = ContinuousClock()
             var lastSweep: ContinuousClock.Instant?
             var lastEvaluation: ContinuousClock.Instant?
+            var lastTriggers: ContinuousClock.Instant?
             var readySince: Date?
             while !stop.isSet {
                 var touched = Set<UUID>()
@@ -87,6 +90,10 @@ package final class Maintenance: Sendable {
                     do { try work.scheduler.evaluate(campaign, now: work.clock.now()) } catch {
                         Log.error("maintenance: evaluation of campaign \(campaign.uuidString.lowercased()): \(error)")
                     }
+                }
+                if let triggers = work.triggers, lastTriggers.map({ monotonic.now - $0 >= .seconds(2) }) ?? true {
+                    lastTriggers = monotonic.now
+                    triggers.evaluateAll()
                 }
                 if replansFleet {
                     do {

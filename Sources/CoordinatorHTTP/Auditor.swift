@@ -5,7 +5,7 @@ import HTTPServer
 /// Writes the audit log from the one place every route passes through (`RouteRegistrar`): each mutating request
 /// once its status is known — an operator's, and a device's (its context, its job results and artifacts, its
 /// enrolment) — and each refused credential, with the caller it named when the credential was valid but its role
-/// too small. Telemetry routes (`RouteRegistrar.add(telemetry: true)`: heartbeats, metric reports), which only extend
+/// too small. Telemetry routes (`RouteRegistrar.add(telemetry: true)`: heartbeats, metric and drift reports), which only extend
 /// a lease or append a measurement every few seconds per device, are not recorded; metrics count them. A failed write
 /// is logged and the request's answer stands.
 package struct Auditor: Sendable {

@@ -27,6 +27,8 @@ package struct CoordinatorServices: Sendable {
     package let launch: CampaignLaunch
     package let releaseLaunch: ReleaseLaunch
     package let enrollment: DeviceEnrollment
+    /// Drift triggers: evaluated by maintenance and after a device turns drifting.
+    package let triggerEvaluator: TriggerEvaluator
     /// Writes the audit log for every route (`RouteRegistrar`).
     package let auditor: Auditor
     /// The access every route was registered with (filled by `makeRouter`).
@@ -75,6 +77,7 @@ package struct CoordinatorServices: Sendable {
         self.launch = launch
         releaseLaunch = ReleaseLaunch(stores: stores, launch: launch)
         enrollment = DeviceEnrollment(devices: stores.devices, idempotency: stores.idempotency, replanner: replanner)
+        triggerEvaluator = TriggerEvaluator(stores: stores, launch: launch, clock: clock)
         self.openAPIPath = openAPIPath
         self.modelUploadLimitBytes = modelUploadLimitBytes
         self.liveness = liveness
@@ -82,8 +85,10 @@ package struct CoordinatorServices: Sendable {
 
     /// What the maintenance loop works with.
     package var maintenanceWork: Maintenance.Work {
-        Maintenance.Work(jobs: stores.jobs, campaigns: stores.campaigns, scheduler: scheduler, followups: followups,
-                         replanner: replanner, waiters: waiters, backoff: backoff, clock: clock)
+        var work = Maintenance.Work(jobs: stores.jobs, campaigns: stores.campaigns, scheduler: scheduler, followups: followups,
+                                    replanner: replanner, waiters: waiters, backoff: backoff, clock: clock)
+        work.triggers = triggerEvaluator
+        return work
     }
 
     /// Every route of the coordinator over these services, on a fresh router: no socket, no database start, so
@@ -94,13 +99,13 @@ package struct CoordinatorServices: Sendable {
                                     queryParameters: queryParameters)
         let s = stores
         SystemRoutes(routes: routes, health: health, openAPIPath: openAPIPath, liveness: liveness).register()
-        DeviceRoutes(routes: routes, devices: s.devices, enrollment: enrollment, replanner: replanner, clock: clock).register()
+        DeviceRoutes(routes: routes, devices: s.devices, enrollment: enrollment, replanner: replanner, clock: clock, drift: s.drift).register()
         AgentRoutes(routes: routes, devices: s.devices, replanner: replanner, clock: clock).register()
         AgentJobRoutes(routes: routes, jobs: s.jobs, upload: upload, metricsStore: s.metrics, waiters: waiters,
                        policy: artifactPolicy, completion: completion, aggregator: aggregator, clock: clock).register()
-        DomainRoutes(routes: routes, campaigns: s.campaigns, launch: launch, clock: clock).register()
+        DomainRoutes(routes: routes, campaigns: s.campaigns, launch: launch, clock: clock, triggers: s.triggers).register()
         CampaignRoutes(routes: routes, campaigns: s.campaigns, scheduler: scheduler, clock: clock, jobs: s.jobs).register()
-        MetricsRoutes(routes: routes, devices: s.devices, campaigns: s.campaigns, jobs: s.jobs, metrics: s.metrics).register()
+        MetricsRoutes(routes: routes, devices: s.devices, campaigns: s.campaigns, jobs: s.jobs, metrics: s.metrics, drift: s.drift).register()
         ModelRoutes(routes: routes, models: s.models, clock: clock, uploadLimit: modelUploadLimitBytes).register()
         ConfigRoutes(routes: routes, devices: s.devices, configs: s.configs, replanner: replanner).register()
         DeviceModelRoutes(routes: routes, devices: s.devices,
@@ -111,6 +116,8 @@ package struct CoordinatorServices: Sendable {
         ApiKeyRoutes(routes: routes, apiKeys: s.apiKeys, clock: clock).register()
         EnrolmentRoutes(routes: routes, tokens: s.enrolmentTokens, enrollment: enrollment, clock: clock).register()
         AuditRoutes(routes: routes, audit: s.audit).register()
+        DriftRoutes(routes: routes, drift: s.drift, evaluator: triggerEvaluator, clock: clock).register()
+        TriggerRoutes(routes: routes, triggers: s.triggers, idempotency: s.idempotency, clock: clock).register()
         return router
     }
 }

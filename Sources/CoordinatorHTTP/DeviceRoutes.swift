@@ -11,6 +11,8 @@ package struct DeviceRoutes: Sendable {
     package let enrollment: DeviceEnrollment
     package let replanner: Replanner
     package let clock: WallClock
+    /// Shows the device's drift state on its read.
+    package var drift: DriftStore?
 
     package func register() {
         routes.add(.POST, "/v1/devices", access: .operator, create)
@@ -75,7 +77,8 @@ package struct DeviceRoutes: Sendable {
 
     package func read(_ request: HTTPRequest) throws -> HTTPResponse {
         let id = try request.uuidParameter("id")
-        guard let device = try devices.find(id) else { throw HTTPError.notFound("No device \(id.uuidString.lowercased()).") }
+        guard var device = try devices.find(id) else { throw HTTPError.notFound("No device \(id.uuidString.lowercased()).") }
+        device.drift = try drift?.find(id)
         var headers = HTTPHeaders()
         headers.set("ETag", device.etag)
         return try .body(device, headers: headers)

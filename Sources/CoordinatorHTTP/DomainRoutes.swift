@@ -10,6 +10,8 @@ package struct DomainRoutes: Sendable {
     package let campaigns: CampaignStore
     package let launch: CampaignLaunch
     package let clock: WallClock
+    /// Shows the trigger that created a domain (`origin`) on its read.
+    package var triggers: TriggerStore?
 
     package func register() {
         routes.add(.POST, "/v1/domains", access: .operator, create)
@@ -50,7 +52,8 @@ package struct DomainRoutes: Sendable {
 
     package func read(_ request: HTTPRequest) throws -> HTTPResponse {
         let id = try request.uuidParameter("id")
-        guard let domain = try campaigns.domain(id) else { throw HTTPError.notFound("No domain \(id.uuidString.lowercased()).") }
+        guard var domain = try campaigns.domain(id) else { throw HTTPError.notFound("No domain \(id.uuidString.lowercased()).") }
+        domain.origin = try triggers?.origin(ofDomain: id)
         return try .body(domain)
     }
 }

@@ -10,6 +10,8 @@ package struct MetricsRoutes: Sendable {
     package let campaigns: CampaignStore
     package let jobs: JobStore
     package let metrics: MetricsStore
+    /// Counts devices by drift state in the summary.
+    package var drift: DriftStore?
 
     package func register() {
         routes.add(.GET, "/v1/devices/{id}/metrics", access: .viewer, deviceMetrics)
@@ -39,8 +41,10 @@ package struct MetricsRoutes: Sendable {
     package func summary(_ request: HTTPRequest) throws -> HTTPResponse {
         let (byStatus, byClass) = try devices.counts()
         let gains = try jobs.adaptationGains()
-        return try .body(FleetSummary(devicesByStatus: byStatus, devicesByClass: byClass, campaignsByStatus: try campaigns.countsByStatus(),
-                                      jobsByState: try jobs.countsByState(), meanAccuracyGain: gains.meanAccuracyGain,
-                                      meanEntropyReduction: gains.meanEntropyReduction, adaptedDevices: gains.adaptedDevices))
+        var summary = FleetSummary(devicesByStatus: byStatus, devicesByClass: byClass, campaignsByStatus: try campaigns.countsByStatus(),
+                                   jobsByState: try jobs.countsByState(), meanAccuracyGain: gains.meanAccuracyGain,
+                                   meanEntropyReduction: gains.meanEntropyReduction, adaptedDevices: gains.adaptedDevices)
+        summary.devicesByDriftState = try drift?.countsByState()
+        return try .body(summary)
     }
 }

@@ -18,6 +18,8 @@ package struct CoordinatorStores: Sendable {
     package let apiKeys: ApiKeyStore
     package let enrolmentTokens: EnrolmentTokenStore
     package let audit: AuditStore
+    package let drift: DriftStore
+    package let triggers: TriggerStore
 
     package init(pool: PostgresPool) {
         self.pool = pool
@@ -35,6 +37,8 @@ package struct CoordinatorStores: Sendable {
         apiKeys = ApiKeyStore(pool: pool)
         enrolmentTokens = EnrolmentTokenStore(pool: pool)
         audit = AuditStore(pool: pool)
+        drift = DriftStore(pool: pool)
+        triggers = TriggerStore(pool: pool)
     }
 }
 

@@ -99,6 +99,8 @@ public struct DomainView: Codable, Sendable, Equatable {
     public var campaignID: UUID
     public var spec: DomainRequest
     public var createdAt: Date
+    /// The trigger that created the domain (absent for one an operator posted).
+    public var origin: DomainOrigin?
 
     public init(id: UUID, name: String, description: String, modelID: UUID, campaignID: UUID, spec: DomainRequest, createdAt: Date) {
         self.id = id
@@ -111,7 +113,7 @@ public struct DomainView: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, description, spec
+        case id, name, description, spec, origin
         case modelID = "model_id"
         case campaignID = "campaign_id"
         case createdAt = "created_at"

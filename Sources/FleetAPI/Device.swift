@@ -18,6 +18,8 @@ public struct Device: Codable, Sendable, Equatable {
     public var createdAt: Date
     public var updatedAt: Date
     public var lastSeenAt: Date?
+    /// The device's drift state from its last report (`GET /v1/devices/{id}` only; absent before any report).
+    public var drift: DeviceDrift?
 
     public init(id: UUID, name: String, status: Status, hardware: Hardware, constraints: Constraints,
                 context: ReportedContext?, labels: [String: String], version: Int,
@@ -36,7 +38,7 @@ public struct Device: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, status, hardware, constraints, context, labels, version
+        case id, name, status, hardware, constraints, context, labels, version, drift
         case createdAt = "created_at"
         case updatedAt = "updated_at"
         case lastSeenAt = "last_seen_at"

@@ -9,6 +9,8 @@ public struct FleetSummary: Codable, Sendable, Equatable {
     public var meanAccuracyGain: Double?
     public var meanEntropyReduction: Double?
     public var adaptedDevices: Int
+    /// Active devices by drift state (`ok`, `drifting`, `unknown` for those that never reported).
+    public var devicesByDriftState: [String: Int]?
 
     public init(devicesByStatus: [String: Int], devicesByClass: [String: Int], campaignsByStatus: [String: Int],
                 jobsByState: [String: Int], meanAccuracyGain: Double?, meanEntropyReduction: Double?, adaptedDevices: Int) {
@@ -29,5 +31,6 @@ public struct FleetSummary: Codable, Sendable, Equatable {
         case meanAccuracyGain = "mean_accuracy_gain"
         case meanEntropyReduction = "mean_entropy_reduction"
         case adaptedDevices = "adapted_devices"
+        case devicesByDriftState = "devices_by_drift_state"
     }
 }

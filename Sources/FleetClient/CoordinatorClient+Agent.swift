@@ -39,6 +39,14 @@ extension CoordinatorClient {
         guard (200..<300).contains(r.status) else { throw ProblemError(status: r.status, body: r.body, request: "POST /v1/agent/metrics") }
     }
 
+    /// `POST /v1/agent/drift`: the device's drift window; answers the drift state the coordinator keeps for it.
+    /// Anything but 200 throws a `ProblemError`.
+    public func reportDrift(_ report: DriftReport, attempts: Int = 2) throws -> DeviceDrift {
+        let r = try send("POST", "/v1/agent/drift", body: try json(report), attempts: attempts)
+        guard r.status == 200 else { throw ProblemError(status: r.status, body: r.body, request: "POST /v1/agent/drift") }
+        return try Self.decode(DeviceDrift.self, r.body)
+    }
+
     /// What a heartbeat learnt about the lease.
     public enum HeartbeatAnswer: Sendable, Equatable {
         case held

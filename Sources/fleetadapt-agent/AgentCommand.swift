@@ -134,15 +134,22 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "With --serve and a split config: milliseconds a prediction waits for the edge server before running the whole network here.")
     var edgeDeadlineMs: Double = 250
 
+    @Option(help: "With --serve: seconds between two drift reports to the coordinator at most (the window's entropy and confidence against the baseline; sent only when it changed; 0 = never).")
+    var driftReportInterval: Double = 30
+
     func validateServing() throws {
         guard (1...1_000_000).contains(window) else { throw ValidationError("--window must be 1–1000000") }
         if let serve, ServingConfiguration.parse(serve) == nil { throw ValidationError("--serve must be HOST:PORT, e.g. 127.0.0.1:9100") }
         guard edgeDeadlineMs > 0 && edgeDeadlineMs <= 60_000 else { throw ValidationError("--edge-deadline-ms must be 1–60000") }
+        guard driftReportInterval == 0 || (1...86_400).contains(driftReportInterval) else {
+            throw ValidationError("--drift-report-interval must be 0 (never) or 1–86400 seconds")
+        }
     }
 
     func applyServing(to configuration: inout AgentConfiguration) {
         configuration.imageWindow = window
         configuration.watch = watch
+        configuration.driftReportInterval = driftReportInterval
         if let serve, var serving = ServingConfiguration.parse(serve) {
             serving.edgeDeadlineMs = edgeDeadlineMs
             configuration.serving = serving

@@ -19,6 +19,7 @@ final class InMemoryCoordinator: AgentCoordinator {
         case config
         case adapter(domain: UUID)
         case package(model: UUID)
+        case drift(DriftReport)
     }
 
     struct Record: Sendable {
@@ -138,6 +139,13 @@ final class InMemoryCoordinator: AgentCoordinator {
         try answer("GET /v1/agent/domains/\(domain)/adapter", retry: .attempts(attempts)) { state in (.adapter(domain: domain), state.adapterAnswer) }
     }
 
+    /// Judged as the coordinator judges it (`DriftPolicy`).
+    func reportDrift(_ report: DriftReport, attempts: Int) throws -> DeviceDrift {
+        try answer("POST /v1/agent/drift", retry: .attempts(attempts)) { _ in
+            (.drift(report), DeviceDrift(state: DriftPolicy.state(of: report), since: Date(), reportedAt: Date(), report: report))
+        }
+    }
+
     func packageFile(for id: UUID, cacheDirectory: String) throws -> String {
         try answer("GET /v1/models/\(id)/package", retry: .attempts(8)) { _ in (.package(model: id), packagePath) }
     }
@@ -157,6 +165,11 @@ extension InMemoryCoordinator.Call {
     var isContext: Bool {
         if case .context = self { return true }
         return false
+    }
+
+    var drift: DriftReport? {
+        if case .drift(let report) = self { return report }
+        return nil
     }
 
     var isArtifact: Bool {
