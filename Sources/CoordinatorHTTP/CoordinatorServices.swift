@@ -102,6 +102,9 @@ package struct CoordinatorServices: Sendable {
         ApiKeyRoutes(routes: routes, apiKeys: s.apiKeys, clock: clock).register()
         EnrolmentRoutes(routes: routes, tokens: s.enrolmentTokens, enrollment: enrollment, clock: clock).register()
         AuditRoutes(routes: routes, audit: s.audit).register()
+        // The web dashboard: its static files (open) and the plot data of its models page (viewer).
+        UIRoutes(routes: routes).register()
+        UIPlotRoutes(routes: routes, models: s.models).register()
         return router
     }
 }
