@@ -2055,6 +2055,7 @@ components:
         bad_request: "400 — the request cannot be understood."
         invalid_json: "400 — the body is not JSON of the expected shape; `errors` names the field."
         invalid_parameter: "400 — a path or query parameter is malformed or out of range; `errors` names it."
+        unknown_query_parameter: "400 — a query parameter the operation does not take (misspelt or unsupported); `errors` names each."
         invalid_header: "400 — a header (Idempotency-Key, If-Match, Content-SHA256, …) is malformed; `errors` names it."
         invalid_framing: "400 — conflicting Content-Length or Transfer-Encoding headers; the connection is closed."
         unauthorized: "401 — no credential, or one that is not valid for this route."

@@ -62,9 +62,19 @@ package struct RouteRegistrar: Sendable {
     /// routes registered on the router directly (long-polls) pass their method and pattern here.
     package func authorizer(_ access: Access, method: HTTPMethod, pattern: String) -> RequestAuthorizer? {
         accessTable.record(method, pattern, access)
-        guard let check = auth.authorizer(access) else { return nil }
+        // Query parameters the operation does not declare are refused first (the allow-list is the public
+        // contract, so answering before the credential is checked tells nothing).
+        let allowed = QueryAllowList.bundled.parameters(method, pattern)
+        guard let check = auth.authorizer(access) else {
+            guard let allowed else { return nil }
+            return { request in
+                try QueryAllowList.check(request, allowed: allowed)
+                return nil
+            }
+        }
         let auditor = self.auditor
         return { request in
+            if let allowed { try QueryAllowList.check(request, allowed: allowed) }
             do {
                 return try mapDatabaseErrors(request.requestID) { try check(request) }
             } catch let error as HTTPError {
