@@ -249,7 +249,9 @@ async function deviceView(id) {
       ["Split", config.partition
         ? `after block ${config.partition.split_after_block}: device ${fmt(config.partition.device_latency_ms)} ms, transfer ${fmt(config.partition.transfer_ms)} ms, edge ${fmt(config.partition.edge_latency_ms)} ms`
         : "none (the whole network on the device)"],
-      ["Adapters", config.adapters ? `${config.adapters.source} of domain ${config.adapters.domain_id} (v${config.adapters.version})` : "none"],
+      ["Adapters", config.adapters
+        ? `${config.adapters.source} adapters of domain ${config.adapters.domain_id}` + (config.adapters.version ? ` (version ${config.adapters.version})` : "")
+        : "none"],
       ["Predicted", `accuracy ${fmt(p.accuracy)}, latency ${fmt(p.latency_ms)} ms, memory ${fmt(p.memory_mb, 1)} MB, energy ${fmt(p.energy_mj)} mJ`],
       ["Latencies from", config.latency_source || "—"],
       ["Planner", `${config.feasible === false ? "infeasible: " : ""}${config.reason || "—"}${config.binding_constraint ? ` (binding: ${config.binding_constraint})` : ""}`],
