@@ -72,7 +72,9 @@ let package = Package(
         .target(name: "CoordinatorHTTP", dependencies: [
             "BundledResources", "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout", "Learning",
             "ElasticModel",
-        ]),
+        ],
+        // UI/: the web dashboard's files, compiled in through BundledResources (deploy/tools/bundle_resources.py).
+        exclude: ["UI"]),
         .target(name: "Coordinator", dependencies: [
             .product(name: "Logging", package: "swift-log"), "BundledResources", "CommandSupport", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "HTTPServer", "PostgresClient", "Planner", "FleetAPI", "Rollout",
         ]),
@@ -128,7 +130,9 @@ let package = Package(
             "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "BundledResources",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
             "ONNXExport", "TestSupport", "CommandSupport",
-        ]),
+        ],
+        // DashboardDriver/: the selenium script DashboardTests runs in a virtualenv.
+        exclude: ["DashboardDriver"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,8 +5,9 @@
 # in a debug build and seconds in an optimised one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# systemd only for systemd-analyze, which checks the unit files in deploy/systemd.
-bash deploy/install-deps.sh systemd
+# systemd only for systemd-analyze, which checks the unit files in deploy/systemd; chromium and chromium-driver for
+# DashboardTests (the web dashboard in a real headless browser).
+bash deploy/install-deps.sh systemd chromium chromium-driver
 swift build -c release --build-tests -Xswiftc -enable-testing
 bash deploy/tools/check-systemd.sh "$(swift build -c release --show-bin-path)"
 # onnxruntime, onnx and numpy for ONNXExportTests (onnxruntime is the independent implementation the exported models
@@ -14,5 +15,11 @@ bash deploy/tools/check-systemd.sh "$(swift build -c release --show-bin-path)"
 if ! .build/venv-onnx/bin/python -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
   python3 -m venv .build/venv-onnx
   .build/venv-onnx/bin/pip install --quiet --disable-pip-version-check onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6
+fi
+# selenium for DashboardTests, which drive the web dashboard in Debian's headless chromium with its chromedriver
+# (apt packages chromium and chromium-driver); in a virtualenv under .build, created once, then reused.
+if ! .build/venv-ui/bin/python -c "import selenium" 2>/dev/null; then
+  python3 -m venv .build/venv-ui
+  .build/venv-ui/bin/pip install --quiet --disable-pip-version-check selenium==4.51.0
 fi
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"

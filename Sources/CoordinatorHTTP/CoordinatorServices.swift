@@ -118,6 +118,9 @@ package struct CoordinatorServices: Sendable {
         AuditRoutes(routes: routes, audit: s.audit).register()
         DriftRoutes(routes: routes, drift: s.drift, evaluator: triggerEvaluator, clock: clock).register()
         TriggerRoutes(routes: routes, triggers: s.triggers, idempotency: s.idempotency, clock: clock).register()
+        // The web dashboard: its static files (open) and the plot data of its models page (viewer).
+        UIRoutes(routes: routes).register()
+        UIPlotRoutes(routes: routes, models: s.models).register()
         return router
     }
 }

@@ -3,8 +3,9 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The migrations and the OpenAPI document are compiled into the coordinator (Sources/BundledResources, written by
-/// deploy/tools/bundle_resources.py), so a binary copied anywhere carries the schema it was built for.
+/// The migrations, the OpenAPI document and the dashboard's files are compiled into the coordinator
+/// (Sources/BundledResources, written by deploy/tools/bundle_resources.py), so a binary copied anywhere carries the
+/// schema it was built for.
 @Suite struct BundledResourcesTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -20,6 +21,12 @@ import TestSupport
         }
         let document = try String(contentsOf: Self.repository.appendingPathComponent("openapi/openapi.yaml"), encoding: .utf8)
         #expect(BundledResources.openAPIDocument == document, "openapi/openapi.yaml differs: \(stale)")
+        let ui = Self.repository.appendingPathComponent("Sources/CoordinatorHTTP/UI")
+        let uiNames = try FileManager.default.contentsOfDirectory(atPath: ui.path).filter { !$0.hasPrefix(".") }.sorted()
+        #expect(BundledResources.dashboardFiles.map(\.name) == uiNames, "\(stale)")
+        for (name, text) in BundledResources.dashboardFiles where uiNames.contains(name) {
+            #expect(text == (try String(contentsOf: ui.appendingPathComponent(name), encoding: .utf8)), "UI/\(name) differs: \(stale)")
+        }
     }
 
     /// The failure users met: a coordinator copied out of the build tree stopped with "cannot read the migrations
