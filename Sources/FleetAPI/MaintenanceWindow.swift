@@ -44,6 +44,6 @@ public struct MaintenanceWindow: Codable, Sendable, Equatable {
         let s = startMinute, e = endMinute
         if s == nil { v.fail("\(field).start", "must be a UTC time HH:MM from 00:00 to 23:59") }
         if e == nil { v.fail("\(field).end", "must be a UTC time HH:MM from 00:00 to 24:00") }
-        if let s, let e, s == e % 1440 { v.fail("\(field).end", "must differ from start (a window of no time never opens)") }
+        if let s, let e, s == e { v.fail("\(field).end", "must differ from start (a window of no time never opens)") }
     }
 }

@@ -23,7 +23,7 @@ public struct WindowSchedule: Sendable, Equatable {
             return
         }
         windowed = true
-        guard let s = window.startMinute, let e = window.endMinute, s != e % Self.minutesPerDay else {
+        guard let s = window.startMinute, let e = window.endMinute, s != e else {
             intervals = []
             return
         }

@@ -43,7 +43,7 @@ import Testing
 
         // Two real agents download and measure the new model; their devices move to it.
         let agents = try robots.prefix(2).enumerated().map { i, d in
-            try FleetAdaptationTests.startAgent(c, token: d.token, data: try FleetAdaptationTests.deviceData(40 + i))
+            try FleetAdaptationTests.startAgent(c, token: d.token, data: try FleetAdaptationTests.deviceData(25 + i))
         }
         defer { for p in agents where p.isRunning { p.terminate() } }
         for d in robots.prefix(2) {
