@@ -154,4 +154,38 @@ import Testing
         #expect(try await c.request("POST", "/v1/campaigns/\(UUID().uuidString.lowercased())/rollback").status == 404)
         #expect(try await c.request("POST", "/v1/campaigns/not-a-uuid/rollback").problemFields == ["id"])
     }
+
+    /// A rollback interrupted after it started (marked in the database, no device restored yet: the process died) is
+    /// finished by the coordinators' periodic evaluation from what the database holds, the record of the version the
+    /// release replaced; a coordinator started afterwards answers it.
+    @Test func anInterruptedRollbackIsFinishedByTheNextCoordinator() async throws {
+        let c = try TestCoordinator()
+        let a = try #require(try await ReleaseTests.upload(c, drop: 0.01, query: "name=resume").object?["id"] as? String).lowercased()
+        let d = try await c.registerDevice(name: "robot", labels: ["group": "resume"])
+        let b = try #require(try await ReleaseTests.upload(c, drop: 0.02, query: "name=resume").object?["id"] as? String).lowercased()
+        let created = try await c.request("POST", "/v1/releases", json: #"{"model_id": "\#(b)", "selector": {"labels": {"group": "resume"}}}"#)
+        let release = try #require(created.object?["id"] as? String)
+        let campaign = try #require((created.object?["campaign"] as? [String: Any])?["id"] as? String)
+        let leased = try await c.request("GET", "/v1/agent/jobs/next?wait=0", token: d.token)
+        let job = try #require(leased.object?["id"] as? String), attempt = try #require(leased.object?["attempt"] as? Int)
+        #expect(try await c.request("POST", "/v1/agent/jobs/\(job)/result", token: d.token, json: #"{"attempt": \#(attempt), "outcome": "succeeded"}"#).status == 200)
+        let moved = try await config(c, d.id)
+        #expect((moved["model_id"] as? String)?.lowercased() == b && moved["trigger"] as? String == "release", "\(moved)")
+        #expect(try c.count("campaign_config_changes WHERE campaign_id = '\(campaign)' AND replaced_version = 1") == 1, "recorded in the database")
+
+        // As if a rollback had marked the campaign and the process had died before restoring anything.
+        _ = try c.sql("UPDATE campaigns SET status = 'rolling_back', finished_at = NULL, updated_at = now() WHERE id = \(UUID(uuidString: campaign)!)")
+        let next = try TestCoordinator(sharing: c)
+        try await fleet.waitFor("the interrupted rollback to be finished", timeout: 60) {
+            try await next.request("GET", "/v1/releases/\(release)").object?["status"] as? String == "rolled_back"
+        }
+        let restored = try await config(next, d.id)
+        #expect(restored["trigger"] as? String == "rollback" && (restored["model_id"] as? String)?.lowercased() == a, "\(restored)")
+        #expect(restored["version"] as? Int == (moved["version"] as? Int ?? 0) + 1)
+        let history = try #require(try await next.request("GET", "/v1/devices/\(d.id)/config/history").object?["items"] as? [[String: Any]])
+        let first = try #require(history.last)
+        #expect(first["version"] as? Int == 1 && Self.content(first) == Self.content(restored))
+        let answer = try await next.request("POST", "/v1/releases/\(release)/rollback")
+        #expect(answer.status == 200 && answer.object?["restored_devices"] as? Int == 1 && answer.object?["pending_devices"] as? Int == 0, "\(answer.text)")
+    }
 }
