@@ -375,6 +375,62 @@ ALTER TABLE jobs ADD CONSTRAINT jobs_finished_state_check
     CHECK ((state IN ('succeeded', 'failed', 'timed_out', 'canceled', 'rejected')) = (finished_at IS NOT NULL));
 ALTER TABLE jobs ADD COLUMN gate jsonb;
 """# + "\n"),
+        ("0009_rollbacks_events_schedules.sql", #"""
+-- Safe rollouts: rollback, campaign events, schedules (start_at and maintenance windows).
+--
+-- Campaign statuses gain `rolling_back` (a rollback is restoring configs) and `rolled_back` (final). The checks of
+-- 0003 that list the statuses are replaced (their names were generated, so they are found by their definition).
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN
+        SELECT conname FROM pg_constraint
+        WHERE conrelid = 'campaigns'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%canceled%'
+    LOOP
+        EXECUTE format('ALTER TABLE campaigns DROP CONSTRAINT %I', c.conname);
+    END LOOP;
+END
+$$;
+ALTER TABLE campaigns ADD CONSTRAINT campaigns_status_check
+    CHECK (status IN ('running', 'paused', 'completed', 'aborted', 'canceled', 'rolling_back', 'rolled_back'));
+ALTER TABLE campaigns ADD CONSTRAINT campaigns_finished_status_check
+    CHECK ((status IN ('completed', 'aborted', 'canceled', 'rolled_back')) = (finished_at IS NOT NULL));
+-- Paused by its schedule (before `start_at`, or outside its maintenance window), not by an operator or a threshold:
+-- the scheduler resumes it when the schedule opens.
+ALTER TABLE campaigns ADD COLUMN held_by_schedule boolean NOT NULL DEFAULT false;
+ALTER TABLE campaigns ADD CONSTRAINT campaigns_held_paused_check CHECK (NOT held_by_schedule OR status = 'paused');
+
+-- What a campaign changed, per device: the config version current when the device's job succeeded (before the
+-- follow-up re-planned it), written in the transaction that finishes the follow-ups. A rollback restores that
+-- version's decision as a new version (`restored_version`), in the transaction that marks the row, so a rollback
+-- interrupted by a restart resumes where it stopped and never writes a device twice.
+CREATE TABLE campaign_config_changes (
+    campaign_id      uuid NOT NULL REFERENCES campaigns (id),
+    device_id        uuid NOT NULL REFERENCES devices (id),
+    -- NULL: the device had no config before the campaign (a rollback then leaves its config).
+    replaced_version integer CHECK (replaced_version IS NULL OR replaced_version >= 1),
+    changed_at       timestamptz NOT NULL,
+    restored_version integer,
+    -- Whether the rollback wrote `restored_version` (false: the device already ran the replaced config).
+    restored_written boolean NOT NULL DEFAULT false,
+    restored_at      timestamptz,
+    PRIMARY KEY (campaign_id, device_id),
+    CHECK (restored_at IS NOT NULL OR (restored_version IS NULL AND NOT restored_written))
+);
+CREATE INDEX campaign_config_changes_pending_idx ON campaign_config_changes (campaign_id, device_id) WHERE restored_at IS NULL;
+
+-- What happened to a campaign, in order: state changes with their time and cause.
+CREATE TABLE campaign_events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    campaign_id uuid NOT NULL REFERENCES campaigns (id),
+    kind        text NOT NULL CHECK (char_length(kind) BETWEEN 1 AND 64),
+    cause       text NOT NULL CHECK (char_length(cause) BETWEEN 1 AND 64),
+    details     jsonb NOT NULL CHECK (jsonb_typeof(details) = 'object'),
+    created_at  timestamptz NOT NULL
+);
+CREATE INDEX campaign_events_campaign_idx ON campaign_events (campaign_id, id);
+"""# + "\n"),
         ("0010_drift_triggers.sql", #"""
 -- Drift reports and triggers: the fleet reacts to a shifted input stream without an operator.
 --
@@ -1255,14 +1311,17 @@ paths:
       operationId: listCampaigns
       x-required-role: viewer
       tags: [campaigns]
-      summary: List campaigns (releases' included), filtered by status and domain.
+      summary: List campaigns (releases' included), filtered by status, domain and model.
       parameters:
         - $ref: "#/components/parameters/Limit"
         - $ref: "#/components/parameters/After"
         - name: status
           in: query
-          schema: {type: string, enum: [running, paused, completed, aborted, canceled]}
+          schema: {type: string, enum: [running, paused, completed, aborted, canceled, rolling_back, rolled_back]}
         - name: domain_id
+          in: query
+          schema: {type: string, format: uuid}
+        - name: model_id
           in: query
           schema: {type: string, format: uuid}
       responses:
@@ -1409,6 +1468,92 @@ paths:
       responses:
         "200":
           description: The campaign after the action.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Campaign"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/campaigns/{id}/rollback:
+    parameters:
+      - $ref: "#/components/parameters/CampaignID"
+    post:
+      operationId: rollbackCampaign
+      x-required-role: operator
+      tags: [campaigns]
+      summary: Give every device the campaign changed its previous config and adapters back; the campaign ends rolled_back.
+      description: |
+        Each changed device gets the config version the campaign replaced back as a new version with trigger
+        `rollback` (history is kept). Jobs not yet leased are canceled and leased ones fenced (their results are
+        refused with 409). Idempotent: a second call answers the same figures and writes nothing. A canceled
+        campaign cannot be rolled back (409 `invalid_campaign_state`).
+      responses:
+        "200":
+          description: What the rollback did.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Rollback"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/campaigns/{id}/events:
+    parameters:
+      - $ref: "#/components/parameters/CampaignID"
+    get:
+      operationId: listCampaignEvents
+      x-required-role: viewer
+      tags: [campaigns]
+      summary: "The campaign's history, oldest first: state changes with their time and cause."
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - name: after
+          in: query
+          description: The `next` of the previous page (an event id).
+          schema: {type: integer, minimum: 0}
+      responses:
+        "200":
+          description: One page.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [items]
+                properties:
+                  items: {type: array, items: {$ref: "#/components/schemas/CampaignEvent"}}
+                  next: {type: [string, "null"]}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/campaigns/{id}/jobs/{job_id}/cancel:
+    parameters:
+      - $ref: "#/components/parameters/CampaignID"
+      - name: job_id
+        in: path
+        required: true
+        schema: {type: string, format: uuid}
+    post:
+      operationId: cancelCampaignJob
+      x-required-role: operator
+      tags: [campaigns]
+      summary: Cancel one device's job; a leased one is fenced (the agent's later result is refused with 409).
+      description: |
+        A queued or retrying job becomes `canceled`; a leased or running one too, and its agent's heartbeats and
+        result are then refused (409 `lease_lost` / `stale_attempt`). It counts as not succeeded for its wave. A job
+        that already ended is a 409 `invalid_job_state`.
+      responses:
+        "200":
+          description: The campaign after the cancel.
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Campaign"}
@@ -1926,7 +2071,7 @@ paths:
         - $ref: "#/components/parameters/After"
         - name: status
           in: query
-          schema: {type: string, enum: [running, paused, completed, aborted, canceled]}
+          schema: {type: string, enum: [running, paused, completed, aborted, canceled, rolling_back, rolled_back]}
         - name: model_id
           in: query
           schema: {type: string, format: uuid}
@@ -2193,6 +2338,59 @@ paths:
         "404": {$ref: "#/components/responses/NotFound"}
         "412": {$ref: "#/components/responses/PreconditionFailed"}
         "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/releases/{id}/rollback:
+    parameters:
+      - $ref: "#/components/parameters/ReleaseID"
+    post:
+      operationId: rollbackRelease
+      x-required-role: operator
+      tags: [releases]
+      summary: Give every device the release moved its previous config (and model) back; the release ends rolled_back.
+      description: Idempotent, like a campaign's rollback. A canceled release cannot be rolled back (409 `invalid_release_state`).
+      responses:
+        "200":
+          description: What the rollback did.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Rollback"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/releases/{id}/events:
+    parameters:
+      - $ref: "#/components/parameters/ReleaseID"
+    get:
+      operationId: listReleaseEvents
+      x-required-role: viewer
+      tags: [releases]
+      summary: The release's history (its campaign's events), oldest first.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - name: after
+          in: query
+          description: The `next` of the previous page (an event id).
+          schema: {type: integer, minimum: 0}
+      responses:
+        "200":
+          description: One page.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [items]
+                properties:
+                  items: {type: array, items: {$ref: "#/components/schemas/CampaignEvent"}}
+                  next: {type: [string, "null"]}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/Unavailable"}
 components:
   securitySchemes:
     adminKey:
@@ -2356,6 +2554,7 @@ components:
         device_decommissioned: "409 — the device was decommissioned."
         invalid_campaign_state: "409 — the campaign cannot make this transition from its current status."
         invalid_release_state: "409 — the release cannot make this transition from its current status."
+        invalid_job_state: "409 — the job already ended; only a queued, retrying or leased job can be canceled."
         model_in_use: "409 — domains or device configs still refer to the model; deprecate it instead."
         lease_lost: "409 — the job's lease expired or another attempt holds it."
         stale_attempt: "409 — a newer attempt of the job exists; this one may not report."
@@ -2758,7 +2957,7 @@ components:
           properties:
             failure_threshold_pct: {type: number, minimum: 0, maximum: 100, default: 20}
             min_executed: {type: integer, minimum: 1, default: 5}
-            action: {type: string, enum: [pause, abort], default: pause}
+            action: {type: string, enum: [pause, abort, rollback], default: pause}
         job:
           type: object
           required: [timeout_s, max_attempts]
@@ -2777,6 +2976,54 @@ components:
             batch_size: {type: integer, minimum: 1, maximum: 4096}
             lease_s: {type: integer, minimum: 1, maximum: 86400, description: "Lease length heartbeats renew (default min(30, timeout_s))."}
         gate: {$ref: "#/components/schemas/QualityGate"}
+        start_at: {type: string, format: date-time, description: "No wave is released before this time."}
+        window: {$ref: "#/components/schemas/MaintenanceWindow"}
+        continuous: {type: boolean, default: false, description: "Devices matching the label selector later get their job while the campaign runs."}
+    MaintenanceWindow:
+      type: object
+      required: [days, start, end]
+      description: |
+        Daily window in UTC on the days named: waves are released only inside it; outside it the campaign is paused
+        by its schedule (not-yet-leased jobs wait) and resumes when the window opens. An `end` before `start` runs
+        past midnight into the next day; `end` may be `24:00`. A malformed window is a 422 naming `window.days`,
+        `window.start` or `window.end`.
+      properties:
+        days: {type: array, minItems: 1, maxItems: 7, items: {type: string, enum: [mon, tue, wed, thu, fri, sat, sun]}}
+        start: {type: string, pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
+        end: {type: string, pattern: "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"}
+    CampaignEvent:
+      type: object
+      required: [id, campaign_id, kind, cause, details, at]
+      properties:
+        id: {type: integer, description: "Rising; the cursor of the next page."}
+        campaign_id: {type: string, format: uuid}
+        kind:
+          type: string
+          enum: [created, wave_released, paused, resumed, canceled, aborted, completed, gate_rejected, job_canceled,
+                 rollback_started, rollback_finished, schedule_closed, schedule_opened, targets_added]
+        cause: {type: string, enum: [operator, threshold, gate, schedule, rollout, rollback, targeting]}
+        details:
+          type: object
+          properties:
+            wave: {type: integer}
+            devices: {type: integer}
+            device_id: {type: string, format: uuid}
+            job_id: {type: string, format: uuid}
+            gate: {$ref: "#/components/schemas/GateVerdict"}
+            reason: {type: string}
+            restored: {type: integer}
+            unchanged: {type: integer}
+            opens_at: {type: string, format: date-time}
+        at: {type: string, format: date-time}
+    Rollback:
+      type: object
+      required: [campaign, changed_devices, restored_devices, unchanged_devices, pending_devices]
+      properties:
+        campaign: {$ref: "#/components/schemas/Campaign"}
+        changed_devices: {type: integer, description: "Devices whose job of the campaign succeeded and was followed up."}
+        restored_devices: {type: integer, description: "Devices given their previous config back as a new version."}
+        unchanged_devices: {type: integer, description: "Devices already on their previous config, or without one before."}
+        pending_devices: {type: integer, description: "Devices still to restore (finished by the coordinator)."}
     QualityGate:
       type: object
       description: |
@@ -2800,6 +3047,8 @@ components:
         diversity_ratio: {type: [number, "null"]}
         reasons: {type: array, items: {type: string}}
         gate: {$ref: "#/components/schemas/QualityGate"}
+        latency_ms: {type: [number, "null"], description: "Release gate: the latency judged (ms)."}
+        latency_budget_ms: {type: [number, "null"], description: "Release gate: the device's latency budget (ms)."}
     CampaignJob:
       type: object
       required: [id, device_id, kind, wave, state, attempt, updated_at]
@@ -2825,6 +3074,7 @@ components:
         rollout: {$ref: "#/components/schemas/DomainRequest/properties/rollout"}
         abort: {$ref: "#/components/schemas/DomainRequest/properties/abort"}
         start_at: {type: string, format: date-time, description: "No job is leased before this time."}
+        window: {$ref: "#/components/schemas/MaintenanceWindow"}
         timeout_s: {type: integer, minimum: 1, maximum: 86400, default: 900}
         max_attempts: {type: integer, minimum: 1, maximum: 25, default: 3}
     Release:
@@ -2835,7 +3085,7 @@ components:
         model_id: {type: string, format: uuid}
         selector: {$ref: "#/components/schemas/DomainRequest/properties/selector"}
         start_at: {type: [string, "null"], format: date-time}
-        status: {type: string, enum: [running, paused, completed, aborted, canceled]}
+        status: {type: string, enum: [running, paused, completed, aborted, canceled, rolling_back, rolled_back]}
         campaign: {$ref: "#/components/schemas/Campaign"}
         created_at: {type: string, format: date-time}
     Domain:
@@ -2865,7 +3115,7 @@ components:
       properties:
         id: {type: string, format: uuid}
         domain_id: {type: string, format: uuid}
-        status: {type: string, enum: [running, paused, completed, aborted, canceled]}
+        status: {type: string, enum: [running, paused, completed, aborted, canceled, rolling_back, rolled_back]}
         status_reason: {type: [string, "null"]}
         target_count: {type: integer}
         wave_count: {type: integer}
@@ -3105,8 +3355,9 @@ components:
         "GET /v1/agent/model.onnx": ["part"],
         "GET /v1/api-keys": ["after", "limit"],
         "GET /v1/audit": ["actor", "after", "limit", "route", "since", "status", "until"],
-        "GET /v1/campaigns": ["after", "domain_id", "limit", "status"],
+        "GET /v1/campaigns": ["after", "domain_id", "limit", "model_id", "status"],
         "GET /v1/campaigns/{id}": [],
+        "GET /v1/campaigns/{id}/events": ["after", "limit"],
         "GET /v1/campaigns/{id}/jobs": ["after", "limit", "state"],
         "GET /v1/devices": ["after", "labels", "limit", "status"],
         "GET /v1/devices/{id}": [],
@@ -3124,6 +3375,7 @@ components:
         "GET /v1/models/{id}/scaling": [],
         "GET /v1/releases": ["after", "limit", "model_id", "status"],
         "GET /v1/releases/{id}": [],
+        "GET /v1/releases/{id}/events": ["after", "limit"],
         "GET /v1/triggers": ["after", "limit"],
         "GET /v1/triggers/{id}": [],
         "PATCH /v1/devices/{id}": [],
@@ -3135,9 +3387,11 @@ components:
         "POST /v1/agent/metrics": [],
         "POST /v1/api-keys": [],
         "POST /v1/campaigns/{id}/cancel": [],
+        "POST /v1/campaigns/{id}/jobs/{job_id}/cancel": [],
         "POST /v1/campaigns/{id}/pause": [],
         "POST /v1/campaigns/{id}/resume": [],
         "POST /v1/campaigns/{id}/retry-failed": [],
+        "POST /v1/campaigns/{id}/rollback": [],
         "POST /v1/devices": [],
         "POST /v1/devices/{id}/token": [],
         "POST /v1/domains": [],
@@ -3150,6 +3404,7 @@ components:
         "POST /v1/releases/{id}/cancel": [],
         "POST /v1/releases/{id}/pause": [],
         "POST /v1/releases/{id}/resume": [],
+        "POST /v1/releases/{id}/rollback": [],
         "POST /v1/triggers": [],
         "PUT /v1/agent/context": [],
         "PUT /v1/agent/jobs/{id}/artifact": ["attempt"],

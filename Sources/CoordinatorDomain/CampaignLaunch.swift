@@ -63,9 +63,40 @@ package struct CampaignLaunch: Sendable {
                              waveCount: plan.waveCount, now: now, on: c)
         try jobs.insertQueued(campaign: campaignID, targets: plan.targets, maxAttempts: request.job.maxAttempts,
                               timeoutS: request.job.timeoutS, leaseS: request.job.leaseS ?? min(defaultLeaseSeconds, request.job.timeoutS), on: c)
+        let events = CampaignEventStore(pool: campaigns.pool)
+        try events.record(campaignID, .created, cause: .operator, details: .init(devices: plan.targets.count), now: now, on: c)
+        // The canary wave is released at once, unless the schedule is closed now: then the campaign waits for it.
+        let schedule = CampaignScheduler.schedule(request)
+        if schedule.isOpen(at: now) {
+            try events.record(campaignID, .waveReleased, cause: .rollout,
+                              details: .init(wave: 0, devices: plan.targets.filter { $0.wave == 0 }.count), now: now, on: c)
+        } else {
+            let (reason, opens) = CampaignScheduler.holdReason(schedule, now: now)
+            try campaigns.hold(campaignID, reason: reason, now: now, on: c)
+            try events.record(campaignID, .scheduleClosed, cause: .schedule, details: .init(reason: reason, opensAt: opens), now: now, on: c)
+        }
         guard let domain = try campaigns.domain(domainID, on: c), let campaign = try campaigns.view(campaignID, on: c) else {
             throw PostgresError(kind: .decode, message: "campaign \(campaignID.uuidString.lowercased()) is not readable in the transaction that wrote it")
         }
         return DomainCreated(domain: domain, campaign: campaign)
+    }
+
+    /// Continuous targeting: active devices that match a running campaign's label selector but have no job in it
+    /// (registered or relabelled since) get one, in the released wave, planned like the first targets. Runs in the
+    /// caller's transaction, which holds the campaign's row (`CampaignScheduler.evaluate`). Returns how many.
+    package func addLaterTargets(campaign: UUID, spec: DomainRequest, wave: Int, now: Date, on c: PostgresConnection) throws -> Int {
+        guard spec.selector.deviceIDs == nil, let labels = spec.selector.labels, !labels.isEmpty,
+              let limits = try jobs.limits(campaign: campaign, on: c),
+              let domainID = try campaigns.domainID(ofCampaign: campaign, on: c)
+        else { return 0 }
+        let have = try jobs.devices(inCampaign: campaign, on: c)
+        let fresh = try devices.targets(labels: labels, ids: nil, on: c).filter { !have.contains($0.id) }
+        guard !fresh.isEmpty else { return 0 }
+        let plan = RolloutPlan(devices: fresh, request: spec, domainID: domainID)
+        let targets = plan.targets.map { RolloutPlan.Target(deviceID: $0.deviceID, wave: wave, document: $0.document) }
+        try jobs.insertQueued(campaign: campaign, targets: targets, maxAttempts: limits.maxAttempts, timeoutS: limits.timeoutS,
+                              leaseS: limits.leaseS, on: c)
+        try campaigns.addTargets(campaign, count: targets.count, now: now, on: c)
+        return targets.count
     }
 }

@@ -34,8 +34,16 @@ package struct JobCompletion: Sendable {
 
     package func report(job: UUID, device: UUID, result: JobResult) throws -> Outcome {
         let now = clock.now()
-        let completion = try jobs.complete(job: job, device: device, result: result, backoff: backoff) { c, _ in
+        let events = CampaignEventStore(pool: jobs.pool)
+        let completion = try jobs.complete(job: job, device: device, result: result, backoff: backoff) { c, state in
             try results.record(job: job, device: device, result: result, now: now, on: c)
+            // A gate's refusal is part of the campaign's history (its measurements are the operator's evidence).
+            if state == .rejected, let campaign = try jobs.campaign(ofJob: job, on: c) {
+                let verdict = try jobs.gateVerdict(job: job, on: c)
+                try events.record(campaign, .gateRejected, cause: .gate,
+                                  details: .init(deviceID: device, jobID: job, gate: verdict?.verdict, reason: verdict?.verdict?.reasons.joined(separator: "; ")),
+                                  now: now, on: c)
+            }
         }
         let campaign: UUID, answer: String
         switch completion {

@@ -15,10 +15,16 @@ package struct JobFollowups: Sendable {
     package let replanner: Replanner
     package let clock: WallClock
     private let releases: ReleaseStore
+    private let campaigns: CampaignStore
+    private let configs: ConfigStore
+    private let changes: ConfigChangeStore
 
     package init(pool: PostgresPool, jobs: JobStore, aggregator: AdapterAggregator, replanner: Replanner, clock: WallClock) {
         self.pool = pool
         releases = ReleaseStore(pool: pool)
+        campaigns = CampaignStore(pool: pool)
+        configs = ConfigStore(pool: pool)
+        changes = ConfigChangeStore(pool: pool)
         self.jobs = jobs
         self.aggregator = aggregator
         self.replanner = replanner
@@ -37,21 +43,43 @@ package struct JobFollowups: Sendable {
     @discardableResult
     package func finish(job: UUID, wait: Bool = true) throws -> Outcome {
         let now = clock.now()
-        enum Step { case nothing, busy, done(device: UUID, kind: JobKind?, version: Int?) }
+        enum Step { case nothing, busy, rolledBack, done(device: UUID, kind: JobKind?, version: Int?, campaign: UUID?) }
         let step: Step = try pool.withTransaction { c in
             guard let pending = try jobs.lockFollowups(job: job, wait: wait, on: c) else {
                 return wait ? .nothing : .busy   // without waiting, no row means another finisher holds it
             }
             guard pending.pending else { return .nothing }
+            let campaign = try jobs.campaign(ofJob: job, on: c)
+            // A campaign rolling back (or rolled back) changes no device any more: the success stays on record only.
+            if let campaign, let status = try campaigns.status(campaign, on: c), status == .rollingBack || status == .rolledBack {
+                try jobs.clearFollowups(job: job, on: c)
+                return .rolledBack
+            }
+            // What a rollback of this campaign restores: the config the device runs before the re-plan below.
+            if let campaign {
+                try changes.recordReplaced(campaign: campaign, device: pending.device, replacedVersion: try configs.current(pending.device, on: c)?.version,
+                                           now: now, on: c)
+            }
             let version = pending.kind == .adapt ? try aggregator.aggregate(afterJob: job, now: now, on: c) : nil
             try jobs.clearFollowups(job: job, on: c)
-            return .done(device: pending.device, kind: pending.kind, version: version)
+            return .done(device: pending.device, kind: pending.kind, version: version, campaign: campaign)
         }
-        let device: UUID, kind: JobKind?, version: Int?
+        let device: UUID, kind: JobKind?, version: Int?, campaign: UUID?
         switch step {
         case .nothing: return .nothingPending
         case .busy: return .busy
-        case .done(let d, let k, let v): (device, kind, version) = (d, k, v)
+        case .rolledBack: return .finished
+        case .done(let d, let k, let v, let cp): (device, kind, version, campaign) = (d, k, v, cp)
+        }
+        // A rollback that started after the record above and before the re-plan below must still see this device:
+        // it reads the records after marking the campaign, and this re-checks the mark after the re-plan, so one of
+        // the two restores it.
+        defer {
+            if let campaign, let status = try? campaigns.status(campaign), status == .rollingBack || status == .rolledBack {
+                do { try Rollback(pool: pool).finish(campaign: campaign, now: clock.now()) } catch {
+                    Log.error("rollback of campaign \(campaign.uuidString.lowercased()) after a late follow-up failed (asking for the rollback again finishes it): \(error)")
+                }
+            }
         }
         // The device now runs new adapters (or measured its latencies): re-plan it; devices that applied the
         // domain's aggregate move to the new version.

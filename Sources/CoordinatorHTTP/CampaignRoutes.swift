@@ -19,9 +19,55 @@ package struct CampaignRoutes: Sendable {
         for action in CampaignScheduler.Action.allCases {
             routes.add(.POST, "/v1/campaigns/{id}/\(action.rawValue)", access: .operator) { request in try perform(action, request) }
         }
+        routes.add(.POST, "/v1/campaigns/{id}/rollback", access: .operator, rollback)
+        routes.add(.GET, "/v1/campaigns/{id}/events", access: .viewer, events)
+        routes.add(.POST, "/v1/campaigns/{id}/jobs/{job_id}/cancel", access: .operator, cancelJob)
     }
 
-    /// Campaigns (releases' too), filtered by `status` and `domain_id`, cursor-paginated.
+    /// Every device the campaign changed gets its previous config back (a new version, trigger `rollback`); the
+    /// campaign ends `rolled_back`. A second call answers the same and writes nothing.
+    package func rollback(_ request: HTTPRequest) throws -> HTTPResponse {
+        let id = try request.uuidParameter("id")
+        switch try scheduler.rollback.rollback(campaign: id, cause: .operator, reason: "requested by operator", now: clock.now()) {
+        case .notFound: throw HTTPError.notFound("No campaign \(id.uuidString.lowercased()).")
+        case .conflict(let why): throw HTTPError.conflict(why, code: "invalid_campaign_state")
+        case .done(let view): return try .body(view)
+        }
+    }
+
+    /// The campaign's history, oldest first; `after` is the `next` of the previous page (an event id).
+    package func events(_ request: HTTPRequest) throws -> HTTPResponse {
+        let id = try request.uuidParameter("id")
+        let (limit, after) = try Self.eventCursor(request)
+        guard try campaigns.exists(id) else { throw HTTPError.notFound("No campaign \(id.uuidString.lowercased()).") }
+        return try .body(try scheduler.events.list(campaign: id, limit: limit, after: after))
+    }
+
+    /// `limit` and the integer `after` of an event list.
+    static func eventCursor(_ request: HTTPRequest) throws -> (limit: Int, after: Int?) {
+        let query = try ListQuery(request, cursorIsUUID: false)
+        guard let text = request.query["after"] else { return (query.limit, nil) }
+        guard let n = Int(text), n >= 0 else {
+            throw HTTPError.badRequest("after must be the `next` value of a previous page.", code: "invalid_parameter",
+                                       errors: [FieldError(field: "after", message: "must be a cursor returned as `next`")])
+        }
+        return (query.limit, n)
+    }
+
+    /// Cancels one device's job: queued or retrying → `canceled`; leased → fenced (the agent's result gets 409).
+    package func cancelJob(_ request: HTTPRequest) throws -> HTTPResponse {
+        let id = try request.uuidParameter("id")
+        let job = try request.uuidParameter("job_id")
+        switch try scheduler.cancelJob(job, campaign: id, now: clock.now()) {
+        case .notFound: throw HTTPError.notFound("No job \(job.uuidString.lowercased()) in campaign \(id.uuidString.lowercased()).")
+        case .conflict(let why): throw HTTPError.conflict(why, code: "invalid_job_state")
+        case .done:
+            guard let view = try campaigns.view(id) else { throw HTTPError.notFound("No campaign.") }
+            return try .body(view)
+        }
+    }
+
+    /// Campaigns (releases' too), filtered by `status`, `domain_id` and `model_id`, cursor-paginated.
     package func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let query = try ListQuery(request)
         let status = try ReleaseRoutes.status(request)
@@ -32,7 +78,14 @@ package struct CampaignRoutes: Sendable {
             }
             domain = id
         }
-        return try .body(try campaigns.list(limit: query.limit, after: query.after, status: status, domain: domain))
+        var model: UUID?
+        if let text = request.query["model_id"] {
+            guard let id = UUID(uuidString: text) else {
+                throw HTTPError.badRequest("model_id must be a UUID.", code: "invalid_parameter", errors: [FieldError(field: "model_id", message: "must be a UUID")])
+            }
+            model = id
+        }
+        return try .body(try campaigns.list(limit: query.limit, after: query.after, status: status, domain: domain, model: model))
     }
 
     /// A campaign's jobs: device, wave, state, attempt, reported outcome and metrics, the gate's verdict.

@@ -56,7 +56,8 @@ package struct CoordinatorServices: Sendable {
                              clock: clock, failures: AuthFailureLimiter(policy: authFailures))
         auditor = Auditor(store: stores.audit)
         health = DatabaseHealth(pool: pool, migrations: migrations)
-        let scheduler = CampaignScheduler(pool: pool, campaigns: stores.campaigns, jobs: stores.jobs)
+        let launch = CampaignLaunch(stores: stores, defaultLeaseSeconds: defaultLeaseSeconds)
+        let scheduler = CampaignScheduler(pool: pool, campaigns: stores.campaigns, jobs: stores.jobs, launch: launch)
         self.scheduler = scheduler
         let results = ResultRecorder(metrics: stores.metrics, latencies: stores.variantLatencies, jobs: stores.jobs)
         self.results = results
@@ -73,7 +74,6 @@ package struct CoordinatorServices: Sendable {
         let followups = JobFollowups(pool: pool, jobs: stores.jobs, aggregator: aggregator, replanner: replanner, clock: clock)
         self.followups = followups
         completion = JobCompletion(jobs: stores.jobs, results: results, followups: followups, scheduler: scheduler, backoff: backoff, clock: clock)
-        let launch = CampaignLaunch(stores: stores, defaultLeaseSeconds: defaultLeaseSeconds)
         self.launch = launch
         releaseLaunch = ReleaseLaunch(stores: stores, launch: launch)
         enrollment = DeviceEnrollment(devices: stores.devices, idempotency: stores.idempotency, replanner: replanner)

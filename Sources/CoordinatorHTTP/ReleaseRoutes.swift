@@ -24,6 +24,25 @@ package struct ReleaseRoutes: Sendable {
         for action in Self.actions {
             routes.add(.POST, "/v1/releases/{id}/\(action.rawValue)", access: .operator) { request in try perform(action, request) }
         }
+        routes.add(.POST, "/v1/releases/{id}/rollback", access: .operator, rollback)
+        routes.add(.GET, "/v1/releases/{id}/events", access: .viewer, events)
+    }
+
+    /// Every device the release moved goes back to its previous config (and model); the release ends `rolled_back`.
+    package func rollback(_ request: HTTPRequest) throws -> HTTPResponse {
+        let release = try find(request)
+        switch try scheduler.rollback.rollback(campaign: release.campaign.id, cause: .operator, reason: "requested by operator", now: clock.now()) {
+        case .notFound: throw HTTPError.notFound("No release \(release.id.uuidString.lowercased()).")
+        case .conflict(let why): throw HTTPError.conflict(why.replacingOccurrences(of: "campaign", with: "release"), code: "invalid_release_state")
+        case .done(let view): return try .body(view)
+        }
+    }
+
+    /// The release's history (its campaign's events), oldest first.
+    package func events(_ request: HTTPRequest) throws -> HTTPResponse {
+        let (limit, after) = try CampaignRoutes.eventCursor(request)
+        let release = try find(request)
+        return try .body(try scheduler.events.list(campaign: release.campaign.id, limit: limit, after: after))
     }
 
     package func create(_ request: HTTPRequest) throws -> HTTPResponse {

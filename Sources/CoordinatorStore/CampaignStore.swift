@@ -37,6 +37,56 @@ package struct CampaignStore: Sendable {
                 try row.decode("wave_count", as: Int.self), try WireJSON.decode(DomainRequest.self, from: try row.decode("spec", as: String.self)))
     }
 
+    /// What the scheduler decides from (status, whether the schedule holds it, waves, spec), read with the campaign's
+    /// row locked until the caller's transaction ends; nil when there is no such campaign.
+    package struct Scheduling: Sendable {
+        package let status: CampaignStatus
+        package let heldBySchedule: Bool
+        package let releasedWave: Int
+        package let waveCount: Int
+        package let spec: DomainRequest
+    }
+
+    package func lockForScheduling(_ id: UUID, on c: PostgresConnection) throws -> Scheduling? {
+        guard let row = try c.query("""
+            SELECT c.status, c.held_by_schedule, c.released_wave, c.wave_count, d.spec::text AS spec
+            FROM campaigns c JOIN domains d ON d.id = c.domain_id WHERE c.id = \(id) FOR UPDATE OF c
+            """).rows.first else { return nil }
+        return Scheduling(status: try row.decodeEnum("status", as: CampaignStatus.self), heldBySchedule: try row.decode("held_by_schedule", as: Bool.self),
+                          releasedWave: try row.decode("released_wave", as: Int.self), waveCount: try row.decode("wave_count", as: Int.self),
+                          spec: try WireJSON.decode(DomainRequest.self, from: try row.decode("spec", as: String.self)))
+    }
+
+    /// Pauses a campaign because its schedule is closed (the scheduler resumes it), in the caller's transaction.
+    package func hold(_ id: UUID, reason: String, now: Date, on c: PostgresConnection) throws {
+        try c.query("""
+            UPDATE campaigns SET status = 'paused', held_by_schedule = true, status_reason = \(reason), updated_at = \(now) WHERE id = \(id)
+            """)
+    }
+
+    /// Resumes a campaign its schedule held, in the caller's transaction.
+    package func unhold(_ id: UUID, now: Date, on c: PostgresConnection) throws {
+        try c.query("""
+            UPDATE campaigns SET status = 'running', held_by_schedule = false, status_reason = NULL, updated_at = \(now)
+            WHERE id = \(id) AND held_by_schedule
+            """)
+    }
+
+    /// Forgets the schedule's hold before an operator's action sets the status, in the caller's transaction.
+    package func clearHold(_ id: UUID, on c: PostgresConnection) throws {
+        try c.query("UPDATE campaigns SET held_by_schedule = false WHERE id = \(id)")
+    }
+
+    /// The domain of a campaign, in the caller's transaction.
+    package func domainID(ofCampaign id: UUID, on c: PostgresConnection) throws -> UUID? {
+        try c.query("SELECT domain_id FROM campaigns WHERE id = \(id)").rows.first?.decode("domain_id", as: UUID.self)
+    }
+
+    /// Adds targets found later (continuous targeting), in the caller's transaction.
+    package func addTargets(_ id: UUID, count: Int, now: Date, on c: PostgresConnection) throws {
+        try c.query("UPDATE campaigns SET target_count = target_count + \(count), updated_at = \(now) WHERE id = \(id)")
+    }
+
     /// A campaign's status with its row locked until the caller's transaction ends (an operator action); nil when
     /// there is no such campaign.
     package func lockStatus(_ id: UUID, on c: PostgresConnection) throws -> CampaignStatus? {
@@ -67,12 +117,13 @@ package struct CampaignStore: Sendable {
     }
 
     /// Campaigns in id order after the cursor, optionally of one status or one domain: the operator's list.
-    package func list(limit: Int, after: UUID?, status: CampaignStatus?, domain: UUID?) throws -> Page<CampaignView> {
-        var q: PostgresQuery = "SELECT id FROM campaigns WHERE true"
-        if let status { q.append(" AND status = \(status.rawValue)") }
-        if let domain { q.append(" AND domain_id = \(domain)") }
-        if let after { q.append(" AND id > \(after)") }
-        q.append(" ORDER BY id LIMIT \(limit + 1)")
+    package func list(limit: Int, after: UUID?, status: CampaignStatus?, domain: UUID?, model: UUID? = nil) throws -> Page<CampaignView> {
+        var q: PostgresQuery = "SELECT c.id FROM campaigns c JOIN domains d ON d.id = c.domain_id WHERE true"
+        if let status { q.append(" AND c.status = \(status.rawValue)") }
+        if let domain { q.append(" AND c.domain_id = \(domain)") }
+        if let model { q.append(" AND d.model_id = \(model)") }
+        if let after { q.append(" AND c.id > \(after)") }
+        q.append(" ORDER BY c.id LIMIT \(limit + 1)")
         let ids = try pool.query(q).rows.map { try $0.decode("id", as: UUID.self) }
         let page = Array(ids.prefix(limit))
         return Page(items: try page.compactMap { try view($0) }, next: ids.count > limit ? page.last?.uuidString.lowercased() : nil)
@@ -82,9 +133,18 @@ package struct CampaignStore: Sendable {
         !(try pool.query("SELECT 1 FROM campaigns WHERE id = \(id)").rows.isEmpty)
     }
 
-    /// Every running campaign, for the maintenance loop's periodic re-evaluation.
+    /// Every campaign the maintenance loop re-evaluates periodically: running ones, those their schedule holds (to
+    /// resume them when it opens) and those rolling back (to finish an interrupted rollback).
     package func runningCampaigns() throws -> [UUID] {
-        try pool.query("SELECT id FROM campaigns WHERE status = 'running' ORDER BY id").rows.map { try $0.decode("id", as: UUID.self) }
+        try pool.query("""
+            SELECT id FROM campaigns WHERE status IN ('running', 'rolling_back') OR (status = 'paused' AND held_by_schedule) ORDER BY id
+            """).rows.map { try $0.decode("id", as: UUID.self) }
+    }
+
+    /// A campaign's status, without a lock.
+    package func status(_ id: UUID, on c: PostgresConnection? = nil) throws -> CampaignStatus? {
+        let q: PostgresQuery = "SELECT status FROM campaigns WHERE id = \(id)"
+        return try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first.map { try $0.decodeEnum("status", as: CampaignStatus.self) }
     }
 
     package func domain(_ id: UUID, on c: PostgresConnection? = nil) throws -> DomainView? {

@@ -45,6 +45,13 @@ package struct ConfigStore: Sendable {
             """).rows.first.map(Self.decode)
     }
 
+    /// One version of a device's config, in the caller's transaction (a rollback restoring it).
+    package func version(_ device: UUID, _ version: Int, on c: PostgresConnection) throws -> DeviceConfigView? {
+        try c.query("""
+            SELECT \(unsafeRaw: Self.columns) FROM device_configs WHERE device_id = \(device) AND version = \(version)
+            """).rows.first.map(Self.decode)
+    }
+
     package enum AppendOutcome {
         case created(DeviceConfigView)
         case unchanged(DeviceConfigView)

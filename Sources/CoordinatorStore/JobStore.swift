@@ -156,7 +156,9 @@ package struct JobStore: Sendable {
         return try pool.withTransaction { c in
             let rows = try c.query("""
                 SELECT j.campaign_id, j.state, j.attempt, j.attempt_base, j.max_attempts, j.result::text AS result, j.kind,
-                       (d.spec->'gate')::text AS gate
+                       (d.spec->'gate')::text AS gate,
+                       (SELECT dv.latency_budget_ms FROM devices dv
+                        WHERE dv.id = j.device_id AND EXISTS (SELECT 1 FROM releases r WHERE r.campaign_id = j.campaign_id)) AS release_budget_ms
                 FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id JOIN domains d ON d.id = cp.domain_id
                 WHERE j.id = \(job) AND j.device_id = \(device) FOR UPDATE OF j
                 """).rows
@@ -172,10 +174,18 @@ package struct JobStore: Sendable {
                     // An adapt result is judged by its campaign's quality gate (the default one when the domain
                     // names none); one that fails it ends `rejected`: no follow-ups, so its adapters are neither
                     // aggregated nor planned into a config, and the campaign counts it as a failure.
+                    // A release's `profile` result is judged by the release gate: the device's measured latency must
+                    // be within its budget, else it ends `rejected` and the device keeps its model.
                     var verdictJSON: String?
-                    if try row.decodeEnum("kind", as: JobKind.self) == .adapt {
+                    let kind = try row.decodeEnum("kind", as: JobKind.self)
+                    var judged: GateVerdict?
+                    if kind == .adapt {
                         let gate = try row.decode("gate", as: String?.self).flatMap { try? WireJSON.decode(QualityGate.self, from: $0) } ?? QualityGate()
-                        let verdict = gate.judge(result.metrics)
+                        judged = gate.judge(result.metrics)
+                    } else if kind == .profile, let budget = try row.decode("release_budget_ms", as: Double?.self) {
+                        judged = ReleaseGate.judge(result, latencyBudgetMs: budget)
+                    }
+                    if let verdict = judged {
                         verdictJSON = try WireJSON.string(verdict)
                         if !verdict.passed {
                             try c.query("""
@@ -333,7 +343,7 @@ package struct JobStore: Sendable {
     package func evaluationCounts(campaign: UUID, throughWave wave: Int, on c: PostgresConnection) throws -> [String: Int] {
         var byState: [String: Int] = [:]
         for r in try c.query("""
-            SELECT CASE WHEN followup_pending THEN 'followup_pending' WHEN state = 'rejected' THEN 'failed' ELSE state END AS state,
+            SELECT CASE WHEN followup_pending THEN 'followup_pending' WHEN state IN ('rejected', 'canceled') THEN 'failed' ELSE state END AS state,
                    count(*)::bigint AS n
             FROM jobs WHERE campaign_id = \(campaign) AND wave <= \(wave) GROUP BY 1
             """).rows {
@@ -442,7 +452,7 @@ package struct JobStore: Sendable {
             SELECT DISTINCT ON (j.device_id) j.device_id, cp.domain_id, j.kind
             FROM unnest(\(PostgresArray(devices))::uuid[], \(PostgresArray(modelIDs))::uuid[]) AS t(device_id, model_id)
             JOIN jobs j ON j.device_id = t.device_id
-            JOIN campaigns cp ON cp.id = j.campaign_id
+            JOIN campaigns cp ON cp.id = j.campaign_id AND cp.status NOT IN ('rolling_back', 'rolled_back')
             JOIN domains dm ON dm.id = cp.domain_id AND dm.model_id = t.model_id
             WHERE j.state = 'succeeded' AND j.kind IN ('adapt', 'apply')
             ORDER BY j.device_id, j.finished_at DESC, j.id

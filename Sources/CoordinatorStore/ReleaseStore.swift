@@ -59,7 +59,7 @@ package struct ReleaseStore: Sendable {
         try pool.query("""
             SELECT r.model_id FROM releases r JOIN campaigns c ON c.id = r.campaign_id JOIN devices d ON d.id = \(device)
             JOIN models m ON m.id = r.model_id
-            WHERE c.status NOT IN ('canceled', 'aborted') AND m.deprecated_at IS NULL
+            WHERE c.status NOT IN ('canceled', 'aborted', 'rolling_back', 'rolled_back') AND m.deprecated_at IS NULL
               AND d.labels @> COALESCE(r.spec->'selector'->'labels', '{}'::jsonb)
               AND (r.spec->'selector'->'device_ids' IS NULL OR r.spec->'selector'->'device_ids' ? lower(d.id::text))
             ORDER BY r.created_at DESC, r.id DESC LIMIT 1

@@ -2,8 +2,12 @@ import Foundation
 
 public enum CampaignStatus: String, Codable, Sendable, CaseIterable {
     case running, paused, completed, aborted, canceled
+    /// A rollback is giving the devices the campaign changed their previous configs back.
+    case rollingBack = "rolling_back"
+    /// Every device the campaign changed is back on its previous config.
+    case rolledBack = "rolled_back"
 
-    public var isFinished: Bool { self == .completed || self == .aborted || self == .canceled }
+    public var isFinished: Bool { self == .completed || self == .aborted || self == .canceled || self == .rolledBack }
 }
 
 /// A campaign's progress as `GET /v1/campaigns/{id}` shows it.

@@ -11,10 +11,20 @@ public struct DomainRequest: Codable, Sendable, Equatable {
     public var job: JobSpec
     /// The quality gate of the campaign's `adapt` results (default `QualityGate()`).
     public var gate: QualityGate?
+    /// No wave is released before this time (the campaign waits, paused by its schedule).
+    public var startAt: Date?
+    /// Waves are released only inside this daily UTC window; outside it the campaign waits, paused by its schedule.
+    public var window: MaintenanceWindow?
+    /// Devices that match the label selector later (registered or relabelled while the campaign runs) get their job.
+    public var continuous: Bool?
 
     public init(name: String, description: String? = nil, modelID: UUID, selector: Selector, rollout: Rollout? = nil,
-                abort: Abort? = nil, job: JobSpec, gate: QualityGate? = nil) {
+                abort: Abort? = nil, job: JobSpec, gate: QualityGate? = nil, startAt: Date? = nil, window: MaintenanceWindow? = nil,
+                continuous: Bool? = nil) {
         self.gate = gate
+        self.startAt = startAt
+        self.window = window
+        self.continuous = continuous
         self.name = name
         self.description = description
         self.modelID = modelID
@@ -25,8 +35,9 @@ public struct DomainRequest: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, description, selector, rollout, abort, job, gate
+        case name, description, selector, rollout, abort, job, gate, window, continuous
         case modelID = "model_id"
+        case startAt = "start_at"
     }
 
     /// Which devices take part: all active devices with these labels, or exactly these ids (one of the two).
@@ -80,7 +91,8 @@ public struct DomainRequest: Codable, Sendable, Equatable {
 
     /// Stop the rollout when more than `failure_threshold_pct` of executed jobs failed, once `min_executed` ran.
     public struct Abort: Codable, Sendable, Equatable {
-        public enum Action: String, Codable, Sendable { case pause, abort }
+        /// `rollback`: the campaign rolls back every device it changed (`POST /v1/campaigns/{id}/rollback`).
+        public enum Action: String, Codable, Sendable { case pause, abort, rollback }
         public var failureThresholdPct: Double
         public var minExecuted: Int
         public var action: Action?
@@ -195,6 +207,10 @@ public struct DomainRequest: Codable, Sendable, Equatable {
         v.number(job.learningRate, "job.learning_rate", min: 0, max: 10, minExclusive: true, required: false)
         if let b = job.batchSize { v.number(Double(b), "job.batch_size", min: 1, max: 4096) }
         if let l = job.leaseS { v.number(Double(l), "job.lease_s", min: 1, max: 86_400) }
+        if let w = window { w.validate(field: "window", into: &v) }
+        if continuous == true, selector.deviceIDs != nil {
+            v.fail("continuous", "needs a label selector (a list of device_ids never matches a later device)")
+        }
         if let g = gate {
             v.number(g.minEntropyDrop, "gate.min_entropy_drop", min: -1e6, max: 1e6)
             v.number(g.minDiversityRatio, "gate.min_diversity_ratio", min: 0, max: 10)

@@ -61,9 +61,14 @@ public struct GateVerdict: Codable, Sendable, Equatable {
     public var diversityRatio: Double?
     public var reasons: [String]
     public var gate: QualityGate
+    /// The release gate's measurement: the device's latency and its budget (release `profile` jobs).
+    public var latencyMs: Double?
+    public var latencyBudgetMs: Double?
 
     public init(passed: Bool, entropyDrop: Double?, diversityBefore: Double?, diversityAfter: Double?, diversityRatio: Double?,
-                reasons: [String], gate: QualityGate) {
+                reasons: [String], gate: QualityGate, latencyMs: Double? = nil, latencyBudgetMs: Double? = nil) {
+        self.latencyMs = latencyMs
+        self.latencyBudgetMs = latencyBudgetMs
         self.passed = passed
         self.entropyDrop = entropyDrop
         self.diversityBefore = diversityBefore
@@ -79,6 +84,8 @@ public struct GateVerdict: Codable, Sendable, Equatable {
         case diversityBefore = "diversity_before"
         case diversityAfter = "diversity_after"
         case diversityRatio = "diversity_ratio"
+        case latencyMs = "latency_ms"
+        case latencyBudgetMs = "latency_budget_ms"
     }
 }
 

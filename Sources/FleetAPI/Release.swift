@@ -12,9 +12,12 @@ public struct ReleaseRequest: Codable, Sendable, Equatable {
     /// Each device's job (download and measure the model) must finish within this many seconds (default 900).
     public var timeoutS: Int?
     public var maxAttempts: Int?
+    /// Waves are released only inside this daily UTC window (`MaintenanceWindow`).
+    public var window: MaintenanceWindow?
 
     public init(modelID: UUID, selector: DomainRequest.Selector, rollout: DomainRequest.Rollout? = nil, abort: DomainRequest.Abort? = nil,
-                startAt: Date? = nil, timeoutS: Int? = nil, maxAttempts: Int? = nil) {
+                startAt: Date? = nil, timeoutS: Int? = nil, maxAttempts: Int? = nil, window: MaintenanceWindow? = nil) {
+        self.window = window
         self.modelID = modelID
         self.selector = selector
         self.rollout = rollout
@@ -25,7 +28,7 @@ public struct ReleaseRequest: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case selector, rollout, abort
+        case selector, rollout, abort, window
         case modelID = "model_id"
         case startAt = "start_at"
         case timeoutS = "timeout_s"
@@ -40,7 +43,8 @@ public struct ReleaseRequest: Codable, Sendable, Equatable {
         DomainRequest(name: String(name.prefix(128)), description: "model release", modelID: modelID, selector: selector,
                       rollout: rollout, abort: abort,
                       job: .init(kind: "profile", loss: .noTraining, steps: 0, timeoutS: timeoutS ?? Self.defaultTimeoutS,
-                                 maxAttempts: maxAttempts ?? Self.defaultMaxAttempts))
+                                 maxAttempts: maxAttempts ?? Self.defaultMaxAttempts),
+                      startAt: startAt, window: window)
     }
 
     /// The selector, rollout and abort rules are a campaign's (same fields, same messages).
@@ -77,5 +81,22 @@ public struct ReleaseView: Codable, Sendable, Equatable {
         case modelID = "model_id"
         case startAt = "start_at"
         case createdAt = "created_at"
+    }
+}
+
+/// The release gate: a release's `profile` result passes when the device's measured latency is within its latency
+/// budget. The latency judged is the one the result reports for the planned combination, else the fastest
+/// combination the device can run alone (each block's fastest measured variant). A result that measured neither
+/// passes (nothing to judge).
+public enum ReleaseGate {
+    public static func judge(_ result: JobResult, latencyBudgetMs budget: Double) -> GateVerdict {
+        let measured = result.metrics?.latencyMs
+            ?? result.variantLatenciesMs.flatMap { rows in rows.isEmpty ? nil : rows.reduce(0) { $0 + ($1.min() ?? 0) } }
+        var reasons: [String] = []
+        if let measured, measured > budget {
+            reasons.append(String(format: "measured latency %.2f ms is over the device's latency budget of %.2f ms", measured, budget))
+        }
+        return GateVerdict(passed: reasons.isEmpty, entropyDrop: nil, diversityBefore: nil, diversityAfter: nil, diversityRatio: nil,
+                           reasons: reasons, gate: QualityGate(), latencyMs: measured, latencyBudgetMs: budget)
     }
 }

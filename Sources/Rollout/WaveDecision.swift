@@ -12,13 +12,15 @@ public enum WaveDecision: Equatable, Sendable {
     case pause(String)
     /// Abort the campaign (cancel its queued jobs), for this reason.
     case abort(String)
+    /// Roll the campaign back (every device it changed returns to its previous config), for this reason.
+    case rollback(String)
     /// Every wave ran and met the success threshold.
     case complete
 
     /// Job counts over the released waves (0 through `releasedWave`).
     public struct Counts: Equatable, Sendable {
         public var succeeded: Int
-        /// Failed plus timed out.
+        /// Failed plus timed out (the coordinator also counts rejected and operator-canceled jobs here).
         public var failures: Int
         /// Queued, leased, running, and succeeded with follow-ups still pending (the next wave may apply the
         /// aggregate those follow-ups fold).
@@ -50,7 +52,11 @@ public enum WaveDecision: Equatable, Sendable {
         if executed >= abort.minExecuted, executed > 0,
            Double(counts.failures) * 100 / Double(executed) > abort.failureThresholdPct {
             let reason = "\(counts.failures) of \(executed) executed jobs failed, over the \(pct(abort.failureThresholdPct)) abort threshold"
-            return abort.action == .abort ? .abort(reason) : .pause(reason)
+            switch abort.action {
+            case .abort?: return .abort(reason)
+            case .rollback?: return .rollback(reason)
+            case .pause?, nil: return .pause(reason)
+            }
         }
         guard counts.open == 0 else { return .wait }
         let rate = executed == 0 ? 100 : Double(counts.succeeded) * 100 / Double(executed)

@@ -15,6 +15,13 @@ import Testing
 
     typealias Counts = WaveDecision.Counts
 
+    @Test func theRollbackActionRollsBack() {
+        #expect(WaveDecision.decide(Counts(succeeded: 3, failures: 2), releasedWave: 0, waveCount: 2, spec: Self.spec(action: .rollback))
+                == .rollback("2 of 5 executed jobs failed, over the 20.0% abort threshold"))
+        #expect(WaveDecision.decide(Counts(succeeded: 4, failures: 1), releasedWave: 0, waveCount: 2, spec: Self.spec(action: .rollback))
+                == .release(1))
+    }
+
     @Test func openJobsWait() {
         #expect(WaveDecision.decide(Counts(succeeded: 3, failures: 0, open: 1), releasedWave: 0, waveCount: 3, spec: Self.spec()) == .wait)
     }
