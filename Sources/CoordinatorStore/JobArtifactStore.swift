@@ -52,12 +52,12 @@ package struct JobArtifactStore: Sendable {
                 try row.decode("document", as: String.self), try row.decode("samples", as: Int?.self))
     }
 
-    /// The artifact of `device`'s newest succeeded `adapt` job in `domain` (its final attempt's): the adapters a
-    /// config with `local` adapters of that domain runs. Digest only; `content(job:attempt:)` reads the bytes.
+    /// The artifact of `device`'s newest succeeded `adapt` job in `domain` (its final attempt's) outside rolled-back
+    /// campaigns: the adapters a config with `local` adapters of that domain runs (as `JobStore.lastAdaptations`). Digest only; `content(job:attempt:)` reads the bytes.
     package func newestAdaptation(device: UUID, domain: UUID) throws -> (job: UUID, attempt: Int, sha256: [UInt8])? {
         guard let row = try pool.query("""
             SELECT j.id, a.attempt, a.sha256
-            FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id
+            FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id AND cp.status NOT IN ('rolling_back', 'rolled_back')
             JOIN job_artifacts a ON a.job_id = j.id AND a.attempt = j.attempt
             WHERE j.device_id = \(device) AND cp.domain_id = \(domain) AND j.kind = 'adapt' AND j.state = 'succeeded'
             ORDER BY j.finished_at DESC, j.id LIMIT 1
