@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Testing
 import TestSupport
 
@@ -225,6 +226,28 @@ import TestSupport
         #expect(!everything.contains(admin))
         let logout = try run(["logout"])
         #expect(logout.status == 0 && !FileManager.default.fileExists(atPath: home.configFile))
+    }
+
+    /// Over HTTPS with a private CA: refused without it (or with another CA) and nothing saved; with `--ca-file`
+    /// the login is checked and saved, and later commands use the saved CA.
+    @Test func loginAndListOverHTTPSWithAPrivateCA() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        try pki.makeCA("other")
+        try pki.makeServer("coordinator", commonName: "localhost")
+        let c = try TestCoordinator(tls: TLSConfiguration(certificateFile: pki.path("coordinator.pem"), keyFile: pki.path("coordinator.key")))
+        let home = try Home()
+        let key = ["FLEETADAPT_KEY": TestCoordinator.adminKey]
+        let untrusted = try Self.cli(["login", "--coordinator", c.baseURL], home: home, environment: key)
+        #expect(untrusted.status == 1 && untrusted.err.hasPrefix("Error: "), "\(untrusted.all)")
+        #expect(!FileManager.default.fileExists(atPath: home.configFile))
+        let other = try Self.cli(["devices", "list", "--coordinator", c.baseURL, "--ca-file", pki.path("other.pem")], home: home, environment: key)
+        #expect(other.status == 1, "\(other.all)")
+        let login = try Self.cli(["login", "--coordinator", c.baseURL, "--ca-file", pki.path("ca.pem")], home: home, environment: key)
+        #expect(login.status == 0, "\(login.all)")
+        let listed = try Self.cli(["devices", "list", "-o", "json"], home: home)
+        #expect(listed.status == 0 && (try? Self.json(listed.out))?["items"] != nil, "\(listed.all)")
+        #expect(!(untrusted.all + other.all + login.all + listed.all).contains(TestCoordinator.adminKey))
     }
 
     /// `--help` of the admin commands at 80 columns, as argument-parser wraps it: the commands, their flags and

@@ -238,21 +238,31 @@ struct CampaignsWatch: ParsableCommand {
     }
 }
 
-/// pause, resume, cancel and retry-failed: a POST with no body that answers the campaign.
-protocol CampaignTransition: ParsableCommand {
+/// pause, resume, cancel, retry-failed of a campaign or a release: a POST with no body that answers the resource.
+protocol StateTransition: ParsableCommand {
+    /// `campaigns` or `releases`.
+    static var collection: String { get }
     static var action: String { get }
+    static var spec: TableSpec { get }
     var id: ResourceID { get }
     var output: OutputOptions { get }
     var connection: ConnectionOptions { get }
 }
 
-extension CampaignTransition {
+extension StateTransition {
     func transition() throws {
         try AdminExit.guarding {
-            try Lister.show(try connection.client().exchange("POST", "/v1/campaigns/\(id)/\(Self.action)", attempts: 1), output: output,
-                            spec: CampaignsCommand.spec)
+            try Lister.show(try connection.client().exchange("POST", "/v1/\(Self.collection)/\(id)/\(Self.action)", attempts: 1),
+                            output: output, spec: Self.spec)
         }
     }
+}
+
+protocol CampaignTransition: StateTransition {}
+
+extension CampaignTransition {
+    static var collection: String { "campaigns" }
+    static var spec: TableSpec { CampaignsCommand.spec }
 }
 
 struct CampaignsPause: CampaignTransition {

@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 
 /// A JSON value as the coordinator sent it: object keys in their order and numbers as their text, so tables and
@@ -97,27 +98,8 @@ indirect enum JSONDocument: Equatable, Sendable {
         }
     }
 
-    /// A JSON string literal (also a valid YAML double-quoted scalar).
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value)
-                    || scalar.value == 0x2028 || scalar.value == 0x2029 || scalar.value == 0xFEFF {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string literal (also a valid YAML double-quoted scalar: control characters escaped).
+    static func quoted(_ s: String) -> String { FleetLogHandler.jsonString(s) }
 
     // MARK: - Reader
 

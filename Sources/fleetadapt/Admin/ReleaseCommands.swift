@@ -97,21 +97,11 @@ struct ReleasesGet: ParsableCommand {
     }
 }
 
-/// pause, resume, cancel: a POST with no body that answers the release.
-protocol ReleaseTransition: ParsableCommand {
-    static var action: String { get }
-    var id: ResourceID { get }
-    var output: OutputOptions { get }
-    var connection: ConnectionOptions { get }
-}
+protocol ReleaseTransition: StateTransition {}
 
 extension ReleaseTransition {
-    func transition() throws {
-        try AdminExit.guarding {
-            try Lister.show(try connection.client().exchange("POST", "/v1/releases/\(id)/\(Self.action)", attempts: 1), output: output,
-                            spec: ReleasesCommand.spec)
-        }
-    }
+    static var collection: String { "releases" }
+    static var spec: TableSpec { ReleasesCommand.spec }
 }
 
 struct ReleasesPause: ReleaseTransition {
