@@ -15,9 +15,7 @@ final class ProgressBar {
         let fraction = total > 0 ? Double(done) / Double(total) : 1
         let elapsed = Date().timeIntervalSince(start)
         let eta = done > 0 && done < total ? elapsed / Double(done) * Double(total - done) : 0
-        let width = 30
-        let filled = Int(fraction * Double(width))
-        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let bar = Self.bar(fraction)
         let text = String(format: "%@ [%@] %d/%d  %@ elapsed  ETA %@", label.padding(toLength: 20, withPad: " ", startingAt: 0), bar, done, total,
                           Self.clock(elapsed), done >= total ? "done" : Self.clock(eta))
         if isTerminal {
@@ -26,6 +24,12 @@ final class ProgressBar {
             let decile = Int(fraction * 10)
             if decile != lastDecile || done >= total { lastDecile = decile; FileHandle.standardError.write(Data((text + "\n").utf8)) }
         }
+    }
+
+    /// `#########.....`: `fraction` (clamped to 0…1) of `width` characters filled.
+    static func bar(_ fraction: Double, width: Int = 30) -> String {
+        let filled = Int(min(1, max(0, fraction)) * Double(width))
+        return String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
     }
 
     static func clock(_ seconds: Double) -> String {

@@ -220,7 +220,7 @@ final class DemoFleet {
     /// combination, and what adaptation changed; then the devices re-planned after their measurements.
     func printReport(status: CampaignStatus) {
         print("")
-        print("device              combination          split  pred ms  meas ms  pred acc  train s  energy mJ   accuracy before → after   entropy before → after")
+        print(DemoTable.header)
         for d in devices {
             let v = (try? admin.metrics(device: d.id, kind: "job.adapt"))?.items.last?.values ?? [:]
             print(DemoTable.row(device: d.name, planned: planned[d.id]?.decision, measured: v))
@@ -250,6 +250,8 @@ final class DemoFleet {
 
 /// The demo's closing table, one row per device.
 enum DemoTable {
+    static let header = "device              combination          split  pred ms  meas ms  pred acc  train s  energy mJ   accuracy before → after   entropy before → after"
+
     static func row(device: String, planned config: PlanDecision?, measured v: [String: Double]) -> String {
         let combination = config?.variants.map(\.variant).joined(separator: "/") ?? "—"
         let predicted = config?.predicted
