@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(name: "ONNXTests", dependencies: [
             "ONNX", "ONNXImport", "Learning", "ElasticModel", "ImageIO", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Fixtures"]),
-        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNX", "ElasticModel", "Learning", "TestSupport"]),
+        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNX", "ONNXImport", "ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
