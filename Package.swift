@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO", "ONNXExport", "TestSupport"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO", "ONNXExport", "ONNX", "ONNXImport", "TestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "BundledResources",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",
