@@ -39,7 +39,7 @@ public enum GraphPackageBuilder {
 
     /// - Parameters:
     ///   - preprocessing: how images become the model's input; its `mean`/`std` go into the stem's first node.
-    ///   - sourceImages: unlabeled images (uint8, after resize and crop) distillation runs on.
+    ///   - sourceImages: unlabeled RGB (or gray) images (uint8, after resize and crop) distillation runs on.
     ///   - validation: labelled images for accuracy; nil measures top-1 agreement with the source on `sourceImages`.
     public static func build(_ source: Source, name: String, preprocessing: PackageManifest.InputPreprocessing, classNames: [String]?,
                              sourceImages: LabeledImages, validation: LabeledImages?, dataset: String, options: ElasticBuilder.Options,
@@ -74,16 +74,18 @@ public enum GraphPackageBuilder {
             throw PackageError.unsupported("the detected blocks do not split the network into stem, blocks and classifier")
         }
 
-        // The stem: the input normalisation (engine tensor → the model's), then the network's first nodes.
+        // The stem: the input normalisation (engine tensor → the model's), then the network's first nodes. A BGR model
+        // gets its channels reversed here too (a 1×1 convolution holding the permutation), so every consumer feeds RGB.
         var tensors: [String: SafeTensor] = [:]
         let c = input[0]
         let scratch = ParameterStore()
-        let normWeight = try scratch.register("input_normalization.weight", shape: [c, 1, 1, 1],
-                                              values: preprocessing.std.map { engineStd / $0 })
+        var weights = [Float](repeating: 0, count: c * c)
+        for o in 0..<c { weights[o * c + sourceChannel(o, c, preprocessing)] = engineStd / preprocessing.std[o] }
+        let normWeight = try scratch.register("input_normalization.weight", shape: [c, c, 1, 1], values: weights)
         let normBias = try scratch.register("input_normalization.bias", shape: [c],
                                             values: zip(preprocessing.mean, preprocessing.std).map { (engineMean - $0) / $1 })
         var stemGraph = Graph(inputs: 1)
-        var map = [stemGraph.add(.conv(Convolution(in: c, out: c, kernel: 1, groups: c), weight: normWeight, bias: normBias), [0],
+        var map = [stemGraph.add(.conv(Convolution(in: c, out: c, kernel: 1), weight: normWeight, bias: normBias), [0],
                                  name: "input_normalization")]
         var copied: [Int: Int] = [:]
         func copy(_ id: Int) throws -> Int {
@@ -260,14 +262,19 @@ public enum GraphPackageBuilder {
         return (package, Report(blocks: blocks, originalMaxAbsDifference: difference, undistilledAccuracy: undistilled, seconds: seconds))
     }
 
-    /// The model's own input for images: (pixel / 255 − mean[c]) / std[c].
+    /// The image channel (of an RGB or gray image) that model channel `o` reads: reversed for a BGR model.
+    static func sourceChannel(_ o: Int, _ channels: Int, _ p: PackageManifest.InputPreprocessing) -> Int {
+        p.channels == "bgr" ? channels - 1 - o : o
+    }
+
+    /// The model's own input for RGB (or gray) images: (pixel / 255 − mean[c]) / std[c], channels in the model's order.
     public static func modelTensor(_ images: LabeledImages, _ indices: [Int], _ p: PackageManifest.InputPreprocessing) -> Tensor {
         let plane = images.height * images.width, per = images.channels * plane
         var data = [Float](repeating: 0, count: indices.count * per)
         for (k, i) in indices.enumerated() {
             for j in 0..<per {
-                let ch = j / plane
-                data[k * per + j] = (Float(images.images[i * per + j]) / 255 - p.mean[ch]) / p.std[ch]
+                let ch = j / plane, src = sourceChannel(ch, images.channels, p) * plane + j % plane
+                data[k * per + j] = (Float(images.images[i * per + src]) / 255 - p.mean[ch]) / p.std[ch]
             }
         }
         return Tensor(shape: [indices.count, images.channels, images.height, images.width], data: data)

@@ -90,8 +90,9 @@ public struct PackageManifest: Codable, Sendable, Equatable {
     public var provenance: Provenance
     public var blobs: [Blob]
     /// How an image becomes the network's input (imported networks; the built-in families have none and take the
-    /// engine's default). The network itself takes the engine's normalised tensor, (pixel / 255 − 0.2860) / 0.3530:
-    /// the record's `mean`/`std` are applied inside the graph's first node, so every consumer feeds it alike.
+    /// engine's default). The network itself takes the engine's normalised RGB (or gray) tensor, (pixel / 255 − 0.2860)
+    /// / 0.3530: the record's `mean`/`std` and a BGR order are applied inside the graph's first node, so every
+    /// consumer feeds it alike; `resize` and `crop` are what the builder applied to its images.
     public var preprocessing: InputPreprocessing?
     /// One name per class, in logit order, when the builder knew them.
     public var classNames: [String]?

@@ -176,6 +176,35 @@ import Learning
         }
     }
 
+    /// A BGR model with its own mean and std: the package takes the engine's RGB tensor and computes what the model
+    /// computes on its own input (made here by hand: model channel k reads image channel 2 − k).
+    @Test func aBGRModelWithItsOwnMeanAndStdTakesTheEngineTensor() throws {
+        let file = "se_resnet.eval.onnx"
+        let imported = try ONNXImporter.convert(try ONNXLoader().load(contentsOf: Fixtures.url(file)), input: Self.spec,
+                                                batchNorm: .afterFoldedConvolutions)
+        let images = try Self.images(file)
+        var pre = Self.preprocessing
+        pre.channels = "bgr"
+        pre.mean = [0.3, 0.25, 0.2]
+        pre.std = [0.2, 0.3, 0.4]
+        var options = Self.options
+        options.distillationSteps = 2
+        let (package, report) = try GraphPackageBuilder.build(
+            .init(graph: imported.graph, store: imported.store, valueShapes: imported.valueShapes, description: file),
+            name: "bgr", preprocessing: pre, classNames: nil, sourceImages: images, validation: nil, dataset: "test images", options: options)
+        var manual: [Float] = []
+        for i in 0..<8 { for k in 0..<3 { for p in 0..<1024 {
+            manual.append((Float(images.images[i * 3072 + (2 - k) * 1024 + p]) / 255 - pre.mean[k]) / pre.std[k])
+        } } }
+        let expected = InferenceGraph(imported.graph, store: imported.store).forward([Tensor(shape: [8, 3, 32, 32], data: manual)])[0]
+        let net = try ElasticPackage.decode(try package.encode()).network()
+        let got = net.model.forward(images.tensor(Array(0..<8)), training: false)
+        let diff = ONNXImportTests.maxAbs(got, expected)
+        print("bgr graph package: max |logits - model on its own input| = \(diff)")
+        #expect(diff < 1e-4 && report.originalMaxAbsDifference < 1e-4)
+        #expect(package.manifest.preprocessing?.channels == "bgr")
+    }
+
     // MARK: Hostile manifests
 
     static func refused(_ edit: (inout PackageManifest, inout [String: SafeTensor]) -> Void) throws -> PackageError? {
