@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "ElasticModel", dependencies: ["Learning", "Planner", .product(name: "Crypto", package: "swift-crypto")]),
         // ONNX → the engine's Graph: initializers as parameters, batch norms put back into eval-mode exports (the
         // engine and ElasticModel never import ONNX; this module sits above both).
-        .target(name: "ONNXImport", dependencies: ["ONNX", "Learning", "ElasticModel"]),
+        .target(name: "ONNXImport", dependencies: ["ONNX", "Learning", "ElasticModel", "ImageIO"]),
         // ONNX export: a package's combination (variants, adapters, statistics), whole or split, as a standalone ONNX file.
         // It writes the protobuf itself (the ONNX module keeps its generated types internal); nothing below imports it.
         .target(name: "ONNXExport", dependencies: ["Learning", "ElasticModel"]),
@@ -102,7 +102,7 @@ let package = Package(
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
             "CommandSupport",
-            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient", "ONNXExport",
+            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient", "ONNXExport", "ONNXImport", "ONNX",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -119,13 +119,13 @@ let package = Package(
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "FleetAPI"]),
         .testTarget(name: "ONNXTests", dependencies: [
-            "ONNX", "ONNXImport", "Learning", "ElasticModel", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "ONNX", "ONNXImport", "Learning", "ElasticModel", "ImageIO", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Fixtures"]),
-        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNX", "ElasticModel", "Learning", "TestSupport"]),
+        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNX", "ONNXImport", "ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "ElasticModelTests", dependencies: ["ElasticModel", "Learning", "TestSupport"]),
         .testTarget(name: "FleetAPITests", dependencies: ["FleetAPI"]),
         .testTarget(name: "FleetClientTests", dependencies: ["FleetClient", "FleetAPI", "HTTPServer", "TestSupport"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO", "ONNXExport", "TestSupport"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetAPI", "FleetClient", "Learning", "ElasticModel", "HTTPServer", "ImageIO", "ONNXExport", "ONNX", "ONNXImport", "TestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "Coordinator", "CoordinatorHTTP", "CoordinatorDomain", "CoordinatorStore", "BundledResources",
             "PostgresClient", "HTTPServer", "FleetAPI", "Rollout", "Learning", "ElasticModel", "EdgeRuntime",

@@ -26,7 +26,7 @@ public struct AdaptationLayout: Sendable, Equatable {
             }
             return out
         }
-        var shared = shapes(of: [network.model.stemNorm])
+        var shared = shapes(of: network.model.stemNorms)
         for p in network.positions.indices {
             for name in network.adapterTensorNames(position: p) { shared[name] = store.entry(name)?.shape }
         }

@@ -2,7 +2,11 @@ import Learning
 
 /// The base network's family and shape, enough to rebuild it before loading weights.
 public struct Architecture: Codable, Sendable, Equatable {
-    public enum Family: String, Codable, Sendable { case resnet, mobilenetv2 }
+    public enum Family: String, Codable, Sendable {
+        case resnet, mobilenetv2
+        /// A graph-defined network (an imported ONNX classifier): `graph` holds its stem and every block variant.
+        case graph
+    }
 
     public struct Stage: Codable, Sendable, Equatable {
         public var channels: Int, blocks: Int, stride: Int
@@ -20,6 +24,8 @@ public struct Architecture: Codable, Sendable, Equatable {
     public var expansion: Int?
     public var inputShape: [Int]
     public var classes: Int
+    /// The graph family's network (checked with the manifest's block positions by `DeclaredNetwork`).
+    public var graph: GraphSpec?
 
     public static func resnet(widths: [Int], blocksPerStage: [Int], inputShape: [Int] = [1, 28, 28], classes: Int = 10) -> Architecture {
         Architecture(family: .resnet, widths: widths, blocksPerStage: blocksPerStage, stemWidth: nil, stages: nil, expansion: nil,
@@ -50,6 +56,10 @@ public struct Architecture: Codable, Sendable, Equatable {
                 throw bad("stages", "need 1...8 stages with channels 1...1024, blocks 1...16, stride 1 or 2")
             }
             guard let e = expansion, (1...8).contains(e) else { throw bad("expansion", "must be in 1...8") }
+        case .graph:
+            guard let g = graph else { throw bad("graph", "missing: the graph family carries its network") }
+            guard !g.blocks.isEmpty, g.blocks.count <= PackageLimits.maxBlocks else { throw bad("graph.blocks", "1...\(PackageLimits.maxBlocks) positions") }
+            guard inputShape[1] <= GraphSpec.maxSpatial, inputShape[2] <= GraphSpec.maxSpatial else { throw bad("input_shape", "sizes must be at most \(GraphSpec.maxSpatial)") }
         }
     }
 
@@ -61,11 +71,17 @@ public struct Architecture: Codable, Sendable, Equatable {
         case .mobilenetv2:
             return Model.mobileNetV2(stem: stemWidth ?? 16, stages: (stages ?? []).map { ($0.channels, $0.blocks, $0.stride) },
                                      expansion: expansion ?? 4, inputShape: inputShape, classes: classes, seed: seed)
+        case .graph:
+            // Checked networks only (a package's architecture has passed `DeclaredNetwork`): the original blocks.
+            guard let graph, let built = try? GraphNetwork.build(graph, inputShape: inputShape, classes: classes, seed: seed) else {
+                preconditionFailure("makeModel of an unchecked graph architecture")
+            }
+            return built.model
         }
     }
 
     enum CodingKeys: String, CodingKey {
-        case family, widths, stages, expansion, classes
+        case family, widths, stages, expansion, classes, graph
         case blocksPerStage = "blocks_per_stage"
         case stemWidth = "stem_width"
         case inputShape = "input_shape"

@@ -21,6 +21,10 @@ struct DeclaredNetwork {
 
     init(architecture: Architecture, positions: [PositionSpec], adapterKind: AdapterKind) throws(PackageError) {
         try architecture.validate()
+        if architecture.family == .graph {
+            try declareGraph(architecture, positions: positions, adapterKind: adapterKind)
+            return
+        }
         // Stem and base blocks, as the architecture's constructor builds them.
         let inputChannels = architecture.inputShape[0]
         var size = (architecture.inputShape[1], architecture.inputShape[2])
@@ -55,6 +59,8 @@ struct DeclaredNetwork {
                     c = stage.channels
                 }
             }
+        case .graph:
+            preconditionFailure("declared by declareGraph")
         }
         try add("head.weight", [architecture.classes, c])
         try add("head.bias", [architecture.classes])
@@ -102,6 +108,42 @@ struct DeclaredNetwork {
                     throw .invalidManifest(field: "\(field).kind", message: "unknown block kind \(spec.kind)")
                 }
             }
+        }
+    }
+
+    /// The graph family: every part checked (ops, bounds, shapes) and its tensors declared from where its nodes sit;
+    /// the block positions must state the shapes the graph gives.
+    private mutating func declareGraph(_ architecture: Architecture, positions: [PositionSpec], adapterKind: AdapterKind) throws(PackageError) {
+        guard let spec = architecture.graph else { throw .invalidManifest(field: "architecture.graph", message: "missing") }
+        guard spec.blocks.count == positions.count else {
+            throw .invalidManifest(field: "blocks", message: "the graph has \(spec.blocks.count) block positions, the manifest \(positions.count)")
+        }
+        for (p, position) in positions.enumerated() {
+            let field = "blocks[\(p)]"
+            guard position.name == "blocks.\(p)" else { throw .invalidManifest(field: "\(field).name", message: "must be blocks.\(p)") }
+            guard position.kind == "graph" else { throw .invalidManifest(field: "\(field).kind", message: "must be graph in a graph package") }
+            guard !position.variants.isEmpty, position.variants.count <= PackageLimits.maxVariants, position.variants[0].id == "s0" else {
+                throw .invalidManifest(field: "\(field).variants", message: "1...\(PackageLimits.maxVariants) variants, the first being s0 (the base block)")
+            }
+            guard Set(position.variants.map(\.id)).count == position.variants.count else {
+                throw .invalidManifest(field: "\(field).variants", message: "duplicate ids")
+            }
+            guard spec.blocks[p].count == position.variants.count else {
+                throw .invalidManifest(field: "architecture.graph.blocks[\(p)]", message: "\(spec.blocks[p].count) graphs for \(position.variants.count) variants")
+            }
+            for (v, variant) in position.variants.enumerated() { try variant.validateID(field: "\(field).variants[\(v)]") }
+        }
+        let checked = try GraphNetwork.check(spec, inputShape: architecture.inputShape, classes: architecture.classes,
+                                             ids: positions.map { $0.variants.map(\.id) })
+        for (name, shape) in checked.tensors { try add(name, shape) }
+        for (p, (position, shapes)) in zip(positions, checked.positions).enumerated() {
+            let field = "blocks[\(p)]"
+            guard position.inChannels == shapes.input[0], position.outChannels == shapes.output[0], position.stride == shapes.stride,
+                  position.inputSize == Array(shapes.input[1...]) else {
+                throw .invalidManifest(field: field, message: "the graph gives input \(shapes.input), output \(shapes.output), stride \(shapes.stride)")
+            }
+            try adapter(Base(name: position.name, kind: "graph", inChannels: shapes.input[0], outChannels: shapes.output[0], stride: shapes.stride,
+                             inputSize: (shapes.input[1], shapes.input[2]), hidden: position.hiddenChannels), adapterKind)
         }
     }
 

@@ -94,11 +94,45 @@ public enum ElasticBuilder {
         net.compose(zero)
         finish(.distil)
 
-        // Profiles at batch 1 on one real image's features.
+        let (stem, head, reference) = profile(net, positions: &positions, image: distillation.tensor([0]), features: features, options: options,
+                                              progress: progress)
+        finish(.profile)
+
+        let accuracy = AccuracyEstimator.fit(net, images: validation, calibrationCount: options.calibrationCombinations,
+                                             validationCount: options.validationCombinations, seed: options.seed &+ 99) {
+            progress(.accuracy, $0, $1)
+        }
+        finish(.accuracy)
+
+        progress(.package, 0, 1)
+        let manifest = PackageManifest(
+            format: PackageManifest.formatName, formatVersion: PackageManifest.currentVersion, name: name,
+            createdAt: ISO8601DateFormatter().string(from: Date()), builder: "fleetadapt model build",
+            architecture: architecture,
+            adapter: PackageManifest.Adapter(kind: options.adapterKind.rawValue, zeroInitialised: true),
+            blocks: positions, stem: stem, head: head,
+            reference: reference,
+            accuracy: accuracy, combinationCount: net.combinationCount,
+            provenance: PackageManifest.Provenance(
+                dataset: "fashion-mnist", sourceDomain: "clean", corruption: nil, baseModel: baseInfo.description,
+                baseTrainImages: baseInfo.trainImages, baseTrainSteps: baseInfo.trainSteps, cleanTestAccuracy: baseAccuracy,
+                distillationImages: distillation.count, distillationSteps: options.distillationSteps,
+                distillationBatchSize: options.distillationBatchSize, distillationLearningRate: Double(options.distillationLearningRate),
+                distillationLoss: "mse", seed: options.seed),
+            blobs: [])
+        let package = ElasticPackage(manifest: manifest, tensors: net.model.namedTensors())
+        progress(.package, 1, 1)
+        finish(.package)
+        return (package, Report(detection: detection, undistilledAccuracy: undistilled, seconds: seconds))
+    }
+
+    /// Profiles every variant, the stem and the head at batch 1 (on one real image and its teacher features), and the
+    /// whole original network for the reference throughput.
+    static func profile(_ net: ElasticNetwork, positions: inout [PositionSpec], image: Tensor, features: Distillation.Features, options: Options,
+                        progress: (Phase, Int, Int) -> Void) -> (stem: CostProfile, head: CostProfile, reference: PackageManifest.Reference) {
         let total = positions.reduce(0) { $0 + $1.variants.count } + 3
-        done = 0
+        var done = 0
         progress(.profile, 0, total)
-        let image = distillation.tensor([0])
         let stem = Profiler.profileStem(net, sample: image, runs: options.latencyRuns, warmup: options.warmupRuns)
         done += 1; progress(.profile, done, total)
         for p in positions.indices {
@@ -115,34 +149,8 @@ public enum ElasticBuilder {
         let fullLatency = Profiler.networkLatencyMs(net, sample: image, runs: options.latencyRuns, warmup: options.warmupRuns)
         done += 1; progress(.profile, done, total)
         let fullFlops = stem.flops + head.flops + positions.reduce(0) { $0 + ($1.variants[0].profile?.flops ?? 0) }
-        finish(.profile)
-
-        let accuracy = AccuracyEstimator.fit(net, images: validation, calibrationCount: options.calibrationCombinations,
-                                             validationCount: options.validationCombinations, seed: options.seed &+ 99) {
-            progress(.accuracy, $0, $1)
-        }
-        finish(.accuracy)
-
-        progress(.package, 0, 1)
-        let manifest = PackageManifest(
-            format: PackageManifest.formatName, formatVersion: PackageManifest.currentVersion, name: name,
-            createdAt: ISO8601DateFormatter().string(from: Date()), builder: "fleetadapt model build",
-            architecture: architecture,
-            adapter: PackageManifest.Adapter(kind: options.adapterKind.rawValue, zeroInitialised: true),
-            blocks: positions, stem: stem, head: head,
-            reference: PackageManifest.Reference(gflops: fullFlops / (fullLatency * 1e6), fullNetworkLatencyMs: fullLatency,
-                                                 latencyRuns: options.latencyRuns, warmupRuns: options.warmupRuns, blasThreads: 1),
-            accuracy: accuracy, combinationCount: net.combinationCount,
-            provenance: PackageManifest.Provenance(
-                dataset: "fashion-mnist", sourceDomain: "clean", corruption: nil, baseModel: baseInfo.description,
-                baseTrainImages: baseInfo.trainImages, baseTrainSteps: baseInfo.trainSteps, cleanTestAccuracy: baseAccuracy,
-                distillationImages: distillation.count, distillationSteps: options.distillationSteps,
-                distillationBatchSize: options.distillationBatchSize, distillationLearningRate: Double(options.distillationLearningRate),
-                distillationLoss: "mse", seed: options.seed),
-            blobs: [])
-        let package = ElasticPackage(manifest: manifest, tensors: net.model.namedTensors())
-        progress(.package, 1, 1)
-        finish(.package)
-        return (package, Report(detection: detection, undistilledAccuracy: undistilled, seconds: seconds))
+        let reference = PackageManifest.Reference(gflops: fullFlops / (max(fullLatency, 1e-6) * 1e6), fullNetworkLatencyMs: fullLatency,
+                                                  latencyRuns: options.latencyRuns, warmupRuns: options.warmupRuns, blasThreads: 1)
+        return (stem, head, reference)
     }
 }

@@ -20,6 +20,27 @@ public final class ElasticNetwork {
         self.architecture = architecture
         self.positions = positions
         self.adapterKind = adapterKind
+        if architecture.family == .graph, let spec = architecture.graph {
+            // Declared and checked above; every variant is a graph block, its weights loaded afterwards.
+            let built: (model: Model, variantBlocks: [[Block]])
+            do {
+                built = try GraphNetwork.build(spec, inputShape: architecture.inputShape, classes: architecture.classes,
+                                               ids: positions.map { $0.variants.map(\.id) }, seed: seed)
+            } catch let error as PackageError {
+                throw error
+            } catch {
+                throw .invalidManifest(field: "architecture.graph", message: "\(error)")
+            }
+            var rng = SeededRandom(seed: seed &+ 1)
+            for blocks in built.variantBlocks {
+                blocks[0].attachAdapter(adapterKind, store: built.model.store, rng: &rng)
+                for b in blocks.dropFirst() { b.shareAdapter(blocks[0].adapter, kind: blocks[0].adapterKind) }
+            }
+            model = built.model
+            variantBlocks = built.variantBlocks
+            choice = [Int](repeating: 0, count: positions.count)
+            return
+        }
         let model = architecture.makeModel(seed: seed)
         guard model.blocks.count == positions.count else {
             throw .invalidManifest(field: "blocks", message: "the architecture has \(model.blocks.count) block positions, the manifest \(positions.count)")

@@ -42,7 +42,8 @@ public enum FilterPruning {
             try selectColumns(base.convs[2].name + ".weight", into: variant.convs[2].name + ".weight", outer: base.convs[2].outChannels,
                               inner: first.outChannels, kept: kept, store: store)
             try copyLayers(from: [base.norms[2]], to: [variant.norms[2]], store: store)
-        case .skip:
+        case .skip, .graph:
+            // Graph blocks never get here (no `convs`): their variants are cut pruned out of the graph by GraphBlocks.
             break
         }
     }

@@ -89,12 +89,78 @@ public struct PackageManifest: Codable, Sendable, Equatable {
     public var combinationCount: Int
     public var provenance: Provenance
     public var blobs: [Blob]
+    /// How an image becomes the network's input (imported networks; the built-in families have none and take the
+    /// engine's default). The network itself takes the engine's normalised RGB (or gray) tensor, (pixel / 255 − 0.2860)
+    /// / 0.3530: the record's `mean`/`std` and a BGR order are applied inside the graph's first node, so every
+    /// consumer feeds it alike; `resize` and `crop` are what the builder applied to its images.
+    public var preprocessing: InputPreprocessing?
+    /// One name per class, in logit order, when the builder knew them.
+    public var classNames: [String]?
+    /// What `accuracy` and `provenance.clean_test_accuracy` measure: `accuracy` against labels (the default), or
+    /// `teacher-agreement`, top-1 agreement with the imported network on unlabeled images.
+    public var accuracyMetric: String?
 
     enum CodingKeys: String, CodingKey {
-        case format, name, builder, architecture, adapter, blocks, stem, head, reference, accuracy, provenance, blobs
+        case format, name, builder, architecture, adapter, blocks, stem, head, reference, accuracy, provenance, blobs, preprocessing
         case formatVersion = "format_version"
         case createdAt = "created_at"
         case combinationCount = "combination_count"
+        case classNames = "class_names"
+        case accuracyMetric = "accuracy_metric"
+    }
+
+    /// The manifest's preprocessing record, in the JSON form of ImageIO's `Preprocessing` (what the agent applies):
+    /// resize (`shorter_side`, or `width` and `height`), centre crop, channel order, scale to [0, 1], mean and std.
+    public struct InputPreprocessing: Codable, Sendable, Equatable {
+        public struct Resize: Codable, Sendable, Equatable {
+            public var shorterSide: Int?, width: Int?, height: Int?
+            public init(shorterSide: Int?, width: Int?, height: Int?) { self.shorterSide = shorterSide; self.width = width; self.height = height }
+            enum CodingKeys: String, CodingKey {
+                case width, height
+                case shorterSide = "shorter_side"
+            }
+        }
+        public struct Crop: Codable, Sendable, Equatable {
+            public var width: Int, height: Int
+            public init(width: Int, height: Int) { self.width = width; self.height = height }
+        }
+        public var resize: Resize?
+        public var interpolation: String
+        public var crop: Crop?
+        /// rgb, bgr or gray.
+        public var channels: String
+        public var scaleToUnit: Bool
+        public var mean: [Float]
+        public var std: [Float]
+
+        public init(resize: Resize?, crop: Crop?, channels: String, mean: [Float], std: [Float]) {
+            self.resize = resize
+            interpolation = "bilinear"
+            self.crop = crop
+            self.channels = channels
+            scaleToUnit = true
+            self.mean = mean
+            self.std = std
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case resize, interpolation, crop, channels, mean, std
+            case scaleToUnit = "scale_to_unit"
+        }
+
+        func validate(channels count: Int) throws(PackageError) {
+            func bad(_ f: String, _ why: String) -> PackageError { .invalidManifest(field: "preprocessing.\(f)", message: why) }
+            guard ["rgb", "bgr", "gray"].contains(channels) else { throw bad("channels", "rgb, bgr or gray") }
+            guard (channels == "gray" ? 1 : 3) == count else { throw bad("channels", "\(channels) does not give the network's \(count) channels") }
+            guard interpolation == "bilinear" else { throw bad("interpolation", "bilinear") }
+            let sides = [resize?.shorterSide, resize?.width, resize?.height, crop?.width, crop?.height].compactMap { $0 }
+            guard sides.allSatisfy({ (1...4096).contains($0) }) else { throw bad("resize", "sizes must be in 1...4096") }
+            if let r = resize, !((r.shorterSide != nil && r.width == nil && r.height == nil) || (r.shorterSide == nil && r.width != nil && r.height != nil)) {
+                throw bad("resize", "shorter_side, or width and height")
+            }
+            guard mean.count == count, mean.allSatisfy({ $0.isFinite && abs($0) <= 1e6 }) else { throw bad("mean", "\(count) finite numbers") }
+            guard std.count == count, std.allSatisfy({ $0.isFinite && $0 > 1e-12 && $0 <= 1e6 }) else { throw bad("std", "\(count) positive numbers") }
+        }
     }
 
     /// Checks every number and string of the manifest against `PackageLimits` before anything is sized by it or
@@ -181,6 +247,12 @@ public struct PackageManifest: Codable, Sendable, Equatable {
         try L.count(pv.distillationBatchSize, "provenance.distillation_batch_size")
         try L.number(pv.distillationLearningRate, "provenance.distillation_learning_rate", 0...1000)
         try L.text(pv.distillationLoss, "provenance.distillation_loss", max: 64)
+        if let p = preprocessing { try p.validate(channels: architecture.inputShape[0]) }
+        if let names = classNames {
+            guard names.count == architecture.classes else { throw bad("class_names", "one name per class (\(architecture.classes))") }
+            for (i, n) in names.enumerated() { try L.text(n, "class_names[\(i)]", max: 256) }
+        }
+        if let m = accuracyMetric, !["accuracy", "teacher-agreement"].contains(m) { throw bad("accuracy_metric", "accuracy or teacher-agreement") }
         guard blobs.count <= 1 else { throw bad("blobs", "must list \(ElasticPackage.weightsName) alone") }
         for (i, blob) in blobs.enumerated() {
             try L.text(blob.path, "blobs[\(i)].path", max: 256)

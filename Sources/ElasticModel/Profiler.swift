@@ -55,6 +55,11 @@ public enum Profiler {
                 let (ho, wo) = conv.outputSize(s[1], s[2])
                 out = [conv.outChannels, ho, wo]
                 flops += 2 * Double(conv.outChannels * (conv.inChannels / conv.groups) * conv.kernel * conv.kernel * ho * wo)
+            case let graph as GraphLayer:
+                let r = walk(graph.graph, input: s)
+                flops += r.flops
+                peak = max(peak, r.peak)
+                out = r.output
             case let seq as Sequential:
                 let r = walk(seq.layers, input: s)
                 flops += r.flops
@@ -67,6 +72,39 @@ public enum Profiler {
             s = out
         }
         return (flops, peak, s)
+    }
+
+    /// Static costs of a one-input graph on a per-sample input: flops, peak (inputs + output) floats, output shape.
+    static func walk(_ g: Graph, input: [Int]) -> (flops: Double, peak: Int, output: [Int]) {
+        var shapes = [input], flops = 0.0, peak = 0
+        for node in g.nodes {
+            let x = shapes[node.inputs[0]]
+            var y = x
+            switch node.op {
+            case .conv(let c, _, _):
+                let (h, w) = c.outputSize(x[1], x[2])
+                y = [c.outChannels, h, w]
+                flops += 2 * Double(c.outChannels * (c.inChannels / c.groups) * c.kernel * c.kernel * h * w)
+            case .add, .mul:
+                let z = shapes[node.inputs[1]]
+                if z.reduce(1, *) > x.reduce(1, *) { y = z }
+            case .pool(let p):
+                let (h, w) = p.outputSize(x[1], x[2])
+                y = [x[0], h, w]
+            case .globalAveragePool: y = [x[0], 1, 1]
+            case .reduceMean(let keep): y = keep ? [x[0], 1, 1] : [x[0]]
+            case .flatten: y = [x.reduce(1, *)]
+            case .reshape(let perSample): y = perSample
+            case .gemm(let d, _, _):
+                y = [d.outFeatures]
+                flops += 2 * Double(d.inFeatures * d.outFeatures)
+            case .upsample(let h, let w): y = [x[0], h, w]
+            case .batchNorm, .activation, .identity, .dropout: break
+            }
+            peak = max(peak, node.inputs.reduce(y.reduce(1, *)) { $0 + shapes[$1].reduce(1, *) })
+            shapes.append(y)
+        }
+        return (flops, peak, shapes[g.outputs[0]])
     }
 
     /// Profiles the block currently at position p of `net` (with its adapter) on `sample` (1, C, H, W).

@@ -105,7 +105,7 @@ public final class BatchNorm2d: Layer {
     let store: ParameterStore
     public let gammaID: Int, betaID: Int, meanID: Int, varID: Int
     public var momentum: Float = 0.1
-    public let eps: Float = 1e-5
+    public let eps: Float
     /// When set, batch statistics are used and folded into the running ones as a cumulative average.
     public var cumulativeBatches: Int?
     /// When set, training-mode passes still normalise with the running statistics (adapter-only training).
@@ -114,14 +114,32 @@ public final class BatchNorm2d: Layer {
     public init(_ store: ParameterStore, name: String, channels: Int) {
         self.channels = channels
         self.store = store
+        eps = 1e-5
         gammaID = store.add(name + ".weight", shape: [channels], initial: [Float](repeating: 1, count: channels))
         betaID = store.add(name + ".bias", shape: [channels], initial: [Float](repeating: 0, count: channels))
         meanID = store.add(name + ".running_mean", shape: [channels], initial: [Float](repeating: 0, count: channels), buffer: true)
         varID = store.add(name + ".running_var", shape: [channels], initial: [Float](repeating: 1, count: channels), buffer: true)
     }
 
+    /// The modes of a graph's batch-norm node, whose entries are already in `store`: the graph normalises, this
+    /// object carries what `Model.setTrainable` and bn-stats set (frozen statistics, a cumulative re-estimation)
+    /// and resets its running statistics, exactly as for a built-in block's batch norm.
+    public init(adopting store: ParameterStore, gamma: Int, beta: Int, mean: Int, variance: Int, eps: Float, momentum: Float) {
+        channels = store.entries[gamma].count
+        self.store = store
+        gammaID = gamma
+        betaID = beta
+        meanID = mean
+        varID = variance
+        self.eps = eps
+        self.momentum = momentum
+    }
+
     /// The layer's name in the parameter store (its scale's name without `.weight`).
-    public var name: String { String(store.entries[gammaID].name.dropLast(".weight".count)) }
+    public var name: String {
+        let n = store.entries[gammaID].name
+        return n.hasSuffix(".weight") ? String(n.dropLast(".weight".count)) : n
+    }
 
     /// Resets the running statistics (before a bn-stats re-estimation).
     public func resetRunningStatistics() {

@@ -2,7 +2,7 @@
 /// activation, and a slot for a residual adapter beside it. Any block with the same input and output
 /// shapes can take its place (pruned variants, or `skip`).
 public final class Block: Layer {
-    public enum Kind: String, Codable, Sendable { case basic, invertedResidual = "inverted-residual", skip }
+    public enum Kind: String, Codable, Sendable { case basic, invertedResidual = "inverted-residual", skip, graph }
 
     public let name: String
     public let kind: Kind
@@ -88,6 +88,14 @@ public final class Block: Layer {
                                    BatchNorm2d(store, name: name + ".shortcut.1", channels: o)])
         return Block(name: name, kind: .skip, inChannels: c, outChannels: o, stride: stride, inputSize: inputSize,
                      main: nil, shortcut: shortcut, residual: true, finalReLU: true, convs: [], norms: [])
+    }
+
+    /// A block of a graph-defined network (an imported one, or any variant of its blocks): the body is a graph
+    /// whose residual joins, if any, are inside it; the adapter slot sits beside it as for every block
+    /// (body(x) + adapter(x)). `stride` is the one that maps `inputSize` to the body's output size (adapters need it).
+    public static func graph(name: String, body: GraphLayer, in c: Int, out o: Int, stride: Int, inputSize: (Int, Int)) -> Block {
+        Block(name: name, kind: .graph, inChannels: c, outChannels: o, stride: stride, inputSize: inputSize, main: Sequential([body]),
+              shortcut: nil, residual: false, finalReLU: false, convs: [], norms: body.norms)
     }
 
     /// Gives this block the adapter of its position. Every variant at one position shares one adapter object (and

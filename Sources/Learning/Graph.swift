@@ -82,12 +82,22 @@ public struct Graph: Sendable {
         }
     }
 
+    /// How one batch-norm node normalises in a pass when its owner says otherwise than the pass's `training` flag
+    /// (frozen statistics during adapter training, or a cumulative bn-stats re-estimation): which statistics
+    /// normalise, and the running-average factor of the update (nil: no update).
+    struct NormMode: Sendable { let batchStatistics: Bool, update: Float? }
+
     /// Runs the graph on `inputs` and returns its outputs. A training pass normalises with batch statistics and
     /// updates the store's running ones; with a tape, it saves what `backward` needs there.
     public func forward(_ inputs: [Tensor], store: ParameterStore, training: Bool, tape: Tape?) -> [Tensor] {
+        forward(inputs, store: store, training: training, tape: tape, modes: [:])
+    }
+
+    /// As `forward`, batch-norm nodes (by node index) in `modes` normalised and updated as their mode says.
+    func forward(_ inputs: [Tensor], store: ParameterStore, training: Bool, tape: Tape?, modes: [Int: NormMode]) -> [Tensor] {
         _ = BLAS.configured
         let (outputs, frame, updates) = run(inputs, Weights(store), training: training, save: tape?.saving ?? false,
-                                            workspace: tape?.workspace ?? Workspace())
+                                            workspace: tape?.workspace ?? Workspace(), modes: modes)
         for u in updates {
             let (rm, rv) = (store.entries[u.mean].offset, store.entries[u.variance].offset)
             for ch in u.batchMean.indices {
@@ -108,7 +118,7 @@ public struct Graph: Sendable {
 
     struct RunningUpdate { let mean: Int, variance: Int, momentum: Float, batchMean: [Float], batchVariance: [Float] }
 
-    func run(_ inputs: [Tensor], _ weights: Weights, training: Bool, save: Bool, workspace: Workspace)
+    func run(_ inputs: [Tensor], _ weights: Weights, training: Bool, save: Bool, workspace: Workspace, modes: [Int: NormMode] = [:])
         -> (outputs: [Tensor], frame: Frame?, updates: [RunningUpdate]) {
         precondition(inputs.count == inputCount, "the graph takes \(inputCount) inputs, got \(inputs.count)")
         precondition(!outputs.isEmpty, "the graph has no outputs")
@@ -133,14 +143,15 @@ public struct Graph: Sendable {
                 case .conv(let conv, let w, let bias):
                     y = conv.forward(x, weight: param(w), bias: bias.map(param), workspace: workspace)
                 case .batchNorm(let gamma, let beta, let mean, let variance, let eps, let momentum):
+                    let mode = modes[k] ?? NormMode(batchStatistics: training, update: training ? momentum : nil)
                     let out = Normalization.forward(x, gamma: param(gamma), beta: param(beta), mean: b + weights.offsets[mean],
-                                                    variance: b + weights.offsets[variance], eps: eps, batchStatistics: training,
+                                                    variance: b + weights.offsets[variance], eps: eps, batchStatistics: mode.batchStatistics,
                                                     training: training)
-                    if training {
-                        updates.append(RunningUpdate(mean: mean, variance: variance, momentum: momentum, batchMean: out.batchMean,
+                    if mode.batchStatistics, let factor = mode.update {
+                        updates.append(RunningUpdate(mean: mean, variance: variance, momentum: factor, batchMean: out.batchMean,
                                                      batchVariance: out.batchVariance))
                     }
-                    record = .normalised(xhat: out.xhat, invstd: out.invstd, shape: x.shape, batchStatistics: training)
+                    record = .normalised(xhat: out.xhat, invstd: out.invstd, shape: x.shape, batchStatistics: mode.batchStatistics)
                     y = out.y
                 case .activation(let f): y = f.forward(x)
                 case .add: y = Broadcast.forward(x, values[node.inputs[1]]!, multiply: false)
@@ -244,18 +255,42 @@ public struct InferenceGraph: Sendable {
 }
 
 /// A graph in the place of a layer (one input, one output), e.g. a block of an imported network.
+///
+/// Each batch-norm node gets a `BatchNorm2d` over its entries (`norms`), so a graph's batch norms honour the modes a
+/// built-in batch norm has: `frozenStatistics` (training passes normalise with the running statistics) and
+/// `cumulativeBatches` (bn-stats re-estimation: batch statistics in every pass, folded in as an equal-weight average).
 public final class GraphLayer: Layer {
     public let graph: Graph
     let store: ParameterStore
+    /// One per batch-norm node, in node order.
+    public let norms: [BatchNorm2d]
+    let normNodes: [Int]
 
     public init(_ graph: Graph, store: ParameterStore) {
         precondition(graph.inputCount == 1 && graph.outputs.count == 1, "a graph layer has one input and one output")
         self.graph = graph
         self.store = store
+        var norms: [BatchNorm2d] = [], nodes: [Int] = []
+        for (k, node) in graph.nodes.enumerated() {
+            if case .batchNorm(let gamma, let beta, let mean, let variance, let eps, let momentum) = node.op {
+                norms.append(BatchNorm2d(adopting: store, gamma: gamma, beta: beta, mean: mean, variance: variance, eps: eps, momentum: momentum))
+                nodes.append(k)
+            }
+        }
+        self.norms = norms
+        normNodes = nodes
     }
 
     public func forward(_ x: Tensor, training: Bool, tape: Tape?) -> Tensor {
-        let y = graph.forward([x], store: store, training: training, tape: tape)[0]
+        var modes: [Int: Graph.NormMode] = [:]
+        for (bn, k) in zip(norms, normNodes) {
+            // As BatchNorm2d.forward.
+            let batch = (training && !bn.frozenStatistics) || bn.cumulativeBatches != nil
+            let update: Float? = batch && (bn.cumulativeBatches != nil || training) ? (bn.cumulativeBatches.map { 1 / Float($0 + 1) } ?? bn.momentum) : nil
+            modes[k] = Graph.NormMode(batchStatistics: batch, update: update)
+        }
+        let y = graph.forward([x], store: store, training: training, tape: tape, modes: modes)[0]
+        for bn in norms { if let k = bn.cumulativeBatches { bn.cumulativeBatches = k + 1 } }
         if let tape, tape.saving, let frame = tape.frames.popLast() { tape.push(self, .graph(frame)) }
         return y
     }

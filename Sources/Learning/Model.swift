@@ -8,15 +8,31 @@ public final class Model {
     public let head: Linear
     public let inputShape: [Int]   // (C, H, W)
     public let stemNorm: BatchNorm2d
+    /// Every batch norm of the stem (the built-in families have one, `stemNorm`; a graph stem may have several).
+    public let stemNorms: [BatchNorm2d]
+    /// (C, H, W) of the stem's output.
+    public let stemOutputShape: [Int]
 
-    init(store: ParameterStore, stem: Sequential, stemNorm: BatchNorm2d, blocks: [Block], head: Linear, inputShape: [Int]) {
+    init(store: ParameterStore, stem: Sequential, stemNorm: BatchNorm2d, blocks: [Block], head: Linear, inputShape: [Int],
+         stemNorms: [BatchNorm2d]? = nil, stemOutputShape: [Int]? = nil) {
         _ = BLAS.configured
         self.store = store
         self.stem = stem
         self.stemNorm = stemNorm
+        self.stemNorms = stemNorms ?? [stemNorm]
+        self.stemOutputShape = stemOutputShape ?? [stemNorm.channels, inputShape[1], inputShape[2]]
         self.blocks = blocks
         self.head = head
         self.inputShape = inputShape
+    }
+
+    /// A graph-defined network (an imported one): the stem a graph, blocks of kind `graph`, the head the global
+    /// average pool and `head` (a linear layer named `head`). The stem needs a batch norm (its first is `stemNorm`).
+    public static func graphNetwork(store: ParameterStore, stem: GraphLayer, stemOutputShape: [Int], blocks: [Block], head: Linear,
+                                    inputShape: [Int]) throws -> Model {
+        guard let first = stem.norms.first else { throw LearningError("the stem has no batch norm") }
+        return Model(store: store, stem: Sequential([stem]), stemNorm: first, blocks: blocks, head: head, inputShape: inputShape,
+                     stemNorms: stem.norms, stemOutputShape: stemOutputShape)
     }
 
     /// The reference network of the design notes, for 1×28×28 inputs and 10 classes:
@@ -105,7 +121,7 @@ public final class Model {
     /// Shape (C, H, W) of the features after block `last` (after the stem for −1), i.e. of a split's cut tensor.
     public func featureShape(after last: Int) -> [Int] {
         precondition((-1..<blocks.count).contains(last))
-        if last < 0 { return [stemNorm.channels, inputShape[1], inputShape[2]] }
+        if last < 0 { return stemOutputShape }
         let b = blocks[last]
         return [b.outChannels, b.outputSize.0, b.outputSize.1]
     }
@@ -161,7 +177,7 @@ public final class Model {
     }
 
     public var allNorms: [BatchNorm2d] {
-        var out = [stemNorm]
+        var out = stemNorms
         for b in blocks {
             out += b.norms
             if let s = b.shortcut { out += s.layers.compactMap { $0 as? BatchNorm2d } }

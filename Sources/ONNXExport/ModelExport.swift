@@ -152,8 +152,10 @@ public struct ModelExport {
     func metadata(part: ExportPart, splitAfterBlock: Int?) -> [(String, String)] {
         let a = manifest.architecture
         let fashion = manifest.provenance.dataset.lowercased().contains("fashion")
-        let classes = fashion && a.classes == FashionMNIST.classNames.count ? FashionMNIST.classNames : (0..<a.classes).map { "class_\($0)" }
-        // The engine's Fashion-MNIST normalisation (`LabeledImages.tensor`): x = (pixel / 255 − mean) / std, NCHW.
+        let classes = manifest.classNames
+            ?? (fashion && a.classes == FashionMNIST.classNames.count ? FashionMNIST.classNames : (0..<a.classes).map { "class_\($0)" })
+        // The engine's Fashion-MNIST normalisation (`LabeledImages.tensor`): x = (pixel / 255 − mean) / std, NCHW. A graph
+        // package's own mean and std are applied by the network's first node, so this holds for it too.
         let channels = a.inputShape[0]
         let preprocessing = Preprocessing(inputShape: a.inputShape, color: channels == 1 ? "grayscale" : "rgb",
                                           mean: [Double](repeating: 0.2860, count: channels), std: [Double](repeating: 0.3530, count: channels))

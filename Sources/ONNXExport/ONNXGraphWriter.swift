@@ -112,8 +112,11 @@ struct ONNXGraphWriter {
                 case .hardSigmoid(let alpha, let beta): write(label, "HardSigmoid", x, out, [("alpha", .float(alpha)), ("beta", .float(beta))])
                 case .hardSwish: write(label, "HardSwish", x, out, [])
                 }
-            case .add: write(label, "Add", x, out, [])
-            case .mul: write(label, "Mul", x, out, [])
+            case .add, .mul:
+                write(label, node.op == .add ? "Add" : "Mul", x, out, [])
+                // A (C, 1, 1) operand broadcasts against a (C, H, W) one, first or second (squeeze-and-excitation).
+                let other = shapes[node.inputs[1]]
+                if other.reduce(1, *) > shape.reduce(1, *) { y = other }
             case .pool(let p):
                 var attributes: [(String, Attribute)] = [
                     ("kernel_shape", .ints([p.kernel, p.kernel])), ("strides", .ints([p.stride, p.stride])),

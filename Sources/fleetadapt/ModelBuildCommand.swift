@@ -2,6 +2,8 @@ import ArgumentParser
 import ElasticModel
 import Foundation
 import Learning
+import ONNX
+import ONNXImport
 
 struct ModelBuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +20,12 @@ struct ModelBuildCommand: ParsableCommand {
               6. fits the additive accuracy estimator and reports its error on random combinations,
               7. writes one package file (ustar: manifest.json + weights.safetensors, SHA-256 verified on load).
 
+            With --onnx, the base model is your own ONNX classifier (one N×C×H×W input, logits out): its blocks are
+            found on its graph, the variants distilled on your unlabeled --source-images, and accuracy measured on
+            labelled --val-images (an ImageFolder), or else reported as top-1 agreement with your model:
+              fleetadapt model build --onnx model.onnx --source-images photos/ --val-images val/ --input 3x32x32 \
+                  --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --out model.fap
+
             The default build (16/32/64 ResNet, 5 blocks × 5 variants = 3,125 combinations) takes a few minutes on
             two cores. A small one for a quick look:
               fleetadapt model build --widths 8,16,32 --train-steps 200 --distill-steps 40 --out /tmp/small.fap
@@ -28,6 +36,39 @@ struct ModelBuildCommand: ParsableCommand {
 
     @Option(help: "A base model file from `fleetadapt model train-base` (resnet); without it a base model is trained here.")
     var base: String?
+
+    @Option(help: "Your ONNX classifier to package instead of a base model trained here (needs --source-images and --input).")
+    var onnx: String?
+
+    @Option(help: "With --onnx: a folder of your unlabeled JPEG/PNG images (recursive); variants are distilled on them.")
+    var sourceImages: String?
+
+    @Option(help: "With --onnx: newest images of --source-images used.")
+    var sourceLimit: Int = 2048
+
+    @Option(help: "With --onnx: labelled images (one folder per class) to measure accuracy on; without, agreement with your model.")
+    var valImages: String?
+
+    @Option(help: "With --onnx: the network's input C×H×W, e.g. 3x224x224.")
+    var input: String?
+
+    @Option(help: "With --onnx: per-channel mean after scaling pixels to [0, 1], comma-separated (default 0 per channel).")
+    var mean: Numbers?
+
+    @Option(help: "With --onnx: per-channel std after scaling pixels to [0, 1], comma-separated (default 1 per channel).")
+    var std: Numbers?
+
+    @Option(help: "With --onnx: resize the shorter side to this before --crop (default: resize to exactly the input's H×W).")
+    var resize: Int?
+
+    @Option(help: "With --onnx: centre crop to this square side after --resize (default: none).")
+    var crop: Int?
+
+    @Option(help: "With --onnx: channel order the network expects: rgb, bgr or gray.")
+    var channels: String?
+
+    @Option(help: "With --onnx: a text file of class names, one a line in logit order (default: --val-images' folders).")
+    var classes: String?
 
     @Option(help: "Family of the base model trained here: resnet or mobilenetv2.")
     var family: ModelFamily = .resnet
@@ -87,6 +128,7 @@ struct ModelBuildCommand: ParsableCommand {
     }
 
     func run() throws {
+        if onnx != nil { return try buildFromONNX() }
         let started = Date()
         let w = shape.widths.values, b = shape.blocks.values
         let architecture: Architecture
@@ -137,6 +179,58 @@ struct ModelBuildCommand: ParsableCommand {
         try Data(bytes).write(to: URL(fileURLWithPath: out))
         let verified = try ElasticPackage.decode(bytes)
         PackageTables.printDetection(report.detection)
+        PackageTables.printVariants(verified.manifest, undistilled: report.undistilledAccuracy)
+        PackageTables.printSummary(verified.manifest, bytes: bytes)
+        print(String(format: "built in %.1f s; wrote %@", Date().timeIntervalSince(started), out as NSString))
+    }
+
+    /// `--onnx`: ONNXPackageBuild does the work.
+    func buildFromONNX() throws {
+        let started = Date()
+        guard let onnx, let sourceImages, let input else {
+            throw ValidationError("--onnx needs --source-images and --input (e.g. --input 3x224x224)")
+        }
+        let spec = try ONNXInputSpec(parsing: input)
+        let order = channels ?? (spec.channels == 1 ? "gray" : "rgb")
+        guard ["rgb", "bgr", "gray"].contains(order), (order == "gray") == (spec.channels == 1) else {
+            throw ValidationError("--channels must be rgb or bgr for 3 channels, gray for 1")
+        }
+        let m = mean?.values ?? [Float](repeating: 0, count: spec.channels), s = std?.values ?? [Float](repeating: 1, count: spec.channels)
+        guard m.count == spec.channels, s.count == spec.channels, s.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--mean and --std need \(spec.channels) values each, std positive")
+        }
+        guard resize.map({ (1...4096).contains($0) }) ?? true, crop.map({ (1...4096).contains($0) }) ?? true, sourceLimit >= 20 else {
+            throw ValidationError("--resize and --crop must be in 1...4096, --source-limit at least 20")
+        }
+        if crop != nil, resize == nil { throw ValidationError("--crop needs --resize (the shorter side to resize to first)") }
+        let preprocessing = PackageManifest.InputPreprocessing(
+            resize: resize.map { .init(shorterSide: $0, width: nil, height: nil) } ?? .init(shorterSide: nil, width: spec.width, height: spec.height),
+            crop: crop.map { .init(width: $0, height: $0) }, channels: order, mean: m, std: s)
+        var options = ElasticBuilder.Options()
+        options.sparsities = sparsities.values
+        options.includeSkip = skip
+        options.adapterKind = adapter
+        options.distillationSteps = distillSteps
+        options.distillationBatchSize = distillBatch
+        options.latencyRuns = latencyRuns
+        options.calibrationCombinations = calibration
+        options.validationCombinations = checkCombinations
+        options.seed = seed
+        let build = ONNXPackageBuild(onnxPath: onnx, input: spec, preprocessing: preprocessing, sourceImages: sourceImages,
+                                     maxSourceImages: sourceLimit, validationImages: valImages, maxValidationImages: validationImages,
+                                     classesFile: classes, options: options)
+        var bars: [ElasticBuilder.Phase: ProgressBar] = [:]
+        let packageName = name ?? ((out as NSString).lastPathComponent as NSString).deletingPathExtension
+        let (package, report) = try build.run(name: packageName, log: { FileHandle.standardError.write(Data(("fleetadapt: " + $0 + "\n").utf8)) }) { phase, done, total in
+            let bar = bars[phase] ?? ProgressBar(phase.rawValue)
+            bars[phase] = bar
+            bar.update(done, of: total)
+        }
+        let bytes = try package.encode()
+        try Data(bytes).write(to: URL(fileURLWithPath: out))
+        let verified = try ElasticPackage.decode(bytes)
+        print("Blocks of \((onnx as NSString).lastPathComponent): " + report.blocks.map { "\($0.name)\($0.residual ? " (residual)" : "")" }.joined(separator: ", "))
+        print(String(format: "original combination against the ONNX network: max |Δlogits| %.2g", report.originalMaxAbsDifference))
         PackageTables.printVariants(verified.manifest, undistilled: report.undistilledAccuracy)
         PackageTables.printSummary(verified.manifest, bytes: bytes)
         print(String(format: "built in %.1f s; wrote %@", Date().timeIntervalSince(started), out as NSString))

@@ -32,5 +32,18 @@ struct ModelInspectCommand: ParsableCommand {
         let bytes = Array(FileManager.default.contents(atPath: self.package.file) ?? Data())
         PackageTables.printVariants(package.manifest, undistilled: nil)
         PackageTables.printSummary(package.manifest, bytes: bytes)
+        let m = package.manifest
+        switch m.accuracyMetric ?? "accuracy" {
+        case "teacher-agreement":
+            print("accuracy figures are top-1 agreement with the imported model on the source images (no labelled images were given)")
+        default:
+            print("accuracy figures are top-1 accuracy on labelled images")
+        }
+        if let p = m.preprocessing {
+            let resize = p.resize.map { r in r.shorterSide.map { "shorter side \($0)" } ?? "\(r.width ?? 0)×\(r.height ?? 0)" } ?? "none"
+            print("preprocessing: resize \(resize), crop \(p.crop.map { "\($0.width)×\($0.height)" } ?? "none"), \(p.channels), "
+                  + "pixels / 255, mean \(p.mean), std \(p.std)")
+        }
+        if let names = m.classNames { print("classes: " + names.prefix(20).joined(separator: ", ") + (names.count > 20 ? ", …" : "")) }
     }
 }

@@ -53,6 +53,21 @@ struct Sparsities: ExpressibleByArgument, CustomStringConvertible, Equatable {
     var description: String { values.map { $0 == 0 ? "0" : String($0) }.joined(separator: ",") }
 }
 
+/// A comma-separated list of finite numbers (`0.485,0.456,0.406`).
+struct Numbers: ExpressibleByArgument, CustomStringConvertible, Equatable {
+    var values: [Float]
+
+    init(_ values: [Float]) { self.values = values }
+
+    init?(argument: String) {
+        let v = argument.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, v.count <= 16, v.allSatisfy({ $0?.isFinite ?? false }) else { return nil }
+        values = v.compactMap { $0 }
+    }
+
+    var description: String { values.map { String($0) }.joined(separator: ",") }
+}
+
 /// The target domain: a corruption of Fashion-MNIST at a severity (the demo and `bench adapt`).
 struct TargetDomainOptions: ParsableArguments {
     @Option(help: "Corruption of the target domain (see `fleetadapt data list-corruptions`).")

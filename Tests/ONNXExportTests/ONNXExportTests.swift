@@ -3,6 +3,7 @@ import Foundation
 import Learning
 import ONNX
 import ONNXExport
+import ONNXImport
 import Testing
 import TestSupport
 
@@ -251,5 +252,73 @@ struct ModelExportCLITests {
         // Nothing but the inputs and the one good export: no temporary file survived a refusal.
         let left = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
         #expect(left == ["foreign.safetensors", "mobilenet.fap", "model.onnx", "resnet.fap", "wrong-shape.safetensors"])
+    }
+}
+
+/// A graph package (the imported SE-ResNet fixture) exported: random combinations with TENT-trained adapters, whole
+/// and split, equal onnxruntime's logits.
+struct GraphPackageExportTests {
+    static let fixtures = ONNXExportTests.root.appendingPathComponent("Tests/ONNXTests/Fixtures")
+
+    /// The package and its images (the fixture's 8 reference inputs as pixels, and their mirror images).
+    static func build() throws -> (ElasticPackage, LabeledImages) {
+        let onnx = try ONNXLoader().load(contentsOf: fixtures.appendingPathComponent("se_resnet.eval.onnx"))
+        let imported = try ONNXImporter.convert(onnx, input: ONNXInputSpec(channels: 3, height: 32, width: 32), batchNorm: .afterFoldedConvolutions)
+        let (tensors, _) = try SafeTensors.decode([UInt8](try Data(contentsOf: fixtures.appendingPathComponent("se_resnet.reference.safetensors"))))
+        let x = try #require(tensors["input"]).floats()
+        var pixels = x.map { UInt8(max(0, min(255, (($0 * 0.353 + 0.286) * 255).rounded()))) }
+        let original = pixels
+        for i in 0..<8 { for c in 0..<3 { for y in 0..<32 { for xx in 0..<32 { pixels.append(original[((i * 3 + c) * 32 + y) * 32 + 31 - xx]) } } } }
+        let images = LabeledImages(images: pixels, labels: nil, count: 16, channels: 3, height: 32, width: 32)
+        let pre = PackageManifest.InputPreprocessing(resize: .init(shorterSide: nil, width: 32, height: 32), crop: nil, channels: "rgb",
+                                                     mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353])
+        try ONNXImporter.estimateStatistics(imported, on: [GraphPackageBuilder.modelTensor(images, Array(0..<16), pre)])
+        var options = ElasticBuilder.Options()
+        options.sparsities = [0, 0.5]
+        options.distillationSteps = 5
+        options.distillationBatchSize = 8
+        options.latencyRuns = 1
+        options.warmupRuns = 0
+        options.calibrationCombinations = 1
+        options.validationCombinations = 1
+        let (package, _) = try GraphPackageBuilder.build(
+            .init(graph: imported.graph, store: imported.store, valueShapes: imported.valueShapes, description: "se_resnet"),
+            name: "export-graph", preprocessing: pre, classNames: (0..<10).map { "class \($0)" }, sourceImages: images, validation: nil,
+            dataset: "fixture images", options: options)
+        return (package, images)
+    }
+
+    @Test func graphPackageCombinationsMatchOnnxruntime() throws {
+        let (package, images) = try Self.build()
+        var rng = SeededRandom(seed: 31)
+        let x = images.tensor(Array(0..<8))
+        for round in 0..<2 {
+            let export = try ModelExport(package: package)
+            try export.compose(ONNXExportTests.randomCombination(export.network, &rng))
+            _ = Adaptation.adapt(export.network.model, on: images, loss: .tent, steps: 3, batchSize: 8, learningRate: 5e-3,
+                                 trainable: .adaptersAndNorms, seed: UInt64(round))
+            let adapterMax = export.network.model.namedTensors().filter { $0.key.contains(".adapter.") }.values
+                .map { (try? $0.floats().map(abs).max()) ?? 0 }.compactMap { $0 }.max() ?? 0
+            #expect(adapterMax > 0, "the adapters trained away from zero")
+            let expected = export.network.model.forward(x, training: false).data
+            let whole = ONNXExportTests.temp(".onnx")
+            defer { try? FileManager.default.removeItem(atPath: whole) }
+            try ModelExport.writeAtomically(try export.onnx(), to: whole)
+            let (logits, report) = try ONNXExportTests.onnxruntime([whole], x)
+            let error = ONNXExportTests.maxAbs(logits, expected)
+            print("graph \(export.network.choiceIDs.joined(separator: ",")): onnxruntime vs engine max abs \(error)")
+            #expect(error <= 1e-4)
+            #expect(report.checker == "full_check passed" && report.inputDims == ["N", "3", "32", "32"] && report.outputShape == [8, 10])
+            #expect(report.metadata["class_names"]?.contains("class 9") == true && report.metadata["fleetadapt.architecture"] == "graph")
+
+            let k = Int(rng.next() % UInt64(package.manifest.blocks.count + 1)) - 1
+            let devicePart = ONNXExportTests.temp(".device.onnx"), edgePart = ONNXExportTests.temp(".edge.onnx")
+            defer { try? FileManager.default.removeItem(atPath: devicePart); try? FileManager.default.removeItem(atPath: edgePart) }
+            try ModelExport.writeAtomically(try export.onnx(part: .device, splitAfterBlock: k), to: devicePart)
+            try ModelExport.writeAtomically(try export.onnx(part: .edge, splitAfterBlock: k), to: edgePart)
+            let splitError = ONNXExportTests.maxAbs(try ONNXExportTests.onnxruntime([devicePart, edgePart], x).logits, expected)
+            print("graph split after block \(k): device then edge vs engine max abs \(splitError)")
+            #expect(splitError <= 1e-4)
+        }
     }
 }
