@@ -146,6 +146,9 @@ public enum AccuracyEstimator {
     /// Fewer calibration combinations than this leave the non-additive models too little to cross-validate on:
     /// the package then uses the additive drops.
     public static let minimumCalibrationForModels = 12
+    /// The models' fits solve dense systems of this many unknowns at most (a 64-block package of 16 variants each
+    /// would need 15,000: 1.8 GB per system); larger spaces keep the additive drops.
+    public static let maxModelUnknowns = 1_500
     /// Pair-term ridge weights tried by cross-validation (variant terms get a tenth).
     static let ridgeGrid: [Double] = [1e-3, 1e-2, 1e-1, 1, 10]
 
@@ -242,7 +245,7 @@ public enum AccuracyEstimator {
         var candidates = [AccuracyEstimate.Candidate(name: "additive", crossValidationError: additiveCV,
                                                      meanAbsError: additiveHeldOut.0, maxAbsError: additiveHeldOut.1)]
         var best: (cv: Double, model: AccuracyModel)? = nil
-        if calibrationRows.count >= minimumCalibrationForModels {
+        if calibrationRows.count >= minimumCalibrationForModels, AccuracyModelFit.Features(counts: counts).size <= maxModelUnknowns {
             for kind in AccuracyModel.Kind.allCases {
                 var kindBest: (cv: Double, ridge: Double)? = nil
                 for ridge in ridgeGrid {

@@ -136,4 +136,26 @@ struct AccuracyEstimatorTests {
         let linear = AccuracyModelFit.fit(.pairwise, counts: counts, rows: rows, base: rows[0].1, singles: singles, floor: 0.1, ridge: 1e-3)
         #expect(linear.floor == 0 && linear.pairs.count == 3)
     }
+
+    /// From measurements alone (no network): a logistic-pairwise truth is recognised and chosen by cross-validation;
+    /// a space whose models would need more than `maxModelUnknowns` unknowns keeps the additive drops.
+    @Test func fitFromMeasurementsChoosesByCrossValidationAndBoundsItsSystems() {
+        let counts = [4, 4, 4, 4]
+        let f = AccuracyModelFit.Features(counts: counts)
+        var rng = SeededRandom(seed: 12)
+        let truth = f.model(.logistic, (0..<f.size).map { $0 == 0 ? 2.2 : Double(rng.uniform(-1.5, 0)) }, floor: 0.1, ridge: 0)
+        let small = AccuracyEstimator.fit(counts: counts, classes: 10, calibrationCount: 40, validationCount: 20, frontierCount: 0,
+                                          latencies: nil, seed: 1, progress: { _, _ in }, measure: truth.predict,
+                                          ids: { $0.map(String.init) })
+        let additive = small.candidates?.first { $0.name == "additive" }
+        #expect(small.estimatorName == "logistic", "\(small.candidates ?? [])")
+        #expect(small.meanAbsError < 0.5 * (additive?.meanAbsError ?? 0) && small.maxAbsError < (additive?.maxAbsError ?? 0),
+                "\(small.candidates ?? [])")
+        let wide = [Int](repeating: 16, count: 20)
+        #expect(AccuracyModelFit.Features(counts: wide).size > AccuracyEstimator.maxModelUnknowns)
+        let large = AccuracyEstimator.fit(counts: wide, classes: 10, calibrationCount: 20, validationCount: 4, frontierCount: 0,
+                                          latencies: nil, seed: 1, progress: { _, _ in },
+                                          measure: { c in 0.9 - 0.01 * Double(c.filter { $0 != 0 }.count) }, ids: { $0.map(String.init) })
+        #expect(large.model == nil && large.candidates?.map(\.name) == ["additive"])
+    }
 }
