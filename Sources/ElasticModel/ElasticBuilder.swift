@@ -15,8 +15,10 @@ public enum ElasticBuilder {
         public var distillationLearningRate: Float = 2e-3
         public var latencyRuns = 30
         public var warmupRuns = 5
-        public var calibrationCombinations = 24
-        public var validationCombinations = 16
+        public var calibrationCombinations = 160
+        public var validationCombinations = 100
+        /// Combinations on the estimated accuracy–latency frontier whose accuracy is measured into the package.
+        public var frontierCombinations = 24
         public var seed: UInt64 = 0
         public init() {}
     }
@@ -99,7 +101,10 @@ public enum ElasticBuilder {
         finish(.profile)
 
         let accuracy = AccuracyEstimator.fit(net, images: validation, calibrationCount: options.calibrationCombinations,
-                                             validationCount: options.validationCombinations, seed: options.seed &+ 99) {
+                                             validationCount: options.validationCombinations,
+                                             frontierCount: options.frontierCombinations,
+                                             latencies: positions.map { $0.variants.map { $0.profile?.latencyMs ?? 0 } },
+                                             seed: options.seed &+ 99) {
             progress(.accuracy, $0, $1)
         }
         finish(.accuracy)

@@ -233,7 +233,10 @@ public enum GraphPackageBuilder {
         finish(.profile)
 
         let accuracy = AccuracyEstimator.fit(net, images: evaluation, calibrationCount: options.calibrationCombinations,
-                                             validationCount: options.validationCombinations, seed: options.seed &+ 99) {
+                                             validationCount: options.validationCombinations,
+                                             frontierCount: options.frontierCombinations,
+                                             latencies: positions.map { $0.variants.map { $0.profile?.latencyMs ?? 0 } },
+                                             seed: options.seed &+ 99) {
             progress(.accuracy, $0, $1)
         }
         finish(.accuracy)

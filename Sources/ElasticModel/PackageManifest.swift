@@ -234,6 +234,7 @@ public struct PackageManifest: Codable, Sendable, Equatable {
         try L.number(accuracy.meanAbsError, "accuracy.mean_abs_error", 0...L.maxAccuracyMagnitude)
         try L.number(accuracy.maxAbsError, "accuracy.max_abs_error", 0...L.maxAccuracyMagnitude)
         try L.count(accuracy.validationImages, "accuracy.validation_images")
+        try accuracy.validateModel(variantCounts: blocks.map(\.variants.count))
         let pv = provenance
         try L.text(pv.dataset, "provenance.dataset", max: 1024)
         try L.text(pv.sourceDomain, "provenance.source_domain", max: 1024)

@@ -31,15 +31,15 @@ public struct ScalingReport: Sendable {
         let blocks = manifest.blocks
         let fixed = manifest.stem.latencyMs + manifest.head.latencyMs
         let fixedBytes = manifest.stem.paramBytes + manifest.head.paramBytes
+        let estimate = manifest.accuracy.estimator()
         func point(_ c: [Int]) -> Point {
             var latency = fixed, bytes = fixedBytes
             for (p, v) in c.enumerated() {
                 latency += blocks[p].variants[v].profile?.latencyMs ?? 0
                 bytes += blocks[p].variants[v].profile?.paramBytes ?? 0
             }
-            // An additive estimate can leave [0, 1] for combinations far from those it was fitted on; an accuracy cannot.
-            let accuracy = min(1, max(0, manifest.accuracy.estimate(c)))
-            return Point(choice: c, latencyMs: latency, accuracy: accuracy, paramBytes: bytes)
+            // The package's estimate: measured on its frontier, else its estimator's figure (in [0, 1]).
+            return Point(choice: c, latencyMs: latency, accuracy: estimate(c), paramBytes: bytes)
         }
         var all: [Point] = []
         all.reserveCapacity(manifest.combinationCount)

@@ -17,7 +17,9 @@ struct ModelBuildCommand: ParsableCommand {
               3. distils every derived block against the original block's output (MSE on the teacher's features),
               4. adds one zero-initialised residual adapter per position, shared by all its variants,
               5. profiles every variant (FLOPs, bytes, peak activations, output tensor, median latency here),
-              6. fits the additive accuracy estimator and reports its error on random combinations,
+              6. fits the accuracy estimators (additive, pairwise, logistic) on measured random combinations,
+                 keeps the best by cross-validation, reports each one's error on other random combinations
+                 and measures the combinations on the estimated accuracy–latency frontier,
               7. writes one package file (ustar: manifest.json + weights.safetensors, SHA-256 verified on load).
 
             With --onnx, the base model is your own ONNX classifier (one N×C×H×W input, logits out): its blocks are
@@ -106,10 +108,10 @@ struct ModelBuildCommand: ParsableCommand {
     var validationImages: Int = 1000
 
     @Option(help: "Random combinations measured to calibrate the estimator.")
-    var calibration: Int = 24
+    var calibration: Int = 160
 
     @Option(help: "Random combinations measured to report the estimator's error.")
-    var checkCombinations: Int = 16
+    var checkCombinations: Int = 100
 
     @Option(help: "Timed runs per latency figure (after warm-up); the median is kept.")
     var latencyRuns: Int = 30

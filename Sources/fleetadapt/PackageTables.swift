@@ -43,12 +43,23 @@ enum PackageTables {
         print("combinations: \(m.combinationCount) (\(m.blocks.map { "\($0.variants.count)" }.joined(separator: " × ")))")
         print(String(format: "stem %.4f ms, head %.4f ms; full network %.4f ms at batch 1; reference %.3f GFLOPS (%d runs, median)",
                      m.stem.latencyMs, m.head.latencyMs, m.reference.fullNetworkLatencyMs, m.reference.gflops, m.reference.latencyRuns))
-        print(String(format: "accuracy estimator: base %.4f, additive drops fitted on %d single swaps + %d combinations; error on %d other random combinations: mean %.4f, max %.4f (%d test images)",
-                     a.baseAccuracy, a.drops.reduce(0) { $0 + $1.count - 1 }, a.calibration.count, a.validation.count, a.meanAbsError,
-                     a.maxAbsError, a.validationImages))
+        print(String(format: "accuracy estimator: %@, base %.4f, fitted on %d single swaps + %d combinations; error on %d other random combinations: mean %.4f, max %.4f (%d test images)",
+                     a.estimatorName as NSString, a.baseAccuracy, a.drops.reduce(0) { $0 + $1.count - 1 }, a.calibration.count, a.validation.count,
+                     a.meanAbsError, a.maxAbsError, a.validationImages))
         let cmp = a.comparison { ids in ids.enumerated().map { p, id in m.blocks[p].variants.firstIndex { $0.id == id } ?? 0 } }
         print(String(format: "  same points, mean / max error: sum of single-swap drops %.4f / %.4f; × one fitted scale (LegoDNN) %.4f / %.4f; fitted drops %.4f / %.4f",
                      cmp.singleSwap.0, cmp.singleSwap.1, cmp.scaled.0, cmp.scaled.1, cmp.fitted.0, cmp.fitted.1))
+        for c in a.candidates ?? [] {
+            let cv = c.crossValidationError.map { String(format: "%.4f", $0) } ?? "-"
+            print(String(format: "  estimator %@: cross-validated mean error %@ on the calibration combinations; held out mean %.4f, max %.4f%@",
+                         c.name.padding(toLength: 9, withPad: " ", startingAt: 0) as NSString, cv as NSString, c.meanAbsError, c.maxAbsError,
+                         (c.name == a.estimatorName ? " (used)" : "") as NSString))
+        }
+        if let f = a.frontier, !f.isEmpty {
+            let e = f.map { abs($0.measured - $0.estimated) }
+            print(String(format: "  %d frontier combinations measured (the package answers with these): estimate error there mean %.4f, max %.4f",
+                         f.count, e.reduce(0, +) / Double(e.count), e.max() ?? 0))
+        }
         let p = m.provenance
         print("provenance: \(p.dataset) (\(p.sourceDomain)), base \(p.baseModel), distilled on \(p.distillationImages) images × \(p.distillationSteps) steps (\(p.distillationLoss))")
         for b in m.blobs { print("blob \(b.path): \(b.sizeBytes) bytes, sha256 \(b.sha256)") }

@@ -54,7 +54,9 @@ struct DistillationTests {
         let cmp = a.comparison { ids in ids.enumerated().map { p, id in m.blocks[p].variants.firstIndex { $0.id == id }! } }
         #expect(abs(cmp.fitted.0 - a.meanAbsError) < 1e-12 && abs(cmp.fitted.1 - a.maxAbsError) < 1e-12)
         let report = ScalingReport(manifest: m)
-        #expect(report.points.allSatisfy { $0.accuracy <= a.baseAccuracy + 1e-12 })
+        // Estimates stay at or below the base; only measured frontier combinations may exceed it (measurement noise).
+        let ceiling = max(a.baseAccuracy, (a.frontier ?? []).map(\.measured).max() ?? 0)
+        #expect(report.points.allSatisfy { $0.accuracy <= ceiling + 1e-12 && $0.accuracy >= 0 })
         // Rebuild the rows the builder fitted on and compare objectives.
         var index: [[Int?]] = a.drops.map { $0.map { _ in nil } }
         var count = 0
