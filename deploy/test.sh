@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # systemd only for systemd-analyze, which checks the unit files in deploy/systemd; chromium and chromium-driver for
-# DashboardTests (the web dashboard in a real headless browser).
-bash deploy/install-deps.sh systemd chromium chromium-driver
+# DashboardTests (the web dashboard in a real headless browser); python3-yaml for the admin CLI test, which reads its YAML back.
+bash deploy/install-deps.sh systemd python3-yaml chromium chromium-driver
 swift build -c release --build-tests -Xswiftc -enable-testing
 bash deploy/tools/check-systemd.sh "$(swift build -c release --show-bin-path)"
 # onnxruntime, onnx and numpy for ONNXExportTests (onnxruntime is the independent implementation the exported models
