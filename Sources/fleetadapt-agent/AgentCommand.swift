@@ -10,7 +10,7 @@ struct AgentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleetadapt-agent",
         abstract: "The FleetAdapt device agent: leases jobs from the coordinator and runs them on this device.",
-        discussion: """
+        discussion: HelpText.reflow("""
             The agent reports its context (free memory, plus --battery-pct and the edge link flags when given),
             long-polls for jobs and runs one at a time, always on the combination of block variants the
             coordinator planned for this device:
@@ -39,7 +39,7 @@ struct AgentCommand: ParsableCommand {
             Example:
               fleetadapt-agent --coordinator http://10.0.0.1:8080 --token-file /etc/fleetadapt/token \\
                 --data-dir /var/lib/fleetadapt-agent/data
-            """,
+            """),
         version: FleetAdaptVersion.line)
 
     @Option(help: "Base URL of the coordinator.")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Coordinator
 import Foundation
 
@@ -6,11 +7,11 @@ struct MigrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
         abstract: "Apply pending database migrations and exit.",
-        discussion: """
+        discussion: HelpText.reflow("""
             Each migration runs in its own transaction under an advisory lock, so replicas starting together
             migrate once. An applied migration whose file has changed since stops with an error: add a new
             migration instead of editing one.
-            """)
+            """))
 
     @OptionGroup var storage: StorageOptions
 

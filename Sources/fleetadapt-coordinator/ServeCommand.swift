@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Coordinator
 import Foundation
 import Logging
@@ -8,11 +9,11 @@ struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve the HTTP API until SIGTERM or SIGINT (the default command).",
-        discussion: """
+        discussion: HelpText.reflow("""
             On a signal it stops accepting, lets in-flight requests finish, answers waiting long-polls, then stops the embedded database.
 
             HTTPS: with --tls-cert and --tls-key (PEM files; also FLEETADAPT_TLS_CERT and FLEETADAPT_TLS_KEY) the API is served over TLS 1.2/1.3 only. SIGHUP reads both files again: new connections get the renewed certificate while open ones finish on the old; a file that does not load is logged and the old certificate stays. Without them the API is plain HTTP, for loopback or behind a TLS-terminating proxy.
-            """)
+            """))
 
     @Option(help: "TCP port to listen on. Also read from FLEETADAPT_PORT.")
     var port: Int?

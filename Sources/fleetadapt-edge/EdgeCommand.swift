@@ -11,7 +11,7 @@ struct EdgeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleetadapt-edge",
         abstract: "The FleetAdapt edge runtime: runs the server half of devices' split networks.",
-        discussion: """
+        discussion: HelpText.reflow("""
             When the coordinator's plan for a device cuts its network after block k (its config's `partition`),
             the device runs the stem and blocks 0…k and sends the features to this server, which runs the
             remaining blocks and the head and answers the logits.
@@ -33,7 +33,7 @@ struct EdgeCommand: ParsableCommand {
             Example:
               fleetadapt-edge --coordinator http://10.0.0.1:8080 --port 8090
               fleetadapt-agent … --edge-server edge-1 --edge-url http://10.0.0.7:8090 --bandwidth-mbps 1000 --rtt-ms 0.2
-            """,
+            """),
         version: FleetAdaptVersion.line)
 
     @Option(help: "Base URL of the coordinator that vouches for device tokens and plans the cuts.")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import ElasticModel
 import Foundation
 import Learning
@@ -8,7 +9,7 @@ struct BenchAdaptCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapt",
         abstract: "Do adapters trained once adapt every combination? And do aggregated adapters match local ones?",
-        discussion: """
+        discussion: HelpText.reflow("""
             On a target domain (a corruption of the test split; the first --images adapt, the next --images
             measure, labels read only to measure), for the full combination and --combinations random ones:
               none    accuracy without adaptation,
@@ -26,7 +27,7 @@ struct BenchAdaptCommand: ParsableCommand {
             Adapters train under each batch's statistics; afterwards every combination re-estimates its batch-norm
             statistics on the target images (forward passes only, `bn-stats`), and that cost is counted.
               fleetadapt bench adapt --package /tmp/fashion.fap
-            """)
+            """))
 
     @Option(help: "An elastic package from `fleetadapt model build`.")
     var package: String

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import ElasticModel
 import Foundation
 import Learning
@@ -9,13 +10,13 @@ struct BenchExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Export time and ONNX file size of a combination, and its latency in onnxruntime beside FleetAdapt's engine.",
-        discussion: """
+        discussion: HelpText.reflow("""
             Both run single-threaded (the engine's BLAS uses one thread; onnxruntime gets intra/inter-op 1) on the same
             input, in the same run: medians of --iterations runs after warm-up. Also the largest logit difference.
             Needs the onnxruntime virtualenv (created by deploy/test.sh):
               python3 -m venv .build/venv-onnx && .build/venv-onnx/bin/pip install onnxruntime onnx numpy
               fleetadapt bench export --package /tmp/fashion.fap --variants blocks.1=s50
-            """)
+            """))
 
     @Option(help: "The elastic package (.fap).")
     var package: String

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Coordinator
 import FleetAPI
 import FleetClient
@@ -8,13 +9,13 @@ struct BenchHTTPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "http",
         abstract: "Throughput and latency of the coordinator over HTTP, measured with wrk.",
-        discussion: """
+        discussion: HelpText.reflow("""
             Starts a coordinator on its own embedded PostgreSQL (in a temporary directory), then runs wrk
             (Debian package `wrk`) against GET /healthz (the baseline: HTTP only), GET /v1/devices/{id}
             (HTTP + one indexed PostgreSQL read + auth), and POST /v1/devices (a registration: one
             transaction with an insert). Prints requests/s, p50 and p99 for each, and the ratios to /healthz.
             Build in release mode first: swift build -c release --product fleetadapt
-            """)
+            """))
 
     @Option(help: "Concurrent connections wrk keeps open.")
     var connections: Int = 64

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Coordinator
 import FleetAPI
 import FleetClient
@@ -8,14 +9,14 @@ struct BenchQueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
         abstract: "Campaign fan-out, lease throughput and long-poll wake-up latency of the jobs queue.",
-        discussion: """
+        discussion: HelpText.reflow("""
             On a coordinator with its own embedded PostgreSQL: (1) inserts N devices, times POST /v1/domains
             targeting all of them (planning, one COPY of N jobs, one NOTIFY) next to a raw COPY of the same
             N job rows into a scratch table in the same run; (2) runs wrk with 64 connections leasing jobs,
             each request as another device; (3) times, over repeated trials, how long a waiting
             GET /v1/agent/jobs/next takes to answer after a job for its device is created.
             Build in release mode first: swift build -c release --product fleetadapt
-            """)
+            """))
 
     @Option(help: "Devices (and jobs) in the fan-out measurement.")
     var devices: Int = 100_000

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Learning
 
@@ -6,11 +7,11 @@ struct BenchTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Training-step and inference time of the 5-block ResNet (16/32/64) on 1×28×28 at batch 64 and 1.",
-        discussion: """
+        discussion: HelpText.reflow("""
             Median of --iterations runs after warm-up, with GFLOP/s from an analytic count (a multiply-add is
             2 FLOPs; a training step counts 3× the forward). Also the adapter-only training step, against the
             full step in the same run. Build in release mode first: swift build -c release --product fleetadapt
-            """)
+            """))
 
     @Option(help: "Timed runs per figure (after 3 warm-up runs).")
     var iterations: Int = 20

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Learning
 
@@ -12,12 +13,12 @@ struct DataCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "make-domain",
             abstract: "Corrupt Fashion-MNIST images into a target domain and write them as a device's local data.",
-            discussion: """
+            discussion: HelpText.reflow("""
                 Writes DIR/data.safetensors: uint8 `images` (N, 1, 28, 28), uint8 `labels` (N) unless --no-labels,
                 and metadata (corruption, severity, seed, source). The agent trains on the images only; labels,
                 when present, are used to report accuracy. The same seed and offset always give the same bytes.
                 Example: fleetadapt data make-domain --corruption fog --severity 3 --count 2000 --out /tmp/cam1
-                """)
+                """))
 
         @Option(help: "Corruption to apply; see `fleetadapt data list-corruptions`.")
         var corruption: Corruption

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import ElasticModel
 import Foundation
 import Learning
@@ -9,7 +10,7 @@ struct ModelBuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
         abstract: "Build an elastic model package: blocks × variants × adapters, distilled and profiled.",
-        discussion: """
+        discussion: HelpText.reflow("""
             From one trained base model (trained here on clean Fashion-MNIST, or loaded with --base):
               1. detects its blocks on the dataflow graph (single-entry single-exit parts with convolutions),
               2. derives variants of each block by L1-norm filter pruning at --sparsities, plus `skip` where the
@@ -31,7 +32,7 @@ struct ModelBuildCommand: ParsableCommand {
             The default build (16/32/64 ResNet, 5 blocks × 5 variants = 3,125 combinations) takes a few minutes on
             two cores. A small one for a quick look:
               fleetadapt model build --widths 8,16,32 --train-steps 200 --distill-steps 40 --out /tmp/small.fap
-            """)
+            """))
 
     @Option(help: "Write the package here.")
     var out: String

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import ElasticModel
 import Foundation
 import ONNXExport
@@ -8,7 +9,7 @@ struct ModelExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Write a combination of a package (variants, adapters, batch-norm statistics) as a standalone ONNX model.",
-        discussion: """
+        discussion: HelpText.reflow("""
             Opset 14 (IR 7), inference mode, input `input` (N×C×H×W, N dynamic), output `logits`; the package's
             preprocessing and class names are in metadata_props. With --split-after-block K, --part device writes
             input → `features` (the stem and blocks 0…K) and --part edge writes `features` → logits; running the
@@ -17,7 +18,7 @@ struct ModelExportCommand: ParsableCommand {
             leaves nothing behind. Examples:
               fleetadapt model export --package /tmp/fashion.fap --variants blocks.1=s50,blocks.3=skip --out /tmp/m.onnx
               fleetadapt model export --package /tmp/fashion.fap --adapters adapters.safetensors --split-after-block 1 --part device --out /tmp/dev.onnx
-            """)
+            """))
 
     @Option(help: "The elastic package (.fap).")
     var package: String

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import ElasticModel
 import Foundation
 
@@ -6,12 +7,12 @@ struct ModelInspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract: "Verify a package and print what it holds.",
-        discussion: """
+        discussion: HelpText.reflow("""
             Checks the archive, the SHA-256 of the weights, the manifest and that every tensor fits the declared
             network, then prints blocks, variants, profiles and the accuracy estimator. A truncated or tampered
             file is refused with the reason, and the exit status is non-zero. Example:
               fleetadapt model inspect /tmp/fashion.fap
-            """)
+            """))
 
     @OptionGroup var package: PackageFileArgument
 

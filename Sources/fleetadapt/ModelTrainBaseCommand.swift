@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import ElasticModel
 import Foundation
 import Learning
@@ -7,11 +8,11 @@ struct ModelTrainBaseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-base",
         abstract: "Train a ResNet on clean Fashion-MNIST and write it as a base model file for agents.",
-        discussion: """
+        discussion: HelpText.reflow("""
             Writes one safetensors file: the weights under PyTorch names and the architecture in the metadata.
             Prints the clean test accuracy. Example:
               fleetadapt model train-base --steps 600 --out /tmp/base.safetensors
-            """)
+            """))
 
     @OptionGroup var shape: ResNetShapeOptions
 

@@ -43,6 +43,34 @@ import TestSupport
         #expect(usage.output.lowercased().contains("usage:"), "\(usage.output)")
     }
 
+    /// Help paragraphs reach argument-parser as single lines, so it wraps them once, to the terminal: in every
+    /// command's discussion of every tool, no two lines in a row start at the margin (indented lines — examples,
+    /// lists — are kept as written).
+    @Test func helpParagraphsAreWrappedOnlyByArgumentParser() throws {
+        var discussions = 0
+        for tool in Self.tools {
+            let dump = try Self.dump(tool)
+            func walk(_ command: [String: Any], _ path: String) {
+                let name = path.isEmpty ? (command["commandName"] as? String ?? tool) : path + " " + (command["commandName"] as? String ?? "")
+                if let text = command["discussion"] as? String {
+                    discussions += 1
+                    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+                    for (a, b) in zip(lines, lines.dropFirst()) where !a.isEmpty && !b.isEmpty && a.first != " " && b.first != " " {
+                        Issue.record("\(name): a paragraph is broken by hand after \"\(a.suffix(40))\"")
+                    }
+                }
+                for sub in command["subcommands"] as? [[String: Any]] ?? [] { walk(sub, name) }
+            }
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any])
+            walk(try #require(json["command"] as? [String: Any]), "")
+        }
+        #expect(discussions >= 15)
+        // The joining itself: paragraphs become one line, list items absorb their continuation, examples and shell
+        // continuations keep their breaks.
+        #expect(HelpText.reflow("One two\nthree.\n\nNext:\n  item  a b\n        c\n  cmd \\\n    --flag") ==
+                "One two three.\n\nNext:\n  item  a b c\n  cmd \\\n    --flag")
+    }
+
     static func dump(_ tool: String) throws -> String {
         let r = try ChildProcess.run([try BuiltProducts.path(tool), "--experimental-dump-help"], environment: ["PATH": "/usr/bin:/bin"])
         guard r.status == 0 else { throw TestFailure("\(tool) --experimental-dump-help: \(r.output)") }

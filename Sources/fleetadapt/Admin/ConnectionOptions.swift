@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import FleetClient
 import Foundation
 
@@ -134,9 +135,9 @@ struct LoginCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "login",
         abstract: "Save the coordinator's URL and the API key for the admin commands.",
-        discussion: """
+        discussion: HelpText.reflow("""
             The key is read from --key-file (the config then records the file's path, not the key), else from FLEETADAPT_KEY, else from the first line of standard input (the config then holds the key itself). The key is checked against the coordinator before anything is saved. The config is $XDG_CONFIG_HOME/fleetadapt/config.json (default ~/.config/fleetadapt/config.json), mode 0600; the key is never printed.
-            """)
+            """))
 
     @Option(help: "The coordinator's URL, e.g. https://coordinator.example:8443.")
     var coordinator: String

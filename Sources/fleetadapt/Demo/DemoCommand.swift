@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Learning
 
@@ -6,7 +7,7 @@ struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Run a whole fleet adaptation on this machine: coordinator, real agent processes, a target domain.",
-        discussion: """
+        discussion: HelpText.reflow("""
             Starts the coordinator on its embedded PostgreSQL, trains (or reuses) a base model and publishes it,
             writes corrupted local data for --agents devices of four hardware classes, starts one real
             fleetadapt-agent process per device, posts the target domain, shows the campaign's progress, and
@@ -21,7 +22,7 @@ struct DemoCommand: ParsableCommand {
             the HTTP round trip their agent measures; this machine's speed): the demo starts `fleetadapt-edge`,
             the planner may cut a camera's network there, and that camera's agent then measures its latency
             split (its prefix here, the suffix on the edge server, the declared link simulated on top).
-            """)
+            """))
 
     @Option(help: "Number of agents (devices); the hardware classes take turns.")
     var agents: Int = 8
