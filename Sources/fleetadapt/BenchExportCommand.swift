@@ -64,8 +64,7 @@ struct BenchExportCommand: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = dir + "/model.onnx", input = dir + "/in.f32", output = dir + "/out.f32"
         try ModelExport.writeAtomically(bytes, to: model)
-        let data = try FashionMNIST.load(split: .test, limit: batch)
-        let x = data.tensor(Array(0..<batch))
+        let x = try Self.input(shape: export.network.model.inputShape, batch: batch)
         try x.data.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: input))
         let net = export.network.model
         let engineMs = median { _ = net.forward(x, training: false) }
@@ -101,5 +100,14 @@ struct BenchExportCommand: ParsableCommand {
         print("onnxruntime \(report.onnxruntime), batch \(batch): "
               + String(format: "%8.3f ms   (%.2f× the engine's time; measured from Python, call overhead included)", ortMs, ortMs / engineMs))
         print(String(format: "max |logit difference|: %.3g (full_check passed)", diff))
+    }
+
+    /// The timed input: Fashion-MNIST test images for a 1×28×28 network (the built-in families), else seeded values in
+    /// [−1, 1) of the package's input shape (an imported network; latency does not depend on the values).
+    static func input(shape: [Int], batch: Int) throws -> Tensor {
+        if shape == [1, 28, 28] { return try FashionMNIST.load(split: .test, limit: batch).tensor(Array(0..<batch)) }
+        var rng = SeededRandom(seed: 7)
+        let count = batch * shape.reduce(1, *)
+        return Tensor(shape: [batch] + shape, data: (0..<count).map { _ in Float.random(in: -1..<1, using: &rng) })
     }
 }
