@@ -255,14 +255,14 @@ struct ModelExportCLITests {
     }
 }
 
-/// A graph package (the imported SE-ResNet fixture) exported: random combinations with TENT-trained adapters, whole
-/// and split, equal onnxruntime's logits.
+/// Graph packages (the imported, trained SE-ResNet and tiny MobileNetV2 fixtures) exported: random combinations with
+/// TENT-trained adapters, whole and split, equal onnxruntime's logits.
 struct GraphPackageExportTests {
     static let fixtures = ONNXExportTests.root.appendingPathComponent("Tests/ONNXTests/Fixtures")
 
     /// The package and its images (the fixture's 8 reference inputs as pixels, and their mirror images).
-    static func build() throws -> (ElasticPackage, LabeledImages) {
-        let onnx = try ONNXLoader().load(contentsOf: fixtures.appendingPathComponent("se_resnet.eval.onnx"))
+    static func build(_ file: String = "se_resnet.eval.onnx") throws -> (ElasticPackage, LabeledImages) {
+        let onnx = try ONNXLoader(weights: file.contains("weightless") ? .optional : .required).load(contentsOf: fixtures.appendingPathComponent(file))
         let imported = try ONNXImporter.convert(onnx, input: ONNXInputSpec(channels: 3, height: 32, width: 32), batchNorm: .afterFoldedConvolutions)
         let (tensors, _) = try SafeTensors.decode([UInt8](try Data(contentsOf: fixtures.appendingPathComponent("se_resnet.reference.safetensors"))))
         let x = try #require(tensors["input"]).floats()
@@ -272,7 +272,9 @@ struct GraphPackageExportTests {
         let images = LabeledImages(images: pixels, labels: nil, count: 16, channels: 3, height: 32, width: 32)
         let pre = PackageManifest.InputPreprocessing(resize: .init(shorterSide: nil, width: 32, height: 32), crop: nil, channels: "rgb",
                                                      mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353])
-        try ONNXImporter.estimateStatistics(imported, on: [GraphPackageBuilder.modelTensor(images, Array(0..<16), pre)])
+        let batch = GraphPackageBuilder.modelTensor(images, Array(0..<16), pre)
+        try ONNXImporter.estimateStatistics(imported, on: [batch])
+        let classes = imported.graph.forward([batch], store: imported.store, training: false, tape: nil)[0].shape[1]
         var options = ElasticBuilder.Options()
         options.sparsities = [0, 0.5]
         options.distillationSteps = 5
@@ -282,14 +284,15 @@ struct GraphPackageExportTests {
         options.calibrationCombinations = 1
         options.validationCombinations = 1
         let (package, _) = try GraphPackageBuilder.build(
-            .init(graph: imported.graph, store: imported.store, valueShapes: imported.valueShapes, description: "se_resnet"),
-            name: "export-graph", preprocessing: pre, classNames: (0..<10).map { "class \($0)" }, sourceImages: images, validation: nil,
+            .init(graph: imported.graph, store: imported.store, valueShapes: imported.valueShapes, description: file),
+            name: "export-graph", preprocessing: pre, classNames: (0..<classes).map { "class \($0)" }, sourceImages: images, validation: nil,
             dataset: "fixture images", options: options)
         return (package, images)
     }
 
-    @Test func graphPackageCombinationsMatchOnnxruntime() throws {
-        let (package, images) = try Self.build()
+    @Test(arguments: ["se_resnet.eval.onnx", "mobilenet_v2_tiny.eval.onnx"])
+    func graphPackageCombinationsMatchOnnxruntime(_ file: String) throws {
+        let (package, images) = try Self.build(file)
         var rng = SeededRandom(seed: 31)
         let x = images.tensor(Array(0..<8))
         for round in 0..<2 {
@@ -306,9 +309,10 @@ struct GraphPackageExportTests {
             try ModelExport.writeAtomically(try export.onnx(), to: whole)
             let (logits, report) = try ONNXExportTests.onnxruntime([whole], x)
             let error = ONNXExportTests.maxAbs(logits, expected)
-            print("graph \(export.network.choiceIDs.joined(separator: ",")): onnxruntime vs engine max abs \(error)")
+            let scale = expected.map(abs).max() ?? 0
+            print("graph \(file) \(export.network.choiceIDs.joined(separator: ",")): onnxruntime vs engine max abs \(error) (logits up to \(scale))")
             #expect(error <= 1e-4)
-            #expect(report.checker == "full_check passed" && report.inputDims == ["N", "3", "32", "32"] && report.outputShape == [8, 10])
+            #expect(report.checker == "full_check passed" && report.inputDims == ["N", "3", "32", "32"] && report.outputShape == [8, package.manifest.architecture.classes])
             #expect(report.metadata["class_names"]?.contains("class 9") == true && report.metadata["fleetadapt.architecture"] == "graph")
 
             let k = Int(rng.next() % UInt64(package.manifest.blocks.count + 1)) - 1
@@ -317,7 +321,7 @@ struct GraphPackageExportTests {
             try ModelExport.writeAtomically(try export.onnx(part: .device, splitAfterBlock: k), to: devicePart)
             try ModelExport.writeAtomically(try export.onnx(part: .edge, splitAfterBlock: k), to: edgePart)
             let splitError = ONNXExportTests.maxAbs(try ONNXExportTests.onnxruntime([devicePart, edgePart], x).logits, expected)
-            print("graph split after block \(k): device then edge vs engine max abs \(splitError)")
+            print("graph \(file) split after block \(k): device then edge vs engine max abs \(splitError)")
             #expect(splitError <= 1e-4)
         }
     }
