@@ -146,9 +146,13 @@ import Testing
         let kinds = try await RolloutScheduleTests.events(c, "/v1/campaigns/\(second.campaign)").compactMap { $0["kind"] as? String }
         #expect(kinds == ["created", "wave_released", "completed", "rollback_started", "rollback_finished"], "\(kinds)")
 
-        // A canceled campaign cannot be rolled back; an unknown one does not exist.
+        // A canceled campaign cannot be rolled back; an unknown one does not exist. The agent is stopped first, so it
+        // cannot finish the third campaign's job before the cancel lands.
+        agent.terminate()
+        agent.waitUntilExit()
         let third = try await gates.campaign(c, gates.domain(model, name: "third", learningRate: 0.002, steps: 30))
-        _ = try await c.request("POST", "/v1/campaigns/\(third.campaign)/cancel")
+        let canceled = try await c.request("POST", "/v1/campaigns/\(third.campaign)/cancel")
+        #expect(canceled.status == 200, "\(canceled.text)")
         let refused = try await c.request("POST", "/v1/campaigns/\(third.campaign)/rollback")
         #expect(refused.status == 409 && refused.problemCode == "invalid_campaign_state", "\(refused.text)")
         #expect(try await c.request("POST", "/v1/campaigns/\(UUID().uuidString.lowercased())/rollback").status == 404)
