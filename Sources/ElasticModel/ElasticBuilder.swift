@@ -100,13 +100,7 @@ public enum ElasticBuilder {
                                               progress: progress)
         finish(.profile)
 
-        let accuracy = AccuracyEstimator.fit(net, images: validation, calibrationCount: options.calibrationCombinations,
-                                             validationCount: options.validationCombinations,
-                                             frontierCount: options.frontierCombinations,
-                                             latencies: positions.map { $0.variants.map { $0.profile?.latencyMs ?? 0 } },
-                                             seed: options.seed &+ 99) {
-            progress(.accuracy, $0, $1)
-        }
+        let accuracy = fitAccuracy(net, positions: positions, images: validation, options: options, progress: progress)
         finish(.accuracy)
 
         progress(.package, 0, 1)
@@ -129,6 +123,16 @@ public enum ElasticBuilder {
         progress(.package, 1, 1)
         finish(.package)
         return (package, Report(detection: detection, undistilledAccuracy: undistilled, seconds: seconds))
+    }
+
+    /// The accuracy estimator of a profiled network, fitted on `images` with the options' combination counts and the
+    /// variants' measured latencies (for the frontier it measures): the same fit for built-in and imported packages.
+    static func fitAccuracy(_ net: ElasticNetwork, positions: [PositionSpec], images: LabeledImages, options: Options,
+                            progress: (Phase, Int, Int) -> Void) -> AccuracyEstimate {
+        AccuracyEstimator.fit(net, images: images, calibrationCount: options.calibrationCombinations,
+                              validationCount: options.validationCombinations, frontierCount: options.frontierCombinations,
+                              latencies: positions.map { $0.variants.map { $0.profile?.latencyMs ?? 0 } },
+                              seed: options.seed &+ 99) { progress(.accuracy, $0, $1) }
     }
 
     /// Profiles every variant, the stem and the head at batch 1 (on one real image and its teacher features), and the

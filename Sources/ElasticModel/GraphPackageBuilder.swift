@@ -232,13 +232,7 @@ public enum GraphPackageBuilder {
                                                                           features: features, options: options, progress: progress)
         finish(.profile)
 
-        let accuracy = AccuracyEstimator.fit(net, images: evaluation, calibrationCount: options.calibrationCombinations,
-                                             validationCount: options.validationCombinations,
-                                             frontierCount: options.frontierCombinations,
-                                             latencies: positions.map { $0.variants.map { $0.profile?.latencyMs ?? 0 } },
-                                             seed: options.seed &+ 99) {
-            progress(.accuracy, $0, $1)
-        }
+        let accuracy = ElasticBuilder.fitAccuracy(net, positions: positions, images: evaluation, options: options, progress: progress)
         finish(.accuracy)
 
         progress(.package, 0, 1)
