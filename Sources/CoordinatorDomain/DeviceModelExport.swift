@@ -87,7 +87,7 @@ package struct DeviceModelExport: Sendable {
                 adapters = .aggregated(domain: choice.domainID, version: version.version, sha256: version.sha256)
             }
         }
-        let digest = adapters.map { Self.hex($0.sha256.prefix(8)) } ?? "base"
+        let digest = adapters.map { Secrets.hex(Array($0.sha256.prefix(8))) } ?? "base"
         return Description(config: config, model: model, adapters: adapters, part: part,
                            etag: "\"c\(config.version)-\(part.rawValue)-\(digest)\"")
     }
@@ -126,9 +126,5 @@ package struct DeviceModelExport: Sendable {
 
     private static func decodeTensors(_ bytes: [UInt8]) throws -> [String: SafeTensor] {
         do { return try SafeTensors.decode(bytes).tensors } catch { throw Failure.unrenderable("the stored adapters are not safetensors: \(error)") }
-    }
-
-    private static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
-        bytes.map { String(format: "%02x", $0) }.joined()
     }
 }
