@@ -117,6 +117,23 @@ public struct ScalingReport: Sendable {
         return (latency, accuracy)
     }
 
+    /// `text` as XML character data: a package's name comes from whoever built the package, and the SVG is opened
+    /// in browsers, so markup in it must stay text.
+    static func xmlEscaped(_ text: String) -> String {
+        var out = ""
+        for ch in text {
+            switch ch {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default: out.append(ch)
+            }
+        }
+        return out
+    }
+
     /// An SVG scatter of the space with the frontier and both baselines, the 40/60/80 % latency budgets and chance
     /// level.
     public var svg: String {
@@ -127,7 +144,7 @@ public struct ScalingReport: Sendable {
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<text x=\"\(f(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(manifest.name): \(points.count) combinations, estimated accuracy vs reference latency</text>\n"
+        s += "<text x=\"\(f(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(Self.xmlEscaped(manifest.name)): \(points.count) combinations, estimated accuracy vs reference latency</text>\n"
         s += "<line x1=\"\(f(left))\" y1=\"\(f(h - bottom))\" x2=\"\(f(w - right))\" y2=\"\(f(h - bottom))\" stroke=\"black\"/>\n"
         s += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(h - bottom))\" stroke=\"black\"/>\n"
         for xv in xAxis.ticks {

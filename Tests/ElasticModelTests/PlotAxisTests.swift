@@ -45,4 +45,14 @@ struct PlotAxisTests {
         #expect(svg.contains("class=\"chance\""))
         #expect(svg.contains("chance (1 in 10)"))
     }
+
+    /// A package's name is the builder's text: markup in it stays text in the SVG (which browsers open).
+    @Test func theReportEscapesThePackageNameInItsSVG() {
+        var manifest = Fixture.built.package.manifest
+        manifest.name = "cam</text><script>alert(1)</script>&\"'"
+        let svg = ScalingReport(manifest: manifest).svg
+        #expect(!svg.contains("<script"))
+        #expect(svg.contains("cam&lt;/text&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;&apos;: "))
+        #expect(svg.components(separatedBy: "<text").count == svg.components(separatedBy: "</text>").count)
+    }
 }
