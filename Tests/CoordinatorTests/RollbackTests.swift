@@ -131,7 +131,8 @@ import Testing
         let firstArtifact = try c.sql("SELECT encode(artifact_sha256, 'hex') AS d FROM jobs WHERE id = \(UUID(uuidString: firstJob["id"] as! String)!)")
             .rows[0].decode("d", as: String.self)
 
-        let second = try await gates.campaign(c, gates.domain(model, name: "second", learningRate: 0.002, steps: 30))
+        // Training is deterministic: the second campaign trains longer, so its adapters differ from the first's.
+        let second = try await gates.campaign(c, gates.domain(model, name: "second", learningRate: 0.002, steps: 45))
         try await fleet.waitFor("the second campaign") {
             try await c.request("GET", "/v1/campaigns/\(second.campaign)").object?["status"] as? String == "completed"
         }
@@ -171,14 +172,14 @@ import Testing
         #expect(try await gates.adapters(c, device) == first.domain.lowercased())
 
         // Idempotent: the same figures, no config written, no second restore job.
-        let versions = try c.count("device_configs"), jobs = try c.count("jobs")
+        let versions = try c.count("device_configs WHERE device_id = '\(device)'"), jobs = try c.count("jobs")
         let settled = try await config(c, device)["version"] as? Int
         let again = try await c.request("POST", "/v1/campaigns/\(second.campaign)/rollback")
         #expect(again.status == 200 && again.object?["restored_devices"] as? Int == 1, "\(again.text)")
         #expect(again.object?["reapplied_devices"] as? Int == 1 && again.object?["restoring_devices"] as? Int == 0
                 && again.object?["restore_failed_devices"] as? Int == 0, "\(again.text)")
         #expect(try await config(c, device)["version"] as? Int == settled)
-        #expect(try c.count("device_configs") == versions, "a second rollback writes nothing")
+        #expect(try c.count("device_configs WHERE device_id = '\(device)'") == versions, "a second rollback writes nothing")
         #expect(try c.count("jobs") == jobs, "and queues no second restore job")
         let events = try await RolloutScheduleTests.events(c, "/v1/campaigns/\(second.campaign)")
         let kinds = events.compactMap { $0["kind"] as? String }
@@ -197,7 +198,7 @@ import Testing
         #expect(try await c.request("GET", "/v1/agent/jobs/\(adaptJob)/adapters", token: token).status == 404, "not a restore job")
         #expect(try await c.request("GET", "/v1/agent/jobs/not-a-uuid/adapters", token: token).problemFields == ["id"])
         #expect(try c.count("jobs") == jobs)
-        #expect(try c.count("device_configs") == versions)
+        #expect(try c.count("device_configs WHERE device_id = '\(device)'") == versions)
         #expect(try await c.request("POST", "/v1/campaigns/\(UUID().uuidString.lowercased())/rollback").status == 404)
         #expect(try await c.request("POST", "/v1/campaigns/not-a-uuid/rollback").problemFields == ["id"])
     }
@@ -224,7 +225,7 @@ import Testing
         let before = try await config(c, first.id), untouched = try await config(c, waiting.id)
         #expect(before["adapters"] is NSNull || before["adapters"] == nil, "no adapters before: \(before)")
 
-        let data = try FleetAdaptationTests.deviceData(33)
+        let data = try FleetAdaptationTests.deviceData(30)
         let agent = try FleetAdaptationTests.startAgent(c, token: first.token, data: data, maxJobs: 10)
         defer { if agent.isRunning { agent.terminate() } }
         try await fleet.waitFor("the canary to adapt") { try await QualityGateTests().adapters(c, first.id) != nil }
@@ -265,7 +266,7 @@ import Testing
         let a = try #require(try await ReleaseTests.upload(c, drop: 0.01, query: "name=resume").object?["id"] as? String).lowercased()
         let d = try await c.registerDevice(name: "robot", labels: ["group": "resume"])
         let b = try #require(try await ReleaseTests.upload(c, drop: 0.02, query: "name=resume").object?["id"] as? String).lowercased()
-        let created = try await c.request("POST", "/v1/releases", json: #"{"model_id": "\#(b)", "selector": {"labels": {"group": "resume"}}}"#)
+        let created = try await c.request("POST", "/v1/releases", json: #"{"model_id": "\#(b)", "selector": {"labels": {"group": "resume"}}, "max_attempts": 1}"#)
         let release = try #require(created.object?["id"] as? String)
         let campaign = try #require((created.object?["campaign"] as? [String: Any])?["id"] as? String)
         let leased = try await c.request("GET", "/v1/agent/jobs/next?wait=0", token: d.token)
