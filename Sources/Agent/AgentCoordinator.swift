@@ -17,6 +17,8 @@ protocol AgentCoordinator: Sendable {
     func reportResult(job: UUID, result: JobResult, retry: CoordinatorClient.Retry) throws -> Int
     func config(attempts: Int) throws -> CoordinatorClient.ConfigAnswer
     func domainAdapter(_ domain: UUID, attempts: Int) throws -> CoordinatorClient.AdapterAnswer
+    /// The adapter file a `restore` job re-installs (only the one its document names).
+    func restoreAdapters(job: UUID, attempts: Int) throws -> CoordinatorClient.AdapterAnswer
     /// The drift window (`DriftReporter`); answers the state the coordinator keeps for the device.
     func reportDrift(_ report: DriftReport, attempts: Int) throws -> DeviceDrift
     /// The path of model `id`'s package on this device, downloaded into `cacheDirectory` when missing or changed.

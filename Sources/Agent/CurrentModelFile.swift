@@ -3,7 +3,7 @@ import Foundation
 import ONNXExport
 
 /// `model.onnx` in the device's data directory: the combination the device runs now, with its adapters and batch-norm
-/// statistics, as a standalone ONNX model, rewritten after every adapt or apply. It is written to a temporary file,
+/// statistics, as a standalone ONNX model, rewritten after every adapt, apply or restore. It is written to a temporary file,
 /// synced and renamed, so an application watching the path (onnxruntime, TensorRT, OpenVINO) always finds a whole
 /// model, the previous one until the new one is complete.
 enum CurrentModelFile {

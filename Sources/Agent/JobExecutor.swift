@@ -3,7 +3,7 @@ import FleetAPI
 import Foundation
 import Learning
 
-/// One kind of job (`AdaptJob`, `ApplyJob`, `ProfileJob`): runs a leased job on the device's data and returns what
+/// One kind of job (`AdaptJob`, `ApplyJob`, `ProfileJob`, `RestoreJob`): runs a leased job on the device's data and returns what
 /// to deliver. It publishes its progress as it goes (`JobLoop` sends the latest in every heartbeat), and never
 /// talks to the coordinator about the job itself: saving, uploading and reporting are the loop's.
 protocol JobExecutor: Sendable {

@@ -100,6 +100,7 @@ final class JobLoop: Sendable {
         case .adapt: return AdaptJob(environment: environment)
         case .apply: return ApplyJob(environment: environment)
         case .profile: return ProfileJob(environment: environment)
+        case .restore: return RestoreJob(environment: environment)
         }
     }
 

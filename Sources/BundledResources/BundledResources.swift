@@ -476,6 +476,31 @@ CREATE TABLE trigger_firings (
 );
 CREATE INDEX trigger_firings_trigger_idx ON trigger_firings (trigger_id, fired_at DESC);
 """# + "\n"),
+        ("0011_restore_jobs.sql", #"""
+-- Restore jobs: after a campaign's (or a release's) rollback, each device it changed gets one `restore` job in that
+-- campaign, telling its agent to re-apply the restored config's model, combination and adapters (or none).
+-- The kind check of 0003 gains `restore` (its name was generated, so it is found by its definition).
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN
+        SELECT conname FROM pg_constraint
+        WHERE conrelid = 'jobs'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%profile%'
+    LOOP
+        EXECUTE format('ALTER TABLE jobs DROP CONSTRAINT %I', c.conname);
+    END LOOP;
+END
+$$;
+ALTER TABLE jobs ADD CONSTRAINT jobs_kind_check CHECK (kind IN ('adapt', 'apply', 'profile', 'restore'));
+
+-- A device has one job per campaign, plus at most one restore job once the campaign is rolled back: the unique
+-- (campaign_id, device_id) of 0003 becomes two partial unique indexes, so a rollback interrupted and finished again
+-- (or run by two replicas) can never queue a second restore job for a device.
+ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_campaign_id_device_id_key;
+CREATE UNIQUE INDEX jobs_campaign_device_idx ON jobs (campaign_id, device_id) WHERE kind <> 'restore';
+CREATE UNIQUE INDEX jobs_campaign_restore_idx ON jobs (campaign_id, device_id) WHERE kind = 'restore';
+"""# + "\n"),
     ]
 
     /// openapi/openapi.yaml, served at `/openapi.yaml`.
@@ -1488,9 +1513,14 @@ paths:
       summary: Give every device the campaign changed its previous config and adapters back; the campaign ends rolled_back.
       description: |
         Each changed device gets the config version the campaign replaced back as a new version with trigger
-        `rollback` (history is kept). Jobs not yet leased are canceled and leased ones fenced (their results are
-        refused with 409). Idempotent: a second call answers the same figures and writes nothing. A canceled
-        campaign cannot be rolled back (409 `invalid_campaign_state`).
+        `rollback` (history is kept), and one `restore` job in the campaign: its agent re-installs exactly the
+        adapters that config runs (its own earlier artifact or the domain's aggregate, pinned by SHA-256 in the job
+        document), or drops its adapters when the config runs none, rewrites its exported model, swaps its served
+        network and reports. The campaign is `rolling_back` until every restore job ended, then `rolled_back`;
+        `restore_failed_devices`, the campaign's jobs and its `restore_failed` events show devices that did not
+        re-apply. Jobs not yet leased are canceled and leased ones fenced (their results are refused with 409).
+        A canceled campaign can be rolled back too (what its completed waves changed). Idempotent and restart-safe:
+        a second call answers the current figures, writes no config and queues no second restore job.
       responses:
         "200":
           description: What the rollback did.
@@ -1767,6 +1797,38 @@ paths:
         "429": {$ref: "#/components/responses/TooManyAuthFailures"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
+        "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/agent/jobs/{id}/adapters:
+    parameters:
+      - name: id
+        in: path
+        required: true
+        schema: {type: string, format: uuid}
+    get:
+      operationId: getRestoreAdapters
+      x-required-role: device
+      tags: [agent]
+      summary: The adapter file the calling device's restore job re-installs.
+      description: |
+        Exactly the file the job document's `restore` names — the device's own earlier artifact or its domain's
+        aggregate version — while an attempt holds the job, with the digest the rollback pinned. `ETag` is the
+        quoted hex SHA-256 of the bytes. Another device's job, or a job of another kind, does not exist (404).
+      security:
+        - deviceToken: []
+      responses:
+        "200":
+          description: The adapters to install.
+          headers:
+            ETag: {schema: {type: string}}
+          content:
+            application/octet-stream:
+              schema: {type: string, format: binary}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
         "503": {$ref: "#/components/responses/Unavailable"}
   /v1/agent/metrics:
     post:
@@ -2346,7 +2408,10 @@ paths:
       x-required-role: operator
       tags: [releases]
       summary: Give every device the release moved its previous config (and model) back; the release ends rolled_back.
-      description: Idempotent, like a campaign's rollback. A canceled release cannot be rolled back (409 `invalid_release_state`).
+      description: |
+        Like a campaign's rollback: each moved device gets its previous config back and a `restore` job that makes
+        its agent re-install its previous model, combination and adapters and report. Idempotent; a canceled release
+        can be rolled back too (the devices its completed waves moved).
       responses:
         "200":
           description: What the rollback did.
@@ -2555,6 +2620,9 @@ components:
         invalid_campaign_state: "409 — the campaign cannot make this transition from its current status."
         invalid_release_state: "409 — the release cannot make this transition from its current status."
         invalid_job_state: "409 — the job already ended; only a queued, retrying or leased job can be canceled."
+        job_not_held: "409 — no attempt holds the restore job now; lease it before downloading its adapters."
+        no_adapters: "409 — the restore job's config runs no adapters: drop the installed ones and run the plain package."
+        adapters_unavailable: "409 — the adapters a restore job names are no longer stored (or changed); the job fails."
         model_in_use: "409 — domains or device configs still refer to the model; deprecate it instead."
         lease_lost: "409 — the job's lease expired or another attempt holds it."
         stale_attempt: "409 — a newer attempt of the job exists; this one may not report."
@@ -3000,7 +3068,7 @@ components:
         kind:
           type: string
           enum: [created, wave_released, paused, resumed, canceled, aborted, completed, gate_rejected, job_canceled,
-                 rollback_started, rollback_finished, schedule_closed, schedule_opened, targets_added]
+                 rollback_started, rollback_finished, restore_failed, schedule_closed, schedule_opened, targets_added]
         cause: {type: string, enum: [operator, threshold, gate, schedule, rollout, rollback, targeting]}
         details:
           type: object
@@ -3013,17 +3081,23 @@ components:
             reason: {type: string}
             restored: {type: integer}
             unchanged: {type: integer}
+            reapplied: {type: integer, description: "rollback_finished: devices whose agent re-applied its previous config and adapters."}
+            failed: {type: integer, description: "rollback_finished: devices whose restore job failed, timed out or was canceled."}
             opens_at: {type: string, format: date-time}
         at: {type: string, format: date-time}
     Rollback:
       type: object
-      required: [campaign, changed_devices, restored_devices, unchanged_devices, pending_devices]
+      required: [campaign, changed_devices, restored_devices, unchanged_devices, pending_devices, restoring_devices,
+                 reapplied_devices, restore_failed_devices]
       properties:
         campaign: {$ref: "#/components/schemas/Campaign"}
         changed_devices: {type: integer, description: "Devices whose job of the campaign succeeded and was followed up."}
         restored_devices: {type: integer, description: "Devices given their previous config back as a new version."}
         unchanged_devices: {type: integer, description: "Devices already on their previous config, or without one before."}
         pending_devices: {type: integer, description: "Devices still to restore (finished by the coordinator)."}
+        restoring_devices: {type: integer, description: "Devices whose restore job (re-apply the previous config and adapters) is still open."}
+        reapplied_devices: {type: integer, description: "Devices whose agent re-applied its previous config and adapters and reported it."}
+        restore_failed_devices: {type: integer, description: "Devices whose restore job failed, timed out or was canceled."}
     QualityGate:
       type: object
       description: |
@@ -3055,7 +3129,7 @@ components:
       properties:
         id: {type: string, format: uuid}
         device_id: {type: string, format: uuid}
-        kind: {type: string, enum: [adapt, apply, profile]}
+        kind: {type: string, enum: [adapt, apply, profile, restore]}
         wave: {type: integer}
         state: {type: string, enum: [queued, leased, running, succeeded, failed, timed_out, canceled, rejected]}
         attempt: {type: integer}
@@ -3146,7 +3220,7 @@ components:
       type: object
       required: [kind, model_id, domain_id, domain_name, variants, loss, steps, learning_rate, batch_size]
       properties:
-        kind: {type: string, enum: [adapt, apply, profile]}
+        kind: {type: string, enum: [adapt, apply, profile, restore]}
         model_id: {type: string, format: uuid}
         domain_id: {type: string, format: uuid}
         domain_name: {type: string}
@@ -3157,6 +3231,26 @@ components:
         batch_size: {type: integer}
         budget_note: {type: string}
         adapter_version: {type: integer}
+        restore: {$ref: "#/components/schemas/RestoreTarget"}
+    RestoreTarget:
+      type: object
+      description: |
+        What a `restore` job puts back: the config version a rollback restored and the adapters it runs. With
+        `adapters`, the agent downloads them from `GET /v1/agent/jobs/{id}/adapters` and checks them against
+        `sha256`; without, it drops its adapters and runs the plain package.
+      required: [config_version]
+      properties:
+        config_version: {type: integer}
+        adapters:
+          description: The adapters the restored config runs; absent when it runs none.
+          type: object
+          required: [domain_id, source]
+          properties:
+            domain_id: {type: string, format: uuid}
+            source: {type: string, enum: [local, aggregated]}
+            version: {type: integer}
+        artifact_job_id: {type: string, format: uuid, description: "For local adapters: the device's own earlier adapt job."}
+        sha256: {type: string, pattern: "^[0-9a-f]{64}$"}
     LeasedJob:
       type: object
       required: [id, campaign_id, attempt, lease_expires_at, document]
@@ -3352,6 +3446,7 @@ components:
         "GET /v1/agent/config": [],
         "GET /v1/agent/domains/{id}/adapter": [],
         "GET /v1/agent/jobs/next": ["wait"],
+        "GET /v1/agent/jobs/{id}/adapters": [],
         "GET /v1/agent/model.onnx": ["part"],
         "GET /v1/api-keys": ["after", "limit"],
         "GET /v1/audit": ["actor", "after", "limit", "route", "since", "status", "until"],

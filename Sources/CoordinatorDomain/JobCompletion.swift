@@ -44,6 +44,11 @@ package struct JobCompletion: Sendable {
                                   details: .init(deviceID: device, jobID: job, gate: verdict?.verdict, reason: verdict?.verdict?.reasons.joined(separator: "; ")),
                                   now: now, on: c)
             }
+            // A device that could not put its previous adapters back is part of its rollback's history.
+            if state == .failed, try jobs.kindAndDocument(job: job, on: c)?.kind == .restore, let campaign = try jobs.campaign(ofJob: job, on: c) {
+                try events.record(campaign, .restoreFailed, cause: .rollback,
+                                  details: .init(deviceID: device, jobID: job, reason: result.error), now: now, on: c)
+            }
         }
         let campaign: UUID, answer: String
         switch completion {

@@ -9,8 +9,16 @@ import PostgresClient
 /// replaced), so a rollback works after a restart, and one interrupted mid-way is finished by the next call or by
 /// the scheduler's periodic evaluation (`CampaignScheduler.evaluate` of a `rolling_back` campaign).
 ///
+/// A config alone changes nothing on a device that already installed the campaign's adapters, so each restored device
+/// also gets one `restore` job in the campaign (queued in the transaction that marks the device restored, so exactly
+/// once however often the rollback is finished): its agent downloads exactly the adapters the restored config runs —
+/// its own earlier artifact or its domain's aggregate, named and digested in the job document — or drops its
+/// adapters when that config runs none, rewrites its exported model, swaps its served network and reports. The
+/// campaign stays `rolling_back` until every restore job ended, and `rollback_finished` counts those that failed.
+///
 /// Starting it cancels the campaign's jobs that are queued or retrying and fences those leased (their results are
 /// refused with 409, nothing more of the campaign lands), so no job can change a device after its rollback.
+/// A canceled campaign may be rolled back too: its completed waves changed devices.
 /// Jobs of a rolled-back campaign no longer count as the adapters a device runs (`JobStore.lastAdaptations`), so a
 /// later re-plan keeps the restored adapters.
 package struct Rollback: Sendable {
@@ -20,6 +28,8 @@ package struct Rollback: Sendable {
     package let configs: ConfigStore
     package let changes: ConfigChangeStore
     package let events: CampaignEventStore
+    package let artifacts: JobArtifactStore
+    package let domainAdapters: DomainAdapterStore
 
     package init(pool: PostgresPool) {
         self.pool = pool
@@ -28,6 +38,8 @@ package struct Rollback: Sendable {
         configs = ConfigStore(pool: pool)
         changes = ConfigChangeStore(pool: pool)
         events = CampaignEventStore(pool: pool)
+        artifacts = JobArtifactStore(pool: pool, jobs: jobs)
+        domainAdapters = DomainAdapterStore(pool: pool)
     }
 
     package enum Outcome {
@@ -36,10 +48,11 @@ package struct Rollback: Sendable {
         case conflict(String)
     }
 
-    /// Whether a campaign in `status` may be rolled back (a `canceled` one ended keeping what it changed; a
-    /// rolled-back one answers its rollback again).
+    /// Whether a campaign in `status` may be rolled back: any that changed or may have changed devices, a canceled
+    /// one included (its completed waves kept what they changed). A rolling-back or rolled-back one answers its
+    /// rollback again instead.
     package static func canStart(from status: CampaignStatus) -> Bool {
-        [.running, .paused, .completed, .aborted].contains(status)
+        [.running, .paused, .completed, .aborted, .canceled].contains(status)
     }
 
     /// Starts (or finishes, or answers again) the rollback of `campaign`.
@@ -54,7 +67,7 @@ package struct Rollback: Sendable {
         switch started {
         case nil: return .notFound
         case false?:
-            return .conflict("A canceled campaign cannot be rolled back: canceling ended it and kept what its jobs changed.")
+            return .conflict("The campaign cannot be rolled back from its current status.")
         case true?:
             try finish(campaign: id, now: now)
             return .done(try view(id))
@@ -85,9 +98,14 @@ package struct Rollback: Sendable {
             guard try campaigns.lockStatus(id, on: c) == .rollingBack else { return }
             let summary = try changes.summary(campaign: id, on: c)
             guard summary.pending == 0 else { return }
-            try campaigns.setStatus(id, .rolledBack, reason: "rolled back", now: now, on: c)
+            // Done when every agent told to re-apply its previous config and adapters has answered (or its job ended).
+            let restores = try jobs.restoreCounts(campaign: id, on: c)
+            guard restores.open == 0 else { return }
+            try campaigns.setStatus(id, .rolledBack, reason: restores.failed > 0 ? "rolled back; \(restores.failed) device(s) did not re-apply their previous adapters" : "rolled back",
+                                    now: now, on: c)
             try events.record(id, .rollbackFinished, cause: .rollback,
-                              details: .init(devices: summary.changed, restored: summary.restored, unchanged: summary.unchanged), now: now, on: c)
+                              details: .init(devices: summary.changed, restored: summary.restored, unchanged: summary.unchanged,
+                                             reapplied: restores.succeeded, failed: restores.failed), now: now, on: c)
         }
     }
 
@@ -103,6 +121,7 @@ package struct Rollback: Sendable {
             }
             if let current, current.decision.sameConfig(as: replaced.decision) {
                 try changes.markRestored(campaign: campaign, device: device, version: current.version, written: false, now: now, on: c)
+                try queueRestore(campaign: campaign, device: device, version: current.version, decision: replaced.decision, now: now, on: c)
                 return
             }
             // Under the planning lock no single-device re-plan interleaves; a fleet write that took the next version
@@ -110,10 +129,42 @@ package struct Rollback: Sendable {
             switch try configs.append(device, after: current, decision: replaced.decision, trigger: "rollback", now: now, on: c) {
             case .created(let view), .unchanged(let view):
                 try changes.markRestored(campaign: campaign, device: device, version: view.version, written: true, now: now, on: c)
+                try queueRestore(campaign: campaign, device: device, version: view.version, decision: replaced.decision, now: now, on: c)
             case .lostRace:
                 Log.info("rollback of campaign \(campaign.uuidString.lowercased()): device \(device.uuidString.lowercased()) was re-planned meanwhile; restored on the next pass")
             }
         }
+    }
+
+    /// Tells the device's agent to re-apply `decision` (config `version`): its model and combination with exactly the
+    /// adapters it names, pinned by digest — the device's own artifact of the newest succeeded `adapt` outside
+    /// rolled-back campaigns (what `JobStore.lastAdaptations` counts), or the aggregate version it names. Adapters
+    /// no longer stored leave the digest out: the agent's download is refused and the job fails visibly.
+    private func queueRestore(campaign: UUID, device: UUID, version: Int, decision: PlanDecision, now: Date, on c: PostgresConnection) throws {
+        guard let base = try jobs.document(campaign: campaign, device: device, on: c) else { return }
+        var target = RestoreTarget(configVersion: version, adapters: decision.adapters)
+        var adapterVersion: Int?
+        if let choice = decision.adapters {
+            switch choice.source {
+            case .local:
+                if let a = try artifacts.newestAdaptation(device: device, domain: choice.domainID, on: c) {
+                    target.artifactJobID = a.job
+                    target.sha256 = Secrets.hex(a.sha256)
+                }
+            case .aggregated:
+                let v = try choice.version.map { try domainAdapters.version(domain: choice.domainID, version: $0, on: c) }
+                    ?? domainAdapters.newest(domain: choice.domainID, on: c)
+                if let v {
+                    target.adapters?.version = v.version
+                    target.sha256 = Secrets.hex(v.sha256)
+                    adapterVersion = v.version
+                }
+            }
+        }
+        let document = JobDocument(kind: .restore, modelID: decision.modelID, domainID: base.domainID, domainName: base.domainName,
+                                   variants: decision.variants.map(\.variant), loss: .noTraining, steps: 0, learningRate: 0,
+                                   batchSize: base.batchSize, adapterVersion: adapterVersion, restore: target)
+        try jobs.queueRestore(campaign: campaign, device: device, document: document, now: now, on: c)
     }
 
     /// What the rollback did, as its answer.
@@ -122,7 +173,8 @@ package struct Rollback: Sendable {
             throw PostgresError(kind: .decode, message: "campaign \(id.uuidString.lowercased()) vanished during its rollback")
         }
         let s = try changes.summary(campaign: id)
+        let r = try jobs.restoreCounts(campaign: id)
         return RollbackView(campaign: campaign, changedDevices: s.changed, restoredDevices: s.restored, unchangedDevices: s.unchanged,
-                            pendingDevices: s.pending)
+                            pendingDevices: s.pending, restoringDevices: r.open, reappliedDevices: r.succeeded, restoreFailedDevices: r.failed)
     }
 }

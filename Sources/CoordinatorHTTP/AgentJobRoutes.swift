@@ -15,6 +15,7 @@ package struct AgentJobRoutes: Sendable {
     package let policy: ArtifactPolicy
     package let completion: JobCompletion
     package let aggregator: AdapterAggregator
+    package let restore: RestoreDownload
     package let clock: WallClock
 
     package static let maxWaitSeconds = 60
@@ -32,6 +33,7 @@ package struct AgentJobRoutes: Sendable {
         routes.add(.POST, "/v1/agent/jobs/{id}/result", access: .device, result)
         routes.add(.POST, "/v1/agent/metrics", access: .device, telemetry: true, metrics)
         routes.add(.GET, "/v1/agent/domains/{id}/adapter", access: .device, domainAdapter)
+        routes.add(.GET, "/v1/agent/jobs/{id}/adapters", access: .device, restoreAdapters)
     }
 
     package static func next(auth: Authenticator, jobs: JobStore, waiters: JobWaiters, _ request: HTTPRequest, _ poll: LongPoll) throws -> HTTPResponse? {
@@ -141,6 +143,28 @@ package struct AgentJobRoutes: Sendable {
         headers.set("ETag", "\"\(Secrets.hex(latest.sha256))\"")
         headers.set("X-Adapter-Version", String(latest.version))
         return HTTPResponse(status: 200, headers: headers, body: latest.content)
+    }
+
+    /// The adapter file a `restore` job of the calling device re-installs (`RestoreDownload`): only while it holds
+    /// the job, only the file the job names. Any other device's job, or a job of another kind, does not exist here.
+    package func restoreAdapters(_ request: HTTPRequest) throws -> HTTPResponse {
+        let device = try routes.auth.requireDevice(request)
+        let job = try request.uuidParameter("id")
+        switch try restore.download(job: job, device: device.id) {
+        case .notFound:
+            throw HTTPError.notFound("No restore job \(job.uuidString.lowercased()) for this device.")
+        case .notHeld:
+            throw HTTPError.conflict("No attempt holds this restore job now; lease it before downloading its adapters.", code: "job_not_held")
+        case .none:
+            throw HTTPError.conflict("The restored config runs no adapters: drop the ones installed and run the plain package.", code: "no_adapters")
+        case .unavailable(let why):
+            throw HTTPError.conflict("The adapters this restore job names cannot be served: \(why).", code: "adapters_unavailable")
+        case .adapters(let content, let sha256):
+            var headers = HTTPHeaders()
+            headers.set("Content-Type", "application/octet-stream")
+            headers.set("ETag", "\"\(Secrets.hex(sha256))\"")
+            return HTTPResponse(status: 200, headers: headers, body: content)
+        }
     }
 
     /// Free-form numeric metrics a device reports outside jobs (e.g. latency it observed while serving).

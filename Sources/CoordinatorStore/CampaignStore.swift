@@ -185,7 +185,7 @@ package struct CampaignStore: Sendable {
             let released = try row.decode("released_wave", as: Int.self)
             var waves: [Int: CampaignView.Wave] = [:]
             var counts: [String: Int] = [:]
-            for r in try c.query("SELECT wave, state, count(*)::bigint AS n FROM jobs WHERE campaign_id = \(id) GROUP BY wave, state").rows {
+            for r in try c.query("SELECT wave, state, count(*)::bigint AS n FROM jobs WHERE campaign_id = \(id) AND kind <> 'restore' GROUP BY wave, state").rows {
                 let wave = try r.decode("wave", as: Int.self)
                 let state = try r.decode("state", as: String.self)
                 let n = try r.decode("n", as: Int.self)
@@ -216,7 +216,7 @@ package struct CampaignStore: Sendable {
         let row = try c.query("""
             WITH g AS (
                 SELECT \(sign) * ((result->'metrics'->>\(after))::float8 - (result->'metrics'->>\(before))::float8) AS gain
-                FROM jobs WHERE campaign_id = \(campaign) AND state = 'succeeded'
+                FROM jobs WHERE campaign_id = \(campaign) AND state = 'succeeded' AND kind <> 'restore'
                   AND result->'metrics' ? \(after) AND result->'metrics' ? \(before))
             SELECT count(*)::bigint AS n, avg(gain) AS mean,
                    percentile_cont(0.1) WITHIN GROUP (ORDER BY gain) AS p10,

@@ -35,10 +35,11 @@ package struct DomainAdapterStore: Sendable {
     }
 
     /// One version of a domain's adapter (a config with `aggregated` adapters names it).
-    package func version(domain: UUID, version: Int) throws -> Version? {
-        guard let row = try pool.query("""
+    package func version(domain: UUID, version: Int, on c: PostgresConnection? = nil) throws -> Version? {
+        let q: PostgresQuery = """
             SELECT version, sha256, content, device_count, sample_count FROM domain_adapters WHERE domain_id = \(domain) AND version = \(version)
-            """).rows.first else { return nil }
+            """
+        guard let row = try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first else { return nil }
         return try Self.decode(row)
     }
 

@@ -54,15 +54,27 @@ package struct JobArtifactStore: Sendable {
 
     /// The artifact of `device`'s newest succeeded `adapt` job in `domain` (its final attempt's) outside rolled-back
     /// campaigns: the adapters a config with `local` adapters of that domain runs (as `JobStore.lastAdaptations`). Digest only; `content(job:attempt:)` reads the bytes.
-    package func newestAdaptation(device: UUID, domain: UUID) throws -> (job: UUID, attempt: Int, sha256: [UInt8])? {
-        guard let row = try pool.query("""
+    /// Reads on `c` when given (a rollback inside its transaction).
+    package func newestAdaptation(device: UUID, domain: UUID, on c: PostgresConnection? = nil) throws -> (job: UUID, attempt: Int, sha256: [UInt8])? {
+        let q: PostgresQuery = """
             SELECT j.id, a.attempt, a.sha256
             FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id AND cp.status NOT IN ('rolling_back', 'rolled_back')
             JOIN job_artifacts a ON a.job_id = j.id AND a.attempt = j.attempt
             WHERE j.device_id = \(device) AND cp.domain_id = \(domain) AND j.kind = 'adapt' AND j.state = 'succeeded'
             ORDER BY j.finished_at DESC, j.id LIMIT 1
-            """).rows.first else { return nil }
+            """
+        guard let row = try (c.map { try $0.query(q) } ?? pool.query(q)).rows.first else { return nil }
         return (try row.decode("id", as: UUID.self), try row.decode("attempt", as: Int.self), try row.decode("sha256", as: [UInt8].self))
+    }
+
+    /// The artifact of `device`'s own succeeded `adapt` job `job` (its final attempt's): what a `restore` job of that
+    /// device may download as its previous local adapters. Another device's job, or one that did not succeed, is nil.
+    package func ownSucceededArtifact(job: UUID, device: UUID) throws -> (sha256: [UInt8], content: [UInt8])? {
+        guard let row = try pool.query("""
+            SELECT a.sha256, a.content FROM jobs j JOIN job_artifacts a ON a.job_id = j.id AND a.attempt = j.attempt
+            WHERE j.id = \(job) AND j.device_id = \(device) AND j.kind = 'adapt' AND j.state = 'succeeded'
+            """).rows.first else { return nil }
+        return (try row.decode("sha256", as: [UInt8].self), try row.decode("content", as: [UInt8].self))
     }
 
     /// The bytes one attempt of a job uploaded.

@@ -22,7 +22,8 @@ package struct JobStore: Sendable {
 
     /// Leases the calling device's next ready job in one statement: the candidate is locked with
     /// SKIP LOCKED (concurrent pollers never wait on each other nor take the same row), then updated.
-    /// Jobs of paused or unreleased waves, rate-limited campaigns, or a device already running a job are skipped.
+    /// Jobs of paused or unreleased waves, rate-limited campaigns, or a device already running a job are skipped; a
+    /// rolling-back campaign hands out only its `restore` jobs (neither waves nor its rate limit hold a rollback back).
     /// Every time in it (ready, lease, expiry, the rate window) is the database's clock, which all replicas share.
     package func leaseNext(device: UUID) throws -> LeasedJob? {
         do {
@@ -32,8 +33,9 @@ package struct JobStore: Sendable {
                     FROM jobs j JOIN campaigns c ON c.id = j.campaign_id
                     WHERE j.device_id = \(device) AND j.state = 'queued' AND j.run_after <= now()
                       AND j.attempt - j.attempt_base < j.max_attempts
-                      AND c.status = 'running' AND j.wave <= c.released_wave
-                      AND (c.max_per_minute IS NULL OR c.max_per_minute > (
+                      AND ((c.status = 'running' AND j.wave <= c.released_wave)
+                           OR (j.kind = 'restore' AND c.status = 'rolling_back'))
+                      AND (j.kind = 'restore' OR c.max_per_minute IS NULL OR c.max_per_minute > (
                             SELECT count(*) FROM jobs r
                             WHERE r.campaign_id = c.id AND r.leased_at > now() - interval '1 minute'))
                     ORDER BY j.run_after, j.id

@@ -11,6 +11,8 @@ public struct CampaignEvent: Codable, Sendable, Equatable {
         case jobCanceled = "job_canceled"
         case rollbackStarted = "rollback_started"
         case rollbackFinished = "rollback_finished"
+        /// A device's `restore` job ended without putting its previous adapters back (failed, timed out, canceled).
+        case restoreFailed = "restore_failed"
         /// The schedule closed (before `start_at`, or outside the maintenance window): queued jobs wait.
         case scheduleClosed = "schedule_closed"
         /// The schedule opened again: leasing resumes.
@@ -49,9 +51,14 @@ public struct CampaignEvent: Codable, Sendable, Equatable {
         public var unchanged: Int?
         /// When the schedule opens next (`schedule_closed`).
         public var opensAt: Date?
+        /// Devices whose agent re-applied its previous config and adapters (`restore` job succeeded).
+        public var reapplied: Int?
+        /// Devices whose `restore` job ended otherwise (failed, timed out, canceled).
+        public var failed: Int?
 
         public init(wave: Int? = nil, devices: Int? = nil, deviceID: UUID? = nil, jobID: UUID? = nil, gate: GateVerdict? = nil,
-                    reason: String? = nil, restored: Int? = nil, unchanged: Int? = nil, opensAt: Date? = nil) {
+                    reason: String? = nil, restored: Int? = nil, unchanged: Int? = nil, opensAt: Date? = nil,
+                    reapplied: Int? = nil, failed: Int? = nil) {
             self.wave = wave
             self.devices = devices
             self.deviceID = deviceID
@@ -61,10 +68,12 @@ public struct CampaignEvent: Codable, Sendable, Equatable {
             self.restored = restored
             self.unchanged = unchanged
             self.opensAt = opensAt
+            self.reapplied = reapplied
+            self.failed = failed
         }
 
         enum CodingKeys: String, CodingKey {
-            case wave, devices, gate, reason, restored, unchanged
+            case wave, devices, gate, reason, restored, unchanged, reapplied, failed
             case deviceID = "device_id"
             case jobID = "job_id"
             case opensAt = "opens_at"
@@ -106,13 +115,24 @@ public struct RollbackView: Codable, Sendable, Equatable {
     public var unchangedDevices: Int
     /// Devices still to restore (a rollback interrupted by a restart; the coordinator finishes it).
     public var pendingDevices: Int
+    /// Devices whose `restore` job (re-apply the previous config and adapters) is still open: the rollback ends
+    /// (`rolled_back`) when none is.
+    public var restoringDevices: Int
+    /// Devices whose agent re-applied its previous config and adapters and reported it.
+    public var reappliedDevices: Int
+    /// Devices whose `restore` job failed, timed out or was canceled (the campaign's jobs and events say why).
+    public var restoreFailedDevices: Int
 
-    public init(campaign: CampaignView, changedDevices: Int, restoredDevices: Int, unchangedDevices: Int, pendingDevices: Int) {
+    public init(campaign: CampaignView, changedDevices: Int, restoredDevices: Int, unchangedDevices: Int, pendingDevices: Int,
+                restoringDevices: Int = 0, reappliedDevices: Int = 0, restoreFailedDevices: Int = 0) {
         self.campaign = campaign
         self.changedDevices = changedDevices
         self.restoredDevices = restoredDevices
         self.unchangedDevices = unchangedDevices
         self.pendingDevices = pendingDevices
+        self.restoringDevices = restoringDevices
+        self.reappliedDevices = reappliedDevices
+        self.restoreFailedDevices = restoreFailedDevices
     }
 
     enum CodingKeys: String, CodingKey {
@@ -121,5 +141,8 @@ public struct RollbackView: Codable, Sendable, Equatable {
         case restoredDevices = "restored_devices"
         case unchangedDevices = "unchanged_devices"
         case pendingDevices = "pending_devices"
+        case restoringDevices = "restoring_devices"
+        case reappliedDevices = "reapplied_devices"
+        case restoreFailedDevices = "restore_failed_devices"
     }
 }

@@ -18,6 +18,9 @@ public enum JobKind: String, Codable, Sendable, CaseIterable {
     case apply
     /// Measure every variant's latency on the device.
     case profile
+    /// Put back what the device ran before a campaign or release that was rolled back: the restored config's model
+    /// and combination with the adapters it ran then (`JobDocument.restore`), or none.
+    case restore
 }
 
 /// The unsupervised loss an `adapt` job trains with (the wire names of `Learning.AdaptationLoss`), or `none` for
@@ -74,9 +77,12 @@ public struct JobDocument: Codable, Sendable, Equatable {
     public var budgetNote: String?
     /// For `apply`: the aggregated domain adapter to install.
     public var adapterVersion: Int?
+    /// For `restore`: the config version it puts back and the adapters that config runs.
+    public var restore: RestoreTarget?
 
     public init(kind: JobKind, modelID: UUID, domainID: UUID, domainName: String, variants: [String], loss: JobLoss,
-                steps: Int, learningRate: Double, batchSize: Int, budgetNote: String? = nil, adapterVersion: Int? = nil) {
+                steps: Int, learningRate: Double, batchSize: Int, budgetNote: String? = nil, adapterVersion: Int? = nil,
+                restore: RestoreTarget? = nil) {
         self.kind = kind
         self.modelID = modelID
         self.domainID = domainID
@@ -88,10 +94,11 @@ public struct JobDocument: Codable, Sendable, Equatable {
         self.batchSize = batchSize
         self.budgetNote = budgetNote
         self.adapterVersion = adapterVersion
+        self.restore = restore
     }
 
     enum CodingKeys: String, CodingKey {
-        case kind, variants, loss, steps
+        case kind, variants, loss, steps, restore
         case modelID = "model_id"
         case domainID = "domain_id"
         case domainName = "domain_name"
@@ -99,6 +106,34 @@ public struct JobDocument: Codable, Sendable, Equatable {
         case batchSize = "batch_size"
         case budgetNote = "budget_note"
         case adapterVersion = "adapter_version"
+    }
+}
+
+/// What a `restore` job puts back: the config version a rollback restored and the adapters that config runs. The
+/// agent downloads those adapters from `GET /v1/agent/jobs/{id}/adapters` (only while it holds the job; the
+/// coordinator serves exactly the file named here, the device's own earlier artifact or its domain's aggregate) and
+/// checks the download against `sha256`; with no adapters it drops the ones it holds and runs the plain package.
+public struct RestoreTarget: Codable, Sendable, Equatable {
+    /// The device's config version the rollback wrote (or found already current).
+    public var configVersion: Int
+    /// The adapters the restored config runs; nil: none.
+    public var adapters: AdapterChoice?
+    /// For `local` adapters: the device's own earlier `adapt` job whose artifact they are.
+    public var artifactJobID: UUID?
+    /// SHA-256 (lower-case hex) of the adapter file to install; nil when there are no adapters.
+    public var sha256: String?
+
+    public init(configVersion: Int, adapters: AdapterChoice?, artifactJobID: UUID? = nil, sha256: String? = nil) {
+        self.configVersion = configVersion
+        self.adapters = adapters
+        self.artifactJobID = artifactJobID
+        self.sha256 = sha256
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case adapters, sha256
+        case configVersion = "config_version"
+        case artifactJobID = "artifact_job_id"
     }
 }
 

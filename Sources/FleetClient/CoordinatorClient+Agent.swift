@@ -131,6 +131,15 @@ extension CoordinatorClient {
         return .adapter(r.body)
     }
 
+    /// The adapter file of the device's `restore` job `job` (`GET /v1/agent/jobs/{id}/adapters`), checked against
+    /// its ETag; the job document's digest is the caller's to check.
+    public func restoreAdapters(job: UUID, attempts: Int = 8) throws -> AdapterAnswer {
+        let r = try send("GET", "/v1/agent/jobs/\(job.uuidString.lowercased())/adapters", attempts: attempts)
+        guard r.status == 200 else { return .missing(status: r.status) }
+        guard r.headers["etag"] == "\"\(Self.sha256Hex(r.body))\"" else { return .corrupt }
+        return .adapter(r.body)
+    }
+
     /// What `GET /v1/models/{id}/package` answered.
     public enum PackageAnswer: Sendable, Equatable {
         /// 304: the package whose digest was offered in If-None-Match is current.

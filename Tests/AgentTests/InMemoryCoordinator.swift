@@ -18,6 +18,7 @@ final class InMemoryCoordinator: AgentCoordinator {
         case result(job: UUID, result: JobResult)
         case config
         case adapter(domain: UUID)
+        case restoreAdapters(job: UUID)
         case package(model: UUID)
         case drift(DriftReport)
     }
@@ -41,6 +42,8 @@ final class InMemoryCoordinator: AgentCoordinator {
         var artifactAnswer: CoordinatorClient.ArtifactAnswer = .stored
         var configAnswer: CoordinatorClient.ConfigAnswer = .noConfig
         var adapterAnswer: CoordinatorClient.AdapterAnswer = .missing(status: 404)
+        /// What a restore job's adapter download answers.
+        var restoreAnswer: CoordinatorClient.AdapterAnswer = .missing(status: 404)
     }
 
     let state = Mutex(State())
@@ -137,6 +140,10 @@ final class InMemoryCoordinator: AgentCoordinator {
 
     func domainAdapter(_ domain: UUID, attempts: Int) throws -> CoordinatorClient.AdapterAnswer {
         try answer("GET /v1/agent/domains/\(domain)/adapter", retry: .attempts(attempts)) { state in (.adapter(domain: domain), state.adapterAnswer) }
+    }
+
+    func restoreAdapters(job: UUID, attempts: Int) throws -> CoordinatorClient.AdapterAnswer {
+        try answer("GET /v1/agent/jobs/\(job)/adapters", retry: .attempts(attempts)) { state in (.restoreAdapters(job: job), state.restoreAnswer) }
     }
 
     /// Judged as the coordinator judges it (`DriftPolicy`).
