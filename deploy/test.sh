@@ -22,4 +22,14 @@ if ! .build/venv-ui/bin/python -c "import selenium" 2>/dev/null; then
   python3 -m venv .build/venv-ui
   .build/venv-ui/bin/pip install --quiet --disable-pip-version-check selenium==4.51.0
 fi
+# openapi-python-client for GeneratedClientTests (a client generated from openapi/openapi.yaml runs a scenario against
+# a real coordinator); pinned with everything it pulls in, in a virtualenv under .build, created once, then reused.
+if ! .build/venv-openapi/bin/python -c "import openapi_python_client, httpx, attrs" 2>/dev/null; then
+  python3 -m venv .build/venv-openapi
+  .build/venv-openapi/bin/pip install --quiet --disable-pip-version-check openapi-python-client==0.29.1 \
+    annotated-doc==0.0.7 annotated-types==0.8.0 anyio==4.16.0 attrs==26.1.0 certifi==2026.10.19.post1 h11==0.16.0 httpcore==1.0.9 \
+    httpx==0.28.1 idna==3.20 Jinja2==3.1.6 markdown-it-py==4.3.0 MarkupSafe==3.0.4 mdurl==0.1.2 pydantic==2.14.4 pydantic_core==2.50.5 \
+    Pygments==2.21.0 rich==15.0.0 ruamel.yaml==0.19.1 ruff==0.17.6 shellingham==1.5.4 typer==0.27.3 typing-inspection==0.4.5 \
+    typing_extensions==4.16.0
+fi
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"

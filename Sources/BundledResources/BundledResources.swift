@@ -3007,46 +3007,50 @@ components:
         name: {type: string, minLength: 1, maxLength: 128}
         description: {type: string, maxLength: 4096}
         model_id: {type: string, format: uuid}
-        selector:
-          type: object
-          description: Exactly one of `labels` (non-empty) or `device_ids` (non-empty, no repeats, at most 100000).
-          properties:
-            labels: {$ref: "#/components/schemas/Labels"}
-            device_ids: {type: array, items: {type: string, format: uuid}, maxItems: 100000}
-        rollout:
-          type: object
-          properties:
-            canary_pct: {type: number, exclusiveMinimum: 0, maximum: 100, default: 10}
-            wave_size_pct: {type: number, exclusiveMinimum: 0, maximum: 100, default: 30}
-            success_threshold_pct: {type: number, minimum: 0, maximum: 100, default: 80}
-            max_per_minute: {type: integer, minimum: 1}
-        abort:
-          type: object
-          properties:
-            failure_threshold_pct: {type: number, minimum: 0, maximum: 100, default: 20}
-            min_executed: {type: integer, minimum: 1, default: 5}
-            action: {type: string, enum: [pause, abort, rollback], default: pause}
-        job:
-          type: object
-          required: [timeout_s, max_attempts]
-          description: "`loss` and `steps` are required for `adapt` jobs."
-          properties:
-            kind:
-              type: string
-              enum: [adapt, profile]
-              default: adapt
-              description: "`profile` measures every variant's latency on each selected device (no training); the planner then plans those devices from their own measurements."
-            loss: {type: string, enum: [tent, shot-im, eata, bn-stats]}
-            steps: {type: integer, minimum: 0, maximum: 100000}
-            timeout_s: {type: integer, minimum: 1, maximum: 86400}
-            max_attempts: {type: integer, minimum: 1, maximum: 25}
-            learning_rate: {type: number, exclusiveMinimum: 0, maximum: 10}
-            batch_size: {type: integer, minimum: 1, maximum: 4096}
-            lease_s: {type: integer, minimum: 1, maximum: 86400, description: "Lease length heartbeats renew (default min(30, timeout_s))."}
+        selector: {$ref: "#/components/schemas/Selector"}
+        rollout: {$ref: "#/components/schemas/Rollout"}
+        abort: {$ref: "#/components/schemas/AbortRule"}
+        job: {$ref: "#/components/schemas/JobSpec"}
         gate: {$ref: "#/components/schemas/QualityGate"}
         start_at: {type: string, format: date-time, description: "No wave is released before this time."}
         window: {$ref: "#/components/schemas/MaintenanceWindow"}
         continuous: {type: boolean, default: false, description: "Devices matching the label selector later get their job while the campaign runs."}
+    Selector:
+      type: object
+      description: Exactly one of `labels` (non-empty) or `device_ids` (non-empty, no repeats, at most 100000).
+      properties:
+        labels: {$ref: "#/components/schemas/Labels"}
+        device_ids: {type: array, items: {type: string, format: uuid}, maxItems: 100000}
+    Rollout:
+      type: object
+      properties:
+        canary_pct: {type: number, exclusiveMinimum: 0, maximum: 100, default: 10}
+        wave_size_pct: {type: number, exclusiveMinimum: 0, maximum: 100, default: 30}
+        success_threshold_pct: {type: number, minimum: 0, maximum: 100, default: 80}
+        max_per_minute: {type: integer, minimum: 1}
+    AbortRule:
+      type: object
+      properties:
+        failure_threshold_pct: {type: number, minimum: 0, maximum: 100, default: 20}
+        min_executed: {type: integer, minimum: 1, default: 5}
+        action: {type: string, enum: [pause, abort, rollback], default: pause}
+    JobSpec:
+      type: object
+      required: [timeout_s, max_attempts]
+      description: "`loss` and `steps` are required for `adapt` jobs."
+      properties:
+        kind:
+          type: string
+          enum: [adapt, profile]
+          default: adapt
+          description: "`profile` measures every variant's latency on each selected device (no training); the planner then plans those devices from their own measurements."
+        loss: {type: string, enum: [tent, shot-im, eata, bn-stats]}
+        steps: {type: integer, minimum: 0, maximum: 100000}
+        timeout_s: {type: integer, minimum: 1, maximum: 86400}
+        max_attempts: {type: integer, minimum: 1, maximum: 25}
+        learning_rate: {type: number, exclusiveMinimum: 0, maximum: 10}
+        batch_size: {type: integer, minimum: 1, maximum: 4096}
+        lease_s: {type: integer, minimum: 1, maximum: 86400, description: "Lease length heartbeats renew (default min(30, timeout_s))."}
     MaintenanceWindow:
       type: object
       required: [days, start, end]
@@ -3135,7 +3139,7 @@ components:
         attempt: {type: integer}
         outcome: {type: [string, "null"], enum: [succeeded, failed, null]}
         error: {type: [string, "null"]}
-        metrics: {$ref: "#/components/schemas/JobResult/properties/metrics"}
+        metrics: {$ref: "#/components/schemas/JobMetrics"}
         gate: {$ref: "#/components/schemas/GateVerdict"}
         updated_at: {type: string, format: date-time}
         finished_at: {type: [string, "null"], format: date-time}
@@ -3144,9 +3148,9 @@ components:
       required: [model_id, selector]
       properties:
         model_id: {type: string, format: uuid}
-        selector: {$ref: "#/components/schemas/DomainRequest/properties/selector"}
-        rollout: {$ref: "#/components/schemas/DomainRequest/properties/rollout"}
-        abort: {$ref: "#/components/schemas/DomainRequest/properties/abort"}
+        selector: {$ref: "#/components/schemas/Selector"}
+        rollout: {$ref: "#/components/schemas/Rollout"}
+        abort: {$ref: "#/components/schemas/AbortRule"}
         start_at: {type: string, format: date-time, description: "No job is leased before this time."}
         window: {$ref: "#/components/schemas/MaintenanceWindow"}
         timeout_s: {type: integer, minimum: 1, maximum: 86400, default: 900}
@@ -3157,7 +3161,7 @@ components:
       properties:
         id: {type: string, format: uuid}
         model_id: {type: string, format: uuid}
-        selector: {$ref: "#/components/schemas/DomainRequest/properties/selector"}
+        selector: {$ref: "#/components/schemas/Selector"}
         start_at: {type: [string, "null"], format: date-time}
         status: {type: string, enum: [running, paused, completed, aborted, canceled, rolling_back, rolled_back]}
         campaign: {$ref: "#/components/schemas/Campaign"}
@@ -3273,29 +3277,30 @@ components:
         attempt: {type: integer, minimum: 1, maximum: 25}
         outcome: {type: string, enum: [succeeded, failed]}
         error: {type: string, maxLength: 4096, description: Required when the outcome is failed.}
-        metrics:
-          type: object
-          properties:
-            entropy_before: {type: number, minimum: 0}
-            entropy_after: {type: number, minimum: 0}
-            accuracy_before: {type: number, minimum: 0, maximum: 1}
-            accuracy_after: {type: number, minimum: 0, maximum: 1}
-            train_seconds: {type: number, minimum: 0}
-            energy_mj: {type: number, minimum: 0}
-            samples: {type: integer, minimum: 0}
-            steps: {type: integer, minimum: 0}
-            latency_ms: {type: number, minimum: 0, description: Batch-1 latency of the device's combination as measured by the agent.}
-            diversity_before: {type: number, minimum: 0, description: "Entropy of the batch-mean prediction over the device's data before adapting."}
-            diversity_after: {type: number, minimum: 0, description: "The same after adapting; near 0 when predictions collapse onto one class."}
-            split_after_block:
-              type: integer
-              minimum: -1
-              maximum: 1024
-              description: Set when latency_ms was measured split with the edge server (the device ran blocks up to this one).
+        metrics: {$ref: "#/components/schemas/JobMetrics"}
         variant_latencies_ms:
           type: array
           description: For profile jobs, measured latency per block position and variant.
           items: {type: array, items: {type: number, exclusiveMinimum: 0}}
+    JobMetrics:
+      type: object
+      properties:
+        entropy_before: {type: number, minimum: 0}
+        entropy_after: {type: number, minimum: 0}
+        accuracy_before: {type: number, minimum: 0, maximum: 1}
+        accuracy_after: {type: number, minimum: 0, maximum: 1}
+        train_seconds: {type: number, minimum: 0}
+        energy_mj: {type: number, minimum: 0}
+        samples: {type: integer, minimum: 0}
+        steps: {type: integer, minimum: 0}
+        latency_ms: {type: number, minimum: 0, description: Batch-1 latency of the device's combination as measured by the agent.}
+        diversity_before: {type: number, minimum: 0, description: "Entropy of the batch-mean prediction over the device's data before adapting."}
+        diversity_after: {type: number, minimum: 0, description: "The same after adapting; near 0 when predictions collapse onto one class."}
+        split_after_block:
+          type: integer
+          minimum: -1
+          maximum: 1024
+          description: Set when latency_ms was measured split with the edge server (the device ran blocks up to this one).
     Model:
       type: object
       description: >
@@ -3382,9 +3387,9 @@ components:
       required: [job]
       properties:
         model_id: {type: string, format: uuid, description: "Default: the model most of the drifting devices' configs run."}
-        job: {$ref: "#/components/schemas/DomainRequest/properties/job"}
-        rollout: {$ref: "#/components/schemas/DomainRequest/properties/rollout"}
-        abort: {$ref: "#/components/schemas/DomainRequest/properties/abort"}
+        job: {$ref: "#/components/schemas/JobSpec"}
+        rollout: {$ref: "#/components/schemas/Rollout"}
+        abort: {$ref: "#/components/schemas/AbortRule"}
         gate: {$ref: "#/components/schemas/QualityGate"}
     TriggerRequest:
       type: object
@@ -3392,7 +3397,7 @@ components:
       properties:
         name: {type: string, minLength: 1, maxLength: 100}
         description: {type: string, maxLength: 4096}
-        selector: {$ref: "#/components/schemas/DomainRequest/properties/selector"}
+        selector: {$ref: "#/components/schemas/Selector"}
         condition: {$ref: "#/components/schemas/TriggerCondition"}
         cooldown_s: {type: integer, minimum: 0, maximum: 2592000, default: 3600}
         domain_template: {$ref: "#/components/schemas/DomainTemplate"}
@@ -3402,7 +3407,7 @@ components:
       properties:
         name: {type: string, minLength: 1, maxLength: 100}
         description: {type: string, maxLength: 4096}
-        selector: {$ref: "#/components/schemas/DomainRequest/properties/selector"}
+        selector: {$ref: "#/components/schemas/Selector"}
         condition: {$ref: "#/components/schemas/TriggerCondition"}
         cooldown_s: {type: integer, minimum: 0, maximum: 2592000}
         domain_template: {$ref: "#/components/schemas/DomainTemplate"}

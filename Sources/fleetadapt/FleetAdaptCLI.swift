@@ -15,8 +15,8 @@ struct FleetAdaptCLI: ParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Tools", subcommands: [DemoCommand.self, DataCommand.self, ModelCommand.self, BenchCommand.self]),
             CommandGroup(name: "Coordinator", subcommands: [LoginCommand.self, LogoutCommand.self, DevicesCommand.self, ModelsCommand.self,
-                                                            DomainsCommand.self, CampaignsCommand.self, ReleasesCommand.self, KeysCommand.self,
-                                                            EnrolmentTokensCommand.self, AuditCommand.self]),
+                                                            DomainsCommand.self, CampaignsCommand.self, ReleasesCommand.self, TriggersCommand.self,
+                                                            KeysCommand.self, EnrolmentTokensCommand.self, AuditCommand.self]),
         ])
 }
 

@@ -32,7 +32,8 @@ struct ModelExportCommand: ParsableCommand {
     @Option(help: "Adapted tensors (safetensors): a device's adapters and batch norms, or a domain's aggregate.")
     var adapters: String?
 
-    @Option(help: "Split after this block (-1 = after the stem); needs --part.")
+    // Unconditional: `--split-after-block -1` is the value −1, not an unknown option `-1`.
+    @Option(parsing: .unconditional, help: "Split after this block (-1 = after the stem); needs --part.")
     var splitAfterBlock: Int?
 
     @Option(help: "whole, device (input → features) or edge (features → logits).")
@@ -50,6 +51,18 @@ struct ModelExportCommand: ParsableCommand {
         }
         var variants: [Choice]
         var partition: Partition?
+    }
+
+    /// What is wrong without reading the package: a split before the stem, an unknown part, a split of the whole.
+    /// (A split past the package's last block is known only once it is read.)
+    func validate() throws {
+        if let part, ExportPart(rawValue: part) == nil { throw ValidationError("--part: \(part) is not whole, device or edge") }
+        if let k = splitAfterBlock {
+            guard k >= -1 else {
+                throw ValidationError("--split-after-block: \(k) is not a split point: -1 (after the stem) or a block index 0, 1, …")
+            }
+            guard let part, part != ExportPart.whole.rawValue else { throw ValidationError("--split-after-block needs --part device or --part edge") }
+        }
     }
 
     func run() throws {

@@ -155,6 +155,27 @@ import TestSupport
         #expect(watched.out.contains("cam-1") && watched.out.contains("campaign completed."), "\(watched.out)")
         #expect(watched.err.contains("completed") && watched.err.contains("succeeded 1"), "plain progress lines: \(watched.err)")
 
+        // Find its campaign without copying ids (-o id prints only them), read its history, and roll it back: the
+        // device gets its previous config back; a second rollback answers the same figures.
+        let domainIDs = try run(["domains", "list", "-o", "id"])
+        let contrastDomain = try #require(domainIDs.out.split(separator: "\n").first.map(String.init), "\(domainIDs.all)")
+        let contrastCampaign = try run(["campaigns", "list", "--domain", contrastDomain, "-o", "id"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(UUID(uuidString: contrastCampaign) != nil, "\(contrastCampaign)")
+        let events = try run(["campaigns", "events", contrastCampaign, "-o", "json"])
+        let kinds = ((try Self.json(events.out)["items"] as? [[String: Any]]) ?? []).compactMap { $0["kind"] as? String }
+        #expect(kinds.first == "created" && kinds.contains("completed"), "\(events.all)")
+        let rolledBack = try run(["campaigns", "rollback", contrastCampaign, "-o", "json"])
+        #expect(rolledBack.status == 0, "\(rolledBack.all)")
+        let rollback = try Self.json(rolledBack.out)
+        #expect(rollback["changed_devices"] as? Int == 1, "\(rolledBack.out)")
+        let rollbackStatus = (rollback["campaign"] as? [String: Any])?["status"] as? String
+        #expect(rollbackStatus == "rolled_back" || rollbackStatus == "rolling_back", "\(rolledBack.out)")
+        let rollbackTable = try run(["campaigns", "rollback", contrastCampaign])
+        #expect(rollbackTable.status == 0 && rollbackTable.out.hasPrefix("CAMPAIGN") && rollbackTable.out.contains(contrastCampaign),
+                "\(rollbackTable.all)")
+        let config = try run(["devices", "config", firstID, "-o", "json"])
+        #expect(try Self.json(config.out)["trigger"] as? String == "rollback", "\(config.out)")
+
         // A campaign over the second device (no agent): watched in the background, canceled, the watch exits 2.
         let pending = try run(["domains", "create", "--name", "idle-cli", "--model", model, "--devices", secondID, "-o", "json"])
         #expect(pending.status == 0, "\(pending.all)")
@@ -226,6 +247,183 @@ import TestSupport
         #expect(!everything.contains(admin))
         let logout = try run(["logout"])
         #expect(logout.status == 0 && !FileManager.default.fileExists(atPath: home.configFile))
+    }
+
+    /// A key file 0600 in `home`, and a login with it.
+    static func login(_ c: TestCoordinator, home: Home) throws -> String {
+        let keyFile = home.path + "/admin.key"
+        guard FileManager.default.createFile(atPath: keyFile, contents: Data(TestCoordinator.adminKey.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw TestFailure("cannot write \(keyFile)")
+        }
+        let login = try cli(["login", "--coordinator", c.baseURL, "--key-file", keyFile], home: home)
+        guard login.status == 0 else { throw TestFailure("login: \(login.all)") }
+        return keyFile
+    }
+
+    /// Drift triggers from the CLI: create (flags or a file), list, read, patch under If-Match, disable, enable,
+    /// delete; bad flags are usage errors naming them, a refusal by the coordinator names the field.
+    @Test func triggersAreManagedFromTheCLI() throws {
+        let c = try TestCoordinator()
+        let home = try Home()
+        _ = try Self.login(c, home: home)
+        var everything = ""
+        func run(_ arguments: [String], columns: Int = 120) throws -> Run {
+            let r = try Self.cli(arguments, home: home, columns: columns)
+            everything += r.all
+            return r
+        }
+
+        let created = try run(["triggers", "create", "--name", "fog-watch", "--labels", "site=berlin", "--metric", "entropy_rise",
+                               "--threshold", "0.5", "--min-devices", "2", "--for-s", "60", "--loss", "tent", "--steps", "20",
+                               "--cooldown-s", "600", "-o", "json"])
+        #expect(created.status == 0, "\(created.all)")
+        let trigger = try Self.json(created.out)
+        let id = try #require(trigger["id"] as? String)
+        let spec = try #require(trigger["spec"] as? [String: Any])
+        #expect(trigger["enabled"] as? Bool == true && trigger["version"] as? Int == 1, "\(created.out)")
+        #expect((spec["condition"] as? [String: Any])?["min_devices"] as? Int == 2 && spec["cooldown_s"] as? Int == 600, "\(created.out)")
+        #expect(((spec["domain_template"] as? [String: Any])?["job"] as? [String: Any])?["loss"] as? String == "tent", "\(created.out)")
+        #expect((spec["selector"] as? [String: Any])?["labels"] as? [String: String] == ["site": "berlin"], "\(created.out)")
+
+        // From a file, created disabled.
+        let file = home.path + "/trigger.json"
+        try #"""
+            {"name": "confidence-watch", "selector": {"labels": {"site": "paris"}}, "enabled": false,
+             "condition": {"metric": "confidence_drop", "threshold": 0.2, "min_pct": 25},
+             "domain_template": {"job": {"kind": "profile", "timeout_s": 300, "max_attempts": 1}}}
+            """#.write(toFile: file, atomically: true, encoding: .utf8)
+        let fromFile = try run(["triggers", "create", "--file", file, "-o", "id"])
+        #expect(fromFile.status == 0, "\(fromFile.all)")
+        let second = fromFile.out.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let table = try run(["triggers", "list"], columns: 100)
+        #expect(table.status == 0 && table.out.hasPrefix("ID "), "\(table.all)")
+        #expect(table.out.contains(id) && table.out.contains("entropy_rise>0.5 on 2 device(s) for 60 s"), "\(table.out)")
+        #expect(table.out.contains(second) && table.out.contains("confidence_drop>0.2 on 25%"), "\(table.out)")
+        for line in table.out.split(separator: "\n") { #expect(line.count <= 100, "wider than 100: \(line)") }
+        #expect(try run(["triggers", "list", "-o", "id"]).out == "\(id)\n\(second)\n")
+        let json = try run(["triggers", "get", id, "-o", "json"])
+        let yaml = try run(["triggers", "get", id, "-o", "yaml"])
+        #expect(try Self.yamlEqualsJSON(yaml.out, json.out, home: home), "\(yaml.out)")
+
+        // patch changes only what its flags name; --min-pct replaces --min-devices.
+        let patched = try run(["triggers", "patch", id, "--threshold", "0.8", "--min-pct", "50", "-o", "json"])
+        #expect(patched.status == 0, "\(patched.all)")
+        let condition = try #require((try Self.json(patched.out)["spec"] as? [String: Any])?["condition"] as? [String: Any])
+        #expect(condition["threshold"] as? Double == 0.8 && condition["min_pct"] as? Double == 50 && condition["min_devices"] == nil
+                && condition["for_s"] as? Int == 60 && condition["metric"] as? String == "entropy_rise", "\(patched.out)")
+        #expect(try Self.json(patched.out)["version"] as? Int == 2)
+        let disabled = try run(["triggers", "disable", id, "-o", "json"])
+        let disabledNow = try Self.json(disabled.out)["enabled"] as? Bool
+        #expect(disabled.status == 0 && disabledNow == false, "\(disabled.all)")
+        let enabled = try run(["triggers", "enable", id, "-o", "json"])
+        let enabledNow = try Self.json(enabled.out)["enabled"] as? Bool
+        #expect(enabled.status == 0 && enabledNow == true, "\(enabled.all)")
+        #expect(try Self.json(enabled.out)["version"] as? Int == 4)
+        let stale = try run(["triggers", "patch", id, "--name", "late", "--if-match", "\"v1\""])
+        #expect(stale.status == 4 && stale.err.contains("precondition_failed"), "\(stale.all)")
+
+        // Refusals: usage errors (exit 64) name the flag; the coordinator's (exit 1) the field; nothing was created.
+        let both = try run(["triggers", "create", "--name", "x", "--labels", "site=a", "--metric", "entropy_rise", "--threshold", "1",
+                            "--min-devices", "1", "--min-pct", "5"])
+        #expect(both.status == 64 && both.err.contains("--min-devices and --min-pct"), "\(both.all)")
+        let metric = try run(["triggers", "create", "--name", "x", "--labels", "site=a", "--metric", "loudness", "--threshold", "1"])
+        #expect(metric.status == 64 && metric.err.contains("--metric"), "\(metric.all)")
+        let noThreshold = try run(["triggers", "create", "--name", "x", "--labels", "site=a", "--metric", "entropy_rise"])
+        #expect(noThreshold.status == 64 && noThreshold.err.contains("--threshold"), "\(noThreshold.all)")
+        let tooHigh = try run(["triggers", "create", "--name", "x", "--labels", "site=a", "--metric", "confidence_drop", "--threshold", "3"])
+        #expect(tooHigh.status == 1 && tooHigh.err.contains("validation_failed") && tooHigh.err.contains("condition.threshold"), "\(tooHigh.all)")
+        let nothing = try run(["triggers", "patch", id])
+        #expect(nothing.status == 64 && nothing.err.contains("nothing to change"), "\(nothing.all)")
+        #expect(try run(["triggers", "list", "-o", "id"]).out == "\(id)\n\(second)\n")
+
+        let deleted = try run(["triggers", "delete", id])
+        #expect(deleted.status == 0 && deleted.out.contains("Trigger \(id) deleted."), "\(deleted.all)")
+        let gone = try run(["triggers", "get", id])
+        #expect(gone.status == 3 && gone.err.contains("not_found"), "\(gone.all)")
+        #expect(try run(["triggers", "delete", id]).status == 3)
+        #expect(!everything.contains(TestCoordinator.adminKey))
+    }
+
+    /// Runs `argv` on a pseudo-terminal `columns` wide (python3's pty module) and answers everything it wrote there
+    /// (standard output and error, as a terminal shows them) and its exit status.
+    static func onTerminal(_ argv: [String], columns: Int, home: Home) throws -> (status: Int32, output: String) {
+        let runner = """
+            import fcntl, os, struct, subprocess, sys, termios
+            columns, argv = int(sys.argv[1]), sys.argv[2:]
+            master, slave = os.openpty()
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+            child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+            os.close(slave)
+            out = bytearray()
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child has closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            status = child.wait()
+            sys.stdout.buffer.write(bytes(out))
+            sys.exit(status)
+            """
+        return try ChildProcess.run(["/usr/bin/python3", "-c", runner, String(columns)] + argv,
+                                    environment: ["PATH": "/usr/bin:/bin", "HOME": home.path, "XDG_CONFIG_HOME": home.path + "/config"])
+    }
+
+    /// `campaigns watch` on a real terminal redraws its lines in place (cursor up, erase line) while the campaign
+    /// changes — a job canceled, then the campaign — and ends with the per-device table.
+    @Test func watchRedrawsInPlaceOnATerminal() async throws {
+        let c = try TestCoordinator()
+        let home = try Home()
+        _ = try Self.login(c, home: home)
+        let model = try Self.cli(["models", "publish", "--package", FleetAdaptationTests.baseModel, "--name", "tty-model", "-o", "id"], home: home)
+        #expect(model.status == 0 && UUID(uuidString: model.out.trimmingCharacters(in: .newlines)) != nil, "\(model.all)")
+        for name in ["tty-1", "tty-2"] {
+            let r = try Self.cli(["devices", "register", "--name", name, "--hardware-class", "jetson-tx2", "--gflops", "20", "--memory-mb", "4096",
+                                  "--latency-budget-ms", "30", "--memory-budget-mb", "256", "--labels", "fleet=tty", "-o", "id"], home: home)
+            #expect(r.status == 0 && UUID(uuidString: r.out.trimmingCharacters(in: .newlines)) != nil, "\(r.all)")
+            #expect(r.err.contains("Device token (shown only now): fad_"), "-o id prints the token on standard error: \(r.err)")
+        }
+        let domain = try Self.cli(["domains", "create", "--name", "tty-domain", "--model", model.out.trimmingCharacters(in: .newlines),
+                                   "--labels", "fleet=tty", "--canary-pct", "50", "--wave-size-pct", "50", "-o", "json"], home: home)
+        #expect(domain.status == 0, "\(domain.all)")
+        let campaign = try #require((try Self.json(domain.out)["campaign"] as? [String: Any])?["id"] as? String)
+
+        let argv = [try BuiltProducts.path("fleetadapt"), "campaigns", "watch", campaign, "--interval", "0.2", "--timeout", "120"]
+        let watcher = Task.detached { try Self.onTerminal(argv, columns: 100, home: home) }
+        try await Task.sleep(for: .milliseconds(1200))
+        let jobs = try await c.request("GET", "/v1/campaigns/\(campaign)/jobs")
+        let job = try #require(((jobs.object?["items"] as? [[String: Any]]) ?? []).first?["id"] as? String, "\(jobs.text)")
+        let canceledJob = try await c.request("POST", "/v1/campaigns/\(campaign)/jobs/\(job)/cancel")
+        #expect(canceledJob.status == 200, "\(canceledJob.text)")
+        try await Task.sleep(for: .milliseconds(1200))
+        let cancel = try Self.cli(["campaigns", "cancel", campaign], home: home)
+        #expect(cancel.status == 0, "\(cancel.all)")
+        let watched = try await watcher.value
+        #expect(watched.status == 2, "\(watched.output)")
+        let text = watched.output
+        // Every frame erases and rewrites its lines; every frame after the first first moves the cursor back up over
+        // the previous one (a header and one line per wave).
+        let erase = "\r\u{1B}[2K"
+        let ups = try NSRegularExpression(pattern: "\u{1B}\\[([0-9]+)A").matches(in: text, range: NSRange(text.startIndex..., in: text))
+        #expect(ups.count >= 5, "\(ups.count) redraws: \(text.debugDescription)")
+        let lines = text.components(separatedBy: erase).map { $0.split(separator: "\r", omittingEmptySubsequences: false).first.map(String.init) ?? "" }
+        #expect(lines.contains { $0.hasPrefix("wave 0 (canary)") } && lines.contains { $0.hasPrefix("wave 1") }, "\(text.debugDescription)")
+        // The redraws show the campaign changing: a frame still running with a job canceled, then the campaign canceled.
+        let heads = lines.indices.filter { lines[$0].hasPrefix("campaign \(campaign)") }
+        #expect(heads.count == ups.count + 1, "one header per frame: \(text.debugDescription)")
+        #expect(lines[heads[0]].contains("  running  "), "\(lines[heads[0]])")
+        let midway = heads.contains { h in lines[h].contains("  running  ") && lines[(h + 1)..<min(h + 4, lines.count)].contains { $0.contains("canceled 1") } }
+        #expect(midway, "no frame showed the canceled job while the campaign ran: \(text.debugDescription)")
+        #expect(heads.last.map { lines[$0].contains("  canceled") } == true, "\(text.debugDescription)")
+        // Then the per-device table, with both devices, and the outcome.
+        let header = try #require(text.range(of: "device              combination"), "\(text.debugDescription)")
+        let finished = try #require(text.range(of: "campaign canceled."), "\(text.debugDescription)")
+        let closing = text[header.lowerBound..<finished.lowerBound]
+        #expect(closing.contains("tty-1") && closing.contains("tty-2"), "\(text.debugDescription)")
+        #expect(!text.contains(TestCoordinator.adminKey))
     }
 
     /// Over HTTPS with a private CA: refused without it (or with another CA) and nothing saved; with `--ca-file`

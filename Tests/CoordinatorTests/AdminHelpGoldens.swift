@@ -40,8 +40,8 @@ enum AdminHelpGoldens {
           --all                   Fetch every page.
           -o, --output <output>   Output format: wide adds columns, json is the
                                   coordinator's answer as sent, yaml the same document
-                                  as YAML. (values: table, wide, json, yaml; default:
-                                  table)
+                                  as YAML, id only the ids. (values: table, wide, json,
+                                  yaml, id; default: table)
           --coordinator <coordinator>
                                   The coordinator's URL, e.g.
                                   https://coordinator.example:8443 (also
@@ -77,8 +77,8 @@ enum AdminHelpGoldens {
                                   e.g. '"v3"' (default: the version read just before).
           -o, --output <output>   Output format: wide adds columns, json is the
                                   coordinator's answer as sent, yaml the same document
-                                  as YAML. (values: table, wide, json, yaml; default:
-                                  table)
+                                  as YAML, id only the ids. (values: table, wide, json,
+                                  yaml, id; default: table)
           --coordinator <coordinator>
                                   The coordinator's URL, e.g.
                                   https://coordinator.example:8443 (also
@@ -171,8 +171,199 @@ enum AdminHelpGoldens {
                                   printing it.
           -o, --output <output>   Output format: wide adds columns, json is the
                                   coordinator's answer as sent, yaml the same document
-                                  as YAML. (values: table, wide, json, yaml; default:
-                                  table)
+                                  as YAML, id only the ids. (values: table, wide, json,
+                                  yaml, id; default: table)
+          --coordinator <coordinator>
+                                  The coordinator's URL, e.g.
+                                  https://coordinator.example:8443 (also
+                                  FLEETADAPT_URL; default: the one `fleetadapt login`
+                                  saved).
+          --key-file <key-file>   A file holding the API key (default: FLEETADAPT_KEY,
+                                  then the key `fleetadapt login` saved).
+          --ca-file <ca-file>     PEM file of the certificate authorities that sign the
+                                  coordinator's certificate, for a private CA (default:
+                                  the system's, or the one `fleetadapt login` saved).
+          --version               Show the version.
+          -h, --help              Show help information.
+
+
+        """#,
+        "triggers": #"""
+        OVERVIEW: Drift triggers: when enough of the selected devices drift, a domain
+        and its campaign are created over them.
+
+        USAGE: fleetadapt triggers <subcommand>
+
+        OPTIONS:
+          --version               Show the version.
+          -h, --help              Show help information.
+
+        SUBCOMMANDS:
+          list                    List triggers, oldest first.
+          get                     Show one trigger: whether its condition holds and
+                                  when it last fired.
+          create                  Create a drift trigger over the selected devices.
+          patch                   Change a trigger's name, selector, condition or
+                                  cooldown.
+          enable                  Enable a trigger: it is evaluated again.
+          disable                 Disable a trigger: it is not evaluated until enabled.
+          delete                  Delete a trigger; the domains it created keep their
+                                  origin.
+
+          See 'fleetadapt help triggers <subcommand>' for detailed help.
+
+        """#,
+        "triggers create": #"""
+        OVERVIEW: Create a drift trigger over the selected devices.
+
+        Give the trigger with flags, or as the JSON body of POST /v1/triggers with
+        --file (abort rule, gate: see docs/api.md). When the condition holds, the
+        trigger posts a domain over the drifting devices with the job and rollout given
+        here, at most once per --cooldown-s.
+
+        USAGE: fleetadapt triggers create <options>
+
+        OPTIONS:
+          --file <file>           A JSON file with the whole request (`-` reads
+                                  standard input); the other trigger flags are then not
+                                  allowed.
+          --name <name>           The trigger's name, e.g. fog-watch.
+          --description <description>
+                                  What the trigger is for.
+          --labels <labels>       Watch the devices with all these labels, e.g.
+                                  site=berlin.
+          --devices <devices>     Watch these devices, comma-separated ids.
+          --metric <metric>       What drifts: entropy_rise (prediction entropy above
+                                  its baseline) or confidence_drop. (values:
+                                  entropy_rise, confidence_drop)
+          --threshold <threshold> How far beyond its baseline a device must be (at most
+                                  50 for entropy_rise, 1 for confidence_drop).
+          --min-devices <min-devices>
+                                  Fire when at least this many selected devices drift
+                                  (default 1).
+          --min-pct <min-pct>     Fire when at least this per cent of the selected
+                                  devices drift (instead of --min-devices).
+          --for-s <for-s>         Seconds the condition must hold before the trigger
+                                  fires (default 0).
+          --cooldown-s <cooldown-s>
+                                  Seconds after a firing during which the trigger does
+                                  not fire again (default 3600).
+          --model <model>         The model the domain adapts (default: the one most
+                                  drifting devices run).
+          --kind <kind>           What the jobs do: adapt (train adapters) or profile
+                                  (measure every variant). (default: adapt)
+          --loss <loss>           Adaptation loss: tent, shot-im, eata or bn-stats.
+                                  (default: shot-im)
+          --steps <steps>         Training steps per job. (default: 40)
+          --job-timeout <job-timeout>
+                                  Seconds a job may run before it is retried. (default:
+                                  600)
+          --max-attempts <max-attempts>
+                                  Attempts per job. (default: 3)
+          --canary-pct <canary-pct>
+                                  Per cent of the devices in the canary wave.
+          --wave-size-pct <wave-size-pct>
+                                  Per cent of the devices in each later wave.
+          --success-threshold-pct <success-threshold-pct>
+                                  Per cent of a wave's jobs that must succeed before
+                                  the next is released.
+          --disabled              Create it disabled: it is not evaluated until
+                                  `fleetadapt triggers enable`.
+          --idempotency-key <idempotency-key>
+                                  Idempotency-Key of the request (default: a new one).
+          -o, --output <output>   Output format: wide adds columns, json is the
+                                  coordinator's answer as sent, yaml the same document
+                                  as YAML, id only the ids. (values: table, wide, json,
+                                  yaml, id; default: table)
+          --coordinator <coordinator>
+                                  The coordinator's URL, e.g.
+                                  https://coordinator.example:8443 (also
+                                  FLEETADAPT_URL; default: the one `fleetadapt login`
+                                  saved).
+          --key-file <key-file>   A file holding the API key (default: FLEETADAPT_KEY,
+                                  then the key `fleetadapt login` saved).
+          --ca-file <ca-file>     PEM file of the certificate authorities that sign the
+                                  coordinator's certificate, for a private CA (default:
+                                  the system's, or the one `fleetadapt login` saved).
+          --version               Show the version.
+          -h, --help              Show help information.
+
+
+        """#,
+        "triggers patch": #"""
+        OVERVIEW: Change a trigger's name, selector, condition or cooldown.
+
+        Condition flags change only what they name (--min-devices replaces --min-pct
+        and the other way round); --labels or --devices replaces the selector. --file
+        sends a JSON body of PATCH /v1/triggers/{id} as it is. The change is sent with
+        If-Match like `fleetadapt devices patch`.
+
+        USAGE: fleetadapt triggers patch [<options>] <id>
+
+        ARGUMENTS:
+          <id>                    The trigger's id.
+
+        OPTIONS:
+          --file <file>           A JSON file with the whole patch (`-` reads standard
+                                  input); the other trigger flags are then not allowed.
+          --name <name>           The new name.
+          --description <description>
+                                  The new description.
+          --labels <labels>       Watch the devices with all these labels instead.
+          --devices <devices>     Watch these devices instead, comma-separated ids.
+          --metric <metric>       What drifts: entropy_rise (prediction entropy above
+                                  its baseline) or confidence_drop. (values:
+                                  entropy_rise, confidence_drop)
+          --threshold <threshold> How far beyond its baseline a device must be (at most
+                                  50 for entropy_rise, 1 for confidence_drop).
+          --min-devices <min-devices>
+                                  Fire when at least this many selected devices drift
+                                  (default 1).
+          --min-pct <min-pct>     Fire when at least this per cent of the selected
+                                  devices drift (instead of --min-devices).
+          --for-s <for-s>         Seconds the condition must hold before the trigger
+                                  fires (default 0).
+          --cooldown-s <cooldown-s>
+                                  The new cooldown in seconds.
+          --if-match <if-match>   Only change the trigger if its ETag is still this,
+                                  e.g. '"v3"' (default: the version read just before).
+          -o, --output <output>   Output format: wide adds columns, json is the
+                                  coordinator's answer as sent, yaml the same document
+                                  as YAML, id only the ids. (values: table, wide, json,
+                                  yaml, id; default: table)
+          --coordinator <coordinator>
+                                  The coordinator's URL, e.g.
+                                  https://coordinator.example:8443 (also
+                                  FLEETADAPT_URL; default: the one `fleetadapt login`
+                                  saved).
+          --key-file <key-file>   A file holding the API key (default: FLEETADAPT_KEY,
+                                  then the key `fleetadapt login` saved).
+          --ca-file <ca-file>     PEM file of the certificate authorities that sign the
+                                  coordinator's certificate, for a private CA (default:
+                                  the system's, or the one `fleetadapt login` saved).
+          --version               Show the version.
+          -h, --help              Show help information.
+
+
+        """#,
+        "campaigns rollback": #"""
+        OVERVIEW: Give every device the campaign changed its previous config and
+        adapters back; the campaign ends rolled_back.
+
+        Jobs not yet leased are canceled, and results of leased ones are refused.
+        Repeating it answers the same figures and changes nothing. A canceled campaign
+        cannot be rolled back (exit 4).
+
+        USAGE: fleetadapt campaigns rollback <id> [--output <output>] [--coordinator <coordinator>] [--key-file <key-file>] [--ca-file <ca-file>]
+
+        ARGUMENTS:
+          <id>                    The campaign's id.
+
+        OPTIONS:
+          -o, --output <output>   Output format: wide adds columns, json is the
+                                  coordinator's answer as sent, yaml the same document
+                                  as YAML, id only the ids. (values: table, wide, json,
+                                  yaml, id; default: table)
           --coordinator <coordinator>
                                   The coordinator's URL, e.g.
                                   https://coordinator.example:8443 (also

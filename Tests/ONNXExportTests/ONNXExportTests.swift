@@ -218,6 +218,11 @@ struct ModelExportCLITests {
         #expect(ok.output.contains("wrote \(out)"))
         let written = try ONNXLoader().load(contentsOf: URL(fileURLWithPath: out))
         #expect(written.output.name == "logits")
+        // -1 (after the stem) as the next argument is the value, not an unknown option.
+        let stem = dir + "/stem.onnx"
+        let split = try Self.run(["model", "export", "--package", resnet, "--split-after-block", "-1", "--part", "device", "--out", stem])
+        #expect(split.status == 0 && split.output.contains("device part"), "\(split.output)")
+        #expect(try ONNXLoader().load(contentsOf: URL(fileURLWithPath: stem)).output.name == "features")
 
         // Adapters of the other model, and of the right model with a wrong shape.
         let mobileExport = try ModelExport(package: ExportFixture.mobilenet)
@@ -238,20 +243,27 @@ struct ModelExportCLITests {
             (["--adapters", foreign], "(adapters of another model?)"),
             (["--adapters", wrong], "\(adapterName) has shape [3]"),
             (["--split-after-block", "\(positions.count)", "--part", "edge"], "split point \(positions.count) is outside the network"),
-            (["--split-after-block=-2", "--part", "device"], "split point -2 is outside the network"),
-            (["--split-after-block", "1"], "needs --part device or --part edge"),
-            (["--part", "gpu", "--split-after-block", "1"], "--part: gpu is not whole, device or edge"),
         ]
-        for (arguments, message) in refusals {
+        // Usage errors (exit 64), found before the package is read: a split before the stem (given with `=` or as the
+        // next argument), a split of the whole, an unknown part.
+        let usage: [([String], String)] = [
+            (["--split-after-block=-2", "--part", "device"], "--split-after-block: -2 is not a split point"),
+            (["--split-after-block", "-2", "--part", "edge"], "--split-after-block: -2 is not a split point"),
+            (["--split-after-block", "1"], "--split-after-block needs --part device or --part edge"),
+            (["--split-after-block", "1", "--part", "whole"], "--split-after-block needs --part device or --part edge"),
+            (["--part", "gpu", "--split-after-block", "1"], "--part: gpu is not whole, device or edge"),
+            (["--split-after-block", "one", "--part", "device"], "--split-after-block"),
+        ]
+        for (arguments, message, status) in refusals.map({ ($0.0, $0.1, Int32(1)) }) + usage.map({ ($0.0, $0.1, Int32(64)) }) {
             let target = dir + "/refused.onnx"
             let r = try Self.run(["model", "export", "--package", resnet, "--out", target] + arguments)
-            #expect(r.status == 1, "\(arguments): \(r.output)")
+            #expect(r.status == status, "\(arguments): \(r.output)")
             #expect(r.output.contains(message), "\(arguments): \(r.output)")
             #expect(!FileManager.default.fileExists(atPath: target), "\(arguments) left \(target)")
         }
         // Nothing but the inputs and the one good export: no temporary file survived a refusal.
         let left = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        #expect(left == ["foreign.safetensors", "mobilenet.fap", "model.onnx", "resnet.fap", "wrong-shape.safetensors"])
+        #expect(left == ["foreign.safetensors", "mobilenet.fap", "model.onnx", "resnet.fap", "stem.onnx", "wrong-shape.safetensors"])
     }
 }
 

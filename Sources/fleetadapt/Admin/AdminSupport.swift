@@ -167,6 +167,8 @@ struct SecretOptions: ParsableArguments {
             // json and yaml carry the secret in the document, as the coordinator sent it.
             try Printer(format: output.output).emit(body: response.body, items: [resource], spec: spec)
             if output.output == .table || output.output == .wide { print("\(label) (shown only now): \(secret)") }
+            // -o id keeps standard output to the id; the secret still reaches the operator, once.
+            if output.output == .id { FileHandle.standardError.write(Data("\(label) (shown only now): \(secret)\n".utf8)) }
         }
     }
 

@@ -15,6 +15,46 @@ struct DomainsCommand: ParsableCommand {
         extra: [Column("SELECTOR", "spec.selector"), Column("JOB", "spec.job"), Columns.created])
 }
 
+/// The job of a domain or of a trigger's domain template, from flags.
+struct JobFlags: ParsableArguments {
+    @Option(help: "What the jobs do: adapt (train adapters) or profile (measure every variant).") var kind: String = "adapt"
+    @Option(help: "Adaptation loss: tent, shot-im, eata or bn-stats.") var loss: String = "shot-im"
+    @Option(help: "Training steps per job.") var steps: Int = 40
+    @Option(help: "Seconds a job may run before it is retried.") var jobTimeout: Int = 600
+    @Option(help: "Attempts per job.") var maxAttempts: Int = 3
+
+    func validate() throws {
+        guard kind == "adapt" || kind == "profile" else { throw ValidationError("--kind must be adapt or profile") }
+        _ = try jobLoss()
+    }
+
+    func jobLoss() throws -> JobLoss {
+        if kind == "profile" { return .noTraining }
+        guard let l = JobLoss(rawValue: loss), JobLoss.trainable.contains(l) else {
+            throw ValidationError("--loss must be one of: \(JobLoss.trainable.map(\.rawValue).joined(separator: ", "))")
+        }
+        return l
+    }
+
+    func spec() throws -> DomainRequest.JobSpec {
+        .init(kind: kind, loss: try jobLoss(), steps: kind == "profile" ? 0 : steps, timeoutS: jobTimeout, maxAttempts: maxAttempts)
+    }
+}
+
+/// The waves of a rollout, from flags; none given keeps the coordinator's defaults.
+struct RolloutFlags: ParsableArguments {
+    @Option(help: "Per cent of the devices in the canary wave.") var canaryPct: Double?
+    @Option(help: "Per cent of the devices in each later wave.") var waveSizePct: Double?
+    @Option(help: "Per cent of a wave's jobs that must succeed before the next is released.") var successThresholdPct: Double?
+
+    var rollout: DomainRequest.Rollout? {
+        guard canaryPct != nil || waveSizePct != nil || successThresholdPct != nil else { return nil }
+        let d = DomainRequest.Rollout()
+        return .init(canaryPct: canaryPct ?? d.canaryPct, waveSizePct: waveSizePct ?? d.waveSizePct,
+                     successThresholdPct: successThresholdPct ?? d.successThresholdPct)
+    }
+}
+
 /// How `--watch` follows a campaign, and what its outcome means for the exit status.
 struct WatchOptions: ParsableArguments {
     @Option(help: "Seconds between two reads of the campaign.")
@@ -50,14 +90,8 @@ struct DomainsCreate: ParsableCommand {
     @Option(help: "The id of the published model to adapt.") var model: ResourceID?
     @Option(help: "Select the devices with all these labels, e.g. site=berlin.") var labels: LabelSet?
     @Option(help: "Select these devices, comma-separated ids.") var devices: DeviceIDList?
-    @Option(help: "What the jobs do: adapt (train adapters) or profile (measure every variant).") var kind: String = "adapt"
-    @Option(help: "Adaptation loss: tent, shot-im, eata or bn-stats.") var loss: String = "shot-im"
-    @Option(help: "Training steps per job.") var steps: Int = 40
-    @Option(help: "Seconds a job may run before it is retried.") var jobTimeout: Int = 600
-    @Option(help: "Attempts per job.") var maxAttempts: Int = 3
-    @Option(help: "Per cent of the devices in the canary wave.") var canaryPct: Double?
-    @Option(help: "Per cent of the devices in each later wave.") var waveSizePct: Double?
-    @Option(help: "Per cent of a wave's jobs that must succeed before the next is released.") var successThresholdPct: Double?
+    @OptionGroup var job: JobFlags
+    @OptionGroup var rollout: RolloutFlags
     @Option(help: "Idempotency-Key of the request (default: a new one).") var idempotencyKey: String?
     @Flag(help: "Follow the campaign to its end (exit 0 when it completes, 2 when it is aborted or canceled).") var watch = false
     @OptionGroup var watching: WatchOptions
@@ -74,16 +108,6 @@ struct DomainsCreate: ParsableCommand {
         guard name != nil else { throw ValidationError("missing --name (or give --file)") }
         guard model != nil else { throw ValidationError("missing --model (or give --file)") }
         guard labels != nil || devices != nil else { throw ValidationError("select devices with --labels or --devices") }
-        guard kind == "adapt" || kind == "profile" else { throw ValidationError("--kind must be adapt or profile") }
-        if kind == "adapt" { _ = try jobLoss(for: kind) }
-    }
-
-    func jobLoss(for kind: String) throws -> JobLoss {
-        if kind == "profile" { return .noTraining }
-        guard let l = JobLoss(rawValue: loss), JobLoss.trainable.contains(l) else {
-            throw ValidationError("--loss must be one of: \(JobLoss.trainable.map(\.rawValue).joined(separator: ", "))")
-        }
-        return l
     }
 
     func run() throws {
@@ -92,16 +116,9 @@ struct DomainsCreate: ParsableCommand {
             if let file {
                 body = try requestBody(file: file)
             } else {
-                var rollout: DomainRequest.Rollout?
-                if canaryPct != nil || waveSizePct != nil || successThresholdPct != nil {
-                    let d = DomainRequest.Rollout()
-                    rollout = .init(canaryPct: canaryPct ?? d.canaryPct, waveSizePct: waveSizePct ?? d.waveSizePct,
-                                    successThresholdPct: successThresholdPct ?? d.successThresholdPct)
-                }
                 body = try WireJSON.encode(DomainRequest(
-                    name: name!, modelID: model!.uuid, selector: .init(labels: labels?.labels, deviceIDs: devices?.ids), rollout: rollout,
-                    job: .init(kind: kind, loss: try jobLoss(for: kind), steps: kind == "profile" ? 0 : steps, timeoutS: jobTimeout,
-                               maxAttempts: maxAttempts)))
+                    name: name!, modelID: model!.uuid, selector: .init(labels: labels?.labels, deviceIDs: devices?.ids), rollout: rollout.rollout,
+                    job: try job.spec()))
             }
             let client = try connection.client()
             let r = try client.exchange("POST", "/v1/domains", body: body, headers: idempotencyHeaders(idempotencyKey))
@@ -147,9 +164,9 @@ struct DomainsGet: ParsableCommand {
 struct CampaignsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "campaigns",
-        abstract: "Follow, pause, resume and cancel campaigns; list their jobs.",
-        subcommands: [CampaignsList.self, CampaignsGet.self, CampaignsJobs.self, CampaignsWatch.self, CampaignsPause.self,
-                      CampaignsResume.self, CampaignsCancel.self, CampaignsRetryFailed.self])
+        abstract: "Follow, pause, resume, cancel and roll back campaigns; list their jobs and events.",
+        subcommands: [CampaignsList.self, CampaignsGet.self, CampaignsJobs.self, CampaignsEvents.self, CampaignsWatch.self, CampaignsPause.self,
+                      CampaignsResume.self, CampaignsCancel.self, CampaignsRetryFailed.self, CampaignsRollback.self])
 
     static let spec = TableSpec(
         columns: [Column("ID", "id", fixed: true), Column("STATUS", "status"), Column("DEVICES", "target_count"),
@@ -162,6 +179,15 @@ struct CampaignsCommand: ParsableCommand {
         columns: [Column("ID", "id", fixed: true), Column("DEVICE", "device_id", fixed: true), Column("KIND", "kind"), Column("WAVE", "wave"),
                   Column("STATE", "state"), Column("ATTEMPT", "attempt"), Column("GATE", "gate.passed")],
         extra: [Column("OUTCOME", "outcome"), Column("ERROR", "error"), Column("UPDATED", "updated_at"), Column("FINISHED", "finished_at")])
+
+    static let eventSpec = TableSpec(
+        columns: [Column("ID", "id", fixed: true), Column("AT", "at"), Column("KIND", "kind"), Column("CAUSE", "cause"), Column("DETAILS", "details")],
+        extra: [Column("CAMPAIGN", "campaign_id", fixed: true)])
+
+    /// What `POST …/rollback` answers.
+    static let rollbackSpec = TableSpec(
+        columns: [Column("CAMPAIGN", "campaign.id", fixed: true), Column("STATUS", "campaign.status"), Column("CHANGED", "changed_devices"),
+                  Column("RESTORED", "restored_devices"), Column("UNCHANGED", "unchanged_devices"), Column("PENDING", "pending_devices")])
 }
 
 struct CampaignsList: ParsableCommand {
@@ -295,6 +321,36 @@ struct CampaignsCancel: CampaignTransition {
 struct CampaignsRetryFailed: CampaignTransition {
     static let configuration = CommandConfiguration(commandName: "retry-failed", abstract: "Queue the campaign's failed jobs again.")
     static let action = "retry-failed"
+    @Argument(help: "The campaign's id.") var id: ResourceID
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var connection: ConnectionOptions
+    func run() throws { try transition() }
+}
+
+struct CampaignsEvents: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "List a campaign's history, oldest first: state changes with their time and cause.")
+
+    @Argument(help: "The campaign's id.") var id: ResourceID
+    @OptionGroup var paging: ListOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        try AdminExit.guarding {
+            try Lister.list(try connection.client(), "/v1/campaigns/\(id)/events", query: [], paging: paging, output: output,
+                            spec: CampaignsCommand.eventSpec)
+        }
+    }
+}
+
+struct CampaignsRollback: CampaignTransition {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Give every device the campaign changed its previous config and adapters back; the campaign ends rolled_back.",
+        discussion: "Jobs not yet leased are canceled, and results of leased ones are refused. Repeating it answers the same figures and changes nothing. A canceled campaign cannot be rolled back (exit 4).")
+    static let action = "rollback"
+    static let spec = CampaignsCommand.rollbackSpec
     @Argument(help: "The campaign's id.") var id: ResourceID
     @OptionGroup var output: OutputOptions
     @OptionGroup var connection: ConnectionOptions

@@ -11,10 +11,12 @@ enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
     case json
     /// The same document as YAML.
     case yaml
+    /// Only the ids (the first id column), one a line, for `MODEL=$(fleetadapt models publish … -o id)`.
+    case id
 }
 
 struct OutputOptions: ParsableArguments {
-    @Option(name: [.short, .long], help: "Output format: wide adds columns, json is the coordinator's answer as sent, yaml the same document as YAML.")
+    @Option(name: [.short, .long], help: "Output format: wide adds columns, json is the coordinator's answer as sent, yaml the same document as YAML, id only the ids.")
     var output: OutputFormat = .table
 }
 
@@ -63,6 +65,9 @@ struct Printer {
             print(YAML.render(try JSONDocument.parse(body)), terminator: "")
         case .table, .wide:
             print(TableRenderer.render(items: items, columns: spec.columns(wide: format == .wide), width: width), terminator: "")
+        case .id:
+            guard let column = spec.columns.first(where: \.fixed) else { return }
+            for item in items { print(column.value(item)) }
         }
     }
 

@@ -6,8 +6,9 @@ import Foundation
 struct ReleasesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "releases",
-        abstract: "Move devices to a published model in waves, and pause, resume or cancel that.",
-        subcommands: [ReleasesCreate.self, ReleasesList.self, ReleasesGet.self, ReleasesPause.self, ReleasesResume.self, ReleasesCancel.self])
+        abstract: "Move devices to a published model in waves; pause, resume, cancel or roll that back.",
+        subcommands: [ReleasesCreate.self, ReleasesList.self, ReleasesGet.self, ReleasesEvents.self, ReleasesWatch.self, ReleasesPause.self, ReleasesResume.self,
+                      ReleasesCancel.self, ReleasesRollback.self])
 
     static let spec = TableSpec(
         columns: [Column("ID", "id", fixed: true), Column("MODEL", "model_id", fixed: true), Column("STATUS", "status"),
@@ -27,9 +28,7 @@ struct ReleasesCreate: ParsableCommand {
     @Option(help: "Select the devices with all these labels, e.g. kind=robot.") var labels: LabelSet?
     @Option(help: "Select these devices, comma-separated ids.") var devices: DeviceIDList?
     @Option(help: "No job is leased before this time (RFC 3339, e.g. 2027-01-01T02:00:00Z).") var startAt: Timestamp?
-    @Option(help: "Per cent of the devices in the canary wave.") var canaryPct: Double?
-    @Option(help: "Per cent of the devices in each later wave.") var waveSizePct: Double?
-    @Option(help: "Per cent of a wave's jobs that must succeed before the next is released.") var successThresholdPct: Double?
+    @OptionGroup var rollout: RolloutFlags
     @Option(help: "Idempotency-Key of the request (default: a new one).") var idempotencyKey: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var connection: ConnectionOptions
@@ -51,14 +50,8 @@ struct ReleasesCreate: ParsableCommand {
             if let file {
                 body = try requestBody(file: file)
             } else {
-                var rollout: DomainRequest.Rollout?
-                if canaryPct != nil || waveSizePct != nil || successThresholdPct != nil {
-                    let d = DomainRequest.Rollout()
-                    rollout = .init(canaryPct: canaryPct ?? d.canaryPct, waveSizePct: waveSizePct ?? d.waveSizePct,
-                                    successThresholdPct: successThresholdPct ?? d.successThresholdPct)
-                }
                 body = try WireJSON.encode(ReleaseRequest(modelID: model!.uuid, selector: .init(labels: labels?.labels, deviceIDs: devices?.ids),
-                                                          rollout: rollout, startAt: startAt?.date))
+                                                          rollout: rollout.rollout, startAt: startAt?.date))
             }
             let r = try connection.client().exchange("POST", "/v1/releases", body: body, headers: idempotencyHeaders(idempotencyKey))
             try Lister.show(r, output: output, spec: ReleasesCommand.spec)
@@ -129,4 +122,55 @@ struct ReleasesCancel: ReleaseTransition {
     @OptionGroup var output: OutputOptions
     @OptionGroup var connection: ConnectionOptions
     func run() throws { try transition() }
+}
+
+struct ReleasesEvents: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "List a release's history (its campaign's events), oldest first.")
+
+    @Argument(help: "The release's id.") var id: ResourceID
+    @OptionGroup var paging: ListOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        try AdminExit.guarding {
+            try Lister.list(try connection.client(), "/v1/releases/\(id)/events", query: [], paging: paging, output: output,
+                            spec: CampaignsCommand.eventSpec)
+        }
+    }
+}
+
+struct ReleasesRollback: ReleaseTransition {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Give every device the release moved its previous config (and model) back; the release ends rolled_back.",
+        discussion: "Repeating it answers the same figures and changes nothing. A canceled release cannot be rolled back (exit 4).")
+    static let action = "rollback"
+    static let spec = CampaignsCommand.rollbackSpec
+    @Argument(help: "The release's id.") var id: ResourceID
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var connection: ConnectionOptions
+    func run() throws { try transition() }
+}
+
+struct ReleasesWatch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Follow a release's campaign to its end like `fleetadapt campaigns watch`.",
+        discussion: "Exits 0 when the release completes and 2 when it is aborted, canceled or rolled back.")
+
+    @Argument(help: "The release's id.") var id: ResourceID
+    @OptionGroup var watching: WatchOptions
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        try AdminExit.guarding {
+            let client = try connection.client()
+            let release = try JSONDocument.parse(try client.exchange("GET", "/v1/releases/\(id)").body)
+            guard let text = release["campaign"]["id"].string, let campaign = UUID(uuidString: text) else {
+                throw ValidationError("GET /v1/releases/\(id) answered no campaign id")
+            }
+            try watching.watch(client, campaign: campaign)
+        }
+    }
 }
