@@ -140,6 +140,9 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "With --serve-batch-window-ms: most inputs one micro-batched forward takes (1–64).")
     var serveMaxBatch: Int = 16
 
+    @Option(help: "With --serve/--serve-socket: HTTP worker threads of the inference service (1–64); requests beyond them queue.")
+    var serveThreads: Int = 4
+
     @Option(help: "With --serve/--serve-socket: seconds between two reads of the coordinator's config, which the served network follows (0.05–3600).")
     var configPollSeconds: Double = 5
 
@@ -154,6 +157,7 @@ struct AgentCommand: ParsableCommand {
         if let serve, ServingConfiguration.parse(serve) == nil { throw ValidationError("--serve must be HOST:PORT, e.g. 127.0.0.1:9100") }
         if let serveSocket, serveSocket.isEmpty || serveSocket.utf8.count > 107 { throw ValidationError("--serve-socket must be a path of 1–107 bytes") }
         guard serveBatchWindowMs >= 0 && serveBatchWindowMs <= 1000 else { throw ValidationError("--serve-batch-window-ms must be 0–1000") }
+        guard (1...64).contains(serveThreads) else { throw ValidationError("--serve-threads must be 1–64") }
         guard (1...64).contains(serveMaxBatch) else { throw ValidationError("--serve-max-batch must be 1–64") }
         guard configPollSeconds >= 0.05 && configPollSeconds <= 3600 else { throw ValidationError("--config-poll-seconds must be 0.05–3600") }
         guard edgeDeadlineMs > 0 && edgeDeadlineMs <= 60_000 else { throw ValidationError("--edge-deadline-ms must be 1–60000") }
@@ -177,6 +181,7 @@ struct AgentCommand: ParsableCommand {
             serving.edgeDeadlineMs = edgeDeadlineMs
             serving.batchWindowMs = serveBatchWindowMs
             serving.maxBatch = serveMaxBatch
+            serving.threads = serveThreads
             serving.configPollSeconds = configPollSeconds
             configuration.serving = serving
         }

@@ -43,7 +43,7 @@ struct BenchServeCommand: ParsableCommand {
     var seconds: Int = 5
 
     @Option(help: "Micro-batching window (ms) of the second throughput measurement.")
-    var batchWindowMs: Double = 2
+    var batchWindowMs: Double = 0.5
 
     @Option(help: "Most inputs per micro-batched forward.")
     var maxBatch: Int = 16
@@ -51,8 +51,8 @@ struct BenchServeCommand: ParsableCommand {
     @Option(help: "Config changes (swaps of the served network) under load.")
     var swaps: Int = 100
 
-    @Option(help: "HTTP worker threads of the agent's service.")
-    var serverThreads: Int = 4
+    @Option(help: "HTTP worker threads of the agent's service (--serve-threads); at least --clients lets every client's request be in a batch.")
+    var serverThreads: Int = 8
 
     func validate() throws {
         guard requests >= 10, clients >= 1, seconds >= 1, swaps >= 0, serverThreads >= 1 else {
@@ -93,7 +93,7 @@ struct BenchServeCommand: ParsableCommand {
             let port = try Self.freePort()
             try children.start(agentPath, ["--coordinator", coordinatorURL, "--data-dir", dir + "/data", "--model", package,
                                            "--serve", "127.0.0.1:\(port)", "--config-poll-seconds", "0.05", "--drift-report-interval", "0",
-                                           "--poll-wait", "30"] + extra,
+                                           "--poll-wait", "30", "--serve-threads", String(serverThreads)] + extra,
                                environment: ["FLEETADAPT_TOKEN": created.token], log: dir + "/" + log)
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
@@ -133,9 +133,9 @@ struct BenchServeCommand: ParsableCommand {
         let overhead = s50 - b50
         let met = overhead <= max(0.15 * b50, 0.2)
         print("\ncombination [\(combination.joined(separator: ", "))], input \(shape), \(requests) batch-1 requests (safetensors body) over one keep-alive connection")
-        print(String(format: "%-34@ %9@ %9@", "" as NSString, "p50 ms" as NSString, "p99 ms" as NSString))
-        print(String(format: "%-34@ %9.3f %9.3f", "bare engine forward (in process)" as NSString, b50, b99))
-        print(String(format: "%-34@ %9.3f %9.3f", "served POST /v1/predict" as NSString, s50, s99))
+        print(Self.column("", 34) + Self.column("p50 ms", 10, left: true) + Self.column("p99 ms", 10, left: true))
+        print(Self.column("bare engine forward (in process)", 34) + String(format: "%10.3f%10.3f", b50, b99))
+        print(Self.column("served POST /v1/predict", 34) + String(format: "%10.3f%10.3f", s50, s99))
         print(String(format: "served / bare p50 %.3f, overhead %.3f ms (goal: ≤ 15 %% or ≤ 0.2 ms, whichever is larger): %@", s50 / b50, overhead,
                      (met ? "met" : "not met") as NSString))
 
@@ -147,9 +147,10 @@ struct BenchServeCommand: ParsableCommand {
         let metrics = try ServeConnection(port: port).text("GET", "/metrics")
         let forwards = Self.metric(metrics, "fleetadapt_agent_microbatches_total"), answered = Self.metric(metrics, "fleetadapt_agent_microbatched_requests_total")
         print("\n\(clients) concurrent clients, \(seconds) s each")
-        print(String(format: "%-34@ %11@ %9@ %9@ %7@", "" as NSString, "requests/s" as NSString, "p50 ms" as NSString, "p99 ms" as NSString, "failed" as NSString))
-        for (name, r) in [("no micro-batching", plain), (String(format: "micro-batching %.1f ms, ≤ %d", batchWindowMs, maxBatch), batched)] {
-            print(String(format: "%-34@ %11.0f %9.3f %9.3f %7d", name as NSString, r.rps, r.p50, r.p99, r.failed))
+        print(Self.column("", 34) + Self.column("requests/s", 12, left: true) + Self.column("p50 ms", 10, left: true)
+              + Self.column("p99 ms", 10, left: true) + Self.column("failed", 8, left: true))
+        for (name, r) in [("no micro-batching", plain), (String(format: "micro-batching %.2f ms, ≤ %d", batchWindowMs, maxBatch), batched)] {
+            print(Self.column(name, 34) + String(format: "%12.0f%10.3f%10.3f%8d", r.rps, r.p50, r.p99, r.failed))
         }
         print(String(format: "micro-batching / none: %.2f× the throughput; mean batch %.2f inputs per forward", batched.rps / plain.rps,
                      forwards > 0 ? answered / forwards : 0))
@@ -233,6 +234,11 @@ struct BenchServeCommand: ParsableCommand {
         let elapsed = ms(ContinuousClock.now - start) / 1000
         let r = results.withLock { $0 }
         return Load(rps: Double(r.latencies.count) / elapsed, p50: percentile(r.latencies, 0.5), p99: percentile(r.latencies, 0.99), failed: r.failed)
+    }
+
+    static func column(_ s: String, _ width: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, width - s.count))
+        return left ? fill + s : s + fill
     }
 
     static func metric(_ text: String, _ name: String) -> Double {
