@@ -111,7 +111,7 @@ struct BenchServeCommand: ParsableCommand {
         let net = try ElasticPackage.read(path: package).network()
         try net.compose(ids: combination)
         let graph = InferenceGraph(try net.model.graph(), store: net.model.store)
-        var rng = SeededGenerator(seed: 7)
+        var rng = SeededRandom(seed: 7)
         let inputs = (0..<16).map { _ in Tensor(shape: [1] + shape, data: (0..<shape.reduce(1, *)).map { _ in Float.random(in: -1...1, using: &rng) }) }
         let bodies = inputs.map { SafeTensors.encode(["x": SafeTensor(floats: $0.data, shape: $0.shape)]) }
         for i in 0..<50 { _ = graph.forward([inputs[i % inputs.count]]) }
@@ -274,19 +274,6 @@ final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     init(_ value: Value) { mutex = Mutex(value) }
     func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
-}
-
-/// A seeded generator (SplitMix64), so every run sends the same inputs.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// One keep-alive HTTP/1.1 connection to the agent on loopback, blocking, as small as a benchmark client can be
