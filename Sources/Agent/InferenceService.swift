@@ -7,11 +7,19 @@ import ImageIO
 import Learning
 import Synchronization
 
-/// How the agent's inference service listens (`--serve HOST:PORT`) and behaves.
+/// How the agent's inference service listens (`--serve HOST:PORT`, `--serve-socket PATH`) and behaves.
 public struct ServingConfiguration: Sendable {
     public var host: String
     /// 0 picks a free port (tests).
     public var port: Int
+    /// Whether to listen on `host:port` (false: only on `socketPath`).
+    public var listensOnTCP = true
+    /// A Unix-domain socket to serve on as well (mode 0660, removed on exit; see `UnixListenSocket`).
+    public var socketPath: String?
+    /// Micro-batching: a single-input predict waits up to this long (ms) for others to share its forward; 0 = off.
+    public var batchWindowMs: Double = 0
+    /// Most inputs one micro-batch forwards.
+    public var maxBatch: Int = 16
     /// How long a split prediction waits for the edge server before it runs the whole network on the device.
     public var edgeDeadlineMs: Double = 250
     /// After a fallback, the edge is not asked again for this long (every request would wait the deadline).
@@ -60,7 +68,10 @@ public final class InferenceService: Sendable {
     private let stopFlag = Shared(false)
     private let lastError = Shared<String?>(nil)
     let router = Router()
-    let server: HTTPServer
+    /// The TCP listener (nil with only a Unix socket) and the Unix-socket listener; both serve `router`.
+    let server: HTTPServer?
+    let socketServer: HTTPServer?
+    let batcher: MicroBatcher?
 
     init(configuration: AgentConfiguration, serving: ServingConfiguration, client: any AgentCoordinator, log: @escaping @Sendable (String) -> Void) {
         self.configuration = configuration
@@ -71,20 +82,40 @@ public final class InferenceService: Sendable {
         var http = HTTPServerConfiguration(host: serving.host, port: serving.port, threadPoolSize: serving.threads,
                                            accessLog: serving.accessLog ? HTTPServerConfiguration.standardErrorLog : nil)
         http.defaultBodyLimit = 1 << 20
-        server = HTTPServer(configuration: http, router: router)
+        let routes = router
+        server = serving.listensOnTCP ? HTTPServer(configuration: http, router: routes) : nil
+        socketServer = serving.socketPath.map { path in
+            var local = http
+            local.unixSocketPath = path
+            return HTTPServer(configuration: local, router: routes)
+        }
+        batcher = serving.batchWindowMs > 0 ? MicroBatcher(windowMs: serving.batchWindowMs, maxBatch: serving.maxBatch) : nil
         PredictRoutes(service: self).register(on: router)
     }
 
     /// The network serving now (nil before the first one is built).
     var served: ServedNetwork? { current.value }
-    public var port: Int { server.boundPort }
+    public var port: Int { server?.boundPort ?? 0 }
     /// Every (method, pattern) served, for the contract test against openapi/agent.yaml.
     public var routes: [(method: HTTPMethod, pattern: String)] { router.routes }
 
     /// Starts listening and following the coordinator's config (a thread polls it every `configPollSeconds`).
     public func start() throws {
-        try server.start()
-        log("agent: inference service on \(serving.host):\(port) (POST /v1/predict)")
+        if let server {
+            try server.start()
+            log("agent: inference service on \(serving.host):\(port) (POST /v1/predict)")
+        }
+        if let socketServer, let path = serving.socketPath {
+            do { try socketServer.start() } catch {
+                server?.shutdown(gracePeriod: .zero)
+                throw error
+            }
+            log("agent: inference service on unix:\(path) (POST /v1/predict)")
+        }
+        if let batcher {
+            log(String(format: "agent: micro-batching single predictions: window %.2f ms, at most %d per forward",
+                       serving.batchWindowMs, batcher.maxBatch))
+        }
         Thread { [self] in
             while !stopFlag.value {
                 refresh()
@@ -99,7 +130,8 @@ public final class InferenceService: Sendable {
 
     public func shutdown() {
         stopFlag.set(true)
-        server.shutdown(gracePeriod: .seconds(2))
+        server?.shutdown(gracePeriod: .seconds(2))
+        socketServer?.shutdown(gracePeriod: .seconds(2))
     }
 
     // MARK: Building and swapping
@@ -229,6 +261,12 @@ public final class InferenceService: Sendable {
         var edgeMs: Double
         var splitAfterBlock: Int?
         var fallback: String?
+    }
+
+    /// Runs `x` through the micro-batcher when it is on and `x` is one input, otherwise at once (`run`).
+    func predict(_ x: Tensor, on network: ServedNetwork) -> Outcome {
+        guard let batcher, x.shape.first == 1 else { return run(x, on: network) }
+        return batcher.run(x, on: network, forward: { self.run($0, on: $1) }, counted: { self.metrics.batched($0) })
     }
 
     /// Runs `x` (N, C, H, W) on `network`: whole on the device, or the prefix here and the suffix on the edge,

@@ -62,7 +62,7 @@ struct PredictRoutes: Sendable {
         }
         let x = batch ? try PredictInput.batch(request, net) : try PredictInput.single(request, net)
         let start = ContinuousClock.now
-        let outcome = service.run(x, on: net)
+        let outcome = batch ? service.run(x, on: net) : service.predict(x, on: net)
         let total = InferenceService.ms(ContinuousClock.now - start)
         let n = x.shape[0]
         var predictions: [PredictionView] = []

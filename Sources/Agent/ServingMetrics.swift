@@ -115,6 +115,8 @@ final class ServingMetrics: Sendable {
         var edgeRequests = 0
         var edgeFallbacks = 0
         var spooledFrames = 0
+        var batches = 0
+        var batchedInputs = 0
     }
 
     private let state = Mutex(State())
@@ -142,6 +144,7 @@ final class ServingMetrics: Sendable {
     func swapped() { state.withLock { $0.swaps += 1 } }
     func edge(fallback: Bool) { state.withLock { s in s.edgeRequests += 1; if fallback { s.edgeFallbacks += 1 } } }
     func spooled(_ n: Int) { state.withLock { $0.spooledFrames += n } }
+    func batched(_ requests: Int) { state.withLock { s in s.batches += 1; s.batchedInputs += requests } }
 
     var swaps: Int { state.withLock { $0.swaps } }
     var edgeFallbacks: Int { state.withLock { $0.edgeFallbacks } }
@@ -175,6 +178,10 @@ final class ServingMetrics: Sendable {
         out += "fleetadapt_agent_edge_fallbacks_total \(s.edgeFallbacks)\n"
         family("fleetadapt_agent_spooled_frames_total", "counter", "New spool frames classified into the drift window.")
         out += "fleetadapt_agent_spooled_frames_total \(s.spooledFrames)\n"
+        family("fleetadapt_agent_microbatches_total", "counter", "Forwards run by the micro-batcher (--serve-batch-window-ms > 0).")
+        out += "fleetadapt_agent_microbatches_total \(s.batches)\n"
+        family("fleetadapt_agent_microbatched_requests_total", "counter", "Requests those forwards answered (divided by the batches: mean batch size).")
+        out += "fleetadapt_agent_microbatched_requests_total \(s.batchedInputs)\n"
         family("fleetadapt_agent_served_generation", "gauge", "Generation of the served network (0: none yet).")
         out += "fleetadapt_agent_served_generation \(served?.generation ?? 0)\n"
         if let v = served?.configVersion {

@@ -53,10 +53,12 @@ public final class HTTPServer: Sendable {
                 return try Self.accepted(TLSCredentials(loading: tls))
             }
             let core = ServerCore(configuration: configuration, routes: router.snapshot())
-            let (fd, boundPort) = try ListenSocket.open(host: configuration.host, port: configuration.port)
+            let (fd, boundPort) = try configuration.unixSocketPath.map { (try UnixListenSocket.open(path: $0), 0) }
+                ?? ListenSocket.open(host: configuration.host, port: configuration.port)
             defer { close(fd) }  // the daemon listens on its own copy
             guard let handle = Self.handOver(fd, core: core, credentials: credentials) else {
                 Glibc.shutdown(fd, Int32(SHUT_RDWR))
+                if let path = configuration.unixSocketPath { unlink(path) }
                 throw HTTPServerStartError.daemonStartFailed
             }
             running = Daemon(handle: handle, core: core, credentials: credentials)
@@ -160,7 +162,7 @@ public final class HTTPServer: Sendable {
             MHD_OptionItem(option: .NOTIFY_CONNECTION, value: unsafeBitCast(notifyFn, to: Int.self),
                            ptr_value: context),
             MHD_OptionItem(option: .CONNECTION_LIMIT, value: max(1, limits.maxConnections), ptr_value: nil),
-            MHD_OptionItem(option: .PER_IP_CONNECTION_LIMIT, value: max(0, limits.maxConnectionsPerAddress),
+            MHD_OptionItem(option: .PER_IP_CONNECTION_LIMIT, value: configuration.unixSocketPath == nil ? max(0, limits.maxConnectionsPerAddress) : 0,
                            ptr_value: nil),
         ]
         if let credentials { options += tlsOptions(credentials) }
@@ -213,6 +215,7 @@ public final class HTTPServer: Sendable {
         core.expireAllParked()
         daemon.withLock { $0 = nil }
         retired.withLock { $0 = [] }
+        if let path = configuration.unixSocketPath { unlink(path) }
     }
 
     /// Runs `action` on every SIGHUP (a certificate renewed on disk, say) until the returned source is cancelled.

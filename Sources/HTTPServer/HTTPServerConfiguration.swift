@@ -7,6 +7,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// 0 picks an ephemeral port; read it back from `HTTPServer.boundPort`.
     public var port: Int = 8080
+    /// Listen on a Unix-domain socket at this path instead of `host`/`port` (created mode 0660, removed by
+    /// `shutdown()`; an existing file that is not a stale socket is refused). Per-address limits do not apply.
+    public var unixSocketPath: String?
     public var threadPoolSize: Int = 8
     public var defaultBodyLimit: Int = 1 << 20
     /// Idle seconds before MHD drops a connection (suspended long-polls are exempt).

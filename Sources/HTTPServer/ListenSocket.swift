@@ -6,6 +6,7 @@ public enum HTTPServerStartError: Error, CustomStringConvertible, Sendable {
     case socket(operation: String, errno: Int32)
     case daemonStartFailed
     case alreadyStarted
+    case invalidSocketPath(String, String)
 
     public var description: String {
         switch self {
@@ -13,6 +14,7 @@ public enum HTTPServerStartError: Error, CustomStringConvertible, Sendable {
         case .socket(let operation, let code): "\(operation) failed: \(String(cString: strerror(code)))"
         case .daemonStartFailed: "MHD_start_daemon failed (see the MHD error log above)"
         case .alreadyStarted: "the server is already running"
+        case .invalidSocketPath(let path, let why): "unix socket \(path): \(why)"
         }
     }
 }
@@ -78,5 +80,61 @@ enum ListenSocket {
                 : p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port }
         }
         return (fd, Int(UInt16(bigEndian: networkPort)))
+    }
+}
+
+/// A Unix-domain listening socket at a path, for local clients only (a device's applications talking to its
+/// agent): no port to collide with, and access is the file's permission (mode `mode`, default 0660: owner and
+/// group). A socket file left by a process that is gone is replaced; a socket someone still listens on, or any
+/// file that is not a socket, is refused rather than clobbered.
+enum UnixListenSocket {
+    static func open(path: String, mode: mode_t = 0o660, backlog: Int32 = 1024) throws -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty, bytes.count < capacity else { throw HTTPServerStartError.invalidSocketPath(path, "must be 1–\(capacity - 1) bytes") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        var status = stat()
+        if lstat(path, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFSOCK else {
+                throw HTTPServerStartError.invalidSocketPath(path, "exists and is not a socket; not replaced")
+            }
+            if isListening(&address) { throw HTTPServerStartError.invalidSocketPath(path, "another process listens on it") }
+            guard unlink(path) == 0 else { throw HTTPServerStartError.socket(operation: "unlink stale socket \(path)", errno: errno) }
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw HTTPServerStartError.socket(operation: "socket", errno: errno) }
+        // The file is created by bind with the umask's mode; a restrictive umask while binding, then the mode.
+        let previous = umask(0o177)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        let bindErrno = errno
+        umask(previous)
+        guard bound == 0 else {
+            close(fd)
+            throw HTTPServerStartError.socket(operation: "bind \(path)", errno: bindErrno)
+        }
+        guard chmod(path, mode) == 0, listen(fd, backlog) == 0 else {
+            let code = errno
+            close(fd)
+            unlink(path)
+            throw HTTPServerStartError.socket(operation: "listen on \(path)", errno: code)
+        }
+        return fd
+    }
+
+    /// Whether a process accepts connections on the socket at `address`.
+    private static func isListening(_ address: inout sockaddr_un) -> Bool {
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { return false }
+        defer { close(probe) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
     }
 }

@@ -131,6 +131,21 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "Serve predictions on HOST:PORT (POST /v1/predict, GET /metrics; contract openapi/agent.yaml), e.g. 127.0.0.1:9100.")
     var serve: String?
 
+    @Option(help: "Serve predictions on a Unix-domain socket at PATH as well (or only, without --serve): created mode 0660, removed on exit; a stale socket is replaced, any other file refused.")
+    var serveSocket: String?
+
+    @Option(help: "With --serve/--serve-socket: micro-batching window in ms (0 = off): a single-input predict waits up to this long for others to share one forward.")
+    var serveBatchWindowMs: Double = 0
+
+    @Option(help: "With --serve-batch-window-ms: most inputs one micro-batched forward takes (1–64).")
+    var serveMaxBatch: Int = 16
+
+    @Option(help: "With --serve/--serve-socket: HTTP worker threads of the inference service (1–64); requests beyond them queue.")
+    var serveThreads: Int = 4
+
+    @Option(help: "With --serve/--serve-socket: seconds between two reads of the coordinator's config, which the served network follows (0.05–3600).")
+    var configPollSeconds: Double = 5
+
     @Option(help: "With --serve and a split config: milliseconds a prediction waits for the edge server before running the whole network here.")
     var edgeDeadlineMs: Double = 250
 
@@ -140,6 +155,11 @@ struct AgentCommand: ParsableCommand {
     func validateServing() throws {
         guard (1...1_000_000).contains(window) else { throw ValidationError("--window must be 1–1000000") }
         if let serve, ServingConfiguration.parse(serve) == nil { throw ValidationError("--serve must be HOST:PORT, e.g. 127.0.0.1:9100") }
+        if let serveSocket, serveSocket.isEmpty || serveSocket.utf8.count > 107 { throw ValidationError("--serve-socket must be a path of 1–107 bytes") }
+        guard serveBatchWindowMs >= 0 && serveBatchWindowMs <= 1000 else { throw ValidationError("--serve-batch-window-ms must be 0–1000") }
+        guard (1...64).contains(serveThreads) else { throw ValidationError("--serve-threads must be 1–64") }
+        guard (1...64).contains(serveMaxBatch) else { throw ValidationError("--serve-max-batch must be 1–64") }
+        guard configPollSeconds >= 0.05 && configPollSeconds <= 3600 else { throw ValidationError("--config-poll-seconds must be 0.05–3600") }
         guard edgeDeadlineMs > 0 && edgeDeadlineMs <= 60_000 else { throw ValidationError("--edge-deadline-ms must be 1–60000") }
         guard driftReportInterval == 0 || (1...86_400).contains(driftReportInterval) else {
             throw ValidationError("--drift-report-interval must be 0 (never) or 1–86400 seconds")
@@ -150,8 +170,19 @@ struct AgentCommand: ParsableCommand {
         configuration.imageWindow = window
         configuration.watch = watch
         configuration.driftReportInterval = driftReportInterval
-        if let serve, var serving = ServingConfiguration.parse(serve) {
+        var serving: ServingConfiguration?
+        if let serve { serving = ServingConfiguration.parse(serve) }
+        if serve == nil, serveSocket != nil {
+            serving = ServingConfiguration()
+            serving?.listensOnTCP = false
+        }
+        if var serving {
+            serving.socketPath = serveSocket
             serving.edgeDeadlineMs = edgeDeadlineMs
+            serving.batchWindowMs = serveBatchWindowMs
+            serving.maxBatch = serveMaxBatch
+            serving.threads = serveThreads
+            serving.configPollSeconds = configPollSeconds
             configuration.serving = serving
         }
     }

@@ -25,5 +25,5 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure the system and print figures with same-run baselines.",
         subcommands: [BenchHTTPCommand.self, BenchQueueCommand.self, BenchPlanCommand.self, BenchTrainCommand.self, BenchAdaptCommand.self,
-                      BenchExportCommand.self])
+                      BenchExportCommand.self, BenchServeCommand.self])
 }

@@ -20,7 +20,8 @@ import TestSupport
     }
 
     /// A service on an ephemeral port serving the test package (a local `--model`, so no config is needed).
-    func start(config: CoordinatorClient.ConfigAnswer = .noConfig, edgeURL: String? = nil, deadlineMs: Double = 250) async throws -> Running {
+    func start(config: CoordinatorClient.ConfigAnswer = .noConfig, edgeURL: String? = nil, deadlineMs: Double = 250,
+               configure: (inout ServingConfiguration) -> Void = { _ in }) async throws -> Running {
         let coordinator = InMemoryCoordinator(packagePath: AgentFixture.packagePath)
         coordinator.change { $0.configAnswer = config }
         var configuration = AgentFixture.configuration(data: try ImageFiles.temporaryDirectory("serve"))
@@ -29,6 +30,7 @@ import TestSupport
         var serving = ServingConfiguration(host: "127.0.0.1", port: 0)
         serving.edgeDeadlineMs = deadlineMs
         serving.configPollSeconds = 0.2
+        configure(&serving)
         let log = LogLines()
         let service = InferenceService(configuration: configuration, serving: serving, client: coordinator, log: log.write)
         try service.start()
@@ -299,6 +301,123 @@ import TestSupport
         #expect(abs((drift.windowEntropy ?? .nan) - entropies.reduce(0, +) / 5) < 1e-4)
         #expect(try RawHTTPClient.request(port: s.port, "GET", "/metrics").text.contains("fleetadapt_agent_spooled_frames_total 5"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 9)
+    }
+
+    /// One request over a Unix-domain socket (a libc client: socket, connect, the raw HTTP exchange).
+    static func unixRequest(_ path: String, _ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8] = []) throws -> RawResponse {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw RawClientError(description: "socket: \(errno)") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(path.utf8))
+            raw[path.utf8.count] = 0
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw RawClientError(description: "connect \(path): \(String(cString: strerror(errno)))") }
+        guard RawHTTPClient.send(fd, RawHTTPClient.requestBytes(method, target, headers: headers, body: body)) else {
+            throw RawClientError(description: "send failed")
+        }
+        return try RawHTTPClient.readOneResponse(fd)
+    }
+
+    /// `--serve-socket`: the service answers over a Unix-domain socket (mode 0660), refuses to replace a file that
+    /// is not a socket or a socket another service listens on, replaces a stale one, and removes its own on exit.
+    @Test func aUnixSocketServesPredictionsAndIsRemovedOnShutdown() async throws {
+        let dir = try ImageFiles.temporaryDirectory("socket")
+        let path = dir + "/agent.sock"
+
+        // A regular file there is refused and left as it was.
+        try ImageFiles.write(Array("keep me".utf8), to: path)
+        await #expect(throws: HTTPServerStartError.self) {
+            _ = try await start { $0.listensOnTCP = false; $0.socketPath = path }
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
+        try FileManager.default.removeItem(atPath: path)
+
+        // A stale socket (bound, nobody listening) is replaced.
+        let stale = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(path.utf8))
+            raw[path.utf8.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        close(stale)
+
+        let s = try await start { $0.listensOnTCP = false; $0.socketPath = path }
+        var status = stat()
+        #expect(lstat(path, &status) == 0)
+        #expect(status.st_mode & S_IFMT == S_IFSOCK)
+        #expect(status.st_mode & 0o777 == 0o660, "mode \(String(status.st_mode & 0o777, radix: 8))")
+        #expect(s.port == 0, "no TCP listener")
+
+        let net = try #require(s.service.served)
+        let r = try Self.unixRequest(path, "POST", "/v1/predict?k=2", headers: [("Content-Type", "image/png")], body: ImageFiles.png(Self.test, 5))
+        #expect(r.status == 200, "\(r.text)")
+        let prediction = try #require((try r.json()["predictions"] as? [[String: Any]])?.first)
+        #expect(gap(probabilities(prediction), expected(net, Self.test.tensor([5]))[0]) < 1e-5)
+        #expect((prediction["top_k"] as? [Any])?.count == 2)
+        let bad = try Self.unixRequest(path, "POST", "/v1/predict", headers: [("Content-Type", "image/png")], body: Array("no".utf8))
+        #expect(bad.status == 422 && bad.headers["Content-Type"]?.hasPrefix("application/problem+json") == true)
+        #expect(try Self.unixRequest(path, "GET", "/healthz").status == 200)
+
+        // A second service on the same live socket is refused; the first still answers.
+        await #expect(throws: HTTPServerStartError.self) {
+            _ = try await start { $0.listensOnTCP = false; $0.socketPath = path }
+        }
+        #expect(try Self.unixRequest(path, "GET", "/healthz").status == 200)
+
+        s.service.shutdown()
+        #expect(!FileManager.default.fileExists(atPath: path), "the socket file is removed on exit")
+    }
+
+    /// Micro-batching (`--serve-batch-window-ms`): concurrent single predictions share forwards, and every answer is
+    /// exactly its own input's (no row of another request).
+    @Test func microBatchingAnswersEveryRequestWithItsOwnRow() async throws {
+        let s = try await start { $0.batchWindowMs = 20; $0.maxBatch = 8 }
+        defer { s.service.shutdown() }
+        let net = try #require(s.service.served)
+        let clients = 8, each = 6
+        let inputs = (0..<clients).map { Self.test.tensor([$0]) }
+        let wanted = inputs.map { expected(net, $0)[0] }
+        let port = s.port
+        let answers = Shared<[(client: Int, status: Int, probabilities: [Double])]>([])
+        let done = Shared(0)
+        for c in 0..<clients {
+            let body = Array(Self.jsonTensor(inputs[c]).utf8)
+            Thread {
+                for _ in 0..<each {
+                    let r = try? RawHTTPClient.request(port: port, "POST", "/v1/predict", headers: [("Content-Type", "application/json")], body: body)
+                    let p = ((try? r?.json())?["predictions"] as? [[String: Any]])?.first?["probabilities"] as? [Double] ?? []
+                    answers.update { $0.append((c, r?.status ?? 0, p)) }
+                }
+                done.update { $0 += 1 }
+            }.start()
+        }
+        try await eventually("the clients finish", within: 300) { done.value == clients }
+        let all = answers.value
+        #expect(all.count == clients * each)
+        #expect(all.allSatisfy { $0.status == 200 })
+        let wrong = all.filter { gap($0.probabilities, wanted[$0.client]) > 1e-5 }
+        #expect(wrong.isEmpty, "\(wrong.count) answers are not their own input's")
+        let metrics = try RawHTTPClient.request(port: s.port, "GET", "/metrics").text
+        func value(_ name: String) -> Int {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ").last ?? "") } ?? -1
+        }
+        let batches = value("fleetadapt_agent_microbatches_total"), batched = value("fleetadapt_agent_microbatched_requests_total")
+        #expect(batched == clients * each, "every single prediction went through the batcher")
+        #expect(batches >= 1 && batches < batched, "\(batches) forwards for \(batched) requests: some were shared")
+        print("micro-batching: \(batched) requests in \(batches) forwards")
     }
 
     /// openapi/agent.yaml is the service's contract: its operations are exactly the routes, each with a unique

@@ -2,6 +2,7 @@ import ElasticModel
 import Foundation
 import Learning
 import Testing
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -220,5 +221,79 @@ import FoundationNetworking
         #expect(values["split_after_block"] as? Double == Double(planned))
         #expect((values["latency_ms"] as? Double ?? 0) > 0)
         print("split after block \(planned): measured \(values["latency_ms"] ?? "none") ms through the edge")
+    }
+
+    /// The served path split through a real edge: an agent with `--serve` and a config that cuts its network runs
+    /// the prefix, the edge runs the suffix, and the answer says so (no fallback, link and edge time) and equals the
+    /// whole network's answer on the device.
+    @Test func anAgentServesASplitPredictionThroughTheEdge() async throws {
+        let c = try TestCoordinator()
+        _ = try await ConfigTests.publish(c)
+        let device = try await ConfigTests.register(c, name: "split-server", gflops: 0.05, latency: 20)
+        let edge = try EdgeProcess(coordinator: c.baseURL)
+        let data = try FleetAdaptationTests.deviceData(10)
+        let logPath = data + "-agent.log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: logPath) }
+        let agent = Process()
+        agent.executableURL = URL(fileURLWithPath: FleetAdaptationTests.agentPath)
+        agent.arguments = ["--coordinator", c.baseURL, "--data-dir", data, "--cache-dir", data + "-cache", "--poll-wait", "2",
+                           "--edge-server", "edge-1", "--bandwidth-mbps", "1000", "--rtt-ms", "1", "--edge-server-gflops", "500",
+                           "--edge-url", edge.url, "--serve", "127.0.0.1:0", "--config-poll-seconds", "0.2", "--edge-deadline-ms", "5000"]
+        var env = ProcessInfo.processInfo.environment
+        env["FLEETADAPT_TOKEN"] = device.token
+        agent.environment = env
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        agent.standardOutput = log
+        agent.standardError = log
+        try agent.run()
+        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+
+        // The agent's context report makes the planner cut the network; the service follows that config.
+        var port = 0
+        var planned: Int?
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if port == 0, let line = text.split(separator: "\n").first(where: { $0.contains("inference service on 127.0.0.1:") }),
+               let p = line.split(separator: ":").dropFirst(2).first.flatMap({ Int($0.prefix { $0.isNumber }) }) { port = p }
+            if planned == nil {
+                planned = ((try await c.request("GET", "/v1/devices/\(device.id)/config").object)?["partition"] as? [String: Any])?["split_after_block"] as? Int
+            }
+            if port > 0, let planned, let model = try? RawHTTPClient.request(port: port, "GET", "/v1/model").json(),
+               model["split_after_block"] as? Int == planned { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let cut = try #require(planned, "no cut planned")
+        try #require(port > 0, "the agent did not report its service: \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
+        let model = try RawHTTPClient.request(port: port, "GET", "/v1/model").json()
+        #expect(model["split_after_block"] as? Int == cut, "the served network is split as planned: \(model)")
+
+        let x = try FashionMNIST.load(split: .test, limit: 8).tensor([3])
+        let body = "{\"shape\":\(Array(x.shape.dropFirst())),\"data\":[\(x.data.map { String($0) }.joined(separator: ","))]}"
+        let r = try RawHTTPClient.request(port: port, "POST", "/v1/predict?k=3", headers: [("Content-Type", "application/json")], body: Array(body.utf8))
+        #expect(r.status == 200, "\(r.text)")
+        let answer = try r.json()
+        #expect(answer["edge_fallback"] as? Bool == false, "\(answer["fallback_reason"] ?? "")")
+        #expect(answer["split_after_block"] as? Int == cut)
+        let latency = try #require(answer["latency_ms"] as? [String: Double])
+        #expect((latency["device"] ?? 0) > 0 && (latency["edge"] ?? 0) > 0 && (latency["link"] ?? -1) >= 0, "\(latency)")
+        #expect((latency["link"] ?? 0) + (latency["edge"] ?? 0) > 0)
+
+        // The whole network of the same combination, here: the same probabilities and top-k.
+        let combination = try #require(answer["combination"] as? [String])
+        let net = try ElasticPackage.read(path: FleetAdaptationTests.baseModel).network()
+        try net.compose(ids: combination)
+        let logits = InferenceGraph(try net.model.graph(), store: net.model.store).forward([x])[0].data.map(Double.init)
+        let m = logits.max()!
+        let e = logits.map { exp($0 - m) }
+        let local = e.map { $0 / e.reduce(0, +) }
+        let prediction = try #require((answer["predictions"] as? [[String: Any]])?.first)
+        let served = try #require(prediction["probabilities"] as? [Double])
+        #expect(served.count == local.count && zip(served, local).allSatisfy { abs($0 - $1) < 1e-4 }, "\(served) vs \(local)")
+        let top = (prediction["top_k"] as? [[String: Any]] ?? []).compactMap { $0["index"] as? Int }
+        #expect(top == Array(local.indices.sorted { local[$0] > local[$1] }.prefix(3)))
+        print(String(format: "split after block %d served through the edge: device %.3f ms, link %.3f ms, edge %.3f ms", cut,
+                     latency["device"] ?? 0, latency["link"] ?? 0, latency["edge"] ?? 0))
     }
 }

@@ -22,6 +22,11 @@ struct DemoCommand: ParsableCommand {
             the HTTP round trip their agent measures; this machine's speed): the demo starts `fleetadapt-edge`,
             the planner may cut a camera's network there, and that camera's agent then measures its latency
             split (its prefix here, the suffix on the edge server, the declared link simulated on top).
+
+            Every agent also serves predictions (`--serve` on --edge-port + 1, + 2, ...): before the domain is
+            posted and after its campaign, each device's application asks its agent about 32 held-out frames of its
+            corrupted stream, and a second table shows the accuracy and entropy of what was served before and after
+            adaptation and the served latency split (device / link / edge).
             """))
 
     @Option(help: "Number of agents (devices); the hardware classes take turns.")
@@ -61,8 +66,10 @@ struct DemoCommand: ParsableCommand {
         let model = try fleet.publish()
         try fleet.startAgents()
         fleet.waitForContexts()
+        fleet.askServices(after: false)
         let campaign = try fleet.postDomain(model: model)
         let status = fleet.follow(campaign: campaign)
+        fleet.askServices(after: true)
         fleet.printReport(status: status)
         fleet.stop()
     }

@@ -40,11 +40,18 @@ final class DemoFleet {
     static let edgeLink = (bandwidthMbps: 1000.0, rttMs: 0.1)
     /// Images of the test split each device holds (disjoint slices).
     static let imagesPerDevice = 300
+    /// Held-out frames per device that its application asks the agent's inference service about, before and after
+    /// adaptation (disjoint from every device's local data: taken from the end of the test split).
+    static let heldOutPerDevice = 32
 
     struct DemoDevice {
         var id: UUID
         var name: String
         var hardwareClass: String
+        /// The agent's inference service (`--serve 127.0.0.1:port`).
+        var servePort: Int
+        /// The held-out stream of the device's camera: same corruption, frames it did not adapt on.
+        var heldOut: LabeledImages
     }
 
     let settings: Settings
@@ -61,6 +68,9 @@ final class DemoFleet {
     private(set) var devices: [DemoDevice] = []
     /// The configs the jobs are planned from (the table compares them with what the agents measured).
     private(set) var planned: [UUID: DeviceConfigView] = [:]
+    /// What each device's application saw on its held-out stream before and after adaptation.
+    private(set) var servedBefore: [UUID: ServedFigures] = [:]
+    private(set) var servedAfter: [UUID: ServedFigures] = [:]
 
     init(settings: Settings, executableDirectory: String) {
         self.settings = settings
@@ -158,9 +168,13 @@ final class DemoFleet {
             } catch {
                 throw ValidationError("registration failed: \(error)")
             }
-            devices.append(DemoDevice(id: created.device.id, name: name, hardwareClass: cls.name))
+            let end = clean.count - i * Self.heldOutPerDevice
+            let heldOut = try settings.corruption.apply(to: clean.subset((end - Self.heldOutPerDevice)..<end), severity: settings.severity, seed: 8,
+                                                        firstIndex: end - Self.heldOutPerDevice)
+            let servePort = settings.edgePort + 1 + i
+            devices.append(DemoDevice(id: created.device.id, name: name, hardwareClass: cls.name, servePort: servePort, heldOut: heldOut))
             var arguments = ["--coordinator", coordinatorURL, "--data-dir", dataDir, "--poll-wait", "5", "--slowdown", String(cls.slowdown),
-                             "--power-watts", String(cls.watts)]
+                             "--power-watts", String(cls.watts), "--serve", "127.0.0.1:\(servePort)", "--config-poll-seconds", "1"]
             if cls.edge {
                 arguments += ["--edge-server", "edge-1", "--edge-url", edgeURL, "--edge-server-gflops", String(manifest.reference.gflops),
                               "--bandwidth-mbps", String(Self.edgeLink.bandwidthMbps), "--rtt-ms", String(Self.edgeLink.rttMs)]
@@ -183,6 +197,28 @@ final class DemoFleet {
         }
         say("\(reported) of \(devices.count) agents reported their context")
         for d in devices { planned[d.id] = try? admin.deviceConfig(id: d.id) }
+    }
+
+    /// 4b. Each device's application asks its agent about the held-out stream, one frame per request: accuracy
+    /// (the demo knows the labels; the agent does not), mean entropy and latency split of what was served.
+    /// `after` waits until the agent serves a newer network than it did before (the one its job left); all of it
+    /// within `seconds`, so a device whose job failed does not hold the demo up.
+    func askServices(after: Bool, seconds: Double = 60) {
+        let deadline = Date().addingTimeInterval(seconds)
+        for d in devices {
+            var figures: ServedFigures?
+            while figures == nil && Date() < deadline {
+                if let f = try? ServedFigures.measure(port: d.servePort, frames: d.heldOut),
+                   !after || f.generation > (servedBefore[d.id]?.generation ?? 0) {
+                    figures = f
+                } else {
+                    Thread.sleep(forTimeInterval: 0.5)
+                }
+            }
+            if after { servedAfter[d.id] = figures } else { servedBefore[d.id] = figures }
+        }
+        let answered = devices.filter { (after ? servedAfter : servedBefore)[$0.id] != nil }.count
+        say("\(answered) of \(devices.count) inference services answered the held-out stream \(after ? "after" : "before") adaptation")
     }
 
     /// 5. The target domain, rolled out to this run's devices.
@@ -228,6 +264,12 @@ final class DemoFleet {
         print("\ncampaign \(status.rawValue). pred = the planner's estimate for the device's combination (clean accuracy of the package's")
         print("estimator); meas = batch-1 latency the agent measured for that combination, adapters included; split = the block")
         print("after which the planner cut the network (— on-device), measured through the edge server with the same cut.")
+        print("")
+        print(ServedTable.header)
+        for d in devices { print(ServedTable.row(device: d.name, before: servedBefore[d.id], after: servedAfter[d.id])) }
+        print("\nserved = what each device's application saw asking its agent's inference service (POST /v1/predict, one frame per")
+        print("request) about \(Self.heldOutPerDevice) held-out frames of its stream before and after adaptation; ms = mean device / link / edge time")
+        print("of those answers after adaptation (link and edge: the split through the edge server).")
         print("Agents' logs: \(settings.workDir)/logs/.")
         // Measurements feed back: a device whose measured round trip to the edge exceeded what it had reported
         // reports it, and the coordinator re-plans it.
@@ -279,5 +321,57 @@ enum DemoTable {
     static func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
         let fill = String(repeating: " ", count: max(0, width - s.count))
         return left ? fill + s : s + fill
+    }
+}
+
+/// What a device's application saw from the agent's inference service on a stream of frames.
+struct ServedFigures {
+    var accuracy: Double
+    var entropy: Double
+    var deviceMs: Double
+    var linkMs: Double
+    var edgeMs: Double
+    var generation: Int
+    var fallbacks: Int
+
+    /// One POST /v1/predict per frame (the preprocessed tensor as safetensors); throws if one is not answered.
+    static func measure(port: Int, frames: LabeledImages) throws -> ServedFigures {
+        let connection = try ServeConnection(port: port)
+        var correct = 0, fallbacks = 0, generation = 0
+        var entropy = 0.0, device = 0.0, link = 0.0, edge = 0.0
+        for i in 0..<frames.count {
+            let x = frames.tensor([i])
+            let r = try connection.exchange("POST", "/v1/predict?k=1", contentType: "application/octet-stream",
+                                            body: SafeTensors.encode(["x": SafeTensor(floats: x.data, shape: x.shape)]))
+            guard r.status == 200, let answer = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
+                  let prediction = (answer["predictions"] as? [[String: Any]])?.first,
+                  let top = (prediction["top_k"] as? [[String: Any]])?.first?["index"] as? Int,
+                  let latency = answer["latency_ms"] as? [String: Double] else {
+                throw ValidationError("predict answered \(r.status)")
+            }
+            if let labels = frames.labels, Int(labels[i]) == top { correct += 1 }
+            entropy += prediction["entropy"] as? Double ?? 0
+            device += latency["device"] ?? 0
+            link += latency["link"] ?? 0
+            edge += latency["edge"] ?? 0
+            if answer["edge_fallback"] as? Bool == true { fallbacks += 1 }
+            generation = answer["generation"] as? Int ?? generation
+        }
+        let n = Double(max(1, frames.count))
+        return ServedFigures(accuracy: Double(correct) / n, entropy: entropy / n, deviceMs: device / n, linkMs: link / n, edgeMs: edge / n,
+                             generation: generation, fallbacks: fallbacks)
+    }
+}
+
+/// The demo's second table: what the devices' applications saw from their inference services.
+enum ServedTable {
+    static let header = "device              served acc before → after   served entropy before → after   served ms device / link / edge"
+
+    static func row(device: String, before: ServedFigures?, after: ServedFigures?) -> String {
+        func f(_ v: Double?, _ fmt: String) -> String { v.map { String(format: fmt, $0) } ?? "—" }
+        let latency = after ?? before
+        let ms = latency.map { String(format: "%.3f / %.3f / %.3f", $0.deviceMs, $0.linkMs, $0.edgeMs) + ($0.fallbacks > 0 ? " (\($0.fallbacks) fallbacks)" : "") } ?? "—"
+        return DemoTable.pad(device, 19) + " " + DemoTable.pad(f(before?.accuracy, "%.3f"), 17, left: true) + " → " + DemoTable.pad(f(after?.accuracy, "%.3f"), 6)
+            + "   " + DemoTable.pad(f(before?.entropy, "%.2f"), 21, left: true) + " → " + DemoTable.pad(f(after?.entropy, "%.2f"), 6) + "   " + ms
     }
 }
