@@ -27,10 +27,7 @@ struct ApplyJob: JobExecutor {
         let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
         let start = Date()
         try install(aggregate, into: net)
-        var unlabeled = data
-        unlabeled.labels = nil
-        let batch = max(1, min(job.document.batchSize, data.count))
-        let passes = Adaptation.adapt(model, on: unlabeled, loss: .bnStats, steps: (data.count + batch - 1) / batch, batchSize: batch).steps
+        let passes = Self.reestimateNorms(model, on: data, batchSize: job.document.batchSize)
         environment.slowDown(since: start)
         let seconds = Date().timeIntervalSince(start)
         environment.log("agent: applied the aggregated adapters and re-estimated batch-norm statistics in \(passes) forward passes")
@@ -43,6 +40,15 @@ struct ApplyJob: JobExecutor {
             latencyMs: latency.ms, splitAfterBlock: latency.splitAfterBlock))
         return JobOutcome(result: result, observedEdgeRoundTripMs: latency.observedEdgeRoundTripMs,
                           adapted: (net.choiceIDs, JobEnvironment.adaptedTensors(model)))
+    }
+
+    /// Re-estimates the batch-norm statistics of `model`'s combination on the local images, labels unused (forward
+    /// passes only). Returns the passes made.
+    static func reestimateNorms(_ model: Model, on data: LabeledImages, batchSize: Int) -> Int {
+        var unlabeled = data
+        unlabeled.labels = nil
+        let batch = max(1, min(batchSize, data.count))
+        return Adaptation.adapt(model, on: unlabeled, loss: .bnStats, steps: (data.count + batch - 1) / batch, batchSize: batch).steps
     }
 
     /// Installs only adaptation's tensors: the adapters and this combination's batch norms (the aggregate also holds

@@ -32,10 +32,7 @@ struct RestoreJob: JobExecutor {
             try ApplyJob(environment: environment).install(body, into: net)
             if choice.source == .aggregated {
                 // As when the aggregate was applied first: its batch-norm statistics re-estimated on the local images.
-                var unlabeled = data
-                unlabeled.labels = nil
-                let batch = max(1, min(job.document.batchSize, data.count))
-                _ = Adaptation.adapt(model, on: unlabeled, loss: .bnStats, steps: (data.count + batch - 1) / batch, batchSize: batch)
+                _ = ApplyJob.reestimateNorms(model, on: data, batchSize: job.document.batchSize)
             }
             installed = "\(choice.source.rawValue) adapters \(pinned.prefix(12))"
         }

@@ -24,8 +24,9 @@ package struct CampaignRoutes: Sendable {
         routes.add(.POST, "/v1/campaigns/{id}/jobs/{job_id}/cancel", access: .operator, cancelJob)
     }
 
-    /// Every device the campaign changed gets its previous config back (a new version, trigger `rollback`); the
-    /// campaign ends `rolled_back`. A second call answers the same and writes nothing.
+    /// Every device the campaign changed (a canceled campaign's too) gets its previous config back (a new version,
+    /// trigger `rollback`) and a `restore` job for its agent; the campaign ends `rolled_back` when those ended
+    /// (`Rollback`). A second call answers the current figures and writes nothing.
     package func rollback(_ request: HTTPRequest) throws -> HTTPResponse {
         let id = try request.uuidParameter("id")
         switch try scheduler.rollback.rollback(campaign: id, cause: .operator, reason: "requested by operator", now: clock.now()) {

@@ -28,7 +28,8 @@ package struct ReleaseRoutes: Sendable {
         routes.add(.GET, "/v1/releases/{id}/events", access: .viewer, events)
     }
 
-    /// Every device the release moved goes back to its previous config (and model); the release ends `rolled_back`.
+    /// Every device the release moved goes back to its previous config (and model), its agent told by a `restore`
+    /// job; the release ends `rolled_back` when those ended.
     package func rollback(_ request: HTTPRequest) throws -> HTTPResponse {
         let release = try find(request)
         switch try scheduler.rollback.rollback(campaign: release.campaign.id, cause: .operator, reason: "requested by operator", now: clock.now()) {
