@@ -5,7 +5,8 @@ import Learning
 
 /// Trains the block adapters (and batch-norm affine parameters) on the local images with the requested unsupervised
 /// loss, and measures entropy (and accuracy, when labels exist) before and after, and the combination's latency.
-/// The trained tensors are the artifact (the loop uploads them before the result).
+/// The trained tensors are the artifact (the loop uploads them before the result); the device runs them only after
+/// the coordinator accepted the result (`JobOutcome.installsWhenAccepted`).
 ///
 /// Progress: `step` (gradient steps done) of `total_steps`, from the first step on, and `entropy_before`.
 struct AdaptJob: JobExecutor {
@@ -43,7 +44,8 @@ struct AdaptJob: JobExecutor {
         // Inference latency of the planned combination with its adapters at batch 1 (split with the edge server
         // when the config says so): the figure the planner predicted.
         let latency = environment.latency.measure(net, data: data, modelID: document.modelID)
-        CurrentModelFile.write(net, manifest: manifest, environment: environment)
+        // Written (and served) only once the coordinator accepts the result: it may fail the campaign's gate.
+        let modelFile = CurrentModelFile.render(net, manifest: manifest, environment: environment)
         let adapted = JobEnvironment.adaptedTensors(model)
         let artifact = Data(SafeTensors.encode(adapted,
                                                metadata: ["loss": loss.rawValue, "samples": String(report.samplesUsed)]))
@@ -52,7 +54,7 @@ struct AdaptJob: JobExecutor {
             trainSeconds: seconds, energyMJ: environment.energyMJ(seconds), samples: data.count, steps: report.steps,
             latencyMs: latency.ms, splitAfterBlock: latency.splitAfterBlock, diversityBefore: diversityBefore, diversityAfter: diversityAfter))
         return JobOutcome(result: result, artifact: artifact, observedEdgeRoundTripMs: latency.observedEdgeRoundTripMs,
-                          adapted: (net.choiceIDs, adapted))
+                          adapted: (net.choiceIDs, adapted), modelFile: modelFile, installsWhenAccepted: true)
     }
 
     /// Mean per-sample prediction entropy (as `Trainer.meanEntropy`) and prediction diversity, the entropy of the

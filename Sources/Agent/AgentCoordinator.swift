@@ -14,7 +14,7 @@ protocol AgentCoordinator: Sendable {
     func leaseNext(wait: Int, retry: CoordinatorClient.Retry) throws -> CoordinatorClient.LeaseAnswer
     func heartbeat(job: UUID, attempt: Int, progress: [String: Double]?, attempts: Int) throws -> CoordinatorClient.HeartbeatAnswer
     func uploadArtifact(job: UUID, attempt: Int, artifact: Data, retry: CoordinatorClient.Retry) throws -> CoordinatorClient.ArtifactAnswer
-    func reportResult(job: UUID, result: JobResult, retry: CoordinatorClient.Retry) throws -> Int
+    func reportResult(job: UUID, result: JobResult, retry: CoordinatorClient.Retry) throws -> CoordinatorClient.ResultAnswer
     func config(attempts: Int) throws -> CoordinatorClient.ConfigAnswer
     func domainAdapter(_ domain: UUID, attempts: Int) throws -> CoordinatorClient.AdapterAnswer
     /// The adapter file a `restore` job re-installs (only the one its document names).

@@ -15,13 +15,35 @@ enum CurrentModelFile {
 
     /// Exports `net` as it is now. A failure is logged and leaves the previous file; the job's result stands.
     static func write(_ net: ElasticNetwork, manifest: PackageManifest, environment: JobEnvironment) {
+        guard let file = render(net, manifest: manifest, environment: environment) else { return }
+        write(file, environment: environment)
+    }
+
+    /// `net` exported as it is now, to be written once what it runs is installed (`write(_:environment:)`); nil,
+    /// logged, when the export fails.
+    static func render(_ net: ElasticNetwork, manifest: PackageManifest, environment: JobEnvironment) -> Rendered? {
+        do {
+            return Rendered(bytes: try ModelExport(network: net, manifest: manifest).onnx(), variants: net.choiceIDs)
+        } catch {
+            environment.log("agent: could not export \(Self.path(environment.configuration)): \(error)")
+            return nil
+        }
+    }
+
+    /// Replaces the file with `file` (write, sync, rename). A failure is logged and leaves the previous file.
+    static func write(_ file: Rendered, environment: JobEnvironment) {
         let target = Self.path(environment.configuration)
         do {
-            let bytes = try ModelExport(network: net, manifest: manifest).onnx()
-            try ModelExport.writeAtomically(bytes, to: target)
-            environment.log("agent: wrote \(target) (\(bytes.count) bytes, variants \(net.choiceIDs.joined(separator: ",")))")
+            try ModelExport.writeAtomically(file.bytes, to: target)
+            environment.log("agent: wrote \(target) (\(file.bytes.count) bytes, variants \(file.variants.joined(separator: ",")))")
         } catch {
             environment.log("agent: could not write \(target): \(error)")
         }
+    }
+
+    /// An exported model not yet written.
+    struct Rendered: Sendable {
+        var bytes: [UInt8]
+        var variants: [String]
     }
 }

@@ -20,13 +20,23 @@ struct JobOutcome: Sendable {
     var observedEdgeRoundTripMs: Double?
     /// What adaptation left in the network (adapters, batch norms) and its combination, for the inference service.
     var adapted: (variants: [String], tensors: [String: SafeTensor])?
+    /// `model.onnx` of what the job left, for a job whose result must be accepted before the device runs it
+    /// (`installsWhenAccepted`); a job installed as it ran wrote the file itself.
+    var modelFile: CurrentModelFile.Rendered?
+    /// Whether the device may run what the job left only once the coordinator accepted the result: an `adapt`
+    /// result passes its campaign's quality gate there, and a rejected (or fenced) one must leave the device on
+    /// its previous adapters. `apply` and `restore` install what the coordinator chose, so they install at once.
+    var installsWhenAccepted: Bool
 
     init(result: JobResult, artifact: Data? = nil, observedEdgeRoundTripMs: Double? = nil,
-         adapted: (variants: [String], tensors: [String: SafeTensor])? = nil) {
+         adapted: (variants: [String], tensors: [String: SafeTensor])? = nil,
+         modelFile: CurrentModelFile.Rendered? = nil, installsWhenAccepted: Bool = false) {
         self.result = result
         self.artifact = artifact
         self.observedEdgeRoundTripMs = observedEdgeRoundTripMs
         self.adapted = adapted
+        self.modelFile = modelFile
+        self.installsWhenAccepted = installsWhenAccepted
     }
 
     static func failed(_ job: LeasedJob, _ error: String) -> JobOutcome {

@@ -181,30 +181,50 @@ final class JobLoop: Sendable {
             outcome = .failed(job, "\(error)")
         }
         if let observed = outcome.observedEdgeRoundTripMs { noteObservedEdgeRoundTrip(observed) }
-        if let serving, outcome.result.outcome == .succeeded, let adapted = outcome.adapted {
-            serving.adapted(modelID: job.document.modelID, variants: adapted.variants, tensors: adapted.tensors, data: data)
-        }
+        if !outcome.installsWhenAccepted { install(outcome, of: job, data: data) }
         if heartbeats.leaseLost.value {
             heartbeats.stop()
             log("agent: lease of job \(job.id.uuidString.lowercased()) was lost; its result is dropped")
             return
         }
-        let entry: PendingResults.Entry
+        let saved: PendingResults.Entry?
         do {
-            entry = try pending.save(job: job.id, result: outcome.result, artifact: outcome.artifact)
+            saved = try pending.save(job: job.id, result: outcome.result, artifact: outcome.artifact)
         } catch {
             log("agent: could not save the result of job \(job.id.uuidString.lowercased()) to \(pending.directory) (\(error)); delivering it from memory")
-            try deliver(PendingResults.Entry(jobID: job.id, result: outcome.result, hasArtifact: outcome.artifact != nil), store: nil,
-                        artifact: outcome.artifact)
-            return
+            saved = nil
         }
-        try deliver(entry, store: pending)
+        let state: JobState?
+        if let saved {
+            state = try deliver(saved, store: pending)
+        } else {
+            state = try deliver(PendingResults.Entry(jobID: job.id, result: outcome.result, hasArtifact: outcome.artifact != nil), store: nil,
+                                artifact: outcome.artifact)
+        }
+        guard outcome.installsWhenAccepted, outcome.result.outcome == .succeeded else { return }
+        if state == .succeeded {
+            install(outcome, of: job, data: data)
+        } else {
+            log("agent: job \(job.id.uuidString.lowercased()) ended \(state?.rawValue ?? "unrecorded"): its adapters are not installed; the device keeps what it ran")
+        }
+    }
+
+    /// Makes what a succeeded job left the device's current model: `model.onnx` (when the job left it to the loop)
+    /// and the inference service's network.
+    func install(_ outcome: JobOutcome, of job: LeasedJob, data: LabeledImages) {
+        guard outcome.result.outcome == .succeeded else { return }
+        if let file = outcome.modelFile { CurrentModelFile.write(file, environment: executorEnvironment) }
+        if let serving, let adapted = outcome.adapted {
+            serving.adapted(modelID: job.document.modelID, variants: adapted.variants, tensors: adapted.tensors, data: data)
+        }
     }
 
     /// Delivers a finished result: the artifact (if any), then the result, each retried until the coordinator
     /// answers. Any answer ends it (the entry is removed): a refused artifact turns the result into a failure that
     /// says why; 404/409 mean this attempt no longer holds the job, so its result is dropped.
-    func deliver(_ entry: PendingResults.Entry, store: PendingResults?, artifact inMemory: Data? = nil) throws {
+    /// Returns the job's state the coordinator recorded, nil when the result was dropped or not recorded.
+    @discardableResult
+    func deliver(_ entry: PendingResults.Entry, store: PendingResults?, artifact inMemory: Data? = nil) throws -> JobState? {
         var result = entry.result
         if let artifact = inMemory ?? store?.artifact(of: entry), result.outcome == .succeeded {
             switch try client.uploadArtifact(job: entry.jobID, attempt: result.attempt, artifact: artifact, retry: persistently) {
@@ -213,7 +233,7 @@ final class JobLoop: Sendable {
             case .notHeld(let status):
                 log("agent: job \(entry.jobID.uuidString.lowercased()) attempt \(result.attempt) no longer holds the job (artifact: HTTP \(status)); its result is dropped")
                 store?.remove(entry)
-                return
+                return nil
             case .refused(let status, let body):
                 result = JobResult(attempt: result.attempt, outcome: .failed,
                                    error: "artifact upload refused: HTTP \(status) \(body)")
@@ -221,8 +241,9 @@ final class JobLoop: Sendable {
         } else if entry.hasArtifact, result.outcome == .succeeded {
             result = JobResult(attempt: result.attempt, outcome: .failed, error: "the saved artifact could not be read")
         }
-        let status = try client.reportResult(job: entry.jobID, result: result, retry: persistently)
-        log("agent: job \(entry.jobID.uuidString.lowercased()) \(result.outcome.rawValue) → HTTP \(status)")
+        let answer = try client.reportResult(job: entry.jobID, result: result, retry: persistently)
+        log("agent: job \(entry.jobID.uuidString.lowercased()) \(result.outcome.rawValue) → HTTP \(answer.status)\(answer.state.map { " (\($0.rawValue))" } ?? "")")
         store?.remove(entry)
+        return answer.state
     }
 }

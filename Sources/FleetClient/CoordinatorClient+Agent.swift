@@ -87,9 +87,23 @@ extension CoordinatorClient {
         }
     }
 
-    /// `POST /v1/agent/jobs/{id}/result`; returns the answer's status (any answer ends a delivery).
-    public func reportResult(job: UUID, result: JobResult, retry: Retry) throws -> Int {
-        try send("POST", "/v1/agent/jobs/\(job.uuidString.lowercased())/result", body: try json(result), retry: retry).status
+    /// What `POST /v1/agent/jobs/{id}/result` answered: its status (any answer ends a delivery) and, when the result
+    /// was recorded, the job's state after it — `rejected` when an adapt result failed its campaign's quality gate.
+    public struct ResultAnswer: Sendable, Equatable {
+        public var status: Int
+        public var state: JobState?
+
+        public init(status: Int, state: JobState?) {
+            self.status = status
+            self.state = state
+        }
+    }
+
+    /// `POST /v1/agent/jobs/{id}/result`.
+    public func reportResult(job: UUID, result: JobResult, retry: Retry) throws -> ResultAnswer {
+        struct Recorded: Decodable { var state: JobState }
+        let r = try send("POST", "/v1/agent/jobs/\(job.uuidString.lowercased())/result", body: try json(result), retry: retry)
+        return ResultAnswer(status: r.status, state: r.status == 200 ? (try? Self.decode(Recorded.self, r.body))?.state : nil)
     }
 
     /// What `GET /v1/agent/config` answered.

@@ -16,7 +16,12 @@ import Testing
         let path = CurrentModelFile.path(environment.configuration)
         #expect(!FileManager.default.fileExists(atPath: path))
 
+        // An adapt renders the file but leaves writing it to the loop, once the coordinator accepted the result
+        // (JobLoopTests/aRejectedAdaptResultIsNotInstalledAndAnAcceptedOneIs).
         let outcome = try AdaptJob(environment: environment).run(AgentFixture.job(steps: 10), data: data, progress: JobProgress())
+        #expect(outcome.installsWhenAccepted)
+        #expect(!FileManager.default.fileExists(atPath: path))
+        CurrentModelFile.write(try #require(outcome.modelFile), environment: environment)
         let artifact = try SafeTensors.decode(Array(try #require(outcome.artifact))).tensors
         let written = try #require(FileManager.default.contents(atPath: path))
         let export = try ModelExport(package: try ElasticPackage.read(path: AgentFixture.packagePath))
@@ -29,7 +34,8 @@ import Testing
         // An apply of another device's adapters rewrites it (new adapters, re-estimated statistics).
         let trained = try #require(outcome.artifact)
         coordinator.change { $0.adapterAnswer = .adapter(trained) }
-        _ = try ApplyJob(environment: environment).run(AgentFixture.job(.apply), data: data, progress: JobProgress())
+        let applied = try ApplyJob(environment: environment).run(AgentFixture.job(.apply), data: data, progress: JobProgress())
+        #expect(!applied.installsWhenAccepted, "an apply installs what the coordinator chose, at once")
         let rewritten = try #require(FileManager.default.contents(atPath: path))
         #expect(rewritten != written)
     }

@@ -42,6 +42,8 @@ final class InMemoryCoordinator: AgentCoordinator {
         var artifactAnswer: CoordinatorClient.ArtifactAnswer = .stored
         var configAnswer: CoordinatorClient.ConfigAnswer = .noConfig
         var adapterAnswer: CoordinatorClient.AdapterAnswer = .missing(status: 404)
+        /// The job's state the coordinator answers a result with (`rejected`: the result failed its quality gate).
+        var resultState: JobState = .succeeded
         /// What a restore job's adapter download answers.
         var restoreAnswer: CoordinatorClient.AdapterAnswer = .missing(status: 404)
     }
@@ -130,8 +132,11 @@ final class InMemoryCoordinator: AgentCoordinator {
         }
     }
 
-    func reportResult(job: UUID, result: JobResult, retry: CoordinatorClient.Retry) throws -> Int {
-        try answer("POST /v1/agent/jobs/\(job)/result", retry: retry) { _ in (.result(job: job, result: result), 200) }
+    func reportResult(job: UUID, result: JobResult, retry: CoordinatorClient.Retry) throws -> CoordinatorClient.ResultAnswer {
+        try answer("POST /v1/agent/jobs/\(job)/result", retry: retry) { state in
+            (.result(job: job, result: result),
+             CoordinatorClient.ResultAnswer(status: 200, state: result.outcome == .succeeded ? state.resultState : .failed))
+        }
     }
 
     func config(attempts: Int) throws -> CoordinatorClient.ConfigAnswer {

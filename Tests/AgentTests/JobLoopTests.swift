@@ -1,8 +1,10 @@
 @testable import Agent
+import ElasticModel
 import FleetAPI
 import FleetClient
 import Foundation
 import Learning
+import ONNXExport
 import Testing
 
 /// The loop's decisions, in-process against the coordinator's side of the seam held in memory, with real jobs
@@ -168,6 +170,33 @@ import Testing
         #expect(heartbeats(coordinator, of: job.id).count == 1)
         #expect(!coordinator.calls.contains { $0.result != nil || $0.isArtifact })
         #expect(saved(configuration).isEmpty)
+    }
+
+    /// An adapt result the coordinator rejects (its campaign's quality gate) leaves the device on what it ran: no
+    /// `model.onnx` is written for it. One it accepts becomes the device's model, the export of the package with
+    /// that job's artifact, byte for byte.
+    @Test func aRejectedAdaptResultIsNotInstalledAndAnAcceptedOneIs() async throws {
+        let (coordinator, configuration, log) = try setUp(maxJobs: 1)
+        let path = CurrentModelFile.path(configuration)
+        let rejected = AgentFixture.job(steps: 5)
+        coordinator.enqueue(rejected)
+        coordinator.change { $0.resultState = .rejected }
+        #expect(try await RunningLoop(JobLoop(configuration: configuration, client: coordinator, log: log.write)).finished() == 1)
+        #expect(coordinator.calls.compactMap(\.result).first { $0.job == rejected.id }?.result.outcome == .succeeded)
+        #expect(!FileManager.default.fileExists(atPath: path), "a rejected result installs nothing")
+        #expect(log.contains("job \(rejected.id.uuidString.lowercased()) ended rejected: its adapters are not installed"), "\(log.all)")
+
+        let accepted = AgentFixture.job(steps: 5)
+        coordinator.enqueue(accepted)
+        coordinator.change { $0.resultState = .succeeded }
+        #expect(try await RunningLoop(JobLoop(configuration: configuration, client: coordinator, log: log.write)).finished() == 1)
+        let artifact = try #require(coordinator.calls.compactMap { call -> Data? in
+            if case .artifact(accepted.id, _, let bytes) = call { bytes } else { nil }
+        }.first)
+        let export = try ModelExport(package: try ElasticPackage.read(path: AgentFixture.packagePath))
+        try export.compose([:])
+        try export.install(adapters: try SafeTensors.decode(Array(artifact)).tensors)
+        #expect(Array(try #require(FileManager.default.contents(atPath: path))) == (try export.onnx()))
     }
 
     @Test func aRefusedArtifactTurnsTheResultIntoAFailureThatSaysWhy() async throws {

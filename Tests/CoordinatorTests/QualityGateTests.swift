@@ -43,7 +43,8 @@ import Testing
         let c = try TestCoordinator()
         let model = try await FleetAdaptationTests.publish(c)
         let (device, token) = try await c.registerDevice(name: "gated", labels: ["fleet": "gate"], gflops: 2)
-        let agent = try FleetAdaptationTests.startAgent(c, token: token, data: try FleetAdaptationTests.deviceData(30), maxJobs: 10)
+        let data = try FleetAdaptationTests.deviceData(30)
+        let agent = try FleetAdaptationTests.startAgent(c, token: token, data: data, maxJobs: 10)
         defer { if agent.isRunning { agent.terminate() } }
 
         let good = try await campaign(c, domain(model, name: "sound", learningRate: 0.002, steps: 40))
@@ -57,6 +58,10 @@ import Testing
         #expect((verdict["entropy_drop"] as? Double ?? 0) > 0)
         #expect((verdict["diversity_ratio"] as? Double ?? 0) > 0.5, "the agent measures diversity: \(verdict)")
         #expect(try await adapters(c, device) == good.domain.lowercased())
+        // What the device runs: model.onnx, written once the coordinator accepted the result.
+        let onnx = data + "/model.onnx"
+        try await fleet.waitFor("the agent's model.onnx") { FileManager.default.fileExists(atPath: onnx) }
+        let goodModel = try Data(contentsOf: URL(fileURLWithPath: onnx))
 
         let strict = try await campaign(c, domain(model, name: "strict", learningRate: 0.002, steps: 40, gate: #"{"min_entropy_drop": 50}"#))
         try await fleet.waitFor("the strict campaign's job to end") {
@@ -95,5 +100,7 @@ import Testing
         print("harmful TENT: \(job["state"] ?? "-") gate \(job["gate"] ?? "-")")
         #expect(job["state"] as? String == "rejected", "\(job)")
         #expect(try await adapters(c, device) == good.domain.lowercased(), "the device keeps its previous adapters")
+        // On the device too: neither rejected result was installed, so it still runs the sound campaign's model.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: onnx)) == goodModel, "the agent's model.onnx is still the sound campaign's")
     }
 }
