@@ -24,6 +24,9 @@ package struct JobStore: Sendable {
     /// SKIP LOCKED (concurrent pollers never wait on each other nor take the same row), then updated.
     /// Jobs of paused or unreleased waves, rate-limited campaigns, or a device already running a job are skipped.
     /// Every time in it (ready, lease, expiry, the rate window) is the database's clock, which all replicas share.
+    /// A device that already holds a job is answered by the NOT EXISTS (one probe of jobs_one_active_per_device_idx)
+    /// rather than by a failed UPDATE; the unique index still decides a race between two polls of one device. A
+    /// campaign's recent leases are counted on jobs_campaign_leased_idx and only up to its limit.
     package func leaseNext(device: UUID) throws -> LeasedJob? {
         do {
             let rows = try pool.query("""
@@ -33,9 +36,12 @@ package struct JobStore: Sendable {
                     WHERE j.device_id = \(device) AND j.state = 'queued' AND j.run_after <= now()
                       AND j.attempt - j.attempt_base < j.max_attempts
                       AND c.status = 'running' AND j.wave <= c.released_wave
+                      AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.device_id = j.device_id AND a.state IN ('leased', 'running'))
                       AND (c.max_per_minute IS NULL OR c.max_per_minute > (
-                            SELECT count(*) FROM jobs r
-                            WHERE r.campaign_id = c.id AND r.leased_at > now() - interval '1 minute'))
+                            SELECT count(*) FROM (
+                                SELECT FROM jobs r
+                                WHERE r.campaign_id = c.id AND r.leased_at > now() - interval '1 minute'
+                                LIMIT c.max_per_minute) AS recent))
                     ORDER BY j.run_after, j.id
                     LIMIT 1
                     FOR UPDATE OF j SKIP LOCKED)
@@ -317,19 +323,62 @@ package struct JobStore: Sendable {
         let stamp = WireTimestamp.format(try c.query("SELECT now() AS now").rows[0].decode("now", as: Date.self))
         let campaign = campaignID.uuidString.lowercased()
         let encoder = WireJSON.encoder
+        // Devices planned alike get equal documents (a document names no device), and equal values encode to equal
+        // bytes (sorted keys): each distinct document is encoded once, not once per device.
+        var encoded: [JobDocument: String] = [:]
         var rows: [[String?]] = []
         rows.reserveCapacity(targets.count)
         for t in targets {
+            let document: String
+            if let known = encoded[t.document] {
+                document = known
+            } else {
+                document = String(decoding: try encoder.encode(t.document), as: UTF8.self)
+                encoded[t.document] = document
+            }
             rows.append([
                 UUID().uuidString.lowercased(), campaign, t.deviceID.uuidString.lowercased(), t.document.kind.rawValue,
                 String(t.wave), "queued", String(maxAttempts), String(timeoutS), String(leaseS),
-                stamp, String(decoding: try encoder.encode(t.document), as: UTF8.self), stamp, stamp,
+                stamp, document, stamp, stamp,
             ])
         }
-        _ = try c.copyIn(table: "jobs", columns: ["id", "campaign_id", "device_id", "kind", "wave", "state", "max_attempts",
-                                                  "timeout_s", "lease_s", "run_after", "document", "created_at", "updated_at"],
-                         rows: rows)
+        let columns = ["id", "campaign_id", "device_id", "kind", "wave", "state", "max_attempts",
+                       "timeout_s", "lease_s", "run_after", "document", "created_at", "updated_at"]
+        if try Self.checksForeignKeysBySet(targets: targets, campaign: campaignID, on: c) {
+            // The foreign keys were checked (and their rows locked) for the whole set just above: the per-row
+            // foreign-key triggers of the COPY, which did the same one row at a time, are skipped for it alone.
+            try c.query("SET LOCAL session_replication_role = replica")
+            _ = try c.copyIn(table: "jobs", columns: columns, rows: rows)
+            try c.query("SET LOCAL session_replication_role = origin")
+        } else {
+            _ = try c.copyIn(table: "jobs", columns: columns, rows: rows)
+        }
         try notifyAll(on: c)
+    }
+
+    /// The check jobs' foreign keys make, done once for a fan-out's whole set instead of by a trigger per row: every
+    /// target device and the campaign exist, and are locked FOR KEY SHARE until the transaction ends (exactly the
+    /// lock the per-row check takes, so neither can be deleted or re-keyed before the jobs commit). Returns false,
+    /// having checked nothing, when the session may not skip triggers (not a superuser): then the triggers check.
+    /// A missing row throws the foreign-key violation (23503) the trigger would have.
+    static func checksForeignKeysBySet(targets: [RolloutPlan.Target], campaign: UUID, on c: PostgresConnection) throws -> Bool {
+        guard try c.query("SELECT current_setting('is_superuser') = 'on' AS superuser").rows[0].decode("superuser", as: Bool.self) else {
+            return false
+        }
+        let devices = Array(Set(targets.map(\.deviceID)))
+        let row = try c.query("""
+            SELECT (SELECT count(*) FROM (SELECT 1 FROM devices WHERE id = ANY(\(PostgresArray(devices))) FOR KEY SHARE) AS d)::bigint AS devices,
+                   (SELECT count(*) FROM (SELECT 1 FROM campaigns WHERE id = \(campaign) FOR KEY SHARE) AS c)::bigint AS campaigns
+            """).rows[0]
+        if try row.decode("campaigns", as: Int.self) != 1 {
+            throw PostgresError(kind: .server, sqlState: "23503", message: "insert or update on table \"jobs\" violates foreign key constraint \"jobs_campaign_id_fkey\"",
+                                constraint: "jobs_campaign_id_fkey")
+        }
+        if try row.decode("devices", as: Int.self) != devices.count {
+            throw PostgresError(kind: .server, sqlState: "23503", message: "insert or update on table \"jobs\" violates foreign key constraint \"jobs_device_id_fkey\"",
+                                constraint: "jobs_device_id_fkey")
+        }
+        return true
     }
 
     /// Wakes every parked long-poll (a wave released, a campaign resumed or retried, jobs created).
