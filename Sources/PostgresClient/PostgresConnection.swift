@@ -62,6 +62,16 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs one statement with its parameters (PQexecParams); text results, bytea parameters in binary.
     @discardableResult
     public func query(_ q: PostgresQuery) throws -> PostgresResult {
+        do {
+            return try run(q)
+        } catch let error as PostgresError where error.sqlState == "0A000" && PQtransactionStatus(conn) == PQTRANS_IDLE {
+            // A prepared statement whose table changed shape, outside a transaction: it changed nothing, and
+            // `run` forgot it, so running it again prepares it afresh.
+            return try run(q)
+        }
+    }
+
+    private func run(_ q: PostgresQuery) throws -> PostgresResult {
         let n = q.binds.count
         let types = q.binds.map { Oid($0.typeOID) }
         let formats = q.binds.map { Int32($0.binary == nil ? 0 : 1) }
@@ -80,7 +90,7 @@ public final class PostgresConnection: @unchecked Sendable {
             return try consume(result, sql: q.sql)
         } catch let error as PostgresError where error.sqlState == "0A000" && name != nil {
             // "cached plan must not change result type": a table under the statement changed shape. Forget it, so
-            // the next call prepares it afresh.
+            // the next call prepares it afresh (in a transaction, which the error aborted, the caller sees it).
             forget(PreparedKey(sql: q.sql, types: types))
             throw error
         }
