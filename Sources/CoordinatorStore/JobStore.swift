@@ -25,6 +25,9 @@ package struct JobStore: Sendable {
     /// Jobs of paused or unreleased waves, rate-limited campaigns, or a device already running a job are skipped; a
     /// rolling-back campaign hands out only its `restore` jobs (neither waves nor its rate limit hold a rollback back).
     /// Every time in it (ready, lease, expiry, the rate window) is the database's clock, which all replicas share.
+    /// A device that already holds a job is answered by the NOT EXISTS (one probe of jobs_one_active_per_device_idx)
+    /// rather than by a failed UPDATE; the unique index still decides a race between two polls of one device. A
+    /// campaign's recent leases are counted on jobs_campaign_leased_idx and only up to its limit.
     package func leaseNext(device: UUID) throws -> LeasedJob? {
         do {
             let rows = try pool.query("""
@@ -35,9 +38,12 @@ package struct JobStore: Sendable {
                       AND j.attempt - j.attempt_base < j.max_attempts
                       AND ((c.status = 'running' AND j.wave <= c.released_wave)
                            OR (j.kind = 'restore' AND c.status = 'rolling_back'))
+                      AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.device_id = j.device_id AND a.state IN ('leased', 'running'))
                       AND (j.kind = 'restore' OR c.max_per_minute IS NULL OR c.max_per_minute > (
-                            SELECT count(*) FROM jobs r
-                            WHERE r.campaign_id = c.id AND r.leased_at > now() - interval '1 minute'))
+                            SELECT count(*) FROM (
+                                SELECT FROM jobs r
+                                WHERE r.campaign_id = c.id AND r.leased_at > now() - interval '1 minute'
+                                LIMIT c.max_per_minute) AS recent))
                     ORDER BY j.run_after, j.id
                     LIMIT 1
                     FOR UPDATE OF j SKIP LOCKED)
@@ -319,18 +325,28 @@ package struct JobStore: Sendable {
         let stamp = WireTimestamp.format(try c.query("SELECT now() AS now").rows[0].decode("now", as: Date.self))
         let campaign = campaignID.uuidString.lowercased()
         let encoder = WireJSON.encoder
+        // Devices planned alike get equal documents (a document names no device), and equal values encode to equal
+        // bytes (sorted keys): each distinct document is encoded once, not once per device.
+        var encoded: [JobDocument: String] = [:]
         var rows: [[String?]] = []
         rows.reserveCapacity(targets.count)
         for t in targets {
+            let document: String
+            if let known = encoded[t.document] {
+                document = known
+            } else {
+                document = String(decoding: try encoder.encode(t.document), as: UTF8.self)
+                encoded[t.document] = document
+            }
             rows.append([
                 UUID().uuidString.lowercased(), campaign, t.deviceID.uuidString.lowercased(), t.document.kind.rawValue,
                 String(t.wave), "queued", String(maxAttempts), String(timeoutS), String(leaseS),
-                stamp, String(decoding: try encoder.encode(t.document), as: UTF8.self), stamp, stamp,
+                stamp, document, stamp, stamp,
             ])
         }
-        _ = try c.copyIn(table: "jobs", columns: ["id", "campaign_id", "device_id", "kind", "wave", "state", "max_attempts",
-                                                  "timeout_s", "lease_s", "run_after", "document", "created_at", "updated_at"],
-                         rows: rows)
+        let columns = ["id", "campaign_id", "device_id", "kind", "wave", "state", "max_attempts",
+                       "timeout_s", "lease_s", "run_after", "document", "created_at", "updated_at"]
+        _ = try c.copyIn(table: "jobs", columns: columns, rows: rows)
         try notifyAll(on: c)
     }
 

@@ -62,7 +62,7 @@ public enum JobLoss: String, Codable, Sendable, CaseIterable {
 }
 
 /// What the agent needs to run one job; written per device when the campaign is created.
-public struct JobDocument: Codable, Sendable, Equatable {
+public struct JobDocument: Codable, Sendable, Hashable {
     public var kind: JobKind
     public var modelID: UUID
     public var domainID: UUID

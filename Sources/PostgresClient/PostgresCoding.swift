@@ -257,8 +257,32 @@ enum PostgresTimestamp {
         var t = time_t(seconds)
         var parts = tm()
         gmtime_r(&t, &parts)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec, Int32(fraction))
+        guard (0...9999).contains(parts.tm_year + 1900) else {
+            return String(format: "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                          parts.tm_hour, parts.tm_min, parts.tm_sec, Int32(fraction))
+        }
+        // Digits written directly (String(format:) is slow, and every time parameter passes here).
+        var out = [UInt8]()
+        out.reserveCapacity(29)
+        func put(_ value: Int, _ width: Int, then separator: String) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var v = value
+            while divisor > 0 {
+                out.append(UInt8(48 + (v / divisor) % 10))
+                v %= divisor
+                divisor /= 10
+            }
+            out.append(contentsOf: separator.utf8)
+        }
+        put(Int(parts.tm_year) + 1900, 4, then: "-")
+        put(Int(parts.tm_mon) + 1, 2, then: "-")
+        put(Int(parts.tm_mday), 2, then: " ")
+        put(Int(parts.tm_hour), 2, then: ":")
+        put(Int(parts.tm_min), 2, then: ":")
+        put(Int(parts.tm_sec), 2, then: ".")
+        put(Int(fraction), 6, then: "+00")
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func parse(_ text: String) -> Int64? {

@@ -2,9 +2,22 @@ internal import CLibPQ
 import Foundation
 
 /// One libpq connection. Not thread-safe by itself: the pool hands it to one thread at a time.
-/// `@unchecked Sendable` because it wraps a C handle (PGconn*) whose only users are serialized by the pool.
+/// `@unchecked Sendable` because it wraps a C handle (PGconn*) whose only users are serialized by the pool; the
+/// statement cache beside it is touched only by the same single user.
 public final class PostgresConnection: @unchecked Sendable {
     private let conn: OpaquePointer
+    /// Statements this session has prepared, by their SQL and parameter types: every query's text comes from code
+    /// (values are always parameters), so a few hundred shapes cover the whole coordinator, and running a prepared
+    /// one skips the server's parse and analysis on every call after the first.
+    private var prepared: [PreparedKey: String] = [:]
+    private var preparedCount = 0
+    /// Beyond this many, further shapes run unprepared (a bound on the session's memory, never an error).
+    static let preparedLimit = 512
+
+    private struct PreparedKey: Hashable {
+        let sql: String
+        let types: [Oid]
+    }
 
     private init(conn: OpaquePointer) {
         self.conn = conn
@@ -49,6 +62,16 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs one statement with its parameters (PQexecParams); text results, bytea parameters in binary.
     @discardableResult
     public func query(_ q: PostgresQuery) throws -> PostgresResult {
+        do {
+            return try run(q)
+        } catch let error as PostgresError where error.sqlState == "0A000" && PQtransactionStatus(conn) == PQTRANS_IDLE {
+            // A prepared statement whose table changed shape, outside a transaction: it changed nothing, and
+            // `run` forgot it, so running it again prepares it afresh.
+            return try run(q)
+        }
+    }
+
+    private func run(_ q: PostgresQuery) throws -> PostgresResult {
         let n = q.binds.count
         let types = q.binds.map { Oid($0.typeOID) }
         let formats = q.binds.map { Int32($0.binary == nil ? 0 : 1) }
@@ -58,10 +81,39 @@ public final class PostgresConnection: @unchecked Sendable {
             return nil
         }
         let lengths = buffers.map { Int32($0.map { $0.count } ?? 0) }
+        let name = try preparedStatement(q.sql, types: types)
         let result: OpaquePointer? = withPointers(&buffers) { values in
-            PQexecParams(conn, q.sql, Int32(n), types, values, lengths, formats, 0)
+            if let name { return PQexecPrepared(conn, name, Int32(n), values, lengths, formats, 0) }
+            return PQexecParams(conn, q.sql, Int32(n), types, values, lengths, formats, 0)
         }
-        return try consume(result, sql: q.sql)
+        do {
+            return try consume(result, sql: q.sql)
+        } catch let error as PostgresError where error.sqlState == "0A000" && name != nil {
+            // "cached plan must not change result type": a table under the statement changed shape. Forget it, so
+            // the next call prepares it afresh (in a transaction, which the error aborted, the caller sees it).
+            forget(PreparedKey(sql: q.sql, types: types))
+            throw error
+        }
+    }
+
+    /// The name of `sql` prepared on this session (PQprepare on first use), or nil past `preparedLimit`. A statement
+    /// the server refuses to prepare throws the server's error, as running it would have.
+    private func preparedStatement(_ sql: String, types: [Oid]) throws -> String? {
+        let key = PreparedKey(sql: sql, types: types)
+        if let name = prepared[key] { return name }
+        guard prepared.count < Self.preparedLimit else { return nil }
+        preparedCount += 1
+        let name = "fa_\(preparedCount)"
+        _ = try consume(PQprepare(conn, name, sql, Int32(types.count), types), sql: sql)
+        prepared[key] = name
+        return name
+    }
+
+    private func forget(_ key: PreparedKey) {
+        guard let name = prepared.removeValue(forKey: key) else { return }
+        // A name is never reused: a later statement gets a fresh one even if this DEALLOCATE does not run (the
+        // transaction is aborted); the session's old entry then just lingers until the connection closes.
+        _ = try? simpleQuery("DEALLOCATE \(Self.quoteIdentifier(name))")
     }
 
     /// Runs SQL text that may hold several statements (PQexec), with no parameters.

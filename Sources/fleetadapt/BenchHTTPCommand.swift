@@ -13,7 +13,9 @@ struct BenchHTTPCommand: ParsableCommand {
             Starts a coordinator on its own embedded PostgreSQL (in a temporary directory), then runs wrk
             (Debian package `wrk`) against GET /healthz (the baseline: HTTP only), GET /v1/devices/{id}
             (HTTP + one indexed PostgreSQL read + auth), and POST /v1/devices (a registration: one
-            transaction with an insert). Prints requests/s, p50 and p99 for each, and the ratios to /healthz.
+            transaction with an insert). Prints requests/s, p50 and p99 for each, and the ratios to /healthz; and the
+            CPU time (coordinator and its PostgreSQL) each request took, with its ratio to /healthz's, which other
+            work on the same cores does not move as it moves requests/s.
             Build in release mode first: swift build -c release --product fleetadapt
             """))
 
@@ -61,22 +63,33 @@ struct BenchHTTPCommand: ParsableCommand {
             """.write(toFile: script, atomically: true, encoding: .utf8)
 
         print("coordinator: \(serverThreads) worker threads, embedded PostgreSQL; wrk: \(wrkThreads) threads, \(connections) connections, \(duration) s each")
-        let health = try wrk(base + "/healthz", [])
-        let read = try wrk(base + "/v1/devices/\(id)", ["-H", "Authorization: Bearer \(key)"])
-        let register = try wrk(base + "/v1/devices", ["-H", "Authorization: Bearer \(key)", "-s", script])
-        print(String(format: "%-26@ %12@ %10@ %10@ %8@", "route" as NSString, "requests/s" as NSString, "p50 ms" as NSString, "p99 ms" as NSString, "ratio" as NSString))
+        let cpu = ProcessCPU(postmaster: app.embeddedDatabase?.postmasterPID)
+        let health = try wrk(base + "/healthz", [], cpu: cpu)
+        let read = try wrk(base + "/v1/devices/\(id)", ["-H", "Authorization: Bearer \(key)"], cpu: cpu)
+        let register = try wrk(base + "/v1/devices", ["-H", "Authorization: Bearer \(key)", "-s", script], cpu: cpu)
+        func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : String(repeating: " ", count: width - text.count) + text }
+        print("route".padding(toLength: 22, withPad: " ", startingAt: 0) + pad("requests/s", 12) + pad("p50 ms", 9) + pad("p99 ms", 9)
+              + pad("ratio", 8) + pad("CPU µs/req", 12) + pad("CPU ratio", 11))
         for (name, r) in [("GET /healthz", health), ("GET /v1/devices/{id}", read), ("POST /v1/devices", register)] {
-            print(String(format: "%-26@ %12.0f %10.2f %10.2f %8.3f", name as NSString, r.rps, r.p50, r.p99, r.rps / health.rps))
+            print(name.padding(toLength: 22, withPad: " ", startingAt: 0) + pad(String(format: "%.0f", r.rps), 12)
+                  + pad(String(format: "%.2f", r.p50), 9) + pad(String(format: "%.2f", r.p99), 9)
+                  + pad(String(format: "%.3f", r.rps / health.rps), 8) + pad(String(format: "%.0f", r.cpuPerRequest * 1e6), 12)
+                  + pad(String(format: "%.3f", health.cpuPerRequest / r.cpuPerRequest), 11))
         }
         if read.errors + register.errors + health.errors > 0 {
             print("non-2xx or socket errors: healthz \(health.errors), read \(read.errors), register \(register.errors)")
         }
     }
 
-    struct WrkResult { var rps: Double; var p50: Double; var p99: Double; var errors: Int }
+    /// `cpuPerRequest`: seconds of CPU the coordinator and its PostgreSQL spent per request during the run.
+    struct WrkResult { var rps: Double; var p50: Double; var p99: Double; var errors: Int; var cpuPerRequest: Double }
 
-    func wrk(_ url: String, _ extra: [String]) throws -> WrkResult {
+    func wrk(_ url: String, _ extra: [String], cpu: ProcessCPU) throws -> WrkResult {
+        let before = cpu.seconds()
         let out = try Shell.run(["/usr/bin/wrk", "-t\(wrkThreads)", "-c\(connections)", "-d\(duration)s", "--latency"] + extra + [url])
+        let used = cpu.seconds() - before
+        let requests = out.split(separator: "\n").first { $0.contains(" requests in ") }
+            .flatMap { Double($0.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") } ?? .nan
         func ms(_ label: String) -> Double {
             guard let line = out.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(label) }),
                   let v = line.split(separator: " ").last else { return .nan }
@@ -89,7 +102,7 @@ struct BenchHTTPCommand: ParsableCommand {
         let rps = out.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? .nan
         var errors = 0
         if let line = out.split(separator: "\n").first(where: { $0.contains("Non-2xx") }) { errors += Int(line.split(separator: " ").last ?? "") ?? 0 }
-        return WrkResult(rps: rps, p50: ms("50%"), p99: ms("99%"), errors: errors)
+        return WrkResult(rps: rps, p50: ms("50%"), p99: ms("99%"), errors: errors, cpuPerRequest: used / requests)
     }
 }
 

@@ -14,7 +14,8 @@ struct BenchQueueCommand: ParsableCommand {
             targeting all of them (planning, one COPY of N jobs, one NOTIFY) next to a raw COPY of the same
             N job rows into a scratch table in the same run; (2) runs wrk with 64 connections leasing jobs,
             each request as another device; (3) times, over repeated trials, how long a waiting
-            GET /v1/agent/jobs/next takes to answer after a job for its device is created.
+            GET /v1/agent/jobs/next takes to answer after a job for its device is created. The lease figure comes with
+            the CPU time (coordinator and its PostgreSQL) per leased job, which other work on the cores does not move.
             Build in release mode first: swift build -c release --product fleetadapt
             """))
 
@@ -71,10 +72,14 @@ struct BenchQueueCommand: ParsableCommand {
               return wrk.format("GET", "/v1/agent/jobs/next?wait=0", {["Authorization"] = "Bearer bulk-" .. i})
             end
             """.write(toFile: script, atomically: true, encoding: .utf8)
+        let cpu = ProcessCPU(postmaster: app.embeddedDatabase?.postmasterPID)
+        let cpuBefore = cpu.seconds()
         let out = try Shell.run(["/usr/bin/wrk", "-t2", "-c\(connections)", "-d\(duration)s", "--latency", "-s", script, base + "/v1/agent/jobs/next"])
+        let cpuUsed = cpu.seconds() - cpuBefore
         let rps = out.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }.map { String($0.split(separator: " ").last ?? "") } ?? "?"
         let leased = try fixtures.leasedJobCount()
         print("lease throughput (\(connections) pollers, each request another device): \(rps) requests/s, \(leased) jobs leased")
+        print(String(format: "  CPU time (coordinator + its PostgreSQL) per leased job: %.0f µs", cpuUsed / Double(max(leased, 1)) * 1e6))
 
         // Long-poll wake-up: a device waits; a campaign for it is created; time until the poll answers.
         var samples: [Double] = []

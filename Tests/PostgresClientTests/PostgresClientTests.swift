@@ -42,6 +42,25 @@ import Testing
     let pool: PostgresPool
     init() throws { pool = PostgresPool(configuration: try EmbeddedPostgres.sharedForTests(), maxConnections: 4) }
 
+    /// Statements are prepared once per connection; one whose table changed shape is prepared again and answers.
+    @Test func aPreparedStatementFollowsItsTableChangingShape() throws {
+        let table = "shape_" + UUID().uuidString.prefix(8).lowercased()
+        try pool.withConnection { c in
+            try c.query("CREATE TABLE \(unsafeRaw: table) (a int)")
+            try c.query("INSERT INTO \(unsafeRaw: table) VALUES (\(1))")
+            let select: PostgresQuery = "SELECT * FROM \(unsafeRaw: table) WHERE a = \(1)"
+            #expect(try c.query(select).rows.count == 1)
+            #expect(try c.query(select).rows.count == 1)
+            try c.query("ALTER TABLE \(unsafeRaw: table) ADD COLUMN b int DEFAULT 7")
+            let row = try #require(try c.query(select).rows.first)
+            #expect(try row.decode("b", as: Int.self) == 7)
+            // In a transaction the server's refusal reaches the caller once; the statement is prepared again after.
+            try c.query("ALTER TABLE \(unsafeRaw: table) ADD COLUMN d int DEFAULT 8")
+            #expect(throws: PostgresError.self) { try c.withTransaction { try $0.query(select) } }
+            #expect(try c.withTransaction { try $0.query(select) }.rows.first?.decode("d", as: Int.self) == 8)
+        }
+    }
+
     @Test func injectionIsStoredVerbatim() throws {
         try pool.query("CREATE TABLE victims (name text)")
         let evil = "'); DROP TABLE victims; --"
