@@ -37,15 +37,13 @@ public struct ClassLabels: RandomAccessCollection, Sendable, Equatable, Expressi
         }
     }
 
-    /// The labels of images `range`, in the same storage.
+    /// The labels of images `range` (as bytes again when those all fit one).
     public func slice(_ range: Range<Int>) -> ClassLabels {
         switch storage {
         case .narrow(let b): ClassLabels(Array(b[range]))
-        case .wide(let w): ClassLabels(wide: Array(w[range]))
+        case .wide(let w): ClassLabels(w[range])
         }
     }
-
-    init(wide: [Int32]) { storage = .wide(wide) }
 
     /// The labels as bytes when every one fits one (how `LocalDataset` has always stored them).
     public var bytes: [UInt8]? {

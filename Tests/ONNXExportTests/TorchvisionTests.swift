@@ -104,6 +104,19 @@ struct TorchvisionPackageExportTests {
         #expect(m.architecture.classes == 1000 && m.accuracyMetric == "teacher-agreement" && m.accuracy.baseAccuracy == 1)
         #expect(report.originalMaxAbsDifference <= 1e-4)
         #expect((m.architecture.graph?.head != nil) == (model == "mobilenet_v3_small"), "the hidden classifier layers are kept whole")
+        if let head = m.architecture.graph?.head {
+            #expect(head.nodes.map(\.op) == ["gemm", "hard_swish"], "\(head.nodes.map(\.op))")
+            // A manifest whose classifier holds an op other than gemms and element-wise ones is refused naming it.
+            var bad = m
+            bad.architecture.graph!.head!.nodes[1].op = "batch_norm"
+            do {
+                _ = try ElasticPackage.decode(try ElasticPackage(manifest: bad, tensors: package.tensors).encode())
+                Issue.record("a batch norm in the classifier was accepted")
+            } catch let error as PackageError {
+                guard case .invalidManifest(let field, _) = error else { Issue.record("\(error)"); return }
+                #expect(field == "architecture.graph.head.nodes[1].op", "\(error)")
+            }
+        }
 
         var rng = SeededRandom(seed: 41)
         let images = Torchvision.images
