@@ -110,18 +110,22 @@ public enum GraphPackageBuilder {
         stemGraph.outputs = [map[blocks[0].entry]]
         let stem = try GraphSpec.Part(stemGraph, store: scratch, prefix: "stem.", tensors: &tensors)
 
-        // The head: global pool, reshapes, then one Gemm; its weights become `head`.
+        // The head: a global pool and reshapes, then the classifier: hidden layers kept whole (gemms and element-wise
+        // ops, e.g. MobileNetV3's Linear → Hardswish → Dropout) and one final Gemm whose weights become `head`.
         let head = Array(headStart..<g.nodes.count)
-        guard let last = head.last, case .gemm(let dense, let w, let b) = g.nodes[last].op, g.outputs[0] == g.inputCount + last,
-              head.dropLast().enumerated().allSatisfy({ i, k in
-                  switch g.nodes[k].op {
-                  case .globalAveragePool, .reduceMean: return i == 0
-                  case .flatten, .reshape, .dropout, .identity: return i > 0
-                  default: return false
-                  }
-              }), head.count >= 2 else {
-            throw PackageError.unsupported("the classifier after the last block must be a global average pool and one Gemm; found "
-                                           + head.map { g.nodes[$0].name }.joined(separator: ", "))
+        let (hidden, dense, w, b) = try classifier(g, head: head, shapes: source.valueShapes)
+        var headHidden: GraphSpec.Part?
+        if !hidden.isEmpty {
+            var hiddenGraph = Graph(inputs: 1)
+            var remap = [g.nodes[hidden[0]].inputs[0]: 0]
+            for k in hidden {
+                let node = g.nodes[k]
+                var op = node.op
+                if case .gemm(let d, let hw, let hb) = op { op = .gemm(d, weight: try copy(hw), bias: try hb.map(copy)) }
+                remap[g.inputCount + k] = hiddenGraph.add(op, [remap[node.inputs[0]]!], name: node.name)
+            }
+            hiddenGraph.outputs = [remap[g.inputCount + hidden.last!]!]
+            headHidden = try GraphSpec.Part(hiddenGraph, store: scratch, prefix: GraphSpec.headPrefix, tensors: &tensors)
         }
         tensors["head.weight"] = SafeTensor(floats: try values(source.store, w), shape: [dense.outFeatures, dense.inFeatures])
         tensors["head.bias"] = SafeTensor(floats: try b.map { try values(source.store, $0) } ?? [Float](repeating: 0, count: dense.outFeatures),
@@ -160,7 +164,7 @@ public enum GraphPackageBuilder {
                                           residual: block.residual ? (sameShape ? "identity" : "projection") : "none", variants: variants))
         }
         let architecture = Architecture(family: .graph, widths: nil, blocksPerStage: nil, stemWidth: nil, stages: nil, expansion: nil,
-                                        inputShape: input, classes: source.classes, graph: GraphSpec(stem: stem, blocks: parts))
+                                        inputShape: input, classes: source.classes, graph: GraphSpec(stem: stem, blocks: parts, head: headHidden))
         let net = try ElasticNetwork(architecture: architecture, positions: positions, adapterKind: options.adapterKind, seed: options.seed)
         for (name, t) in tensors { try net.model.store.set(name, try t.floats()) }
         progress(.detect, 1, 1)
@@ -185,19 +189,19 @@ public enum GraphPackageBuilder {
         if let validation, labelled {
             evaluation = validation
         } else {
-            guard source.classes <= 256 else { throw PackageError.unsupported("agreement needs at most 256 classes; give labelled --val-images") }
-            var labels: [UInt8] = []
+            var labels: [Int] = []
+            labels.reserveCapacity(sourceImages.count)
             var start = 0
             while start < sourceImages.count {
                 let idx = Array(start..<min(sourceImages.count, start + 64))
                 let logits = net.model.forward(sourceImages.tensor(idx), training: false)
                 for i in idx.indices {
                     let row = logits.data[(i * source.classes)..<((i + 1) * source.classes)]
-                    labels.append(UInt8(row.indices.max { row[$0] < row[$1] }! - i * source.classes))
+                    labels.append(row.indices.max { row[$0] < row[$1] }! - i * source.classes)
                 }
                 start += 64
             }
-            evaluation = LabeledImages(images: sourceImages.images, labels: labels, count: sourceImages.count, channels: input[0],
+            evaluation = LabeledImages(images: sourceImages.images, classLabels: ClassLabels(labels), count: sourceImages.count, channels: input[0],
                                        height: input[1], width: input[2])
         }
 
@@ -257,6 +261,35 @@ public enum GraphPackageBuilder {
         progress(.package, 1, 1)
         finish(.package)
         return (package, Report(blocks: blocks, originalMaxAbsDifference: difference, undistilledAccuracy: undistilled, seconds: seconds))
+    }
+
+    /// The head's nodes after the pool and its reshapes: the hidden classifier layers (a chain of gemms and
+    /// element-wise ops on feature vectors, possibly none) and the final Gemm, which must compute the graph's output.
+    static func classifier(_ g: Graph, head: [Int], shapes: [[Int]]) throws -> (hidden: [Int], dense: Dense, weight: Int, bias: Int?) {
+        let found = head.map { g.nodes[$0].name }.joined(separator: ", ")
+        func refuse() -> PackageError {
+            .unsupported("the classifier after the last block must be a global average pool, then gemms with element-wise "
+                         + "activations or dropout between them, ending in the Gemm that computes the logits; found " + found)
+        }
+        guard let first = head.first, let last = head.last, head.count >= 2, g.outputs[0] == g.inputCount + last,
+              case .gemm(let dense, let w, let b) = g.nodes[last].op else { throw refuse() }
+        switch g.nodes[first].op { case .globalAveragePool, .reduceMean: break; default: throw refuse() }
+        var start = 1
+        while start < head.count - 1 {
+            switch g.nodes[head[start]].op { case .flatten, .reshape, .dropout, .identity: start += 1; continue; default: break }
+            break
+        }
+        let chain = Array(head[start...])
+        for (i, k) in chain.enumerated() {
+            let node = g.nodes[k]
+            guard node.inputs == [g.inputCount + (i == 0 ? head[start - 1] : chain[i - 1])] else { throw refuse() }
+            switch node.op {
+            case .gemm, .activation, .dropout, .identity: continue
+            default: throw refuse()
+            }
+        }
+        guard shapes[g.nodes[chain[0]].inputs[0]].count == 1 else { throw refuse() }
+        return (Array(chain.dropLast()), dense, w, b)
     }
 
     /// The image channel (of an RGB or gray image) that model channel `o` reads: reversed for a BGR model.

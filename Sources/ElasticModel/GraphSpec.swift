@@ -1,8 +1,8 @@
 import Learning
 
 /// A graph-defined network in a manifest (the `graph` family, e.g. an imported ONNX classifier): the stem and every
-/// variant of every block position as op lists over numbered values, the head implied (global average pool, then
-/// `head.weight`/`head.bias`, a linear layer). Tensor names are not in the manifest: they follow from where a node
+/// variant of every block position as op lists over numbered values, the head implied (global average pool, the
+/// optional hidden classifier layers `head`, then `head.weight`/`head.bias`, a linear layer). Tensor names are not in the manifest: they follow from where a node
 /// sits (`stem.conv3.weight`, `blocks.2.bn5.running_mean`, `blocks.2.s50.conv1.weight`), so a manifest can name no
 /// tensor outside its own part, and the set of tensors the weights must hold is computed by arithmetic.
 public struct GraphSpec: Codable, Sendable, Equatable {
@@ -43,8 +43,14 @@ public struct GraphSpec: Codable, Sendable, Equatable {
     public var stem: Part
     /// `blocks[p][v]`: variant v of position p, in the order of the manifest's `blocks[p].variants`.
     public var blocks: [[Part]]
+    /// The classifier's hidden layers (gemms and element-wise ops) from the pooled features (C) to the features the
+    /// final linear layer reads, tensors under `head.hidden.`; absent for a pool and one linear layer.
+    public var head: Part?
 
-    public init(stem: Part, blocks: [[Part]]) { self.stem = stem; self.blocks = blocks }
+    public init(stem: Part, blocks: [[Part]], head: Part? = nil) { self.stem = stem; self.blocks = blocks; self.head = head }
+
+    /// Tensor-name prefix of the hidden classifier layers.
+    public static let headPrefix = "head.hidden."
 
     public static let ops: [String] = ["conv", "batch_norm", "relu", "clip", "sigmoid", "hard_sigmoid", "hard_swish", "add", "mul",
                                        "max_pool", "average_pool", "global_average_pool", "flatten", "gemm", "upsample", "identity",
@@ -301,7 +307,12 @@ enum GraphNetwork {
         var positions: [(input: [Int], output: [Int], stride: Int)]
         /// Every tensor of the stem, the variants and the head (adapters are the network's, not the graph's).
         var tensors: [(name: String, shape: [Int])]
+        /// Features the final linear layer reads.
+        var headFeatures: Int
     }
+
+    /// Ops of the classifier's hidden layers: on feature vectors, no batch norm (nothing there adapts).
+    static let classifierOps = ["gemm", "relu", "clip", "sigmoid", "hard_sigmoid", "hard_swish", "identity", "dropout"]
 
     static func prefix(position p: Int, variant id: String) -> String { id == "s0" ? "blocks.\(p)." : "blocks.\(p).\(id)." }
 
@@ -335,9 +346,20 @@ enum GraphNetwork {
             positions.append((x, y, stride))
             x = y
         }
-        tensors.append(("head.weight", [classes, x[0]]))
+        var features = x[0]
+        if let head = spec.head {
+            let f = "\(field).head"
+            for (k, node) in head.nodes.enumerated() where !Self.classifierOps.contains(node.op) {
+                throw bad("\(f).nodes[\(k)].op", "\(node.op.prefix(64)) in the classifier; only \(Self.classifierOps.joined(separator: ", "))")
+            }
+            let checked = try head.check(input: [x[0]], prefix: GraphSpec.headPrefix, field: f)
+            guard checked.outputShape.count == 1 else { throw bad("\(f).output", "the classifier's hidden layers must return features, not \(checked.outputShape)") }
+            tensors += checked.tensors
+            features = checked.outputShape[0]
+        }
+        tensors.append(("head.weight", [classes, features]))
         tensors.append(("head.bias", [classes]))
-        return Checked(stemOutput: stem.outputShape, positions: positions, tensors: tensors)
+        return Checked(stemOutput: stem.outputShape, positions: positions, tensors: tensors, headFeatures: features)
     }
 
     /// The model (stem, original blocks, head) and every variant block, `[position][variant]`, over one store with
@@ -361,9 +383,10 @@ enum GraphNetwork {
         }
         var rng = SeededRandom(seed: seed)
         let last = checked.positions.last?.output ?? checked.stemOutput
-        let head = Linear(store, name: "head", in: last[0], out: classes, rng: &rng)
+        let hidden = try spec.head.map { GraphLayer(try $0.build(into: store, prefix: GraphSpec.headPrefix, input: [last[0]]), store: store) }
+        let head = Linear(store, name: "head", in: checked.headFeatures, out: classes, rng: &rng)
         let model = try Model.graphNetwork(store: store, stem: stem, stemOutputShape: checked.stemOutput, blocks: all.map { $0[0] }, head: head,
-                                           inputShape: inputShape)
+                                           inputShape: inputShape, headHidden: hidden)
         return (model, all)
     }
 }

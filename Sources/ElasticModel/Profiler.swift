@@ -144,15 +144,23 @@ public enum Profiler {
                            latencyMs: latency)
     }
 
-    /// Profiles the head (pool + classifier) on the last block's output (1, C, H, W).
+    /// Profiles the head (pool + classifier, its hidden layers included) on the last block's output (1, C, H, W).
     public static func profileHead(_ net: ElasticNetwork, sample: Tensor, runs: Int, warmup: Int) -> CostProfile {
         let head = net.model.head
         let floats = net.model.store.entries.filter { $0.name.hasPrefix("head.") }.reduce(0) { $0 + $1.count }
         let latency = medianMs(runs: runs, warmup: warmup) {
-            _ = head.forward(net.model.pool.forward(sample, training: false), training: false)
+            _ = net.model.classify(net.model.pool.forward(sample, training: false))
         }
-        return CostProfile(flops: 2 * Double(head.inFeatures * head.outFeatures), paramBytes: 4 * floats,
-                           peakActivationBytes: 4 * (sample.count + head.inFeatures), outputBytes: 4 * head.outFeatures, latencyMs: latency)
+        var flops = 2 * Double(head.inFeatures * head.outFeatures)
+        var widest = head.inFeatures
+        for node in net.model.headHidden?.graph.nodes ?? [] {
+            if case .gemm(let d, _, _) = node.op {
+                flops += 2 * Double(d.inFeatures * d.outFeatures)
+                widest = max(widest, d.inFeatures + d.outFeatures)
+            }
+        }
+        return CostProfile(flops: flops, paramBytes: 4 * floats, peakActivationBytes: 4 * (sample.count + widest),
+                           outputBytes: 4 * head.outFeatures, latencyMs: latency)
     }
 
     /// Latency of the whole current composition at batch 1.

@@ -130,7 +130,7 @@ public enum Corruption: String, CaseIterable, Codable, Sendable {
 }
 
 /// A device's local data: a directory holding `data.safetensors` with uint8 `images` (N, C, H, W), optional
-/// uint8 `labels` (N) — used only to report accuracy, never to train — and string metadata
+/// `labels` (N; uint8, or int32 for more than 256 classes) — used only to report accuracy, never to train — and string metadata
 /// (`corruption`, `severity`, `seed`, `source`).
 public enum LocalDataset {
     public static let fileName = "data.safetensors"
@@ -138,7 +138,7 @@ public enum LocalDataset {
     public static func write(_ data: LabeledImages, metadata: [String: String], to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var tensors = ["images": SafeTensor(uint8: data.images, shape: [data.count, data.channels, data.height, data.width])]
-        if let labels = data.labels { tensors["labels"] = SafeTensor(uint8: labels, shape: [data.count]) }
+        if let labels = data.labels { tensors["labels"] = labels.tensor }
         try SafeTensors.write(tensors, metadata: metadata, to: directory + "/" + fileName)
     }
 
@@ -148,11 +148,13 @@ public enum LocalDataset {
             throw DataError("\(directory)/\(fileName): needs a uint8 `images` tensor of shape (N, C, H, W)")
         }
         let n = images.shape[0]
-        var labels: [UInt8]?
+        var labels: ClassLabels?
         if let l = tensors["labels"] {
-            guard l.dtype == .U8, l.shape == [n] else { throw DataError("\(directory)/\(fileName): `labels` must be uint8 of shape (\(n))") }
-            labels = l.bytes
+            guard let read = ClassLabels(tensor: l, count: n) else {
+                throw DataError("\(directory)/\(fileName): `labels` must be uint8 or int32 (non-negative) of shape (\(n))")
+            }
+            labels = read
         }
-        return (LabeledImages(images: images.bytes, labels: labels, count: n, channels: images.shape[1], height: images.shape[2], width: images.shape[3]), metadata)
+        return (LabeledImages(images: images.bytes, classLabels: labels, count: n, channels: images.shape[1], height: images.shape[2], width: images.shape[3]), metadata)
     }
 }

@@ -15,6 +15,7 @@ extension Model {
         }
         h = g.add(.globalAveragePool, [h], name: "pool")
         h = g.add(.flatten, [h], name: "pool.flatten")
+        if let headHidden { h = try Self.lower(headHidden, from: h, into: &g) }
         h = try Self.lower(head, from: h, into: &g)
         g.outputs = [h]
         return g

@@ -1,10 +1,14 @@
-/// A network as stem → named blocks → head (global average pool, linear). Parameters live in `store`
+/// A network as stem → named blocks → head (global average pool, a graph network's hidden classifier layers if
+/// any, linear). Parameters live in `store`
 /// under PyTorch-style names (`stem.0.weight`, `blocks.2.conv1.weight`, `blocks.2.bn1.running_mean`, `head.weight`).
 public final class Model {
     public let store: ParameterStore
     public let stem: Sequential
     public var blocks: [Block]
     public let pool = GlobalAvgPool()
+    /// The classifier's layers between the pool and `head` (an imported network's Linear → Hardswish → Dropout,
+    /// say), trained and lowered with the head; nil for the usual pool and one linear layer.
+    public let headHidden: GraphLayer?
     public let head: Linear
     public let inputShape: [Int]   // (C, H, W)
     public let stemNorm: BatchNorm2d
@@ -14,7 +18,7 @@ public final class Model {
     public let stemOutputShape: [Int]
 
     init(store: ParameterStore, stem: Sequential, stemNorm: BatchNorm2d, blocks: [Block], head: Linear, inputShape: [Int],
-         stemNorms: [BatchNorm2d]? = nil, stemOutputShape: [Int]? = nil) {
+         stemNorms: [BatchNorm2d]? = nil, stemOutputShape: [Int]? = nil, headHidden: GraphLayer? = nil) {
         _ = BLAS.configured
         self.store = store
         self.stem = stem
@@ -23,16 +27,19 @@ public final class Model {
         self.stemOutputShape = stemOutputShape ?? [stemNorm.channels, inputShape[1], inputShape[2]]
         self.blocks = blocks
         self.head = head
+        self.headHidden = headHidden
         self.inputShape = inputShape
     }
 
     /// A graph-defined network (an imported one): the stem a graph, blocks of kind `graph`, the head the global
-    /// average pool and `head` (a linear layer named `head`). The stem needs a batch norm (its first is `stemNorm`).
+    /// average pool, the hidden classifier layers (a graph from the pooled features, if any) and `head` (a linear
+    /// layer named `head`). The stem needs a batch norm (its first is `stemNorm`).
     public static func graphNetwork(store: ParameterStore, stem: GraphLayer, stemOutputShape: [Int], blocks: [Block], head: Linear,
-                                    inputShape: [Int]) throws -> Model {
+                                    inputShape: [Int], headHidden: GraphLayer? = nil) throws -> Model {
         guard let first = stem.norms.first else { throw LearningError("the stem has no batch norm") }
+        guard headHidden?.norms.isEmpty ?? true else { throw LearningError("the classifier's hidden layers hold a batch norm") }
         return Model(store: store, stem: Sequential([stem]), stemNorm: first, blocks: blocks, head: head, inputShape: inputShape,
-                     stemNorms: stem.norms, stemOutputShape: stemOutputShape)
+                     stemNorms: stem.norms, stemOutputShape: stemOutputShape, headHidden: headHidden)
     }
 
     /// The reference network of the design notes, for 1×28×28 inputs and 10 classes:
@@ -115,7 +122,14 @@ public final class Model {
         let tape = tape ?? Tape(saving: false)
         var h = h
         for b in blocks.dropFirst(last + 1) { h = b.forward(h, training: training, tape: tape) }
-        return head.forward(pool.forward(h, training: training, tape: tape), training: training, tape: tape)
+        return classify(pool.forward(h, training: training, tape: tape), training: training, tape: tape)
+    }
+
+    /// Pooled features (N, C) → logits: the hidden classifier layers, then `head`.
+    public func classify(_ pooled: Tensor, training: Bool = false, tape: Tape? = nil) -> Tensor {
+        let tape = tape ?? Tape(saving: false)
+        let z = headHidden.map { $0.forward(pooled, training: training, tape: tape) } ?? pooled
+        return head.forward(z, training: training, tape: tape)
     }
 
     /// Shape (C, H, W) of the features after block `last` (after the stem for −1), i.e. of a split's cut tensor.
@@ -129,7 +143,9 @@ public final class Model {
     /// Back-propagates dL/dlogits through the pass saved on `tape`. Stops as soon as nothing earlier trains, so a
     /// frozen prefix costs nothing.
     public func backward(_ dlogits: Tensor, tape: Tape) {
-        var d = pool.backward(head.backward(dlogits, tape: tape), tape: tape)
+        var d = head.backward(dlogits, tape: tape)
+        if let headHidden { d = headHidden.backward(d, tape: tape) }
+        d = pool.backward(d, tape: tape)
         let firstTrainable = firstTrainableStage()
         for i in blocks.indices.reversed() {
             guard i >= firstTrainable else { return }

@@ -3,10 +3,16 @@ import Foundation
 /// Images as uint8 (N, C, H, W) with optional labels: the on-device data format and the datasets' format.
 public struct LabeledImages: Sendable, Equatable {
     public var images: [UInt8]
-    public var labels: [UInt8]?
+    public var labels: ClassLabels?
     public var count: Int, channels: Int, height: Int, width: Int
 
+    /// Images with byte labels (at most 256 classes), as the datasets and the agent's folders give them.
     public init(images: [UInt8], labels: [UInt8]?, count: Int, channels: Int, height: Int, width: Int) {
+        self.init(images: images, classLabels: labels.map { ClassLabels($0) }, count: count, channels: channels, height: height, width: width)
+    }
+
+    /// Images with labels of any number of classes.
+    public init(images: [UInt8], classLabels labels: ClassLabels?, count: Int, channels: Int, height: Int, width: Int) {
         precondition(images.count == count * channels * height * width)
         precondition(labels.map { $0.count == count } ?? true)
         self.images = images
@@ -21,7 +27,7 @@ public struct LabeledImages: Sendable, Equatable {
 
     public func subset(_ range: Range<Int>) -> LabeledImages {
         LabeledImages(images: Array(images[(range.lowerBound * perImage)..<(range.upperBound * perImage)]),
-                      labels: labels.map { Array($0[range]) }, count: range.count, channels: channels, height: height, width: width)
+                      classLabels: labels.map { $0.slice(range) }, count: range.count, channels: channels, height: height, width: width)
     }
 
     /// Fashion-MNIST normalisation (mean 0.2860, std 0.3530 of the training set) to a float batch.
@@ -62,7 +68,7 @@ public enum Trainer {
             model.store.zeroGrads()
             tape.reset()
             let logits = model.forward(data.tensor(idx), training: true, tape: tape)
-            let (loss, grad) = Losses.crossEntropy(logits, labels: idx.map { Int(labels[$0]) })
+            let (loss, grad) = Losses.crossEntropy(logits, labels: idx.map { labels[$0] })
             model.backward(grad, tape: tape)
             optimizer.step()
             last = loss
@@ -95,7 +101,7 @@ public enum Trainer {
         for i in 0..<data.count {
             var best = 0
             for j in 1..<k where l.data[i * k + j] > l.data[i * k + best] { best = j }
-            if best == Int(labels[i]) { correct += 1 }
+            if best == labels[i] { correct += 1 }
         }
         return Double(correct) / Double(data.count)
     }

@@ -101,8 +101,7 @@ public struct ONNXPackageBuild {
             throw Failure("\(dir): no image preprocessed to \(shape.map(String.init).joined(separator: "x")) (found \(batch.count) as \(batch.shape))")
         }
         let bytes = batch.data.map { UInt8(max(0, min(255, $0.rounded()))) }
-        let labels = batch.labels.flatMap { l in l.allSatisfy { $0 < 256 } ? l.map { UInt8($0) } : nil }
-        return (LabeledImages(images: bytes, labels: labels, count: batch.count, channels: shape[0], height: shape[1], width: shape[2]),
+        return (LabeledImages(images: bytes, classLabels: batch.labels.map { ClassLabels($0) }, count: batch.count, channels: shape[0], height: shape[1], width: shape[2]),
                 folder.classes)
     }
 }
