@@ -103,8 +103,8 @@ let package = Package(
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
             "CommandSupport",
-            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient", "ONNXExport", "ONNXImport", "ONNX",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient", "ONNXExport", "ONNXImport", "ONNX", "ImageIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
         // Tests. TestSupport holds the fixtures several test targets share (a raw-socket HTTP client, a child-process
