@@ -3,7 +3,7 @@
 folders a user would have, for `fleetadapt model build --onnx` and `fleetadapt demo --onnx` (docs/models.md).
 
 Usage: /usr/bin/python3 deploy/tools/make_byom_example.py OUT_DIR [--arch resnet18|mobilenet_v2] [--steps N]
-Needs Debian's python3-torch, python3-torchvision, python3-pil and dataset-fashion-mnist; no network, no pretrained
+Needs Debian's python3-torch, python3-torchvision, python3-pil, python3-onnx and dataset-fashion-mnist; no network, no pretrained
 weights (`weights=None`, trained from scratch, deterministic seeds).
 
 Writes into OUT_DIR:
@@ -19,9 +19,8 @@ Every image is a 28×28 RGB PNG. The network was trained on them as torchvision 
 i.e. `--input 3x32x32 --resize 36 --crop 32 --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353`.
 """
 import argparse
-import gzip
 import os
-import struct
+import sys
 import time
 
 import numpy as np
@@ -32,25 +31,14 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-FASHION = "/usr/share/datasets/fashion-mnist"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_onnx_fixtures import fashion  # noqa: E402  (the Fashion-MNIST reader the importer's fixtures use)
+
 # Folder names sort in logit order (ImageFolder's labels are the sorted folder names).
 CLASSES = [f"{i}-{n}" for i, n in enumerate(["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                                               "Ankle boot"])]
 MEAN, STD = 0.286, 0.353
 RESIZE, CROP = 36, 32
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        b = f.read()
-    ndim = b[3]
-    dims = struct.unpack(">" + "I" * ndim, b[4:4 + 4 * ndim])
-    return np.frombuffer(b, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def fashion(split):
-    prefix = "train" if split == "train" else "t10k"
-    return idx(f"{FASHION}/{prefix}-images-idx3-ubyte.gz"), idx(f"{FASHION}/{prefix}-labels-idx1-ubyte.gz")
 
 
 def rgb(gray):
@@ -82,8 +70,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--arch", default="resnet18", choices=["resnet18", "mobilenet_v2"])
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--batch", type=int, default=32)
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
