@@ -51,7 +51,8 @@ let package = Package(
         .target(name: "ONNX", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Elastic packages and the recipes built on them (base-model training, the adaptation experiment); its
         // scaling report keeps its frontier with the planner's Pareto staircase (Planner is pure: the arrow points down).
-        .target(name: "ElasticModel", dependencies: ["Learning", "Planner", .product(name: "Crypto", package: "swift-crypto")]),
+        // ImageIO: a package's input pipeline (PackageInput), one implementation for the builder, the agent and its service.
+        .target(name: "ElasticModel", dependencies: ["Learning", "Planner", "ImageIO", .product(name: "Crypto", package: "swift-crypto")]),
         // ONNX → the engine's Graph: initializers as parameters, batch norms put back into eval-mode exports (the
         // engine and ElasticModel never import ONNX; this module sits above both).
         .target(name: "ONNXImport", dependencies: ["ONNX", "Learning", "ElasticModel", "ImageIO"]),
@@ -102,8 +103,8 @@ let package = Package(
         ]),
         .executableTarget(name: "fleetadapt", dependencies: [
             "CommandSupport",
-            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient", "ONNXExport", "ONNXImport", "ONNX",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Planner", "Coordinator", "Learning", "ElasticModel", "FleetAPI", "FleetClient", "ONNXExport", "ONNXImport", "ONNX", "ImageIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
         // Tests. TestSupport holds the fixtures several test targets share (a raw-socket HTTP client, a child-process

@@ -1,3 +1,4 @@
+import ElasticModel
 import FleetAPI
 import FleetClient
 import Foundation
@@ -81,7 +82,7 @@ final class DriftReporter: Sendable {
         guard service.drift.snapshot.baselineEntropy == nil, let network = service.served, baselineTried.value != network.generation else { return }
         baselineTried.set(network.generation)
         do {
-            let (data, _) = try local.images(for: network.inputShape)
+            let (data, _) = try local.images(for: network.input)
             guard data.count > 0 else { return }
             let baseline = InferenceService.baseline(network, data)
             if service.drift.setBaselineIfMissing(baseline) {

@@ -234,8 +234,9 @@ public final class InferenceService: Sendable {
         }
         let model = net.model
         let classes = model.head.outFeatures
-        let names = package.manifest.provenance.dataset.lowercased().contains("fashion") && classes == FashionMNIST.classNames.count
-            ? FashionMNIST.classNames : (0..<classes).map { "class_\($0)" }
+        let names = package.manifest.classNames
+            ?? (package.manifest.provenance.dataset.lowercased().contains("fashion") && classes == FashionMNIST.classNames.count
+                ? FashionMNIST.classNames : (0..<classes).map { "class_\($0)" })
         let whole = InferenceGraph(try model.graph(), store: model.store)
         let shape = model.inputShape
         let combination = net.choiceIDs
@@ -249,7 +250,7 @@ public final class InferenceService: Sendable {
             }
         }
         return ServedNetwork(generation: generation, modelID: modelID, configVersion: configVersion, combination: combination,
-                             inputShape: shape, classNames: names, preprocessing: LocalImages.preprocessing(for: shape), whole: whole, split: split)
+                             inputShape: shape, classNames: names, input: try PackageInput(manifest: package.manifest), whole: whole, split: split)
     }
 
     // MARK: Predicting

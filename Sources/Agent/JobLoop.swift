@@ -142,12 +142,12 @@ final class JobLoop: Sendable {
     /// Runs one job with heartbeats beside it. The finished result is saved to `pending` first, then delivered
     /// (heartbeats go on meanwhile, so an outage shorter than the lease keeps the attempt). A lease lost meanwhile
     /// drops the result.
-    /// Runs one job on the local data as it is now (an image folder is read for the job's model's input shape).
+    /// Runs one job on the local data as it is now (an image folder is read through the job's package's input pipeline).
     func runJob(_ job: LeasedJob, pending: PendingResults) throws {
         let data: LabeledImages
         do {
-            let shape = local.isSafeTensors ? [] : try ElasticPackage.loadNetwork(path: try executorEnvironment.modelFile(job.document.modelID)).model.inputShape
-            let (images, description) = try local.images(for: shape)
+            let manifest = try ElasticPackage.read(path: try executorEnvironment.modelFile(job.document.modelID)).manifest
+            let (images, description) = try local.images(for: try PackageInput(manifest: manifest))
             data = images
             if !local.isSafeTensors {
                 log("agent: \(images.count) local images (\(description)), labels \(images.labels == nil ? "absent" : "present, for reporting only")")

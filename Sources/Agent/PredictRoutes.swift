@@ -1,3 +1,4 @@
+import ElasticModel
 import FleetAPI
 import Foundation
 import HTTPServer
@@ -152,11 +153,7 @@ enum PredictInput {
             throw invalid(field, "\(error.kind.rawValue): \(error.message)")
         }
         do {
-            let t = try net.preprocessing.apply(decoded)
-            guard t.shape == [1] + net.inputShape else {
-                throw invalid(field, "preprocessed to \(t.shape), the network takes \([1] + net.inputShape)")
-            }
-            return Tensor(shape: t.shape, data: t.data)
+            return try net.input.tensor(decoded)
         } catch let error as Preprocessing.Invalid {
             throw invalid(field, error.description)
         }
@@ -280,7 +277,7 @@ struct ModelView: Encodable {
         generation = net.generation
         inputShape = net.inputShape
         classNames = net.classNames
-        preprocessing = net.preprocessing
+        preprocessing = net.input.preprocessing
         splitAfterBlock = net.split?.afterBlock
         self.drift = drift
     }

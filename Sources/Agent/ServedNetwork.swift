@@ -20,20 +20,21 @@ final class ServedNetwork: Sendable {
     /// (C, H, W).
     let inputShape: [Int]
     let classNames: [String]
-    let preprocessing: Preprocessing
+    /// How an image in a request or the spool becomes the input: the package's pipeline, as its local data.
+    let input: PackageInput
     let whole: InferenceGraph
     /// Set when the config cuts the network and the edge session opened.
     let split: SplitPath?
 
     init(generation: Int, modelID: UUID, configVersion: Int?, combination: [String], inputShape: [Int], classNames: [String],
-         preprocessing: Preprocessing, whole: InferenceGraph, split: SplitPath?) {
+         input: PackageInput, whole: InferenceGraph, split: SplitPath?) {
         self.generation = generation
         self.modelID = modelID
         self.configVersion = configVersion
         self.combination = combination
         self.inputShape = inputShape
         self.classNames = classNames
-        self.preprocessing = preprocessing
+        self.input = input
         self.whole = whole
         self.split = split
     }

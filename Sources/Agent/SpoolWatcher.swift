@@ -1,3 +1,4 @@
+import ElasticModel
 import Foundation
 import ImageIO
 import Learning
@@ -46,7 +47,8 @@ final class SpoolWatcher: Sendable {
         var inputs: [Float] = []
         var n = 0
         for entry in fresh {
-            guard let image = try? ImageDecoder.decode(file: entry.path), let t = try? net.preprocessing.apply(image), t.shape == [1] + net.inputShape else {
+            // The package's pipeline, as the job's data read and a served image.
+            guard let image = try? ImageDecoder.decode(file: entry.path), let t = try? net.input.tensor(image) else {
                 continue   // the job's data read logs bad files; the watcher stays quiet
             }
             inputs.append(contentsOf: t.data)

@@ -111,8 +111,8 @@ public struct PackageManifest: Codable, Sendable, Equatable {
 
     /// The manifest's preprocessing record, in the JSON form of ImageIO's `Preprocessing` (what the agent applies):
     /// resize (`shorter_side`, or `width` and `height`), centre crop, channel order, scale to [0, 1], mean and std.
-    public struct InputPreprocessing: Codable, Sendable, Equatable {
-        public struct Resize: Codable, Sendable, Equatable {
+    public struct InputPreprocessing: Codable, Sendable, Hashable {
+        public struct Resize: Codable, Sendable, Hashable {
             public var shorterSide: Int?, width: Int?, height: Int?
             public init(shorterSide: Int?, width: Int?, height: Int?) { self.shorterSide = shorterSide; self.width = width; self.height = height }
             enum CodingKeys: String, CodingKey {
@@ -120,7 +120,7 @@ public struct PackageManifest: Codable, Sendable, Equatable {
                 case shorterSide = "shorter_side"
             }
         }
-        public struct Crop: Codable, Sendable, Equatable {
+        public struct Crop: Codable, Sendable, Hashable {
             public var width: Int, height: Int
             public init(width: Int, height: Int) { self.width = width; self.height = height }
         }
@@ -148,18 +148,41 @@ public struct PackageManifest: Codable, Sendable, Equatable {
             case scaleToUnit = "scale_to_unit"
         }
 
-        func validate(channels count: Int) throws(PackageError) {
+        /// Refuses a record the consumers could not apply to give the network's `inputShape` (C, H, W): unknown
+        /// names, sizes outside 1…4096 (zero included), a crop larger than the resized image, a resize or crop of
+        /// another size than the input, or means and stds that are not one finite number (std positive) per channel.
+        func validate(inputShape: [Int]) throws(PackageError) {
             func bad(_ f: String, _ why: String) -> PackageError { .invalidManifest(field: "preprocessing.\(f)", message: why) }
+            let count = inputShape[0]
             guard ["rgb", "bgr", "gray"].contains(channels) else { throw bad("channels", "rgb, bgr or gray") }
             guard (channels == "gray" ? 1 : 3) == count else { throw bad("channels", "\(channels) does not give the network's \(count) channels") }
             guard interpolation == "bilinear" else { throw bad("interpolation", "bilinear") }
-            let sides = [resize?.shorterSide, resize?.width, resize?.height, crop?.width, crop?.height].compactMap { $0 }
-            guard sides.allSatisfy({ (1...4096).contains($0) }) else { throw bad("resize", "sizes must be in 1...4096") }
+            guard scaleToUnit else { throw bad("scale_to_unit", "must be true (mean and std apply to pixels / 255)") }
+            for (field, side) in [("resize.shorter_side", resize?.shorterSide), ("resize.width", resize?.width), ("resize.height", resize?.height),
+                                  ("crop.width", crop?.width), ("crop.height", crop?.height)] {
+                if let side, !(1...4096).contains(side) { throw bad(field, "must be between 1 and 4096, got \(side)") }
+            }
             if let r = resize, !((r.shorterSide != nil && r.width == nil && r.height == nil) || (r.shorterSide == nil && r.width != nil && r.height != nil)) {
                 throw bad("resize", "shorter_side, or width and height")
             }
             guard mean.count == count, mean.allSatisfy({ $0.isFinite && abs($0) <= 1e6 }) else { throw bad("mean", "\(count) finite numbers") }
             guard std.count == count, std.allSatisfy({ $0.isFinite && $0 > 1e-12 && $0 <= 1e6 }) else { throw bad("std", "\(count) positive numbers") }
+            // The image after resize: known exactly for width × height, at least shorter_side on both sides otherwise.
+            let (h, w) = (inputShape[1], inputShape[2])
+            let resizedW = resize.map { $0.width ?? $0.shorterSide! } ?? w, resizedH = resize.map { $0.height ?? $0.shorterSide! } ?? h
+            if let c = crop {
+                if c.width > resizedW { throw bad("crop.width", "\(c.width) is wider than the resized image (\(resizedW))") }
+                if c.height > resizedH { throw bad("crop.height", "\(c.height) is taller than the resized image (\(resizedH))") }
+                guard c.width == w, c.height == h else { throw bad("crop", "\(c.width)x\(c.height) is not the network's input \(w)x\(h)") }
+            } else if let r = resize {
+                if r.shorterSide != nil {
+                    guard resizedW == min(w, h) else {
+                        throw bad("resize.shorter_side", "\(resizedW) without a crop must be the input's shorter side (\(min(w, h)))")
+                    }
+                } else if resizedW != w || resizedH != h {
+                    throw bad("resize", "\(resizedW)x\(resizedH) without a crop must be the network's input \(w)x\(h)")
+                }
+            }
         }
     }
 
@@ -248,7 +271,7 @@ public struct PackageManifest: Codable, Sendable, Equatable {
         try L.count(pv.distillationBatchSize, "provenance.distillation_batch_size")
         try L.number(pv.distillationLearningRate, "provenance.distillation_learning_rate", 0...1000)
         try L.text(pv.distillationLoss, "provenance.distillation_loss", max: 64)
-        if let p = preprocessing { try p.validate(channels: architecture.inputShape[0]) }
+        if let p = preprocessing { try p.validate(inputShape: architecture.inputShape) }
         if let names = classNames {
             guard names.count == architecture.classes else { throw bad("class_names", "one name per class (\(architecture.classes))") }
             for (i, n) in names.enumerated() { try L.text(n, "class_names[\(i)]", max: 256) }

@@ -14,18 +14,18 @@
 ///  5. `bgr` reverses the channel order;
 ///  6. `(x − mean[c]) / std[c]` per channel;
 ///  7. output NCHW Float32, N = 1 per image.
-public struct Preprocessing: Codable, Sendable, Equatable {
-    public enum Channels: String, Codable, Sendable, Equatable {
+public struct Preprocessing: Codable, Sendable, Hashable {
+    public enum Channels: String, Codable, Sendable, Hashable {
         case rgb, bgr, gray
         public var count: Int { self == .gray ? 1 : 3 }
     }
 
-    public enum Interpolation: String, Codable, Sendable, Equatable {
+    public enum Interpolation: String, Codable, Sendable, Hashable {
         case bilinear
     }
 
     /// Either `shorter_side` alone or both `width` and `height`.
-    public struct Resize: Codable, Sendable, Equatable {
+    public struct Resize: Codable, Sendable, Hashable {
         public var shorterSide: Int?
         public var width: Int?
         public var height: Int?
@@ -45,7 +45,7 @@ public struct Preprocessing: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Crop: Codable, Sendable, Equatable {
+    public struct Crop: Codable, Sendable, Hashable {
         public var width: Int
         public var height: Int
         public init(width: Int, height: Int) {

@@ -86,22 +86,14 @@ public struct ONNXPackageBuild {
             dataset: "image folder \((sourceImages as NSString).lastPathComponent)", options: options, progress: progress)
     }
 
-    /// The newest `newest` images of a folder as uint8 NCHW after the geometry of `preprocessing`, gray or RGB (a BGR
-    /// model reverses the channels in its first node), values 0…255 as the agent keeps local images; labels when it
-    /// is an ImageFolder.
+    /// The newest `newest` images of a folder as the package's input pipeline makes them (`PackageInput`: the
+    /// geometry, gray or RGB, values 0…255 as the agent keeps local images); labels when it is an ImageFolder.
     static func readFolder(_ dir: String, shape: [Int], _ p: PackageManifest.InputPreprocessing, newest: Int,
                            log: (String) -> Void) throws -> (images: LabeledImages, classes: [String]) {
-        let folder = try ImageFolder.scan(dir, newest: max(1, newest), log: log)
-        let resize = p.resize.map { Preprocessing.Resize(shorterSide: $0.shorterSide, width: $0.width, height: $0.height) }
-            ?? .size(width: shape[2], height: shape[1])
-        let raw = Preprocessing(resize: resize, crop: p.crop.map { .init(width: $0.width, height: $0.height) },
-                                channels: p.channels == "gray" ? .gray : .rgb, scaleToUnit: false)
-        let batch = try folder.load(raw, log: log)
-        guard batch.count > 0, Array(batch.shape.dropFirst()) == shape else {
-            throw Failure("\(dir): no image preprocessed to \(shape.map(String.init).joined(separator: "x")) (found \(batch.count) as \(batch.shape))")
+        let read = try PackageInput(inputShape: shape, preprocessing: p).read(folder: dir, newest: newest, log: log)
+        guard read.images.count > 0 else {
+            throw Failure("\(dir): no image preprocessed to \(shape.map(String.init).joined(separator: "x"))")
         }
-        let bytes = batch.data.map { UInt8(max(0, min(255, $0.rounded()))) }
-        return (LabeledImages(images: bytes, classLabels: batch.labels.map { ClassLabels($0) }, count: batch.count, channels: shape[0], height: shape[1], width: shape[2]),
-                folder.classes)
+        return read
     }
 }

@@ -187,12 +187,10 @@ struct ModelBuildCommand: ParsableCommand {
         print(String(format: "built in %.1f s; wrote %@", Date().timeIntervalSince(started), out as NSString))
     }
 
-    /// `--onnx`: ONNXPackageBuild does the work.
-    func buildFromONNX() throws {
-        let started = Date()
-        guard let onnx, let sourceImages, let input else {
-            throw ValidationError("--onnx needs --source-images and --input (e.g. --input 3x224x224)")
-        }
+    /// `--input`, `--channels`, `--mean`, `--std`, `--resize` and `--crop` of an ONNX import (`model build`, `demo`) as
+    /// the input spec and the manifest's preprocessing record, refused with the flag at fault.
+    static func importInput(input: String, channels: String?, mean: Numbers?, std: Numbers?, resize: Int?,
+                            crop: Int?) throws -> (ONNXInputSpec, PackageManifest.InputPreprocessing) {
         let spec = try ONNXInputSpec(parsing: input)
         let order = channels ?? (spec.channels == 1 ? "gray" : "rgb")
         guard ["rgb", "bgr", "gray"].contains(order), (order == "gray") == (spec.channels == 1) else {
@@ -202,13 +200,29 @@ struct ModelBuildCommand: ParsableCommand {
         guard m.count == spec.channels, s.count == spec.channels, s.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--mean and --std need \(spec.channels) values each, std positive")
         }
-        guard resize.map({ (1...4096).contains($0) }) ?? true, crop.map({ (1...4096).contains($0) }) ?? true, sourceLimit >= 20 else {
-            throw ValidationError("--resize and --crop must be in 1...4096, --source-limit at least 20")
+        guard resize.map({ (1...4096).contains($0) }) ?? true, crop.map({ (1...4096).contains($0) }) ?? true else {
+            throw ValidationError("--resize and --crop must be in 1...4096")
         }
         if crop != nil, resize == nil { throw ValidationError("--crop needs --resize (the shorter side to resize to first)") }
+        if let crop, let resize, crop > resize { throw ValidationError("--crop \(crop) is larger than --resize \(resize) (the image it is cut from)") }
+        if let crop, crop != spec.width || crop != spec.height { throw ValidationError("--crop \(crop) must give the input's \(spec.width)x\(spec.height)") }
+        if crop == nil, let resize, resize != min(spec.width, spec.height) {
+            throw ValidationError("--resize \(resize) without --crop must be the input's shorter side (\(min(spec.width, spec.height)))")
+        }
         let preprocessing = PackageManifest.InputPreprocessing(
             resize: resize.map { .init(shorterSide: $0, width: nil, height: nil) } ?? .init(shorterSide: nil, width: spec.width, height: spec.height),
             crop: crop.map { .init(width: $0, height: $0) }, channels: order, mean: m, std: s)
+        return (spec, preprocessing)
+    }
+
+    /// `--onnx`: ONNXPackageBuild does the work.
+    func buildFromONNX() throws {
+        let started = Date()
+        guard let onnx, let sourceImages, let input else {
+            throw ValidationError("--onnx needs --source-images and --input (e.g. --input 3x224x224)")
+        }
+        guard sourceLimit >= 20 else { throw ValidationError("--source-limit must be at least 20") }
+        let (spec, preprocessing) = try Self.importInput(input: input, channels: channels, mean: mean, std: std, resize: resize, crop: crop)
         var options = ElasticBuilder.Options()
         options.sparsities = sparsities.values
         options.includeSkip = skip

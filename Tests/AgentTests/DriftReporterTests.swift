@@ -27,7 +27,7 @@ import Testing
         // The first round takes the baseline on the 48 local images and reports it (an empty window).
         #expect(reporter.tick())
         let net = try #require(service.served)
-        let expected = InferenceService.baseline(net, try local.images(for: net.inputShape).data)
+        let expected = InferenceService.baseline(net, try local.images(for: net.input).data)
         let first = try #require(coordinator.calls.compactMap(\.drift).last)
         #expect(first.baselineEntropy == expected.entropy && first.baselineConfidence == expected.confidence && expected.samples == 48)
         #expect(first.windowSize == 0 && first.entropyRise == nil && first.validate().isEmpty)

@@ -1,4 +1,5 @@
 @testable import Agent
+import ElasticModel
 import FleetAPI
 import Foundation
 import ImageIO
@@ -8,6 +9,9 @@ import Testing
 /// A folder of JPEG/PNG files as the device's data (issue 14, item 1): real files, decoded by libpng/libjpeg-turbo,
 /// preprocessed as the built-in packages declare, bad files skipped with one line each, and a real adapt job on them.
 @Suite struct ImageDataTests {
+    /// A built-in package's pipeline (no record in its manifest): resize to exactly 28×28, gray.
+    static let builtIn = try! PackageInput(inputShape: [1, 28, 28], preprocessing: nil)
+
     @Test func anImageFolderIsTheDeviceDataWithItsLabelsAndBadFilesSkippedOnceEach() throws {
         let data = try FashionMNIST.load(split: .test).subset(0..<40)
         let dir = try ImageFiles.temporaryDirectory("folder")
@@ -15,7 +19,7 @@ import Testing
         // The bad files sit inside a class folder, so they would count as that class's images.
         let bad = try ImageFiles.copyBadFiles(into: dir + "/" + ImageFiles.folderName(0))
         let log = LogLines()
-        let read = try LocalImages.readFolder(dir, inputShape: [1, 28, 28], window: 1000, log: log.write)
+        let read = try LocalImages.readFolder(dir, input: Self.builtIn, window: 1000, log: log.write)
 
         #expect(read.count == 40)
         #expect((read.channels, read.height, read.width) == (1, 28, 28))
@@ -35,16 +39,16 @@ import Testing
         for name in ["baseline.jpg", "rgb.png", "gray.jpg"] {
             try ImageFiles.write([UInt8](try Data(contentsOf: URL(fileURLWithPath: ImageFiles.fixtures + "/" + name))), to: dir + "/" + name)
         }
-        let read = try LocalImages.readFolder(dir, inputShape: [1, 28, 28], window: 1000, log: { _ in })
+        let read = try LocalImages.readFolder(dir, input: Self.builtIn, window: 1000, log: { _ in })
         #expect(read.count == 3 && read.labels == nil)
-        let raw = LocalImages.rawPreprocessing(for: [1, 28, 28])
+        let raw = Self.builtIn.geometry
         for (i, name) in ["baseline.jpg", "gray.jpg", "rgb.png"].enumerated() {
             let t = try raw.apply(try ImageDecoder.decode(file: dir + "/" + name))
             #expect(t.shape == [1, 1, 28, 28])
             #expect(read.subset(i..<(i + 1)).images == t.data.map { UInt8(max(0, min(255, $0.rounded()))) }, "\(name)")
         }
         // What the service feeds the network is that, normalised as the engine normalises the uint8 data.
-        let full = try LocalImages.preprocessing(for: [1, 28, 28]).apply(try ImageDecoder.decode(file: dir + "/gray.jpg"))
+        let full = try Self.builtIn.preprocessing.apply(try ImageDecoder.decode(file: dir + "/gray.jpg"))
         let engine = read.tensor([1]).data
         let worst: Float = zip(full.data, engine).map { (a: Float, b: Float) -> Float in abs(a - b) }.max() ?? .infinity
         let bound: Float = 0.5 / 255 / 0.3530 + 1e-5
@@ -58,11 +62,11 @@ import Testing
         for i in 0..<5 { try ImageFiles.write(ImageFiles.png(data, i), to: "\(dir)/frame-\(i).png", modified: old.addingTimeInterval(Double(i))) }
         let spool = LocalImages(directory: dir, window: 10, watch: true, log: { _ in })
         #expect(!spool.isSafeTensors)
-        #expect(try spool.images(for: [1, 28, 28]).data.count == 5)
+        #expect(try spool.images(for: Self.builtIn).data.count == 5)
 
         // 25 more frames arrive, newer: the window is the newest 10 (frames 20…29), whatever their names.
         for i in 5..<30 { try ImageFiles.write(ImageFiles.png(data, i), to: "\(dir)/frame-\(i).png", modified: old.addingTimeInterval(60 + Double(i))) }
-        let window = try spool.images(for: [1, 28, 28]).data
+        let window = try spool.images(for: Self.builtIn).data
         #expect(window.count == 10)
         let newest = Set((20..<30).map { data.subset($0..<($0 + 1)).images })
         #expect(Set((0..<10).map { window.subset($0..<($0 + 1)).images }) == newest)
@@ -70,10 +74,10 @@ import Testing
 
         // Not watched: read once, new frames ignored until restart.
         let fixed = LocalImages(directory: dir, window: 100, watch: false, log: { _ in })
-        #expect(try fixed.images(for: [1, 28, 28]).data.count == 30)
+        #expect(try fixed.images(for: Self.builtIn).data.count == 30)
         try ImageFiles.write(ImageFiles.png(data, 0), to: "\(dir)/late.png")
-        #expect(try fixed.images(for: [1, 28, 28]).data.count == 30)
-        #expect(try spool.images(for: [1, 28, 28]).data.count == 10)
+        #expect(try fixed.images(for: Self.builtIn).data.count == 30)
+        #expect(try spool.images(for: Self.builtIn).data.count == 10)
     }
 
     @Test func anAdaptJobTrainsOnAFolderOfCorruptedPNGs() async throws {

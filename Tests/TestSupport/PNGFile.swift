@@ -2,9 +2,15 @@
 /// and exact, for tests that need real image files (the agent's image folders, a spool a test feeds frames into).
 public enum PNGFile {
     /// A grayscale 8-bit PNG of `pixels` (rows top to bottom).
-    public static func gray(width: Int, height: Int, pixels: [UInt8]) -> [UInt8] {
+    public static func gray(width: Int, height: Int, pixels: [UInt8]) -> [UInt8] { encode(width: width, height: height, rgb: false, pixels: pixels) }
+
+    /// An 8-bit RGB PNG of `pixels` (HWC, rows top to bottom).
+    public static func rgb(width: Int, height: Int, pixels: [UInt8]) -> [UInt8] { encode(width: width, height: height, rgb: true, pixels: pixels) }
+
+    static func encode(width: Int, height: Int, rgb: Bool, pixels: [UInt8]) -> [UInt8] {
+        let row = width * (rgb ? 3 : 1)
         var raw: [UInt8] = []
-        for y in 0..<height { raw.append(0); raw.append(contentsOf: pixels[(y * width)..<((y + 1) * width)]) }
+        for y in 0..<height { raw.append(0); raw.append(contentsOf: pixels[(y * row)..<((y + 1) * row)]) }
         var z: [UInt8] = [0x78, 0x01]
         var offset = 0
         repeat {
@@ -17,7 +23,7 @@ public enum PNGFile {
         var a: UInt32 = 1, b: UInt32 = 0
         for v in raw { a = (a + UInt32(v)) % 65521; b = (b + a) % 65521 }
         z += be32((b << 16) | a)
-        let ihdr = be32(UInt32(width)) + be32(UInt32(height)) + [8, 0, 0, 0, 0]
+        let ihdr = be32(UInt32(width)) + be32(UInt32(height)) + [8, rgb ? 2 : 0, 0, 0, 0]
         return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", z) + chunk("IEND", [])
     }
 

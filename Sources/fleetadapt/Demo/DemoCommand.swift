@@ -27,12 +27,20 @@ struct DemoCommand: ParsableCommand {
             posted and after its campaign, each device's application asks its agent about 32 held-out frames of its
             corrupted stream, and a second table shows the accuracy and entropy of what was served before and after
             adaptation and the served latency split (device / link / edge).
+
+            With --onnx, the fleet runs on your own classifier: the demo builds its package from the ONNX file and
+            your images (as `model build --onnx` does, sized for a demo), and each device holds its share of
+            --device-images (your target domain) as image files, preprocessed as the package declares:
+              fleetadapt demo --onnx model.onnx --source-images source/ --val-images val/ --device-images target/ \
+                  --input 3x32x32 --resize 36 --crop 32 --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353
             """))
 
     @Option(help: "Number of agents (devices); the hardware classes take turns.")
     var agents: Int = 8
 
     @OptionGroup var domain: TargetDomainOptions
+
+    @OptionGroup var imported: DemoImportOptions
 
     @Option(help: "Adaptation steps per device.")
     var steps: Int = 40
@@ -57,7 +65,7 @@ struct DemoCommand: ParsableCommand {
     func run() throws {
         let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         let fleet = DemoFleet(settings: .init(agents: agents, corruption: domain.corruption, severity: domain.severity, steps: steps,
-                                              loss: loss, workDir: workDir, port: port, edgePort: edgePort),
+                                              loss: loss, workDir: workDir, port: port, edgePort: edgePort, imported: try imported.imported()),
                               executableDirectory: bin)
         defer { fleet.children.stopAll() }
         try fleet.ensurePackage()

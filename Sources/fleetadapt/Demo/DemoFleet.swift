@@ -18,6 +18,8 @@ final class DemoFleet {
         var workDir: String
         var port: Int
         var edgePort: Int
+        /// `--onnx`: your model and images instead of the built-in package and Fashion-MNIST.
+        var imported: Imported? = nil
     }
 
     /// A simulated hardware class: power, slowdown, and the latency budget as a fraction of the full network's latency
@@ -62,7 +64,7 @@ final class DemoFleet {
     let bin: String
     let admin: CoordinatorClient
     let children = ChildProcesses()
-    var modelPath: String { settings.workDir + "/fmnist-elastic.fap" }
+    var modelPath: String { settings.workDir + "/" + (settings.imported?.file ?? "fmnist-elastic.fap") }
     var coordinatorURL: String { "http://127.0.0.1:\(settings.port)" }
     var edgeURL: String { "http://127.0.0.1:\(settings.edgePort)" }
     private(set) var devices: [DemoDevice] = []
@@ -82,6 +84,7 @@ final class DemoFleet {
 
     /// 1. The elastic package, reused when it still verifies (a package from an older format is rebuilt).
     func ensurePackage() throws {
+        if let imported = settings.imported { return try ensureImportedPackage(imported) }
         try FileManager.default.createDirectory(atPath: settings.workDir, withIntermediateDirectories: true)
         guard (try? ElasticPackage.read(path: modelPath)) == nil else { return }
         say("building the elastic model package on clean Fashion-MNIST (once; reused next time)…")
@@ -136,7 +139,7 @@ final class DemoFleet {
     func publish() throws -> UUID {
         let modelID: UUID
         do {
-            modelID = try admin.publishModel(name: "fmnist-resnet-demo", package: try Data(contentsOf: URL(fileURLWithPath: modelPath))).id
+            modelID = try admin.publishModel(name: settings.imported?.name ?? "fmnist-resnet-demo", package: try Data(contentsOf: URL(fileURLWithPath: modelPath))).id
         } catch {
             throw ValidationError("model upload failed: \(error)")
         }
@@ -148,16 +151,20 @@ final class DemoFleet {
     /// package divided by its slowdown, so the planner's predictions describe the simulated hardware.
     func startAgents() throws {
         let manifest = try ElasticPackage.read(path: modelPath).manifest
-        let clean = try FashionMNIST.load(split: .test)
+        let clean = settings.imported == nil ? try FashionMNIST.load(split: .test) : nil
         let n = Self.imagesPerDevice
         for i in 0..<settings.agents {
             let cls = Self.classes[i % Self.classes.count]
             let name = "\(cls.name)-\(i + 1)"
             let dataDir = settings.workDir + "/devices/\(name)"
-            let data = try settings.corruption.apply(to: clean.subset((i * n)..<((i + 1) * n)), severity: settings.severity, seed: 7,
-                                                     firstIndex: i * n)
-            try LocalDataset.write(data, metadata: ["corruption": settings.corruption.rawValue, "severity": String(settings.severity)],
-                                   to: dataDir)
+            if let imported = settings.imported {
+                try writeDeviceImages(imported, index: i, to: dataDir)
+            } else if let clean {
+                let data = try settings.corruption.apply(to: clean.subset((i * n)..<((i + 1) * n)), severity: settings.severity, seed: 7,
+                                                         firstIndex: i * n)
+                try LocalDataset.write(data, metadata: ["corruption": settings.corruption.rawValue, "severity": String(settings.severity)],
+                                       to: dataDir)
+            }
             let created: DeviceCreated
             do {
                 created = try admin.registerDevice(DeviceRegistration(
@@ -226,7 +233,7 @@ final class DemoFleet {
         let campaignID: UUID
         do {
             campaignID = try admin.createDomain(DomainRequest(
-                name: "\(settings.corruption.rawValue)-\(settings.severity)", modelID: model, selector: .init(labels: ["demo": run]),
+                name: settings.imported.map { "\($0.name)-devices" } ?? "\(settings.corruption.rawValue)-\(settings.severity)", modelID: model, selector: .init(labels: ["demo": run]),
                 rollout: .init(canaryPct: 17, waveSizePct: 34, successThresholdPct: 60),
                 job: .init(loss: try JobLoss(named: settings.loss.rawValue, field: "--loss"), steps: settings.steps, timeoutS: 900, maxAttempts: 3, learningRate: 0.002,
                            batchSize: 32))).campaign.id
