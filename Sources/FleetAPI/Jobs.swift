@@ -113,7 +113,7 @@ public struct JobDocument: Codable, Sendable, Hashable {
 /// agent downloads those adapters from `GET /v1/agent/jobs/{id}/adapters` (only while it holds the job; the
 /// coordinator serves exactly the file named here, the device's own earlier artifact or its domain's aggregate) and
 /// checks the download against `sha256`; with no adapters it drops the ones it holds and runs the plain package.
-public struct RestoreTarget: Codable, Sendable, Equatable {
+public struct RestoreTarget: Codable, Sendable, Hashable {
     /// The device's config version the rollback wrote (or found already current).
     public var configVersion: Int
     /// The adapters the restored config runs; nil: none.

@@ -120,7 +120,7 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "PEM file of the certificate authorities to trust for an https coordinator and edge server (default: the system's). The server's name is always checked against the URL.")
     var caFile: String?
 
-    // MARK: Images, spool and inference service (issue 14)
+    // MARK: Images, spool and inference service
 
     @Option(help: "Image folder data: how many of the newest JPEG/PNG files a job adapts on (the spool's rolling window).")
     var window: Int = 1024

@@ -89,12 +89,14 @@ struct BenchServeCommand: ParsableCommand {
 
         let children = ChildProcesses()
         defer { children.stopAll() }
+        let tokenFile = dir + "/secrets/device-token"
+        try ChildProcesses.writeSecret(created.token, to: tokenFile)
         func startAgent(_ extra: [String], log: String) throws -> Int {
             let port = try Self.freePort()
-            try children.start(agentPath, ["--coordinator", coordinatorURL, "--data-dir", dir + "/data", "--model", package,
+            try children.start(agentPath, ["--coordinator", coordinatorURL, "--token-file", tokenFile, "--data-dir", dir + "/data", "--model", package,
                                            "--serve", "127.0.0.1:\(port)", "--config-poll-seconds", "0.05", "--drift-report-interval", "0",
                                            "--poll-wait", "30", "--serve-threads", String(serverThreads)] + extra,
-                               environment: ["FLEETADAPT_TOKEN": created.token], log: dir + "/" + log)
+                               log: dir + "/" + log)
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
                 if let model = try? ServeConnection(port: port).json("GET", "/v1/model"), model["config_version"] is Int { return port }

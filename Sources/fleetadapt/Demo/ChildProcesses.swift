@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 
 /// The processes a command started, stopped together (in reverse order) when it ends.
@@ -37,4 +38,17 @@ final class ChildProcesses {
     }
 
     deinit { stopAll() }
+}
+
+extension ChildProcesses {
+    /// A secret a child reads from a file (a device token: `--token-file`), readable by this user only (0600, its
+    /// directory 0700), so it is neither on a command line nor in the child's environment.
+    static func writeSecret(_ text: String, to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try? FileManager.default.removeItem(atPath: path)
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("could not write \(path)")
+        }
+    }
 }

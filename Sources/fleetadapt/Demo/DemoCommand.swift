@@ -9,8 +9,8 @@ struct DemoCommand: ParsableCommand {
         abstract: "Run a whole fleet adaptation on this machine: coordinator, real agent processes, a target domain.",
         discussion: HelpText.reflow("""
             Starts the coordinator on its embedded PostgreSQL, trains (or reuses) a base model and publishes it,
-            writes corrupted local data for --agents devices of four hardware classes, starts one real
-            fleetadapt-agent process per device, posts the target domain, shows the campaign's progress, and
+            writes corrupted camera frames (PNG files in a spool each agent watches) for --agents devices of
+            four hardware classes, starts one real fleetadapt-agent process per device, posts the target domain, shows the campaign's progress, and
             ends with a table per device. It stops everything it started.
 
             Hardware classes are simulated: jetson-tx2 (7.5 W, slowdown 1), raspberry-pi-4 (4 W, slowdown 2),

@@ -3,6 +3,7 @@ import ElasticModel
 import FleetAPI
 import FleetClient
 import Foundation
+import ImageIO
 import Learning
 
 /// The demo fleet, step by step: a package, a coordinator on its embedded PostgreSQL, an edge server, devices with
@@ -52,8 +53,9 @@ final class DemoFleet {
         var hardwareClass: String
         /// The agent's inference service (`--serve 127.0.0.1:port`).
         var servePort: Int
-        /// The held-out stream of the device's camera: same corruption, frames it did not adapt on.
-        var heldOut: LabeledImages
+        /// The held-out stream of the device's camera: same corruption, frames it did not adapt on (none with
+        /// `--onnx`, whose images are all the devices' own).
+        var heldOut: LabeledImages?
     }
 
     let settings: Settings
@@ -162,8 +164,7 @@ final class DemoFleet {
             } else if let clean {
                 let data = try settings.corruption.apply(to: clean.subset((i * n)..<((i + 1) * n)), severity: settings.severity, seed: 7,
                                                          firstIndex: i * n)
-                try LocalDataset.write(data, metadata: ["corruption": settings.corruption.rawValue, "severity": String(settings.severity)],
-                                       to: dataDir)
+                try writeFrames(data, classNames: manifest.classNames ?? FashionMNIST.classNames, to: dataDir)
             }
             let created: DeviceCreated
             do {
@@ -175,22 +176,55 @@ final class DemoFleet {
             } catch {
                 throw ValidationError("registration failed: \(error)")
             }
-            let end = clean.count - i * Self.heldOutPerDevice
-            let heldOut = try settings.corruption.apply(to: clean.subset((end - Self.heldOutPerDevice)..<end), severity: settings.severity, seed: 8,
+            var heldOut: LabeledImages?
+            if let clean {
+                let end = clean.count - i * Self.heldOutPerDevice
+                heldOut = try settings.corruption.apply(to: clean.subset((end - Self.heldOutPerDevice)..<end), severity: settings.severity, seed: 8,
                                                         firstIndex: end - Self.heldOutPerDevice)
+            }
             let servePort = settings.edgePort + 1 + i
             devices.append(DemoDevice(id: created.device.id, name: name, hardwareClass: cls.name, servePort: servePort, heldOut: heldOut))
-            var arguments = ["--coordinator", coordinatorURL, "--data-dir", dataDir, "--poll-wait", "5", "--slowdown", String(cls.slowdown),
+            // The device's token in a file only this user reads: never on a command line or in the agent's environment.
+            let tokenFile = settings.workDir + "/tokens/\(name)"
+            try ChildProcesses.writeSecret(created.token, to: tokenFile)
+            var arguments = ["--coordinator", coordinatorURL, "--token-file", tokenFile, "--data-dir", dataDir, "--watch",
+                             "--poll-wait", "5", "--slowdown", String(cls.slowdown),
                              "--power-watts", String(cls.watts), "--serve", "127.0.0.1:\(servePort)", "--config-poll-seconds", "1"]
             if cls.edge {
                 arguments += ["--edge-server", "edge-1", "--edge-url", edgeURL, "--edge-server-gflops", String(manifest.reference.gflops),
                               "--bandwidth-mbps", String(Self.edgeLink.bandwidthMbps), "--rtt-ms", String(Self.edgeLink.rttMs)]
             }
             // Each agent's log (what it ran, measured and uploaded) goes to <work-dir>/logs/<device>.log.
-            try children.start(bin + "/fleetadapt-agent", arguments, environment: ["FLEETADAPT_TOKEN": created.token],
-                               log: settings.workDir + "/logs/\(name).log")
+            try children.start(bin + "/fleetadapt-agent", arguments, log: settings.workDir + "/logs/\(name).log")
         }
         say("\(settings.agents) agents running (\(Self.classes.map(\.name).joined(separator: ", ")))")
+    }
+
+    /// A device's camera frames as its application would leave them: one PNG per frame in the agent's spool (the
+    /// `--data-dir` image folder it watches), in ImageFolder layout — `<label>-<class>/` subfolders, which sort in
+    /// label order — so the agent can report accuracy (labels never train).
+    func writeFrames(_ data: LabeledImages, classNames: [String], to dir: String) throws {
+        try? FileManager.default.removeItem(atPath: dir)
+        let size = data.channels * data.height * data.width
+        // Zero-padded labels sort as numbers do, whatever the class names.
+        let digits = String(max(classNames.count - 1, 0)).count
+        func folder(_ label: Int) -> String {
+            let number = String(repeating: "0", count: max(0, digits - String(label).count)) + String(label)
+            let name = label < classNames.count ? classNames[label] : "class"
+            return number + "-" + String(name.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
+        }
+        for i in 0..<data.count {
+            let folder = dir + "/" + (data.labels.map { folder($0[i]) } ?? "frames")
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            // The sample is CHW; a PNG is HWC (the same bytes for one channel).
+            let chw = Array(data.images[(i * size)..<((i + 1) * size)])
+            var hwc = chw
+            if data.channels == 3 {
+                for c in 0..<3 { for p in 0..<(data.height * data.width) { hwc[p * 3 + c] = chw[c * data.height * data.width + p] } }
+            }
+            let image = Image(width: data.width, height: data.height, channels: data.channels, pixels: hwc)
+            try Data(try ImageEncoder.png(image)).write(to: URL(fileURLWithPath: folder + String(format: "/frame-%05d.png", i)))
+        }
     }
 
     /// Jobs carry the combination planned when the domain is posted: waits until every agent has reported its context
@@ -211,11 +245,13 @@ final class DemoFleet {
     /// `after` waits until the agent serves a newer network than it did before (the one its job left); all of it
     /// within `seconds`, so a device whose job failed does not hold the demo up.
     func askServices(after: Bool, seconds: Double = 60) {
+        guard devices.contains(where: { $0.heldOut != nil }) else { return }
         let deadline = Date().addingTimeInterval(seconds)
         for d in devices {
+            guard let heldOut = d.heldOut else { continue }
             var figures: ServedFigures?
             while figures == nil && Date() < deadline {
-                if let f = try? ServedFigures.measure(port: d.servePort, frames: d.heldOut),
+                if let f = try? ServedFigures.measure(port: d.servePort, frames: heldOut),
                    !after || f.generation > (servedBefore[d.id]?.generation ?? 0) {
                     figures = f
                 } else {
@@ -271,12 +307,15 @@ final class DemoFleet {
         print("\ncampaign \(status.rawValue). pred = the planner's estimate for the device's combination (clean accuracy of the package's")
         print("estimator); meas = batch-1 latency the agent measured for that combination, adapters included; split = the block")
         print("after which the planner cut the network (— on-device), measured through the edge server with the same cut.")
-        print("")
-        print(ServedTable.header)
-        for d in devices { print(ServedTable.row(device: d.name, before: servedBefore[d.id], after: servedAfter[d.id])) }
-        print("\nserved = what each device's application saw asking its agent's inference service (POST /v1/predict, one frame per")
-        print("request) about \(Self.heldOutPerDevice) held-out frames of its stream before and after adaptation; ms = mean device / link / edge time")
-        print("of those answers after adaptation (link and edge: the split through the edge server).")
+        // With --onnx every image is a device's own: there is no held-out stream to serve, so no second table.
+        if devices.contains(where: { $0.heldOut != nil }) {
+            print("")
+            print(ServedTable.header)
+            for d in devices { print(ServedTable.row(device: d.name, before: servedBefore[d.id], after: servedAfter[d.id])) }
+            print("\nserved = what each device's application saw asking its agent's inference service (POST /v1/predict, one frame per")
+            print("request) about \(Self.heldOutPerDevice) held-out frames of its stream before and after adaptation; ms = mean device / link / edge time")
+            print("of those answers after adaptation (link and edge: the split through the edge server).")
+        }
         print("Agents' logs: \(settings.workDir)/logs/.")
         // Measurements feed back: a device whose measured round trip to the edge exceeded what it had reported
         // reports it, and the coordinator re-plans it.
