@@ -30,12 +30,8 @@ import Testing
         return LabeledImages(images: pixels, labels: nil, count: 48, channels: 3, height: 32, width: 32)
     }
 
-    static func packagePath(_ images: LabeledImages) throws -> String {
-        let onnx = try ONNXLoader().load(contentsOf: fixtures.appendingPathComponent("se_resnet.eval.onnx"))
-        let imported = try ONNXImporter.convert(onnx, input: ONNXInputSpec(channels: 3, height: 32, width: 32), batchNorm: .afterFoldedConvolutions)
-        let pre = PackageManifest.InputPreprocessing(resize: .init(shorterSide: nil, width: 32, height: 32), crop: nil, channels: "rgb",
-                                                     mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353])
-        try ONNXImporter.estimateStatistics(imported, on: [GraphPackageBuilder.modelTensor(images, Array(0..<images.count), pre)])
+    /// A quick build: two widths, a few distillation steps, one measured combination each.
+    static var options: ElasticBuilder.Options {
         var options = ElasticBuilder.Options()
         options.sparsities = [0, 0.5]
         options.distillationSteps = 5
@@ -43,10 +39,19 @@ import Testing
         options.warmupRuns = 0
         options.calibrationCombinations = 1
         options.validationCombinations = 1
+        return options
+    }
+
+    static func packagePath(_ images: LabeledImages) throws -> String {
+        let onnx = try ONNXLoader().load(contentsOf: fixtures.appendingPathComponent("se_resnet.eval.onnx"))
+        let imported = try ONNXImporter.convert(onnx, input: ONNXInputSpec(channels: 3, height: 32, width: 32), batchNorm: .afterFoldedConvolutions)
+        let pre = PackageManifest.InputPreprocessing(resize: .init(shorterSide: nil, width: 32, height: 32), crop: nil, channels: "rgb",
+                                                     mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353])
+        try ONNXImporter.estimateStatistics(imported, on: [GraphPackageBuilder.modelTensor(images, Array(0..<images.count), pre)])
         let (package, _) = try GraphPackageBuilder.build(
             .init(graph: imported.graph, store: imported.store, valueShapes: imported.valueShapes, description: "se_resnet"),
             name: "agent-graph", preprocessing: pre, classNames: nil, sourceImages: images, validation: nil, dataset: "fixture images",
-            options: options)
+            options: Self.options)
         let path = NSTemporaryDirectory() + "fleetadapt-agent-graph-\(getpid())-\(UUID().uuidString.prefix(6)).fap"
         try Data(try package.encode()).write(to: URL(fileURLWithPath: path))
         return path

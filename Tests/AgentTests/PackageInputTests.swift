@@ -39,16 +39,7 @@ import Testing
         return (dir, files)
     }
 
-    static var options: ElasticBuilder.Options {
-        var options = ElasticBuilder.Options()
-        options.sparsities = [0, 0.5]
-        options.distillationSteps = 5
-        options.latencyRuns = 1
-        options.warmupRuns = 0
-        options.calibrationCombinations = 1
-        options.validationCombinations = 1
-        return options
-    }
+    static var options: ElasticBuilder.Options { GraphPackageJobTests.options }
 
     @Test func theBuilderTheAgentAndItsServiceMakeBitIdenticalTensorsWithResizeAndCrop() throws {
         let (dir, files) = try Self.folder()
