@@ -411,8 +411,8 @@ import TestSupport
         let erase = "\r\u{1B}[2K"
         let ups = try NSRegularExpression(pattern: "\u{1B}\\[([0-9]+)A").matches(in: text, range: NSRange(text.startIndex..., in: text))
         #expect(ups.count >= 5, "\(ups.count) redraws: \(text.debugDescription)")
-        // (By code units: "\r\n" is one Character, which a split on "\r" would not cut.)
-        let lines = text.components(separatedBy: erase).map { $0.components(separatedBy: "\r").first ?? "" }
+        // (The terminal ends lines with "\r\n", one Character, which a split on "\r" would not cut.)
+        let lines = text.components(separatedBy: erase).map { $0.components(separatedBy: "\r\n").first ?? "" }
         #expect(lines.contains { $0.hasPrefix("wave 0 (canary)") } && lines.contains { $0.hasPrefix("wave 1") }, "\(text.debugDescription)")
         // The redraws show the campaign changing: a frame still running with a job canceled, then the campaign canceled.
         let heads = lines.indices.filter { lines[$0].hasPrefix("campaign \(campaign)") }
