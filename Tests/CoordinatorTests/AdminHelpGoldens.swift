@@ -199,7 +199,7 @@ enum AdminHelpGoldens {
           -h, --help              Show help information.
 
         SUBCOMMANDS:
-          list                    List triggers, oldest first.
+          list                    List triggers by id.
           get                     Show one trigger: whether its condition holds and
                                   when it last fired.
           create                  Create a drift trigger over the selected devices.

@@ -42,8 +42,11 @@ struct CampaignWatch {
             let elapsed = Date().timeIntervalSince(started)
             let lines = Self.lines(view, elapsed: elapsed)
             if isTerminal {
+                // Each line kept within the terminal's width: a wrapped line would take two rows, and moving up by
+                // the line count would then leave the old frame's top behind.
+                let width = Self.terminalWidth()
                 var text = drawn > 0 ? "\u{1B}[\(drawn)A" : ""
-                for line in lines { text += "\r\u{1B}[2K" + line + "\n" }
+                for line in lines { text += "\r\u{1B}[2K" + Self.fit(line, width: width - 1) + "\n" }
                 FileHandle.standardError.write(Data(text.utf8))
                 drawn = lines.count
             } else {
@@ -59,6 +62,18 @@ struct CampaignWatch {
             }
             Thread.sleep(forTimeInterval: interval)
         }
+    }
+
+    /// The width of the terminal standard error is, else the tables' width.
+    static func terminalWidth() -> Int {
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return Terminal.width()
+    }
+
+    /// `line` cut to `width` characters, ending in `…` when cut.
+    static func fit(_ line: String, width: Int) -> String {
+        line.count <= width ? line : String(line.prefix(max(0, width - 1))) + "…"
     }
 
     static let finishedStates = JobState.allCases.filter(\.isTerminal).map(\.rawValue)

@@ -31,7 +31,7 @@ struct TriggersCommand: ParsableCommand {
 
 /// The drift condition of a trigger, from flags.
 struct ConditionFlags: ParsableArguments {
-    @Option(help: "What drifts on a device, measured against its own baseline.") var metric: TriggerCondition.Metric?
+    @Option(help: "What drifts: entropy_rise (prediction entropy above its baseline) or confidence_drop.") var metric: TriggerCondition.Metric?
     @Option(help: "How far beyond its baseline a device must be (at most 50 for entropy_rise, 1 for confidence_drop).") var threshold: Double?
     @Option(help: "Fire when at least this many selected devices drift (default 1).") var minDevices: Int?
     @Option(help: "Fire when at least this per cent of the selected devices drift (instead of --min-devices).") var minPct: Double?
@@ -58,7 +58,7 @@ struct ConditionFlags: ParsableArguments {
 extension TriggerCondition.Metric: ExpressibleByArgument {}
 
 struct TriggersList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List triggers, oldest first.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List triggers by id.")
 
     @OptionGroup var paging: ListOptions
     @OptionGroup var output: OutputOptions
