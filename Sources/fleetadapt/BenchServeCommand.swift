@@ -92,7 +92,7 @@ struct BenchServeCommand: ParsableCommand {
         let tokenFile = dir + "/secrets/device-token"
         try ChildProcesses.writeSecret(created.token, to: tokenFile)
         func startAgent(_ extra: [String], log: String) throws -> Int {
-            let port = try Self.freePort()
+            let port = try LoopbackPort.free()
             try children.start(agentPath, ["--coordinator", coordinatorURL, "--token-file", tokenFile, "--data-dir", dir + "/data", "--model", package,
                                            "--serve", "127.0.0.1:\(port)", "--config-poll-seconds", "0.05", "--drift-report-interval", "0",
                                            "--poll-wait", "30", "--serve-threads", String(serverThreads)] + extra,
@@ -254,21 +254,6 @@ struct BenchServeCommand: ParsableCommand {
     }
 
     static func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
-
-    /// A port free on loopback now (bound to 0, read back, closed) for the agent to listen on.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { throw ValidationError("no free loopback port: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
 /// A value behind a lock that threads share (a class, so escaping closures can hold it).

@@ -350,9 +350,11 @@ enum AdminHelpGoldens {
         OVERVIEW: Give every device the campaign changed its previous config and
         adapters back; the campaign ends rolled_back.
 
-        Jobs not yet leased are canceled, and results of leased ones are refused.
-        Repeating it answers the same figures and changes nothing. A canceled campaign
-        cannot be rolled back (exit 4).
+        Jobs not yet leased are canceled, and results of leased ones are refused. Each
+        device gets a restore job that puts its previous adapters back; the rollback
+        ends when those jobs end. A canceled campaign can be rolled back too (what its
+        finished waves changed). Repeating it answers the same figures and changes
+        nothing.
 
         USAGE: fleetadapt campaigns rollback <id> [--output <output>] [--coordinator <coordinator>] [--key-file <key-file>] [--ca-file <ca-file>]
 

@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -31,19 +32,6 @@ import TestSupport
         }
     }
 
-    /// A loopback port nothing listens on now (bound to 0, read back, closed).
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func theDemoRunsTheFleetOnAnImportedModelWithImageFolders() throws {
         let work = NSTemporaryDirectory() + "fleetadapt-imported-demo-\(getpid())-\(UUID().uuidString.prefix(6))"
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -59,7 +47,7 @@ import TestSupport
             "--val-images", work + "/images/val", "--device-images", work + "/images/target", "--input", "3x32x32",
             "--resize", "36", "--crop", "32", "--mean", "0.286,0.286,0.286", "--std", "0.353,0.353,0.353",
             "--agents", "2", "--steps", "15", "--loss", "tent", "--work-dir", work + "/demo",
-            "--port", String(Self.freePort()), "--edge-port", String(Self.freePort()),
+            "--port", String(try LoopbackPort.free()), "--edge-port", String(try LoopbackPort.free()),
         ])
         print(r.output)
         #expect(r.status == 0, "\(r.output)")

@@ -348,7 +348,7 @@ struct CampaignsRollback: CampaignTransition {
     static let configuration = CommandConfiguration(
         commandName: "rollback",
         abstract: "Give every device the campaign changed its previous config and adapters back; the campaign ends rolled_back.",
-        discussion: "Jobs not yet leased are canceled, and results of leased ones are refused. Repeating it answers the same figures and changes nothing. A canceled campaign cannot be rolled back (exit 4).")
+        discussion: "Jobs not yet leased are canceled, and results of leased ones are refused. Each device gets a restore job that puts its previous adapters back; the rollback ends when those jobs end. A canceled campaign can be rolled back too (what its finished waves changed). Repeating it answers the same figures and changes nothing.")
     static let action = "rollback"
     static let spec = CampaignsCommand.rollbackSpec
     @Argument(help: "The campaign's id.") var id: ResourceID

@@ -144,7 +144,7 @@ struct ReleasesRollback: ReleaseTransition {
     static let configuration = CommandConfiguration(
         commandName: "rollback",
         abstract: "Give every device the release moved its previous config (and model) back; the release ends rolled_back.",
-        discussion: "Repeating it answers the same figures and changes nothing. A canceled release cannot be rolled back (exit 4).")
+        discussion: "Each device gets a restore job that puts its previous adapters back. A canceled release can be rolled back too (what its finished waves changed). Repeating it answers the same figures and changes nothing.")
     static let action = "rollback"
     static let spec = CampaignsCommand.rollbackSpec
     @Argument(help: "The release's id.") var id: ResourceID
