@@ -5,6 +5,8 @@ import Learning
 
 /// Trains the block adapters (and batch-norm affine parameters) on the local images with the requested unsupervised
 /// loss, and measures entropy (and accuracy, when labels exist) before and after, and the combination's latency.
+/// Labelled data of at least 64 images is split (`HeldOutSplit`): the adapters train on three quarters, and accuracy
+/// on the held-out quarter before and after is what the coordinator's quality gate judges.
 /// The trained tensors are the artifact (the loop uploads them before the result); the device runs them only after
 /// the coordinator accepted the result (`JobOutcome.installsWhenAccepted`).
 ///
@@ -22,13 +24,14 @@ struct AdaptJob: JobExecutor {
         let model = net.model
         let (entropyBefore, diversityBefore) = Self.entropyAndDiversity(model, data)
         let accuracyBefore = data.labels == nil ? nil : Trainer.accuracy(model, data)
+        let split = HeldOutSplit(data)
+        let heldOutBefore = split.heldOut.map { Trainer.accuracy(model, $0) }
         progress.update(["entropy_before": entropyBefore])
-        var unlabeled = data
-        unlabeled.labels = nil
+        let unlabeled = split.training
         let start = Date()
         // Each step is slowed down as it ends (the next one starts), so progress advances at the simulated pace.
         var stepStart = start
-        let report = Adaptation.adapt(model, on: unlabeled, loss: loss, steps: document.steps, batchSize: min(document.batchSize, data.count),
+        let report = Adaptation.adapt(model, on: unlabeled, loss: loss, steps: document.steps, batchSize: min(document.batchSize, unlabeled.count),
                                       learningRate: Float(document.learningRate), trainable: .adaptersAndNorms, seed: UInt64(job.attempt),
                                       beforeStep: { step in
                                           guard step > 0 else { return }
@@ -41,6 +44,7 @@ struct AdaptJob: JobExecutor {
         progress.update(["step": Double(report.steps)])
         let (entropyAfter, diversityAfter) = Self.entropyAndDiversity(model, data)
         let accuracyAfter = data.labels == nil ? nil : Trainer.accuracy(model, data)
+        let heldOutAfter = split.heldOut.map { Trainer.accuracy(model, $0) }
         // Inference latency of the planned combination with its adapters at batch 1 (split with the edge server
         // when the config says so): the figure the planner predicted.
         let latency = environment.latency.measure(net, data: data, modelID: document.modelID)
@@ -52,7 +56,8 @@ struct AdaptJob: JobExecutor {
         let result = JobResult(attempt: job.attempt, outcome: .succeeded, metrics: JobMetrics(
             entropyBefore: entropyBefore, entropyAfter: entropyAfter, accuracyBefore: accuracyBefore, accuracyAfter: accuracyAfter,
             trainSeconds: seconds, energyMJ: environment.energyMJ(seconds), samples: data.count, steps: report.steps,
-            latencyMs: latency.ms, splitAfterBlock: latency.splitAfterBlock, diversityBefore: diversityBefore, diversityAfter: diversityAfter))
+            latencyMs: latency.ms, splitAfterBlock: latency.splitAfterBlock, diversityBefore: diversityBefore, diversityAfter: diversityAfter,
+            heldoutAccuracyBefore: heldOutBefore, heldoutAccuracyAfter: heldOutAfter, heldoutSamples: split.heldOut?.count))
         return JobOutcome(result: result, artifact: artifact, observedEdgeRoundTripMs: latency.observedEdgeRoundTripMs,
                           adapted: (net.choiceIDs, adapted), modelFile: modelFile, installsWhenAccepted: true)
     }

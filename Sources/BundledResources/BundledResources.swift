@@ -1512,6 +1512,24 @@ paths:
   /v1/campaigns/{id}/rollback:
     parameters:
       - $ref: "#/components/parameters/CampaignID"
+    get:
+      operationId: getCampaignRollback
+      x-required-role: viewer
+      tags: [campaigns]
+      summary: The rollback's figures (restoring, re-applied, failed and overdue devices), read without changing anything.
+      responses:
+        "200":
+          description: What the rollback did so far.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Rollback"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
     post:
       operationId: rollbackCampaign
       x-required-role: operator
@@ -1526,7 +1544,13 @@ paths:
         `restore_failed_devices`, the campaign's jobs and its `restore_failed` events show devices that did not
         re-apply. Jobs not yet leased are canceled and leased ones fenced (their results are refused with 409).
         A canceled campaign can be rolled back too (what its completed waves changed). Idempotent and restart-safe:
-        a second call answers the current figures, writes no config and queues no second restore job.
+        a second call answers the current figures, writes no config and queues no second restore job; it does put
+        restore jobs that failed, timed out or were canceled back in the queue (a `restore_retried` event; a
+        `rolled_back` campaign is `rolling_back` again until they end). An offline device does not hold the
+        rollback open for ever: a restore job no agent took within the coordinator's restore deadline
+        (`serve --restore-deadline`, default 3600 s) is counted in `overdue_devices`, the rollback ends without it
+        (a `restore_overdue` event), and the job stays queued and runs when the device returns — unless the
+        device's config has moved past the restored version by then.
       responses:
         "200":
           description: What the rollback did.
@@ -2409,6 +2433,24 @@ paths:
   /v1/releases/{id}/rollback:
     parameters:
       - $ref: "#/components/parameters/ReleaseID"
+    get:
+      operationId: getReleaseRollback
+      x-required-role: viewer
+      tags: [releases]
+      summary: The rollback's figures (restoring, re-applied, failed and overdue devices), read without changing anything.
+      responses:
+        "200":
+          description: What the rollback did so far.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Rollback"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "503": {$ref: "#/components/responses/Unavailable"}
     post:
       operationId: rollbackRelease
       x-required-role: operator
@@ -2417,7 +2459,8 @@ paths:
       description: |
         Like a campaign's rollback: each moved device gets its previous config back and a `restore` job that makes
         its agent re-install its previous model, combination and adapters and report. Idempotent; a canceled release
-        can be rolled back too (the devices its completed waves moved).
+        can be rolled back too (the devices its completed waves moved). Asked again, it retries failed restore jobs;
+        offline devices past the restore deadline do not hold it open (see `rollbackCampaign`).
       responses:
         "200":
           description: What the rollback did.
@@ -2624,6 +2667,7 @@ components:
         plot_unavailable: "409 — the model has no scaling space to plot (not an elastic package, or more than 50,000 combinations)."
         device_decommissioned: "409 — the device was decommissioned."
         invalid_campaign_state: "409 — the campaign cannot make this transition from its current status."
+        not_rolled_back: "409 — the campaign or release has not been rolled back, so it has no rollback to show."
         invalid_release_state: "409 — the release cannot make this transition from its current status."
         invalid_job_state: "409 — the job already ended; only a queued, retrying or leased job can be canceled."
         job_not_held: "409 — no attempt holds the restore job now; lease it before downloading its adapters."
@@ -3077,7 +3121,7 @@ components:
         kind:
           type: string
           enum: [created, wave_released, paused, resumed, canceled, aborted, completed, gate_rejected, job_canceled,
-                 rollback_started, rollback_finished, restore_failed, schedule_closed, schedule_opened, targets_added]
+                 rollback_started, rollback_finished, restore_failed, restore_overdue, restore_retried, schedule_closed, schedule_opened, targets_added]
         cause: {type: string, enum: [operator, threshold, gate, schedule, rollout, rollback, targeting]}
         details:
           type: object
@@ -3097,7 +3141,7 @@ components:
     Rollback:
       type: object
       required: [campaign, changed_devices, restored_devices, unchanged_devices, pending_devices, restoring_devices,
-                 reapplied_devices, restore_failed_devices]
+                 reapplied_devices, restore_failed_devices, overdue_devices]
       properties:
         campaign: {$ref: "#/components/schemas/Campaign"}
         changed_devices: {type: integer, description: "Devices whose job of the campaign succeeded and was followed up."}
@@ -3107,27 +3151,39 @@ components:
         restoring_devices: {type: integer, description: "Devices whose restore job (re-apply the previous config and adapters) is still open."}
         reapplied_devices: {type: integer, description: "Devices whose agent re-applied its previous config and adapters and reported it."}
         restore_failed_devices: {type: integer, description: "Devices whose restore job failed, timed out or was canceled."}
+        overdue_devices: {type: integer, description: "Of restoring_devices, those whose restore job waited untaken past the restore deadline (offline): the rollback ends without them; their jobs run when they return."}
     QualityGate:
       type: object
       description: |
-        What an `adapt` result must show: mean per-sample entropy on the device's data dropped by at least
-        `min_entropy_drop` nats, and prediction diversity (entropy of the batch-mean prediction) kept at least
-        `min_diversity_ratio` of its value before (catches TENT's collapse). A result failing it ends `rejected`:
-        its adapters are neither aggregated nor planned into the device's config, and it counts as a failure for
-        the wave's success threshold. A measurement the result does not carry is not judged.
+        What an `adapt` result must show. When the device's data has labels (64 images or more), the agent trains
+        on three quarters and reports accuracy on the held-out quarter before and after; then accuracy decides: it
+        may drop by at most `max_accuracy_drop` plus one standard error of the before-accuracy on that many images.
+        Without labels, mean per-sample entropy on the device's data must drop by at least `min_entropy_drop` nats
+        (0.001 when not set; a value you set is judged even when accuracy decides). In both cases prediction
+        diversity (entropy of the batch-mean prediction) must keep at least `min_diversity_ratio` of its value
+        before (catches TENT's collapse). A result failing it ends `rejected`: its adapters are neither aggregated
+        nor planned into the device's config, and it counts as a failure for the wave's success threshold. A
+        measurement the result does not carry is not judged.
       properties:
         enabled: {type: boolean, default: true}
-        min_entropy_drop: {type: number, default: 0.001}
+        min_entropy_drop: {type: number, description: "Nats; 0.001 when not set and no held-out accuracy decides."}
         min_diversity_ratio: {type: number, minimum: 0, maximum: 10, default: 0.5}
+        max_accuracy_drop: {type: number, minimum: 0, maximum: 1, default: 0.01, description: "Largest held-out accuracy drop (fraction) beyond one standard error."}
     GateVerdict:
       type: object
       required: [passed, reasons, gate]
       properties:
         passed: {type: boolean}
+        criterion: {type: string, enum: [heldout_accuracy, entropy], description: "What decided an adapt result."}
         entropy_drop: {type: [number, "null"]}
         diversity_before: {type: [number, "null"]}
         diversity_after: {type: [number, "null"]}
         diversity_ratio: {type: [number, "null"]}
+        heldout_accuracy_before: {type: [number, "null"]}
+        heldout_accuracy_after: {type: [number, "null"]}
+        heldout_samples: {type: [integer, "null"]}
+        accuracy_drop: {type: [number, "null"], description: "Held-out accuracy before minus after."}
+        accuracy_allowance: {type: [number, "null"], description: "max_accuracy_drop plus one standard error: the largest drop that passes."}
         reasons: {type: array, items: {type: string}}
         gate: {$ref: "#/components/schemas/QualityGate"}
         latency_ms: {type: [number, "null"], description: "Release gate: the latency judged (ms)."}
@@ -3301,6 +3357,9 @@ components:
         latency_ms: {type: number, minimum: 0, description: Batch-1 latency of the device's combination as measured by the agent.}
         diversity_before: {type: number, minimum: 0, description: "Entropy of the batch-mean prediction over the device's data before adapting."}
         diversity_after: {type: number, minimum: 0, description: "The same after adapting; near 0 when predictions collapse onto one class."}
+        heldout_accuracy_before: {type: number, minimum: 0, maximum: 1, description: "Accuracy on the held-out labelled images (not trained on) before adapting."}
+        heldout_accuracy_after: {type: number, minimum: 0, maximum: 1, description: "The same after adapting."}
+        heldout_samples: {type: integer, minimum: 1, description: "How many images were held out; at most samples. The three heldout fields come together."}
         split_after_block:
           type: integer
           minimum: -1
@@ -3464,6 +3523,7 @@ components:
         "GET /v1/campaigns/{id}": [],
         "GET /v1/campaigns/{id}/events": ["after", "limit"],
         "GET /v1/campaigns/{id}/jobs": ["after", "limit", "state"],
+        "GET /v1/campaigns/{id}/rollback": [],
         "GET /v1/devices": ["after", "labels", "limit", "status"],
         "GET /v1/devices/{id}": [],
         "GET /v1/devices/{id}/config": [],
@@ -3481,6 +3541,7 @@ components:
         "GET /v1/releases": ["after", "limit", "model_id", "status"],
         "GET /v1/releases/{id}": [],
         "GET /v1/releases/{id}/events": ["after", "limit"],
+        "GET /v1/releases/{id}/rollback": [],
         "GET /v1/triggers": ["after", "limit"],
         "GET /v1/triggers/{id}": [],
         "PATCH /v1/devices/{id}": [],

@@ -85,6 +85,7 @@ public final class CoordinatorApp: Sendable {
             adminKey: try AdminKey.load(explicitKey: configuration.adminKey, dataDirectory: configuration.dataDirectory),
             migrations: migrations, openAPIPath: configuration.openAPIPath, backoff: configuration.backoff,
             authFailures: configuration.authFailures, defaultLeaseSeconds: configuration.defaultLeaseSeconds,
+            restoreDeadline: TimeInterval(configuration.restoreDeadlineSeconds),
             modelUploadLimitBytes: configuration.modelUploadLimitBytes, queryParameters: BundledResources.queryParameters, liveness: liveness)
     }
 

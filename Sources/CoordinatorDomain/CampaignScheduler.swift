@@ -31,13 +31,13 @@ package struct CampaignScheduler: Sendable {
         case held(String)
     }
 
-    package init(pool: PostgresPool, campaigns: CampaignStore, jobs: JobStore, launch: CampaignLaunch? = nil) {
+    package init(pool: PostgresPool, campaigns: CampaignStore, jobs: JobStore, launch: CampaignLaunch? = nil, rollback: Rollback? = nil) {
         self.pool = pool
         self.campaigns = campaigns
         self.jobs = jobs
         self.launch = launch
         events = CampaignEventStore(pool: pool)
-        rollback = Rollback(pool: pool)
+        self.rollback = rollback ?? Rollback(pool: pool)
     }
 
     /// The campaign's schedule from its spec.

@@ -18,9 +18,13 @@ package struct JobFollowups: Sendable {
     private let campaigns: CampaignStore
     private let configs: ConfigStore
     private let changes: ConfigChangeStore
+    /// Finishes a rollback a late follow-up raced (the scheduler's, so it keeps the configured restore deadline).
+    private let rollback: Rollback
 
-    package init(pool: PostgresPool, jobs: JobStore, aggregator: AdapterAggregator, replanner: Replanner, clock: WallClock) {
+    package init(pool: PostgresPool, jobs: JobStore, aggregator: AdapterAggregator, replanner: Replanner, clock: WallClock,
+                 rollback: Rollback? = nil) {
         self.pool = pool
+        self.rollback = rollback ?? Rollback(pool: pool)
         releases = ReleaseStore(pool: pool)
         campaigns = CampaignStore(pool: pool)
         configs = ConfigStore(pool: pool)
@@ -76,7 +80,7 @@ package struct JobFollowups: Sendable {
         // the two restores it.
         defer {
             if let campaign, let status = try? campaigns.status(campaign), status == .rollingBack || status == .rolledBack {
-                do { try Rollback(pool: pool).finish(campaign: campaign, now: clock.now()) } catch {
+                do { try rollback.finish(campaign: campaign, now: clock.now()) } catch {
                     Log.error("rollback of campaign \(campaign.uuidString.lowercased()) after a late follow-up failed (asking for the rollback again finishes it): \(error)")
                 }
             }

@@ -14,7 +14,10 @@ import PostgresClient
 /// once however often the rollback is finished): its agent downloads exactly the adapters the restored config runs —
 /// its own earlier artifact or its domain's aggregate, named and digested in the job document — or drops its
 /// adapters when that config runs none, rewrites its exported model, swaps its served network and reports. The
-/// campaign stays `rolling_back` until every restore job ended, and `rollback_finished` counts those that failed.
+/// campaign stays `rolling_back` until every restore job ended, and `rollback_finished` counts those that failed —
+/// except for devices that are offline: a restore job no agent took within `restoreDeadline` no longer holds the
+/// rollback open (`restore_overdue`); it stays queued and runs when its device returns, unless the device's config
+/// has moved on meanwhile. Asking for the rollback again re-queues failed restore jobs (`restore_retried`).
 ///
 /// Starting it cancels the campaign's jobs that are queued or retrying and fences those leased (their results are
 /// refused with 409, nothing more of the campaign lands), so no job can change a device after its rollback.
@@ -30,9 +33,14 @@ package struct Rollback: Sendable {
     package let events: CampaignEventStore
     package let artifacts: JobArtifactStore
     package let domainAdapters: DomainAdapterStore
+    /// How long a rollback waits for an agent to take a device's restore job before it ends without that device.
+    package let restoreDeadline: TimeInterval
 
-    package init(pool: PostgresPool) {
+    package static let defaultRestoreDeadline: TimeInterval = 3600
+
+    package init(pool: PostgresPool, restoreDeadline: TimeInterval = Rollback.defaultRestoreDeadline) {
         self.pool = pool
+        self.restoreDeadline = restoreDeadline
         campaigns = CampaignStore(pool: pool)
         jobs = JobStore(pool: pool)
         configs = ConfigStore(pool: pool)
@@ -55,11 +63,21 @@ package struct Rollback: Sendable {
         [.running, .paused, .completed, .aborted, .canceled].contains(status)
     }
 
-    /// Starts (or finishes, or answers again) the rollback of `campaign`.
+    /// Starts (or finishes, or answers again) the rollback of `campaign`. Asked again, it also re-queues the restore
+    /// jobs that failed, timed out or were canceled (a rolled-back campaign is rolling back again until they end).
     package func rollback(campaign id: UUID, cause: CampaignEvent.Cause, reason: String, now: Date) throws -> Outcome {
         let started: Bool? = try pool.withTransaction { c in
             guard let status = try campaigns.lockStatus(id, on: c) else { return nil }
-            if status == .rollingBack || status == .rolledBack { return true }
+            if status == .rollingBack || status == .rolledBack {
+                let retried = try jobs.retryRestores(campaign: id, now: now, on: c)
+                if retried > 0 {
+                    if status == .rolledBack {
+                        try campaigns.setStatus(id, .rollingBack, reason: "rolling back: retrying \(retried) restore job(s)", now: now, on: c)
+                    }
+                    try events.record(id, .restoreRetried, cause: cause, details: .init(devices: retried, reason: reason), now: now, on: c)
+                }
+                return true
+            }
             guard Self.canStart(from: status) else { return false }
             try start(id, cause: cause, reason: reason, now: now, on: c)
             return true
@@ -70,7 +88,7 @@ package struct Rollback: Sendable {
             return .conflict("The campaign cannot be rolled back from its current status.")
         case true?:
             try finish(campaign: id, now: now)
-            return .done(try view(id))
+            return .done(try view(id, now: now))
         }
     }
 
@@ -99,10 +117,19 @@ package struct Rollback: Sendable {
             let summary = try changes.summary(campaign: id, on: c)
             guard summary.pending == 0 else { return }
             // Done when every agent told to re-apply its previous config and adapters has answered (or its job ended).
-            let restores = try jobs.restoreCounts(campaign: id, on: c)
-            guard restores.open == 0 else { return }
-            try campaigns.setStatus(id, .rolledBack, reason: restores.failed > 0 ? "rolled back; \(restores.failed) device(s) did not re-apply their previous adapters" : "rolled back",
-                                    now: now, on: c)
+            // Devices offline past the deadline do not hold it open: their restore jobs stay queued.
+            let restores = try jobs.restoreCounts(campaign: id, overdueBefore: now.addingTimeInterval(-restoreDeadline), on: c)
+            guard restores.open == restores.overdue else { return }
+            var reasons: [String] = []
+            if restores.failed > 0 { reasons.append("\(restores.failed) device(s) did not re-apply their previous adapters") }
+            if restores.overdue > 0 {
+                reasons.append("\(restores.overdue) offline device(s) re-apply them when they return")
+                try events.record(id, .restoreOverdue, cause: .rollback, details: .init(
+                    devices: restores.overdue,
+                    reason: "no agent took the restore job within \(Int(restoreDeadline)) s; it stays queued and runs when the device returns"),
+                    now: now, on: c)
+            }
+            try campaigns.setStatus(id, .rolledBack, reason: (["rolled back"] + reasons).joined(separator: "; "), now: now, on: c)
             try events.record(id, .rollbackFinished, cause: .rollback,
                               details: .init(devices: summary.changed, restored: summary.restored, unchanged: summary.unchanged,
                                              reapplied: restores.succeeded, failed: restores.failed), now: now, on: c)
@@ -168,13 +195,14 @@ package struct Rollback: Sendable {
     }
 
     /// What the rollback did, as its answer.
-    package func view(_ id: UUID) throws -> RollbackView {
+    package func view(_ id: UUID, now: Date = Date()) throws -> RollbackView {
         guard let campaign = try campaigns.view(id) else {
             throw PostgresError(kind: .decode, message: "campaign \(id.uuidString.lowercased()) vanished during its rollback")
         }
         let s = try changes.summary(campaign: id)
-        let r = try jobs.restoreCounts(campaign: id)
+        let r = try jobs.restoreCounts(campaign: id, overdueBefore: now.addingTimeInterval(-restoreDeadline))
         return RollbackView(campaign: campaign, changedDevices: s.changed, restoredDevices: s.restored, unchangedDevices: s.unchanged,
-                            pendingDevices: s.pending, restoringDevices: r.open, reappliedDevices: r.succeeded, restoreFailedDevices: r.failed)
+                            pendingDevices: s.pending, restoringDevices: r.open, reappliedDevices: r.succeeded, restoreFailedDevices: r.failed,
+                            overdueDevices: r.overdue)
     }
 }

@@ -20,6 +20,7 @@ package struct CampaignRoutes: Sendable {
             routes.add(.POST, "/v1/campaigns/{id}/\(action.rawValue)", access: .operator) { request in try perform(action, request) }
         }
         routes.add(.POST, "/v1/campaigns/{id}/rollback", access: .operator, rollback)
+        routes.add(.GET, "/v1/campaigns/{id}/rollback", access: .viewer, readRollback)
         routes.add(.GET, "/v1/campaigns/{id}/events", access: .viewer, events)
         routes.add(.POST, "/v1/campaigns/{id}/jobs/{job_id}/cancel", access: .operator, cancelJob)
     }
@@ -34,6 +35,16 @@ package struct CampaignRoutes: Sendable {
         case .conflict(let why): throw HTTPError.conflict(why, code: "invalid_campaign_state")
         case .done(let view): return try .body(view)
         }
+    }
+
+    /// A rolling-back or rolled-back campaign's rollback figures, read without changing anything.
+    package func readRollback(_ request: HTTPRequest) throws -> HTTPResponse {
+        let id = try request.uuidParameter("id")
+        guard let status = try campaigns.status(id) else { throw HTTPError.notFound("No campaign \(id.uuidString.lowercased()).") }
+        guard status == .rollingBack || status == .rolledBack else {
+            throw HTTPError.conflict("The campaign has not been rolled back (it is \(status.rawValue)).", code: "not_rolled_back")
+        }
+        return try .body(try scheduler.rollback.view(id, now: clock.now()))
     }
 
     /// The campaign's history, oldest first; `after` is the `next` of the previous page (an event id).

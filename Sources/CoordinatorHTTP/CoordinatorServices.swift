@@ -44,6 +44,7 @@ package struct CoordinatorServices: Sendable {
 
     package init(pool: PostgresPool, clock: WallClock, adminKey: AdminKey, migrations: MigrationRunner, openAPIPath: String?,
          backoff: Backoff = Backoff(), authFailures: AuthFailurePolicy = AuthFailurePolicy(), defaultLeaseSeconds: Int = 30,
+         restoreDeadline: TimeInterval = Rollback.defaultRestoreDeadline,
          modelUploadLimitBytes: Int = 256 << 20, queryParameters: [String: [String]]? = nil,
          liveness: @escaping @Sendable () -> String? = { nil }) {
         self.queryParameters = queryParameters.map { $0.mapValues(Set.init) }
@@ -57,7 +58,8 @@ package struct CoordinatorServices: Sendable {
         auditor = Auditor(store: stores.audit)
         health = DatabaseHealth(pool: pool, migrations: migrations)
         let launch = CampaignLaunch(stores: stores, defaultLeaseSeconds: defaultLeaseSeconds)
-        let scheduler = CampaignScheduler(pool: pool, campaigns: stores.campaigns, jobs: stores.jobs, launch: launch)
+        let scheduler = CampaignScheduler(pool: pool, campaigns: stores.campaigns, jobs: stores.jobs, launch: launch,
+                                          rollback: Rollback(pool: pool, restoreDeadline: restoreDeadline))
         self.scheduler = scheduler
         let results = ResultRecorder(metrics: stores.metrics, latencies: stores.variantLatencies, jobs: stores.jobs)
         self.results = results
@@ -71,7 +73,8 @@ package struct CoordinatorServices: Sendable {
         let replanner = Replanner(devices: stores.devices, models: stores.models, jobs: stores.jobs, configs: stores.configs,
                                   aggregator: aggregator, clock: clock, observe: { metrics.observeReplan(scope: $0, seconds: $1) })
         self.replanner = replanner
-        let followups = JobFollowups(pool: pool, jobs: stores.jobs, aggregator: aggregator, replanner: replanner, clock: clock)
+        let followups = JobFollowups(pool: pool, jobs: stores.jobs, aggregator: aggregator, replanner: replanner, clock: clock,
+                                      rollback: scheduler.rollback)
         self.followups = followups
         completion = JobCompletion(jobs: stores.jobs, results: results, followups: followups, scheduler: scheduler, backoff: backoff, clock: clock)
         self.launch = launch

@@ -25,6 +25,7 @@ package struct ReleaseRoutes: Sendable {
             routes.add(.POST, "/v1/releases/{id}/\(action.rawValue)", access: .operator) { request in try perform(action, request) }
         }
         routes.add(.POST, "/v1/releases/{id}/rollback", access: .operator, rollback)
+        routes.add(.GET, "/v1/releases/{id}/rollback", access: .viewer, readRollback)
         routes.add(.GET, "/v1/releases/{id}/events", access: .viewer, events)
     }
 
@@ -37,6 +38,15 @@ package struct ReleaseRoutes: Sendable {
         case .conflict(let why): throw HTTPError.conflict(why.replacingOccurrences(of: "campaign", with: "release"), code: "invalid_release_state")
         case .done(let view): return try .body(view)
         }
+    }
+
+    /// A rolling-back or rolled-back release's rollback figures, read without changing anything.
+    package func readRollback(_ request: HTTPRequest) throws -> HTTPResponse {
+        let release = try find(request)
+        guard release.status == .rollingBack || release.status == .rolledBack else {
+            throw HTTPError.conflict("The release has not been rolled back (it is \(release.status.rawValue)).", code: "not_rolled_back")
+        }
+        return try .body(try scheduler.rollback.view(release.campaign.id, now: clock.now()))
     }
 
     /// The release's history (its campaign's events), oldest first.

@@ -32,16 +32,37 @@ extension JobStore {
         return try WireJSON.decode(JobDocument.self, from: try row.decode("document", as: String.self))
     }
 
-    /// A campaign's restore jobs: still open, succeeded, and ended otherwise (failed, timed out, canceled).
-    package func restoreCounts(campaign: UUID, on c: PostgresConnection? = nil) throws -> (open: Int, succeeded: Int, failed: Int) {
+    /// A campaign's restore jobs: still open, succeeded, and ended otherwise (failed, timed out, canceled); of the open
+    /// ones, how many have waited in the queue, untaken, since before `overdueBefore` (their devices are offline).
+    package func restoreCounts(campaign: UUID, overdueBefore: Date? = nil, on c: PostgresConnection? = nil) throws
+        -> (open: Int, succeeded: Int, failed: Int, overdue: Int) {
         let q: PostgresQuery = """
             SELECT count(*) FILTER (WHERE state IN ('queued', 'leased', 'running'))::bigint AS open,
                    count(*) FILTER (WHERE state = 'succeeded')::bigint AS succeeded,
-                   count(*) FILTER (WHERE state IN ('failed', 'timed_out', 'canceled', 'rejected'))::bigint AS failed
+                   count(*) FILTER (WHERE state IN ('failed', 'timed_out', 'canceled', 'rejected'))::bigint AS failed,
+                   count(*) FILTER (WHERE state = 'queued' AND updated_at < \(overdueBefore ?? .distantPast))::bigint AS overdue
             FROM jobs WHERE campaign_id = \(campaign) AND kind = 'restore'
             """
         let row = try (c.map { try $0.query(q) } ?? pool.query(q)).rows[0]
-        return (try row.decode("open", as: Int.self), try row.decode("succeeded", as: Int.self), try row.decode("failed", as: Int.self))
+        return (try row.decode("open", as: Int.self), try row.decode("succeeded", as: Int.self), try row.decode("failed", as: Int.self),
+                try row.decode("overdue", as: Int.self))
+    }
+
+    /// Puts a campaign's ended, unsuccessful restore jobs (failed, timed out, canceled) back in the queue with a fresh
+    /// attempt budget, in the caller's transaction, and wakes their devices: an operator's repeated rollback retries
+    /// them. A restore whose device has meanwhile moved past the restored config version is left as it is (it would
+    /// put back a config the device no longer has). Returns how many were re-queued.
+    package func retryRestores(campaign: UUID, now: Date, on c: PostgresConnection) throws -> Int {
+        let rows = try c.query("""
+            UPDATE jobs j SET state = 'queued', attempt_base = j.attempt, run_after = now(), finished_at = NULL, result = NULL,
+                   progress = NULL, updated_at = \(now)
+            WHERE j.campaign_id = \(campaign) AND j.kind = 'restore' AND j.state IN ('failed', 'timed_out', 'canceled')
+              AND (j.document->'restore'->>'config_version')::int
+                  >= (SELECT coalesce(max(v.version), 0) FROM device_configs v WHERE v.device_id = j.device_id)
+            RETURNING j.device_id
+            """).rows
+        for row in rows { try c.query("SELECT pg_notify(\(Self.channel), \(try row.decode("device_id", as: UUID.self).uuidString.lowercased()))") }
+        return rows.count
     }
 
     /// `device`'s restore job `job` while an attempt of it holds the lease: its document (nil: no such job of this

@@ -23,7 +23,9 @@ package struct JobStore: Sendable {
     /// Leases the calling device's next ready job in one statement: the candidate is locked with
     /// SKIP LOCKED (concurrent pollers never wait on each other nor take the same row), then updated.
     /// Jobs of paused or unreleased waves, rate-limited campaigns, or a device already running a job are skipped; a
-    /// rolling-back campaign hands out only its `restore` jobs (neither waves nor its rate limit hold a rollback back).
+    /// rolling-back campaign hands out only its `restore` jobs (neither waves nor its rate limit hold a rollback back),
+    /// and so does a rolled-back one whose rollback ended without an offline device (`Rollback.restoreDeadline`):
+    /// its restore job runs when the device returns, unless the device's config has moved past the restored version.
     /// Every time in it (ready, lease, expiry, the rate window) is the database's clock, which all replicas share.
     /// A device that already holds a job is answered by the NOT EXISTS (one probe of jobs_one_active_per_device_idx)
     /// rather than by a failed UPDATE; the unique index still decides a race between two polls of one device. A
@@ -37,7 +39,9 @@ package struct JobStore: Sendable {
                     WHERE j.device_id = \(device) AND j.state = 'queued' AND j.run_after <= now()
                       AND j.attempt - j.attempt_base < j.max_attempts
                       AND ((c.status = 'running' AND j.wave <= c.released_wave)
-                           OR (j.kind = 'restore' AND c.status = 'rolling_back'))
+                           OR (j.kind = 'restore' AND c.status IN ('rolling_back', 'rolled_back')
+                               AND (j.document->'restore'->>'config_version')::int
+                                   >= (SELECT coalesce(max(v.version), 0) FROM device_configs v WHERE v.device_id = j.device_id)))
                       AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.device_id = j.device_id AND a.state IN ('leased', 'running'))
                       AND (j.kind = 'restore' OR c.max_per_minute IS NULL OR c.max_per_minute > (
                             SELECT count(*) FROM (

@@ -13,6 +13,11 @@ public struct CampaignEvent: Codable, Sendable, Equatable {
         case rollbackFinished = "rollback_finished"
         /// A device's `restore` job ended without putting its previous adapters back (failed, timed out, canceled).
         case restoreFailed = "restore_failed"
+        /// The rollback ended without devices whose restore job no agent took within the restore deadline (offline
+        /// devices): their jobs stay queued and run when they return.
+        case restoreOverdue = "restore_overdue"
+        /// A repeated rollback put the campaign's failed, timed-out or canceled restore jobs back in the queue.
+        case restoreRetried = "restore_retried"
         /// The schedule closed (before `start_at`, or outside the maintenance window): queued jobs wait.
         case scheduleClosed = "schedule_closed"
         /// The schedule opened again: leasing resumes.
@@ -122,9 +127,13 @@ public struct RollbackView: Codable, Sendable, Equatable {
     public var reappliedDevices: Int
     /// Devices whose `restore` job failed, timed out or was canceled (the campaign's jobs and events say why).
     public var restoreFailedDevices: Int
+    /// Of `restoring_devices`, those whose restore job has waited untaken past the restore deadline (offline): the
+    /// rollback does not wait for them; their jobs run when they return.
+    public var overdueDevices: Int
 
     public init(campaign: CampaignView, changedDevices: Int, restoredDevices: Int, unchangedDevices: Int, pendingDevices: Int,
-                restoringDevices: Int = 0, reappliedDevices: Int = 0, restoreFailedDevices: Int = 0) {
+                restoringDevices: Int = 0, reappliedDevices: Int = 0, restoreFailedDevices: Int = 0, overdueDevices: Int = 0) {
+        self.overdueDevices = overdueDevices
         self.campaign = campaign
         self.changedDevices = changedDevices
         self.restoredDevices = restoredDevices
@@ -144,5 +153,6 @@ public struct RollbackView: Codable, Sendable, Equatable {
         case restoringDevices = "restoring_devices"
         case reappliedDevices = "reapplied_devices"
         case restoreFailedDevices = "restore_failed_devices"
+        case overdueDevices = "overdue_devices"
     }
 }

@@ -212,7 +212,8 @@ public struct DomainRequest: Codable, Sendable, Equatable {
             v.fail("continuous", "needs a label selector (a list of device_ids never matches a later device)")
         }
         if let g = gate {
-            v.number(g.minEntropyDrop, "gate.min_entropy_drop", min: -1e6, max: 1e6)
+            v.number(g.minEntropyDrop, "gate.min_entropy_drop", min: -1e6, max: 1e6, required: false)
+            v.number(g.maxAccuracyDrop, "gate.max_accuracy_drop", min: 0, max: 1)
             v.number(g.minDiversityRatio, "gate.min_diversity_ratio", min: 0, max: 10)
         }
         return v.issues

@@ -197,11 +197,20 @@ public struct JobMetrics: Codable, Sendable, Equatable {
     /// entropy keeps falling.
     public var diversityBefore: Double?
     public var diversityAfter: Double?
+    /// Accuracy on the labelled part of the device's data the adaptation did not train on (`heldout_samples`
+    /// images), before and after: what the quality gate judges when the device has labels.
+    public var heldoutAccuracyBefore: Double?
+    public var heldoutAccuracyAfter: Double?
+    public var heldoutSamples: Int?
 
     public init(entropyBefore: Double? = nil, entropyAfter: Double? = nil, accuracyBefore: Double? = nil,
                 accuracyAfter: Double? = nil, trainSeconds: Double? = nil, energyMJ: Double? = nil, samples: Int? = nil,
                 steps: Int? = nil, latencyMs: Double? = nil, splitAfterBlock: Int? = nil, diversityBefore: Double? = nil,
-                diversityAfter: Double? = nil) {
+                diversityAfter: Double? = nil, heldoutAccuracyBefore: Double? = nil, heldoutAccuracyAfter: Double? = nil,
+                heldoutSamples: Int? = nil) {
+        self.heldoutAccuracyBefore = heldoutAccuracyBefore
+        self.heldoutAccuracyAfter = heldoutAccuracyAfter
+        self.heldoutSamples = heldoutSamples
         self.diversityBefore = diversityBefore
         self.diversityAfter = diversityAfter
         self.entropyBefore = entropyBefore
@@ -228,9 +237,20 @@ public struct JobMetrics: Codable, Sendable, Equatable {
         case splitAfterBlock = "split_after_block"
         case diversityBefore = "diversity_before"
         case diversityAfter = "diversity_after"
+        case heldoutAccuracyBefore = "heldout_accuracy_before"
+        case heldoutAccuracyAfter = "heldout_accuracy_after"
+        case heldoutSamples = "heldout_samples"
     }
 
     func validate(into v: inout Validator) {
+        v.number(heldoutAccuracyBefore, "metrics.heldout_accuracy_before", min: 0, max: 1, required: false)
+        v.number(heldoutAccuracyAfter, "metrics.heldout_accuracy_after", min: 0, max: 1, required: false)
+        if let heldoutSamples {
+            v.number(Double(heldoutSamples), "metrics.heldout_samples", min: 1, max: Double(samples ?? 1_000_000_000))
+        }
+        if (heldoutAccuracyBefore == nil) != (heldoutAccuracyAfter == nil) || (heldoutAccuracyBefore == nil) != (heldoutSamples == nil) {
+            v.fail("metrics.heldout_samples", "heldout_accuracy_before, heldout_accuracy_after and heldout_samples come together")
+        }
         v.number(diversityBefore, "metrics.diversity_before", min: 0, max: 1e6, required: false)
         v.number(diversityAfter, "metrics.diversity_after", min: 0, max: 1e6, required: false)
         v.number(entropyBefore, "metrics.entropy_before", min: 0, max: 1e6, required: false)

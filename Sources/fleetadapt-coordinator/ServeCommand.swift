@@ -30,11 +30,15 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "PEM file of the private key of --tls-cert.")
     var tlsKey: String?
 
+    @Option(help: "Seconds a rollback waits for an offline device to take its restore job before it ends without it (the job stays queued). Also read from FLEETADAPT_RESTORE_DEADLINE.")
+    var restoreDeadline: Int?
+
     @OptionGroup var storage: StorageOptions
 
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535.") }
         if !(1...256).contains(threads) { throw ValidationError("--threads must be 1–256.") }
+        if let restoreDeadline, !(1...2_592_000).contains(restoreDeadline) { throw ValidationError("--restore-deadline must be 1–2592000 seconds.") }
     }
 
     /// The certificate and key from the flags, else from the environment; both or neither.
@@ -66,6 +70,12 @@ struct ServeCommand: ParsableCommand {
             adminKey: env["FLEETADAPT_ADMIN_KEY"], migrationsDirectory: storage.migrationsDirectory,
             threadPoolSize: threads)
         config.tls = tls
+        if let restoreDeadline {
+            config.restoreDeadlineSeconds = restoreDeadline
+        } else if let text = env["FLEETADAPT_RESTORE_DEADLINE"], !text.isEmpty {
+            guard let s = Int(text), (1...2_592_000).contains(s) else { throw ValidationError("FLEETADAPT_RESTORE_DEADLINE must be 1–2592000 seconds.") }
+            config.restoreDeadlineSeconds = s
+        }
         let app = try CoordinatorApp(configuration: config)
         let scheme = tls == nil ? "http" : "https"
         logger.info("fleetadapt-coordinator listening on \(scheme)://\(bind):\(app.port)")

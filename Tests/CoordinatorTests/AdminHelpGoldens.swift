@@ -352,14 +352,85 @@ enum AdminHelpGoldens {
 
         Jobs not yet leased are canceled, and results of leased ones are refused. Each
         device gets a restore job that puts its previous adapters back; the rollback
-        ends when those jobs end. A canceled campaign can be rolled back too (what its
-        finished waves changed). Repeating it answers the same figures and changes
-        nothing.
+        ends when those jobs end, or, for a device offline past the coordinator's
+        restore deadline, without it (its job stays queued and runs when it returns). A
+        canceled campaign can be rolled back too (what its finished waves changed).
+        Repeating it answers the current figures, changes no config and queues failed
+        restore jobs again.
 
         USAGE: fleetadapt campaigns rollback <id> [--output <output>] [--coordinator <coordinator>] [--key-file <key-file>] [--ca-file <ca-file>]
 
         ARGUMENTS:
           <id>                    The campaign's id.
+
+        OPTIONS:
+          -o, --output <output>   Output format: wide adds columns, json is the
+                                  coordinator's answer as sent, yaml the same document
+                                  as YAML, id only the ids. (values: table, wide, json,
+                                  yaml, id; default: table)
+          --coordinator <coordinator>
+                                  The coordinator's URL, e.g.
+                                  https://coordinator.example:8443 (also
+                                  FLEETADAPT_URL; default: the one `fleetadapt login`
+                                  saved).
+          --key-file <key-file>   A file holding the API key (default: FLEETADAPT_KEY,
+                                  then the key `fleetadapt login` saved).
+          --ca-file <ca-file>     PEM file of the certificate authorities that sign the
+                                  coordinator's certificate, for a private CA (default:
+                                  the system's, or the one `fleetadapt login` saved).
+          --version               Show the version.
+          -h, --help              Show help information.
+
+
+        """#,
+        "campaigns cancel-job": #"""
+        OVERVIEW: Cancel one device's job of a campaign; the rest of the campaign goes
+        on.
+
+        A queued or retrying job is canceled at once; a leased one is fenced (the
+        device's result is refused). It counts against the wave's success threshold
+        like a failure. A job that already ended exits 4.
+
+        USAGE: fleetadapt campaigns cancel-job <id> <job> [--output <output>] [--coordinator <coordinator>] [--key-file <key-file>] [--ca-file <ca-file>]
+
+        ARGUMENTS:
+          <id>                    The campaign's id.
+          <job>                   The job's id (campaigns jobs lists them).
+
+        OPTIONS:
+          -o, --output <output>   Output format: wide adds columns, json is the
+                                  coordinator's answer as sent, yaml the same document
+                                  as YAML, id only the ids. (values: table, wide, json,
+                                  yaml, id; default: table)
+          --coordinator <coordinator>
+                                  The coordinator's URL, e.g.
+                                  https://coordinator.example:8443 (also
+                                  FLEETADAPT_URL; default: the one `fleetadapt login`
+                                  saved).
+          --key-file <key-file>   A file holding the API key (default: FLEETADAPT_KEY,
+                                  then the key `fleetadapt login` saved).
+          --ca-file <ca-file>     PEM file of the certificate authorities that sign the
+                                  coordinator's certificate, for a private CA (default:
+                                  the system's, or the one `fleetadapt login` saved).
+          --version               Show the version.
+          -h, --help              Show help information.
+
+
+        """#,
+        "releases rollback": #"""
+        OVERVIEW: Give every device the release moved its previous config (and model)
+        back; the release ends rolled_back.
+
+        Each device gets a restore job that puts its previous adapters back; a device
+        offline past the coordinator's restore deadline does not hold the rollback open
+        (its job stays queued and runs when it returns). A canceled release can be
+        rolled back too (what its finished waves changed). Repeating it answers the
+        current figures, changes no config and queues failed restore jobs again.
+
+        USAGE: fleetadapt releases rollback <id> [--output <output>] [--coordinator <coordinator>] [--key-file <key-file>] [--ca-file <ca-file>]
+
+        ARGUMENTS:
+          <id>                    The release's id.
 
         OPTIONS:
           -o, --output <output>   Output format: wide adds columns, json is the

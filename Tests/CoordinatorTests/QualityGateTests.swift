@@ -57,6 +57,10 @@ import Testing
         #expect(verdict["passed"] as? Bool == true, "\(verdict)")
         #expect((verdict["entropy_drop"] as? Double ?? 0) > 0)
         #expect((verdict["diversity_ratio"] as? Double ?? 0) > 0.5, "the agent measures diversity: \(verdict)")
+        // The device's 300 images have labels: the agent trained on 225 and held 75 out, and accuracy on those decided.
+        #expect(verdict["criterion"] as? String == "heldout_accuracy", "\(verdict)")
+        #expect(verdict["heldout_samples"] as? Int == 75)
+        #expect(verdict["accuracy_drop"] is Double && verdict["accuracy_allowance"] is Double, "\(verdict)")
         #expect(try await adapters(c, device) == good.domain.lowercased())
         // What the device runs: model.onnx, written once the coordinator accepted the result.
         let onnx = data + "/model.onnx"
@@ -99,6 +103,9 @@ import Testing
         let job = try #require(try await jobs(c, harmful.campaign).first)
         print("harmful TENT: \(job["state"] ?? "-") gate \(job["gate"] ?? "-")")
         #expect(job["state"] as? String == "rejected", "\(job)")
+        let harm = try #require(job["gate"] as? [String: Any])
+        #expect(harm["criterion"] as? String == "heldout_accuracy" && (harm["accuracy_drop"] as? Double ?? 0) > 0,
+                "held-out accuracy fell, and the collapse check still applies: \(harm)")
         #expect(try await adapters(c, device) == good.domain.lowercased(), "the device keeps its previous adapters")
         // On the device too: neither rejected result was installed, so it still runs the sound campaign's model.
         #expect(try Data(contentsOf: URL(fileURLWithPath: onnx)) == goodModel, "the agent's model.onnx is still the sound campaign's")

@@ -120,7 +120,10 @@ import Testing
         let agent = try FleetAdaptationTests.startAgent(c, token: token, data: data, maxJobs: 10)
         defer { if agent.isRunning { agent.terminate() } }
 
-        let first = try await gates.campaign(c, gates.domain(model, name: "first", learningRate: 0.002, steps: 30))
+        // This test is about rollback, not the gate: on this near-chance domain (held-out accuracy about 0.13 on 75
+        // images) a few points of held-out accuracy come and go by chance, so both campaigns allow a wider drop.
+        let gate = #"{"max_accuracy_drop": 0.25}"#
+        let first = try await gates.campaign(c, gates.domain(model, name: "first", learningRate: 0.002, steps: 30, gate: gate))
         try await fleet.waitFor("the first campaign") {
             try await c.request("GET", "/v1/campaigns/\(first.campaign)").object?["status"] as? String == "completed"
         }
@@ -132,7 +135,7 @@ import Testing
             .rows[0].decode("d", as: String.self)
 
         // Training is deterministic: the second campaign trains longer, so its adapters differ from the first's.
-        let second = try await gates.campaign(c, gates.domain(model, name: "second", learningRate: 0.002, steps: 45))
+        let second = try await gates.campaign(c, gates.domain(model, name: "second", learningRate: 0.002, steps: 45, gate: gate))
         try await fleet.waitFor("the second campaign") {
             try await c.request("GET", "/v1/campaigns/\(second.campaign)").object?["status"] as? String == "completed"
         }
@@ -315,8 +318,13 @@ import Testing
         let history = try #require(try await next.request("GET", "/v1/devices/\(d.id)/config/history").object?["items"] as? [[String: Any]])
         let first = try #require(history.last)
         #expect(first["version"] as? Int == 1 && Self.content(first) == Self.content(restored))
-        let answer = try await next.request("POST", "/v1/releases/\(release)/rollback")
+        let answer = try await next.request("GET", "/v1/releases/\(release)/rollback")
         #expect(answer.status == 200 && answer.object?["restored_devices"] as? Int == 1 && answer.object?["pending_devices"] as? Int == 0
                 && answer.object?["restore_failed_devices"] as? Int == 1, "\(answer.text)")
+        #expect(try await next.request("GET", "/v1/releases/\(release)").object?["status"] as? String == "rolled_back", "reading changes nothing")
+        // Asking for the rollback again retries the failed restore (RollbackRecoveryTests follows it to its end).
+        let retry = try await next.request("POST", "/v1/releases/\(release)/rollback")
+        #expect(retry.status == 200 && retry.object?["restoring_devices"] as? Int == 1 && retry.object?["restore_failed_devices"] as? Int == 0,
+                "\(retry.text)")
     }
 }

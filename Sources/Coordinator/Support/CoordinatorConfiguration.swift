@@ -35,6 +35,9 @@ public struct CoordinatorConfiguration: Sendable {
     /// The lease of a job attempt when its domain names no `lease_s` (never longer than the job's `timeout_s`);
     /// heartbeats extend it. Tests that do not exercise expiry lengthen it, so a loaded machine cannot expire them.
     public var defaultLeaseSeconds = 30
+    /// How long a rollback waits for an agent to take a device's restore job; past it the rollback ends without the
+    /// (offline) device, whose job stays queued and runs when it returns.
+    public var restoreDeadlineSeconds = 3600
     /// How the embedded PostgreSQL is watched and restarted when it dies (unused with an external database).
     public var databaseSupervision = EmbeddedPostgresSupervisor.Policy()
     /// Connection limits and deadlines of the HTTP server (per address, total, header/body deadlines, lingering).

@@ -166,7 +166,7 @@ struct CampaignsCommand: ParsableCommand {
         commandName: "campaigns",
         abstract: "Follow, pause, resume, cancel and roll back campaigns; list their jobs and events.",
         subcommands: [CampaignsList.self, CampaignsGet.self, CampaignsJobs.self, CampaignsEvents.self, CampaignsWatch.self, CampaignsPause.self,
-                      CampaignsResume.self, CampaignsCancel.self, CampaignsRetryFailed.self, CampaignsRollback.self])
+                      CampaignsResume.self, CampaignsCancel.self, CampaignsCancelJob.self, CampaignsRetryFailed.self, CampaignsRollback.self])
 
     static let spec = TableSpec(
         columns: [Column("ID", "id", fixed: true), Column("STATUS", "status"), Column("DEVICES", "target_count"),
@@ -187,7 +187,9 @@ struct CampaignsCommand: ParsableCommand {
     /// What `POST …/rollback` answers.
     static let rollbackSpec = TableSpec(
         columns: [Column("CAMPAIGN", "campaign.id", fixed: true), Column("STATUS", "campaign.status"), Column("CHANGED", "changed_devices"),
-                  Column("RESTORED", "restored_devices"), Column("UNCHANGED", "unchanged_devices"), Column("PENDING", "pending_devices")])
+                  Column("RESTORED", "restored_devices"), Column("UNCHANGED", "unchanged_devices"), Column("PENDING", "pending_devices")],
+        extra: [Column("RESTORING", "restoring_devices"), Column("REAPPLIED", "reapplied_devices"), Column("FAILED", "restore_failed_devices"),
+                Column("OVERDUE", "overdue_devices")])
 }
 
 struct CampaignsList: ParsableCommand {
@@ -318,6 +320,25 @@ struct CampaignsCancel: CampaignTransition {
     func run() throws { try transition() }
 }
 
+struct CampaignsCancelJob: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel-job",
+        abstract: "Cancel one device's job of a campaign; the rest of the campaign goes on.",
+        discussion: "A queued or retrying job is canceled at once; a leased one is fenced (the device's result is refused). It counts against the wave's success threshold like a failure. A job that already ended exits 4.")
+
+    @Argument(help: "The campaign's id.") var id: ResourceID
+    @Argument(help: "The job's id (campaigns jobs lists them).") var job: ResourceID
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        try AdminExit.guarding {
+            try Lister.show(try connection.client().exchange("POST", "/v1/campaigns/\(id)/jobs/\(job)/cancel", attempts: 1),
+                            output: output, spec: CampaignsCommand.spec)
+        }
+    }
+}
+
 struct CampaignsRetryFailed: CampaignTransition {
     static let configuration = CommandConfiguration(commandName: "retry-failed", abstract: "Queue the campaign's failed jobs again.")
     static let action = "retry-failed"
@@ -348,7 +369,7 @@ struct CampaignsRollback: CampaignTransition {
     static let configuration = CommandConfiguration(
         commandName: "rollback",
         abstract: "Give every device the campaign changed its previous config and adapters back; the campaign ends rolled_back.",
-        discussion: "Jobs not yet leased are canceled, and results of leased ones are refused. Each device gets a restore job that puts its previous adapters back; the rollback ends when those jobs end. A canceled campaign can be rolled back too (what its finished waves changed). Repeating it answers the same figures and changes nothing.")
+        discussion: "Jobs not yet leased are canceled, and results of leased ones are refused. Each device gets a restore job that puts its previous adapters back; the rollback ends when those jobs end, or, for a device offline past the coordinator's restore deadline, without it (its job stays queued and runs when it returns). A canceled campaign can be rolled back too (what its finished waves changed). Repeating it answers the current figures, changes no config and queues failed restore jobs again.")
     static let action = "rollback"
     static let spec = CampaignsCommand.rollbackSpec
     @Argument(help: "The campaign's id.") var id: ResourceID

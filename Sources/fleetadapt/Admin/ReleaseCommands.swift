@@ -144,7 +144,7 @@ struct ReleasesRollback: ReleaseTransition {
     static let configuration = CommandConfiguration(
         commandName: "rollback",
         abstract: "Give every device the release moved its previous config (and model) back; the release ends rolled_back.",
-        discussion: "Each device gets a restore job that puts its previous adapters back. A canceled release can be rolled back too (what its finished waves changed). Repeating it answers the same figures and changes nothing.")
+        discussion: "Each device gets a restore job that puts its previous adapters back; a device offline past the coordinator's restore deadline does not hold the rollback open (its job stays queued and runs when it returns). A canceled release can be rolled back too (what its finished waves changed). Repeating it answers the current figures, changes no config and queues failed restore jobs again.")
     static let action = "rollback"
     static let spec = CampaignsCommand.rollbackSpec
     @Argument(help: "The release's id.") var id: ResourceID
