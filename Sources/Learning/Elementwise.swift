@@ -36,7 +36,7 @@ public enum Activation: Sendable, Equatable {
         var dx = dy.data
         s.withUnsafeBufferPointer { sp in dx.withUnsafeMutableBufferPointer { dp in
             switch self {
-            case .relu: for i in 0..<dp.count where !(sp[i] > 0) { dp[i] = 0 }
+            case .relu: for i in 0..<dp.count { dp[i] = sp[i] > 0 ? dp[i] : 0 }   // a select the compiler vectorises
             case .clip(let lo, let hi): for i in 0..<dp.count where !(sp[i] > lo && sp[i] < hi) { dp[i] = 0 }
             case .sigmoid: for i in 0..<dp.count { dp[i] *= sp[i] * (1 - sp[i]) }
             case .hardSigmoid(let a, _): for i in 0..<dp.count { dp[i] = sp[i] > 0 && sp[i] < 1 ? dp[i] * a : 0 }
