@@ -46,20 +46,13 @@ public final class Conv2d: Layer {
     // x (N, C, H, W) -> activation(BN(conv(x))) (N, Co, Ho, Wo) with `norm`'s running statistics, in one pass:
     // W'[o] = W[o]·γ[o]/σ[o], b'[o] = (b[o] − μ[o])·γ[o]/σ[o] + β[o]. Inference only (nothing is saved).
     func forwardFolded(_ x: Tensor, norm: BatchNorm2d, activation: Activation?, tape: Tape?) -> Tensor {
-        let perOutput = geometry.weightCount / outChannels
-        let w = store.entries[weightID].offset
-        let (g, b) = (store.entries[norm.gammaID].offset, store.entries[norm.betaID].offset)
-        let (rm, rv) = (store.entries[norm.meanID].offset, store.entries[norm.varID].offset)
-        var weight = Convolution.uninitialized(geometry.weightCount)
-        var bias = Convolution.uninitialized(outChannels)
-        let values = store.values, buffers = store.buffers
-        for o in 0..<outChannels {
-            // As Normalization.forward's evaluation mode: y = x·scale + shift.
-            let inv = 1 / (buffers[rv + o] + norm.eps).squareRoot()
-            let scale = values[g + o] * inv, shift = values[b + o] - buffers[rm + o] * values[g + o] * inv
-            for k in 0..<perOutput { weight[o * perOutput + k] = values[w + o * perOutput + k] * scale }
-            bias[o] = (biasID.map { values[store.entries[$0].offset + o] } ?? 0) * scale + shift
-        }
+        let e = store.entries
+        let (weight, bias) = store.values.withUnsafeBufferPointer { v in store.buffers.withUnsafeBufferPointer { s in
+            let (v, s) = (v.baseAddress!, s.baseAddress!)
+            return geometry.folded(weight: v + e[weightID].offset, bias: biasID.map { v + e[$0].offset }, gamma: v + e[norm.gammaID].offset,
+                                   beta: v + e[norm.betaID].offset, mean: s + e[norm.meanID].offset, variance: s + e[norm.varID].offset,
+                                   eps: norm.eps)
+        } }
         return weight.withUnsafeBufferPointer { wp in bias.withUnsafeBufferPointer { bp in
             geometry.forward(x, weight: wp.baseAddress!, bias: bp.baseAddress!, activation: activation,
                              workspace: tape?.workspace ?? Workspace(), threads: tape?.threads ?? 1)

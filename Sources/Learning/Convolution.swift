@@ -57,6 +57,22 @@ public struct Convolution: Sendable, Equatable {
         return Tensor(shape: [n, outChannels, ho, wo], data: y)
     }
 
+    /// The weight and bias of this convolution followed by an evaluation-mode batch norm, as one convolution:
+    /// W'[o] = W[o]·γ[o]/σ[o], b'[o] = (b[o] − μ[o])·γ[o]/σ[o] + β[o] with σ = √(var + eps) (as `Normalization`).
+    func folded(weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+                mean: UnsafePointer<Float>, variance: UnsafePointer<Float>, eps: Float) -> (weight: [Float], bias: [Float]) {
+        let perOutput = weightCount / outChannels
+        var w = Self.uninitialized(weightCount), b = Self.uninitialized(outChannels)
+        for o in 0..<outChannels {
+            // As Normalization.forward's evaluation mode: y = x·scale + shift.
+            let inv = 1 / (variance[o] + eps).squareRoot()
+            let scale = gamma[o] * inv, shift = beta[o] - mean[o] * gamma[o] * inv
+            for k in 0..<perOutput { w[o * perOutput + k] = weight[o * perOutput + k] * scale }
+            b[o] = (bias?[o] ?? 0) * scale + shift
+        }
+        return (w, b)
+    }
+
     /// The [lo, hi] an activation clamps to; only ReLU and clips fuse into a convolution.
     static func clampBounds(_ activation: Activation) -> (Float, Float) {
         switch activation {

@@ -9,28 +9,34 @@ struct BenchTrainCommand: ParsableCommand {
         abstract: "Training-step and inference time of the 5-block ResNet (16/32/64) on 1×28×28 at batch 64 and 1.",
         discussion: HelpText.reflow("""
             Median of --iterations runs after warm-up, with GFLOP/s from an analytic count (a multiply-add is
-            2 FLOPs; a training step counts 3× the forward). Also the adapter-only training step, against the
-            full step in the same run. Build in release mode first: swift build -c release --product fleetadapt
+            2 FLOPs; a training step counts 3× the forward): the full training step, the adapter-only TENT step
+            (parallel adapters train, every other weight frozen, batch norms on batch statistics) and inference
+            at batch 64 and 1, at each of --thread-counts. With Debian's python3-torch, PyTorch runs the identical
+            network on the same weights in the same run at the same thread counts, and the bench prints the
+            ratios, and the peak RSS of a fresh process of each side running adapter-only steps. It also prints
+            which kernels OpenBLAS chose (OPENBLAS_CORETYPE overrides its choice; the bench never sets it).
+            Build in release mode first: swift build -c release --product fleetadapt
             """))
 
     @Option(help: "Timed runs per figure (after 3 warm-up runs).")
     var iterations: Int = 20
 
-    @Option(help: "Thread counts to measure, comma-separated; the PyTorch peer runs with the same counts.")
-    var threads: String = "1,2"
+    @Option(help: "Thread counts to measure, comma-separated: the engine's lanes (Tape.threads) and PyTorch's intra-op threads.")
+    var threadCounts: String = "1,2"
 
+    /// The child process whose peak RSS the bench reports (it runs adapter-only steps and prints ru_maxrss).
     @Flag(help: .hidden)
     var adapterRSSOnly = false
 
     func validate() throws {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
-        guard let t = threadCounts, !t.isEmpty, t.allSatisfy({ (1...64).contains($0) }) else {
-            throw ValidationError("--threads takes thread counts from 1 to 64, comma-separated")
+        guard let t = counts, !t.isEmpty, t.allSatisfy({ (1...64).contains($0) }) else {
+            throw ValidationError("--thread-counts takes thread counts from 1 to 64, comma-separated")
         }
     }
 
-    var threadCounts: [Int]? {
-        let parts = threads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    var counts: [Int]? {
+        let parts = threadCounts.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         return parts.contains(nil) ? nil : parts.compactMap { $0 }
     }
 
@@ -65,7 +71,7 @@ struct BenchTrainCommand: ParsableCommand {
     func run() throws {
         let data = try FashionMNIST.load(split: .test, limit: 64)
         let batch = data.tensor(Array(0..<64))
-        let counts = threadCounts ?? [1]
+        let counts = self.counts ?? [1]
         if adapterRSSOnly {
             // A fresh process: the peak RSS of loading, building and running adapter-only steps, nothing else.
             let model = try Self.adapterModel(Model.resnet(seed: 0).namedTensors())
@@ -115,7 +121,7 @@ struct BenchTrainCommand: ParsableCommand {
         }
         // The PyTorch peer gets the same weights, input and our eval logits.
         let peers = try counts.map { try runPeer(exported, batch: batch, logits: referenceLogits, threads: $0) }
-        let ownRSS = try? Shell.run([CommandLine.arguments[0], "bench", "train", "--adapter-rss-only", "--threads", "1"])
+        let ownRSS = try? Shell.run([CommandLine.arguments[0], "bench", "train", "--adapter-rss-only", "--thread-counts", "1"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let flops = Self.forwardFLOPs(model) * 64
         print("5-block ResNet 16/32/64, 1×28×28, forward \(String(format: "%.1f", Self.forwardFLOPs(model) / 1e6)) MFLOP per image")
