@@ -41,9 +41,9 @@ public enum Activation: Sendable, Equatable {
         s.withUnsafeBufferPointer { sb in dy.data.withUnsafeBufferPointer { db in dx.withUnsafeMutableBufferPointer { ob in
             guard let sp = sb.baseAddress, let dp = db.baseAddress, let op = ob.baseAddress else { return }
             switch self {
-            // Selects, not branches: the compiler vectorises these loops.
-            case .relu: for i in 0..<n { op[i] = sp[i] > 0 ? dp[i] : 0 }
-            case .clip(let lo, let hi): for i in 0..<n { op[i] = sp[i] > lo && sp[i] < hi ? dp[i] : 0 }
+            // Both loads unconditional, then a select: no branch per element, so the compiler vectorises these loops.
+            case .relu: for i in 0..<n { let (v, d) = (sp[i], dp[i]); op[i] = v > 0 ? d : 0 }
+            case .clip(let lo, let hi): for i in 0..<n { let (v, d) = (sp[i], dp[i]); op[i] = v > lo && v < hi ? d : 0 }
             case .sigmoid: for i in 0..<n { op[i] = dp[i] * (sp[i] * (1 - sp[i])) }
             case .hardSigmoid(let a, _): for i in 0..<n { op[i] = sp[i] > 0 && sp[i] < 1 ? dp[i] * a : 0 }
             case .hardSwish:
