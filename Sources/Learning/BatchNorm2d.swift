@@ -10,87 +10,110 @@ struct Normalization {
     }
 
     /// Normalises with the batch's statistics, or with `mean`/`variance` (C) when `batchStatistics` is false.
-    /// `training` keeps x̂ and computes γ·x̂ + β; otherwise y = x·scale + shift per channel.
+    /// `training` keeps x̂ and computes γ·x̂ + β; otherwise y = x·scale + shift per channel. `threads` lanes split
+    /// the channels.
     static func forward(_ x: Tensor, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, mean runningMean: UnsafePointer<Float>,
-                        variance runningVariance: UnsafePointer<Float>, eps: Float, batchStatistics: Bool, training: Bool) -> Output {
+                        variance runningVariance: UnsafePointer<Float>, eps: Float, batchStatistics: Bool, training: Bool,
+                        threads: Int = 1) -> Output {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let hw = h * w, m = n * hw
-        var y = [Float](repeating: 0, count: x.count)
-        var xhat = [Float](repeating: 0, count: training ? x.count : 0)
-        var invstd = [Float](repeating: 0, count: c)
-        var batchMean = [Float](repeating: 0, count: batchStatistics ? c : 0)
-        var batchVariance = batchMean
+        // Every element of y, x̂ and the per-channel outputs is written below.
+        var y = Convolution.uninitialized(x.count)
+        var xhat = Convolution.uninitialized(training ? x.count : 0)
+        var invstd = Convolution.uninitialized(c)
+        var batchMean = Convolution.uninitialized(batchStatistics ? c : 0)
+        var batchVariance = Convolution.uninitialized(batchStatistics ? c : 0)
         x.data.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in xhat.withUnsafeMutableBufferPointer { hp in
-            for ch in 0..<c {
-                var mean: Float, variance: Float
-                if batchStatistics {
-                    var s: Double = 0, s2: Double = 0
+        invstd.withUnsafeMutableBufferPointer { ip in batchMean.withUnsafeMutableBufferPointer { mp in
+        batchVariance.withUnsafeMutableBufferPointer { vp in
+            let (xa, ya, ia) = (Address(xp.baseAddress!), Address(yp.baseAddress!), Address(ip.baseAddress!))
+            let ha = hp.baseAddress.map { Address($0) }
+            let (ma, va) = (mp.baseAddress.map { Address($0) }, vp.baseAddress.map { Address($0) })
+            let (ga, ba, rma, rva) = (Address(gamma), Address(beta), Address(runningMean), Address(runningVariance))
+            Lanes.run(c, lanes: Lanes.count(threads, items: c)) { _, channels in
+                let xp = xa.pointer, yp = ya.mutable
+                for ch in channels {
+                    var mean: Float, variance: Float
+                    if batchStatistics {
+                        var s: Double = 0, s2: Double = 0
+                        for i in 0..<n {
+                            let base = xp + (i * c + ch) * hw
+                            var a: Float = 0, a2: Float = 0   // per-plane float sums, accumulated in double across planes
+                            for k in 0..<hw { let v = base[k]; a += v; a2 += v * v }
+                            s += Double(a); s2 += Double(a2)
+                        }
+                        let md = s / Double(m)
+                        mean = Float(md)
+                        variance = Float(max(s2 / Double(m) - md * md, 0))
+                        ma!.mutable[ch] = mean
+                        va!.mutable[ch] = m > 1 ? variance * Float(m) / Float(m - 1) : variance
+                    } else {
+                        mean = rma.pointer[ch]
+                        variance = rva.pointer[ch]
+                    }
+                    let inv = 1 / (variance + eps).squareRoot()
+                    ia.mutable[ch] = inv
+                    let g = ga.pointer[ch], b = ba.pointer[ch]
                     for i in 0..<n {
                         let base = (i * c + ch) * hw
-                        var a: Float = 0, a2: Float = 0   // per-plane float sums, accumulated in double across planes
-                        for k in 0..<hw { let v = xp[base + k]; a += v; a2 += v * v }
-                        s += Double(a); s2 += Double(a2)
-                    }
-                    let md = s / Double(m)
-                    mean = Float(md)
-                    variance = Float(max(s2 / Double(m) - md * md, 0))
-                    batchMean[ch] = mean
-                    batchVariance[ch] = m > 1 ? variance * Float(m) / Float(m - 1) : variance
-                } else {
-                    mean = runningMean[ch]
-                    variance = runningVariance[ch]
-                }
-                let inv = 1 / (variance + eps).squareRoot()
-                invstd[ch] = inv
-                let g = gamma[ch], b = beta[ch]
-                for i in 0..<n {
-                    let base = (i * c + ch) * hw
-                    if training {
-                        for k in 0..<hw {
-                            let xh = (xp[base + k] - mean) * inv
-                            hp[base + k] = xh
-                            yp[base + k] = g * xh + b
+                        if training, let hp = ha?.mutable {
+                            for k in 0..<hw {
+                                let xh = (xp[base + k] - mean) * inv
+                                hp[base + k] = xh
+                                yp[base + k] = g * xh + b
+                            }
+                        } else {
+                            let scale = g * inv, shift = b - mean * g * inv
+                            for k in 0..<hw { yp[base + k] = xp[base + k] * scale + shift }
                         }
-                    } else {
-                        let scale = g * inv, shift = b - mean * g * inv
-                        for k in 0..<hw { yp[base + k] = xp[base + k] * scale + shift }
                     }
                 }
             }
-        } } }
+        } } } } } }
         return Output(y: Tensor(shape: x.shape, data: y), xhat: xhat, invstd: invstd, batchMean: batchMean, batchVariance: batchVariance)
     }
 
     /// dy -> dx. With x̂ saved (a training-mode pass), dγ += Σ dy·x̂ and dβ += Σ dy where given, and dx carries
     /// the batch statistics' own gradient when they normalised; after an evaluation-mode pass only dx = γ·invstd·dy.
+    /// `threads` lanes split the channels.
     static func backward(_ dy: Tensor, xhat: [Float], invstd: [Float], batchStatistics: Bool, gamma: UnsafePointer<Float>,
-                         dGamma: UnsafeMutablePointer<Float>?, dBeta: UnsafeMutablePointer<Float>?) -> Tensor {
+                         dGamma: UnsafeMutablePointer<Float>?, dBeta: UnsafeMutablePointer<Float>?, threads: Int = 1) -> Tensor {
         let (n, c, h, w) = (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])
         let hw = h * w, m = Float(n * hw)
-        var dx = [Float](repeating: 0, count: dy.count)
+        var dx = Convolution.uninitialized(dy.count)   // every element written below
         let saved = xhat.count == dy.count
         let batchStatistics = batchStatistics && saved
         dy.data.withUnsafeBufferPointer { dp in xhat.withUnsafeBufferPointer { hp in dx.withUnsafeMutableBufferPointer { xp in
-            for ch in 0..<c {
-                var sumDy: Float = 0, sumDyXhat: Float = 0
-                for i in 0..<n where saved {
-                    let base = (i * c + ch) * hw
-                    for k in 0..<hw { sumDy += dp[base + k]; sumDyXhat += dp[base + k] * hp[base + k] }
-                }
-                if saved { dGamma?[ch] += sumDyXhat; dBeta?[ch] += sumDy }
-                let a = gamma[ch] * invstd[ch]
-                for i in 0..<n {
-                    let base = (i * c + ch) * hw
-                    if batchStatistics {
-                        // dx = γ·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
-                        let meanDy = sumDy / m, meanDyXhat = sumDyXhat / m
-                        for k in 0..<hw { xp[base + k] = a * (dp[base + k] - meanDy - hp[base + k] * meanDyXhat) }
-                    } else {
-                        for k in 0..<hw { xp[base + k] = a * dp[base + k] }
+        invstd.withUnsafeBufferPointer { ip in
+            let (da, xa, ia, ga) = (Address(dp.baseAddress!), Address(xp.baseAddress!), Address(ip.baseAddress!), Address(gamma))
+            let ha = hp.baseAddress.map { Address($0) }
+            let (dga, dba) = (dGamma.map { Address($0) }, dBeta.map { Address($0) })
+            Lanes.run(c, lanes: Lanes.count(threads, items: c)) { _, channels in
+                let dp = da.pointer, xp = xa.mutable
+                for ch in channels {
+                    var sumDy: Float = 0, sumDyXhat: Float = 0
+                    if saved, let hp = ha?.pointer {
+                        for i in 0..<n {
+                            let base = (i * c + ch) * hw
+                            for k in 0..<hw { sumDy += dp[base + k]; sumDyXhat += dp[base + k] * hp[base + k] }
+                        }
+                        dga?.mutable[ch] += sumDyXhat
+                        dba?.mutable[ch] += sumDy
+                    }
+                    let a = ga.pointer[ch] * ia.pointer[ch]
+                    for i in 0..<n {
+                        let base = (i * c + ch) * hw
+                        if batchStatistics, let hp = ha?.pointer {
+                            // dx = γ·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
+                            let meanDy = sumDy / m, meanDyXhat = sumDyXhat / m
+                            for k in 0..<hw { xp[base + k] = a * (dp[base + k] - meanDy - hp[base + k] * meanDyXhat) }
+                        } else {
+                            for k in 0..<hw { xp[base + k] = a * dp[base + k] }
+                        }
                     }
                 }
             }
-        } } }
+        } } } }
         return Tensor(shape: dy.shape, data: dx)
     }
 }
@@ -153,7 +176,8 @@ public final class BatchNorm2d: Layer {
         let rm = store.entries[meanID].offset, rv = store.entries[varID].offset
         let out = store.values.withUnsafeBufferPointer { v in store.buffers.withUnsafeBufferPointer { s in
             Normalization.forward(x, gamma: v.baseAddress! + g, beta: v.baseAddress! + b, mean: s.baseAddress! + rm,
-                                  variance: s.baseAddress! + rv, eps: eps, batchStatistics: batchStatistics, training: training)
+                                  variance: s.baseAddress! + rv, eps: eps, batchStatistics: batchStatistics, training: training,
+                                  threads: tape?.threads ?? 1)
         } }
         if batchStatistics, cumulativeBatches != nil || training {
             let f = cumulativeBatches.map { 1 / Float($0 + 1) } ?? momentum
@@ -176,7 +200,8 @@ public final class BatchNorm2d: Layer {
         let values = store.values
         return values.withUnsafeBufferPointer { v in store.grads.withUnsafeMutableBufferPointer { gp in
             Normalization.backward(dy, xhat: xhat, invstd: invstd, batchStatistics: batchStatistics, gamma: v.baseAddress! + g,
-                                   dGamma: trainGamma ? gp.baseAddress! + g : nil, dBeta: trainBeta ? gp.baseAddress! + b : nil)
+                                   dGamma: trainGamma ? gp.baseAddress! + g : nil, dBeta: trainBeta ? gp.baseAddress! + b : nil,
+                                   threads: tape.threads)
         } }
     }
 }

@@ -131,8 +131,20 @@ public final class Block: Layer {
         return finalReLU?.forward(y, training: training, tape: tape) ?? y
     }
 
-    public func backward(_ dy: Tensor, tape: Tape) -> Tensor {
+    public func backward(_ dy: Tensor, tape: Tape) -> Tensor { backward(dy, tape: tape, inputGradient: true)! }
+
+    /// As `backward`; without `inputGradient` (nothing before this block trains) only the parts that hold a
+    /// trainable parameter are back-propagated (their records of the others are dropped) and nil comes back: a
+    /// frozen main path beside a training adapter costs nothing.
+    func backward(_ dy: Tensor, tape: Tape, inputGradient: Bool) -> Tensor? {
         let d = finalReLU?.backward(dy, tape: tape) ?? dy
+        if !inputGradient {
+            for part in [main, residual ? shortcut : nil, adapter].compactMap({ $0 }) {
+                if !Self.trains(part) { tape.drop(part); continue }
+                if let conv = part as? Conv2d { _ = conv.backward(d, tape: tape, inputGradient: false) } else { _ = part.backward(d, tape: tape) }
+            }
+            return nil
+        }
         var dx = main?.backward(d, tape: tape) ?? Tensor(zeros: [d.shape[0], inChannels, inputSize.0, inputSize.1])
         if residual {
             let ds = shortcut?.backward(d, tape: tape) ?? d
@@ -143,5 +155,16 @@ public final class Block: Layer {
             dx.add(da)
         }
         return dx
+    }
+
+    /// Whether back-propagating `layer` can change a parameter (true for a layer whose parameters are not known here).
+    static func trains(_ layer: Layer) -> Bool {
+        switch layer {
+        case let c as Conv2d: return c.store.isTrainable(c.weightID) || (c.biasID.map(c.store.isTrainable) ?? false)
+        case let bn as BatchNorm2d: return bn.store.isTrainable(bn.gammaID) || bn.store.isTrainable(bn.betaID)
+        case let s as Sequential: return s.layers.contains(where: trains)
+        case is ReLU, is Pool2d, is Upsample, is GlobalAvgPool, is Flatten: return false
+        default: return true
+        }
     }
 }

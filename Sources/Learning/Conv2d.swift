@@ -5,6 +5,8 @@ public final class Conv2d: Layer {
     let store: ParameterStore
     public let weightID: Int
     public let biasID: Int?
+    /// False for a network's first layer, whose input is data: backward then skips dL/dx (and returns zeros).
+    public var computesInputGradient = true
 
     public var inChannels: Int { geometry.inChannels }
     public var outChannels: Int { geometry.outChannels }
@@ -36,12 +38,32 @@ public final class Conv2d: Layer {
         tape?.push(self, .input(store.isTrainable(weightID) ? x : nil, shape: x.shape))
         return store.values.withUnsafeBufferPointer { v in
             geometry.forward(x, weight: v.baseAddress! + store.entries[weightID].offset,
-                             bias: biasID.map { v.baseAddress! + store.entries[$0].offset }, workspace: tape?.workspace ?? Workspace())
+                             bias: biasID.map { v.baseAddress! + store.entries[$0].offset }, workspace: tape?.workspace ?? Workspace(),
+                             threads: tape?.threads ?? 1)
         }
     }
 
+    // x (N, C, H, W) -> activation(BN(conv(x))) (N, Co, Ho, Wo) with `norm`'s running statistics, in one pass:
+    // W'[o] = W[o]·γ[o]/σ[o], b'[o] = (b[o] − μ[o])·γ[o]/σ[o] + β[o]. Inference only (nothing is saved).
+    func forwardFolded(_ x: Tensor, norm: BatchNorm2d, activation: Activation?, tape: Tape?) -> Tensor {
+        let e = store.entries
+        let (weight, bias) = store.values.withUnsafeBufferPointer { v in store.buffers.withUnsafeBufferPointer { s in
+            let (v, s) = (v.baseAddress!, s.baseAddress!)
+            return geometry.folded(weight: v + e[weightID].offset, bias: biasID.map { v + e[$0].offset }, gamma: v + e[norm.gammaID].offset,
+                                   beta: v + e[norm.betaID].offset, mean: s + e[norm.meanID].offset, variance: s + e[norm.varID].offset,
+                                   eps: norm.eps)
+        } }
+        return weight.withUnsafeBufferPointer { wp in bias.withUnsafeBufferPointer { bp in
+            geometry.forward(x, weight: wp.baseAddress!, bias: bp.baseAddress!, activation: activation,
+                             workspace: tape?.workspace ?? Workspace(), threads: tape?.threads ?? 1)
+        } }
+    }
+
     // dy (N, Co, Ho, Wo) -> dx (N, C, H, W); dW += dy·colᵀ, db += Σ dy where they train
-    public func backward(_ dy: Tensor, tape: Tape) -> Tensor {
+    public func backward(_ dy: Tensor, tape: Tape) -> Tensor { backward(dy, tape: tape, inputGradient: computesInputGradient) }
+
+    /// As `backward`; without `inputGradient`, dx is not computed (zeros come back).
+    func backward(_ dy: Tensor, tape: Tape, inputGradient: Bool) -> Tensor {
         guard case .input(let input, let shape) = tape.pop(self) else { preconditionFailure("conv: foreign tape record") }
         let wOffset = store.entries[weightID].offset
         let trainW = store.isTrainable(weightID)
@@ -50,7 +72,7 @@ public final class Conv2d: Layer {
         return values.withUnsafeBufferPointer { v in store.grads.withUnsafeMutableBufferPointer { g in
             geometry.backward(dy, input: input, inputShape: shape, weight: v.baseAddress! + wOffset,
                               dWeight: trainW ? g.baseAddress! + wOffset : nil, dBias: bOffset.map { g.baseAddress! + $0 },
-                              workspace: tape.workspace)
+                              inputGradient: inputGradient, workspace: tape.workspace, threads: tape.threads)
         } }
     }
 }

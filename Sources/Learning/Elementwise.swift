@@ -16,37 +16,43 @@ public enum Activation: Sendable, Equatable {
 
     var derivativeReadsInput: Bool { self == .hardSwish }
 
-    // x (any shape) -> y (same shape)
+    // x (any shape) -> y (same shape), written into a fresh buffer (no copy of x first)
     func forward(_ x: Tensor) -> Tensor {
-        var y = x.data
-        y.withUnsafeMutableBufferPointer { yp in
+        let n = x.count
+        var y = Convolution.uninitialized(n)
+        x.data.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+            guard let xp = xb.baseAddress, let yp = yb.baseAddress else { return }
             switch self {
-            case .relu: for i in 0..<yp.count { yp[i] = min(max(yp[i], 0), .infinity) }
-            case .clip(let lo, let hi): for i in 0..<yp.count { yp[i] = min(max(yp[i], lo), hi) }
-            case .sigmoid: for i in 0..<yp.count { yp[i] = 1 / (1 + expf(-yp[i])) }
-            case .hardSigmoid(let a, let b): for i in 0..<yp.count { yp[i] = max(0, min(1, a * yp[i] + b)) }
-            case .hardSwish: for i in 0..<yp.count { let v = yp[i]; yp[i] = v * max(0, min(1, v / 6 + 0.5)) }
+            case .relu: for i in 0..<n { yp[i] = min(max(xp[i], 0), .infinity) }
+            case .clip(let lo, let hi): for i in 0..<n { yp[i] = min(max(xp[i], lo), hi) }
+            case .sigmoid: for i in 0..<n { yp[i] = 1 / (1 + expf(-xp[i])) }
+            case .hardSigmoid(let a, let b): for i in 0..<n { yp[i] = max(0, min(1, a * xp[i] + b)) }
+            case .hardSwish: for i in 0..<n { let v = xp[i]; yp[i] = v * max(0, min(1, v / 6 + 0.5)) }
             }
-        }
+        } }
         return Tensor(shape: x.shape, data: y)
     }
 
-    // dy -> dx, from the saved output y (or input x for HardSwish)
+    // dy -> dx, from the saved output y (or input x for HardSwish), written into a fresh buffer
     func backward(_ dy: Tensor, saved s: [Float]) -> Tensor {
-        var dx = dy.data
-        s.withUnsafeBufferPointer { sp in dx.withUnsafeMutableBufferPointer { dp in
+        let n = dy.count
+        precondition(s.count == n, "activation backward: \(s.count) saved values for \(n) gradients")
+        var dx = Convolution.uninitialized(n)
+        s.withUnsafeBufferPointer { sb in dy.data.withUnsafeBufferPointer { db in dx.withUnsafeMutableBufferPointer { ob in
+            guard let sp = sb.baseAddress, let dp = db.baseAddress, let op = ob.baseAddress else { return }
             switch self {
-            case .relu: for i in 0..<dp.count where !(sp[i] > 0) { dp[i] = 0 }
-            case .clip(let lo, let hi): for i in 0..<dp.count where !(sp[i] > lo && sp[i] < hi) { dp[i] = 0 }
-            case .sigmoid: for i in 0..<dp.count { dp[i] *= sp[i] * (1 - sp[i]) }
-            case .hardSigmoid(let a, _): for i in 0..<dp.count { dp[i] = sp[i] > 0 && sp[i] < 1 ? dp[i] * a : 0 }
+            // Both loads unconditional, then a select: no branch per element, so the compiler vectorises these loops.
+            case .relu: for i in 0..<n { let (v, d) = (sp[i], dp[i]); op[i] = v > 0 ? d : 0 }
+            case .clip(let lo, let hi): for i in 0..<n { let (v, d) = (sp[i], dp[i]); op[i] = v > lo && v < hi ? d : 0 }
+            case .sigmoid: for i in 0..<n { op[i] = dp[i] * (sp[i] * (1 - sp[i])) }
+            case .hardSigmoid(let a, _): for i in 0..<n { op[i] = sp[i] > 0 && sp[i] < 1 ? dp[i] * a : 0 }
             case .hardSwish:
-                for i in 0..<dp.count {
+                for i in 0..<n {
                     let v = sp[i]
-                    dp[i] *= v <= -3 ? 0 : (v >= 3 ? 1 : v / 3 + 0.5)
+                    op[i] = dp[i] * (v <= -3 ? 0 : (v >= 3 ? 1 : v / 3 + 0.5))
                 }
             }
-        } }
+        } } }
         return Tensor(shape: dy.shape, data: dx)
     }
 }

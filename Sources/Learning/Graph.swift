@@ -135,8 +135,19 @@ public struct Graph: Sendable {
         weights.values.withUnsafeBufferPointer { vp in weights.buffers.withUnsafeBufferPointer { bp in
             let v = vp.baseAddress!, b = bp.baseAddress!
             func param(_ id: Int) -> UnsafePointer<Float> { v + weights.offsets[id] }
-            for (k, node) in nodes.enumerated() {
+            var k = 0
+            while k < nodes.count {
+                defer { k += 1 }
+                let node = nodes[k]
                 let x = values[node.inputs[0]]!
+                if !save, !training, let folded = foldedForward(at: k, x, modes: modes, lastUse: lastUse, param: param,
+                                                                buffer: { b + weights.offsets[$0] }, workspace: workspace) {
+                    // conv → batch norm (→ ReLU/clip) as one pass; the values in between are never made.
+                    values[inputCount + folded.last] = folded.y
+                    for i in node.inputs where lastUse[i] == k { values[i] = nil }
+                    k = folded.last
+                    continue
+                }
                 var record: Tape.Saved?
                 let y: Tensor
                 switch node.op {
@@ -178,6 +189,29 @@ public struct Graph: Sendable {
             }
         } }
         return (outputs.map { values[$0]! }, save ? Frame(values: values, saved: saved) : nil, updates)
+    }
+
+    /// An inference pass's conv node `k` folded with the evaluation-mode batch norm that alone reads it (and a
+    /// ReLU or clip that alone reads that), as `Sequential` does for layers: the output and the last node it stands
+    /// for, or nil when node `k` does not start such a run.
+    func foldedForward(at k: Int, _ x: Tensor, modes: [Int: NormMode], lastUse: [Int], param: (Int) -> UnsafePointer<Float>,
+                       buffer: (Int) -> UnsafePointer<Float>, workspace: Workspace) -> (y: Tensor, last: Int)? {
+        guard case .conv(let conv, let w, let bias) = nodes[k].op, k + 1 < nodes.count,
+              case .batchNorm(let gamma, let beta, let mean, let variance, let eps, _) = nodes[k + 1].op,
+              nodes[k + 1].inputs[0] == inputCount + k, lastUse[inputCount + k] == k + 1,
+              !(modes[k + 1]?.batchStatistics ?? false) else { return nil }
+        var activation: Activation?, last = k + 1
+        if k + 2 < nodes.count, case .activation(let f) = nodes[k + 2].op, Convolution.fuses(f),
+           nodes[k + 2].inputs[0] == inputCount + k + 1, lastUse[inputCount + k + 1] == k + 2 {
+            activation = f
+            last = k + 2
+        }
+        let (fw, fb) = conv.folded(weight: param(w), bias: bias.map(param), gamma: param(gamma), beta: param(beta),
+                                   mean: buffer(mean), variance: buffer(variance), eps: eps)
+        let y = fw.withUnsafeBufferPointer { wp in fb.withUnsafeBufferPointer { bp in
+            conv.forward(x, weight: wp.baseAddress!, bias: bp.baseAddress!, activation: activation, workspace: workspace)
+        } }
+        return (y, last)
     }
 
     func backward(_ dOutputs: [Tensor], frame: Frame, store: ParameterStore, workspace: Workspace) -> [Tensor] {

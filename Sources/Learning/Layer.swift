@@ -16,8 +16,23 @@ public final class Sequential: Layer {
     public let layers: [Layer]
     public init(_ layers: [Layer]) { self.layers = layers }
 
+    /// An inference pass (evaluation mode, nothing saved) folds each conv → batch norm (→ ReLU or clip) into one
+    /// convolution pass, unless the batch norm is re-estimating its statistics (then it normalises with the batch's).
     public func forward(_ x: Tensor, training: Bool, tape: Tape?) -> Tensor {
-        layers.reduce(x) { $1.forward($0, training: training, tape: tape) }
+        guard !training, !(tape?.saving ?? false) else { return layers.reduce(x) { $1.forward($0, training: training, tape: tape) } }
+        var h = x, i = 0
+        while i < layers.count {
+            if let conv = layers[i] as? Conv2d, i + 1 < layers.count, let bn = layers[i + 1] as? BatchNorm2d, bn.cumulativeBatches == nil {
+                var activation: Activation?
+                if i + 2 < layers.count, let relu = layers[i + 2] as? ReLU, Convolution.fuses(relu.function) { activation = relu.function }
+                h = conv.forwardFolded(h, norm: bn, activation: activation, tape: tape)
+                i += activation == nil ? 2 : 3
+            } else {
+                h = layers[i].forward(h, training: training, tape: tape)
+                i += 1
+            }
+        }
+        return h
     }
 
     public func backward(_ dy: Tensor, tape: Tape) -> Tensor {

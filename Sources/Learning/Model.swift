@@ -16,6 +16,8 @@ public final class Model {
     public let stemNorms: [BatchNorm2d]
     /// (C, H, W) of the stem's output.
     public let stemOutputShape: [Int]
+    /// Threads of the passes this model runs on tapes of its own (inference); a training pass takes its tape's.
+    public var threads = 1
 
     init(store: ParameterStore, stem: Sequential, stemNorm: BatchNorm2d, blocks: [Block], head: Linear, inputShape: [Int],
          stemNorms: [BatchNorm2d]? = nil, stemOutputShape: [Int]? = nil, headHidden: GraphLayer? = nil) {
@@ -29,6 +31,8 @@ public final class Model {
         self.head = head
         self.headHidden = headHidden
         self.inputShape = inputShape
+        // Nobody needs dL/d(data): the first convolution computes only its weight gradient.
+        (stem.layers.first as? Conv2d)?.computesInputGradient = false
     }
 
     /// A graph-defined network (an imported one): the stem a graph, blocks of kind `graph`, the head the global
@@ -102,7 +106,7 @@ public final class Model {
     /// x (N, C, H, W) → logits (N, classes). A training pass that will be back-propagated saves on `tape`.
     /// Without a tape, one inference context (scratch only) serves the whole pass.
     public func forward(_ x: Tensor, training: Bool, tape: Tape? = nil) -> Tensor {
-        let tape = tape ?? Tape(saving: false)
+        let tape = tape ?? Tape(saving: false, threads: threads)
         return forwardSuffix(forwardPrefix(x, through: -1, training: training, tape: tape), after: -1, training: training, tape: tape)
     }
 
@@ -110,7 +114,7 @@ public final class Model {
     /// rest of the network to an edge server.
     public func forwardPrefix(_ x: Tensor, through last: Int, training: Bool = false, tape: Tape? = nil) -> Tensor {
         precondition((-1..<blocks.count).contains(last))
-        let tape = tape ?? Tape(saving: false)
+        let tape = tape ?? Tape(saving: false, threads: threads)
         var h = stem.forward(x, training: training, tape: tape)
         for b in blocks.prefix(last + 1) { h = b.forward(h, training: training, tape: tape) }
         return h
@@ -119,7 +123,7 @@ public final class Model {
     /// The features after block `last` → logits: the edge server's half of a split network.
     public func forwardSuffix(_ h: Tensor, after last: Int, training: Bool = false, tape: Tape? = nil) -> Tensor {
         precondition((-1..<blocks.count).contains(last))
-        let tape = tape ?? Tape(saving: false)
+        let tape = tape ?? Tape(saving: false, threads: threads)
         var h = h
         for b in blocks.dropFirst(last + 1) { h = b.forward(h, training: training, tape: tape) }
         return classify(pool.forward(h, training: training, tape: tape), training: training, tape: tape)
@@ -127,7 +131,7 @@ public final class Model {
 
     /// Pooled features (N, C) → logits: the hidden classifier layers, then `head`.
     public func classify(_ pooled: Tensor, training: Bool = false, tape: Tape? = nil) -> Tensor {
-        let tape = tape ?? Tape(saving: false)
+        let tape = tape ?? Tape(saving: false, threads: threads)
         let z = headHidden.map { $0.forward(pooled, training: training, tape: tape) } ?? pooled
         return head.forward(z, training: training, tape: tape)
     }
@@ -149,7 +153,9 @@ public final class Model {
         let firstTrainable = firstTrainableStage()
         for i in blocks.indices.reversed() {
             guard i >= firstTrainable else { return }
-            d = blocks[i].backward(d, tape: tape)
+            // The first trainable block's input gradient reaches nothing that trains.
+            guard let dx = blocks[i].backward(d, tape: tape, inputGradient: i > firstTrainable) else { return }
+            d = dx
         }
         if firstTrainable < 0 { _ = stem.backward(d, tape: tape) }
     }

@@ -36,8 +36,15 @@ public final class Tape {
     public let workspace = Workspace()
     /// False for an inference context: the workspace alone, nothing saved.
     public let saving: Bool
+    /// Threads a pass on this tape may use: convolutions split their samples into this many lanes, batch norms
+    /// their channels (`Lanes`); OpenBLAS itself stays on one thread per call.
+    public var threads: Int
 
-    public init(saving: Bool = true) { self.saving = saving }
+    public init(saving: Bool = true, threads: Int = 1) {
+        precondition(threads >= 1, "a tape needs at least one thread")
+        self.saving = saving
+        self.threads = threads
+    }
 
     func push(_ owner: AnyObject, _ saved: @autoclosure () -> Saved) {
         guard saving else { return }
@@ -49,6 +56,12 @@ public final class Tape {
             preconditionFailure("backward through \(type(of: owner)) without a forward on this tape")
         }
         return saved
+    }
+
+    /// Drops the last record of `layer` (of each layer of a `Sequential`), for a backward that skips it.
+    func drop(_ layer: Layer) {
+        if let s = layer as? Sequential { for l in s.layers.reversed() { drop(l) }; return }
+        _ = records[ObjectIdentifier(layer)]?.popLast()
     }
 
     /// Floats held for backward (activation memory).

@@ -10,7 +10,7 @@ struct GradCheck {
 
     /// Relative error ‖a − n‖ / (‖a‖ + ‖n‖) between analytic and numeric gradients of input and parameters.
     static func check(_ layer: Layer, store: ParameterStore?, input: Tensor, h: Float = 1e-2, seed: UInt64 = 1,
-                      training: Bool = true) -> (input: Double, params: Double) {
+                      training: Bool = true, threads: Int = 1) -> (input: Double, params: Double) {
         var rng = SeededRandom(seed: seed)
         let y0 = layer.forward(input, training: training)
         let r = randomTensor(y0.shape, &rng)
@@ -19,7 +19,7 @@ struct GradCheck {
             return zip(y.data, r.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         }
         store?.zeroGrads()
-        let tape = Tape()
+        let tape = Tape(threads: threads)
         _ = layer.forward(input, training: training, tape: tape)
         let dx = layer.backward(r, tape: tape)
         var x = input
