@@ -1,15 +1,17 @@
 import Learning
 import Planner
 
-/// A package's accuracy estimator: measured single swaps, a fitted additive model (LegoDNN's, refitted) and,
-/// where it predicts held-out combinations better, a non-additive `AccuracyModel`, plus the measured accuracy of
-/// the combinations on the estimated accuracy–latency frontier.
+/// A package's accuracy estimator: measured single swaps, a fitted additive model (LegoDNN's, refitted), the
+/// non-additive `AccuracyModel`s fitted on measured combinations with their errors, and the measured accuracy of the
+/// combinations on the estimated accuracy–latency frontier.
 ///
-/// The additive drops (`fitted`) are what the planner adds up: base − Σ drops, one non-negative drop per variant,
-/// refitted by ridge-regularised, non-negative least squares on the single swaps plus random measured combinations
-/// (drops of several changed blocks compound, so single-swap drops alone misestimate combinations). Being additive
-/// is what lets the planner search the space exactly. `estimate` is the package's best figure for one combination:
-/// a measurement where the builder made one, else the model it chose by cross-validation, always in [0, 1].
+/// The additive drops (`fitted`) are base − Σ drops, one non-negative drop per variant, refitted by
+/// ridge-regularised, non-negative least squares on the single swaps plus random measured combinations. The
+/// package's `model` is chosen by cross-validation among the estimators the planner searches exactly: the additive
+/// drops and `logisticAdditive` (a sum of per-variant terms read through a logistic link, so drops compound towards
+/// chance); the planner adds up `plannerDrop`s and reads the sum through `plannerLink`, so it ranks combinations
+/// exactly as `predicted` does. Models with pair terms are fitted and reported as candidates. `estimate` is the
+/// package's best figure for one combination: a measurement where the builder made one, else `predicted`, in [0, 1].
 public struct AccuracyEstimate: Codable, Sendable, Equatable {
     public struct Point: Codable, Sendable, Equatable {
         public var variants: [String]
@@ -79,7 +81,7 @@ public struct AccuracyEstimate: Codable, Sendable, Equatable {
         return min(1, max(0, additive(choice)))
     }
 
-    /// base − Σ fitted drops, unclamped: the planner's figure.
+    /// base − Σ fitted drops, unclamped.
     public func additive(_ choice: [Int]) -> Double {
         baseAccuracy - choice.enumerated().reduce(0) { $0 + fitted[$1.offset][$1.element] }
     }
@@ -87,8 +89,23 @@ public struct AccuracyEstimate: Codable, Sendable, Equatable {
     /// Name of the estimator `predicted` uses.
     public var estimatorName: String { model?.kind.rawValue ?? "additive" }
 
-    /// The drop the planner adds up for variant v at position p.
+    /// The fitted additive drop of variant v at position p (in accuracy: what tables and the API show).
     public func scaledDrop(position p: Int, variant v: Int) -> Double { fitted[p][v] }
+
+    /// The term the planner adds up for variant v at position p: minus the variant's score term when the package's
+    /// model is `logisticAdditive` (the planner reads the sum through `plannerLink`), else the fitted drop.
+    public func plannerDrop(position p: Int, variant v: Int) -> Double {
+        if let model, model.kind == .logisticAdditive { return -model.unary[p][v] }
+        return fitted[p][v]
+    }
+
+    /// How the planner reads a combination's summed `scaledDrop`s: through the model's logistic link when the model
+    /// is `logisticAdditive` (then the planner ranks combinations exactly as `predicted` does), else nil
+    /// (base − Σ drops: the additive drops, or a model with pair terms, which the chain search cannot express).
+    public var plannerLink: AccuracyLink? {
+        guard let model, model.kind == .logisticAdditive else { return nil }
+        return AccuracyLink(floor: model.floor, score: model.bias)
+    }
 
     /// Mean and max absolute error on the validation points of three additive estimators, for comparison: the plain
     /// sum of single-swap drops, those drops times one least-squares scale fitted on the calibration points
@@ -151,6 +168,11 @@ public enum AccuracyEstimator {
     public static let maxModelUnknowns = 1_500
     /// Pair-term ridge weights tried by cross-validation (variant terms get a tenth).
     static let ridgeGrid: [Double] = [1e-3, 1e-2, 1e-1, 1, 10]
+    /// Lower asymptotes of the logistic link tried by cross-validation: chance level and half as much again,
+    /// because a network with a block skipped near its input often stays a little above chance. (A higher floor
+    /// lowers the mean error a little more but raises the worst one: it cannot follow the combinations that do fall
+    /// to chance.)
+    static func floorGrid(chance: Double) -> [Double] { [1, 1.5].map { min(0.5, $0 * chance) } }
 
     /// Measures single swaps, `calibrationCount` random combinations to fit on and `validationCount` other random
     /// combinations to report the error on, then up to `frontierCount` combinations on the frontier of
@@ -223,7 +245,7 @@ public enum AccuracyEstimator {
 
         // Choose by cross-validation on the calibration combinations (the single swaps stay in every training set),
         // so the held-out validation combinations only report.
-        let floor = 1 / Double(max(2, classes))
+        let chance = 1 / Double(max(2, classes))
         let folds = min(5, calibrationRows.count)
         func crossValidated(_ fitOn: ([([Int], Double)]) -> ([Int]) -> Double) -> Double {
             var pairs: [(Double, Double)] = []
@@ -244,24 +266,36 @@ public enum AccuracyEstimator {
         let additiveHeldOut = heldOut { estimate.predicted($0) }
         var candidates = [AccuracyEstimate.Candidate(name: "additive", crossValidationError: additiveCV,
                                                      meanAbsError: additiveHeldOut.0, maxAbsError: additiveHeldOut.1)]
+        // The package's model is the best by cross-validation among those the planner searches exactly (additive
+        // in accuracy, or in the logistic score); the models with pair terms are fitted and reported alongside.
         var best: (cv: Double, model: AccuracyModel)? = nil
-        if calibrationRows.count >= minimumCalibrationForModels, AccuracyModelFit.Features(counts: counts).size <= maxModelUnknowns {
-            for kind in AccuracyModel.Kind.allCases {
-                var kindBest: (cv: Double, ridge: Double)? = nil
-                for ridge in ridgeGrid {
-                    let cv = crossValidated { train in
-                        let m = AccuracyModelFit.fit(kind, counts: counts, rows: fixedRows + train, base: base, singles: singleAccuracy,
-                                                     floor: floor, ridge: ridge)
-                        return m.predict
+        if calibrationRows.count >= minimumCalibrationForModels {
+            for kind in AccuracyModel.Kind.allCases
+            where AccuracyModelFit.Features(counts: counts, pairs: kind.hasPairs).size <= maxModelUnknowns {
+                func cv(ridge: Double, floor: Double) -> Double {
+                    crossValidated { train in
+                        AccuracyModelFit.fit(kind, counts: counts, rows: fixedRows + train, base: base, singles: singleAccuracy,
+                                             floor: floor, ridge: ridge).predict
                     }
-                    if kindBest == nil || cv < kindBest!.cv { kindBest = (cv, ridge) }
                 }
-                guard let kb = kindBest else { continue }
+                // The ridge weight at the chance-level floor first, then the floor at that weight.
+                var kindBest = (cv: Double.infinity, ridge: ridgeGrid[0], floor: chance)
+                for ridge in ridgeGrid {
+                    let e = cv(ridge: ridge, floor: chance)
+                    if e < kindBest.cv { kindBest = (e, ridge, chance) }
+                }
+                if kind.isLogistic {
+                    for f in floorGrid(chance: chance).dropFirst() {
+                        let e = cv(ridge: kindBest.ridge, floor: f)
+                        if e < kindBest.cv { kindBest = (e, kindBest.ridge, f) }
+                    }
+                }
+                let kb = kindBest
                 let m = AccuracyModelFit.fit(kind, counts: counts, rows: fixedRows + calibrationRows, base: base, singles: singleAccuracy,
-                                             floor: floor, ridge: kb.ridge)
+                                             floor: kb.floor, ridge: kb.ridge)
                 let e = heldOut(m.predict)
                 candidates.append(.init(name: kind.rawValue, crossValidationError: kb.cv, meanAbsError: e.0, maxAbsError: e.1))
-                if kb.cv < (additiveCV ?? .infinity), best == nil || kb.cv < best!.cv { best = (kb.cv, m) }
+                if !kind.hasPairs, kb.cv < (additiveCV ?? .infinity), best == nil || kb.cv < best!.cv { best = (kb.cv, m) }
             }
         }
         estimate.model = best?.model

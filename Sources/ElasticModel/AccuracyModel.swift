@@ -10,6 +10,14 @@ import Foundation
 public struct AccuracyModel: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
         case pairwise, logistic
+        /// The logistic link over the variant terms alone (no pair terms): a sum per variant, so the planner's
+        /// chain search ranks combinations exactly as this model does.
+        case logisticAdditive = "logistic-additive"
+
+        /// Whether the model has pair terms.
+        public var hasPairs: Bool { self != .logisticAdditive }
+        /// Whether the score goes through the logistic link.
+        public var isLogistic: Bool { self != .pairwise }
     }
 
     public var kind: Kind
@@ -35,9 +43,12 @@ public struct AccuracyModel: Codable, Sendable, Equatable {
         let s = score(c)
         switch kind {
         case .pairwise: return min(1, max(0, s))
-        case .logistic: return min(1, max(0, floor + (1 - floor) * Self.sigmoid(s)))
+        case .logistic, .logisticAdditive: return Self.accuracy(score: s, floor: floor)
         }
     }
+
+    /// floor + (1 − floor) σ(score), in [0, 1].
+    public static func accuracy(score s: Double, floor: Double) -> Double { min(1, max(0, floor + (1 - floor) * sigmoid(s))) }
 
     static func sigmoid(_ s: Double) -> Double { s >= 0 ? 1 / (1 + exp(-s)) : exp(s) / (1 + exp(s)) }
 
@@ -69,6 +80,7 @@ public struct AccuracyModel: Codable, Sendable, Equatable {
             for (v, row) in table.enumerated() {
                 for (w, x) in row.enumerated() {
                     try PackageLimits.number(x, "\(field).pairs[\(p)][\(v)][\(w)]", -Self.maxTerm...Self.maxTerm)
+                    if !kind.hasPairs, x != 0 { throw bad("\(field).pairs[\(p)][\(v)][\(w)]", "must be 0: a \(kind.rawValue) model has no pair terms") }
                 }
             }
         }
@@ -87,7 +99,7 @@ enum AccuracyModelFit {
         private(set) var pairIndex: [[[Int]]] = []
         private(set) var size = 1
 
-        init(counts: [Int]) {
+        init(counts: [Int], pairs: Bool = true) {
             self.counts = counts
             var next = 1
             for n in counts {
@@ -99,7 +111,11 @@ enum AccuracyModelFit {
                 var table: [[Int]] = []
                 for v in 0..<counts[p] {
                     var row: [Int] = []
-                    for w in 0..<counts[p + 1] { row.append(v == 0 || w == 0 ? -1 : next); if v > 0, w > 0 { next += 1 } }
+                    for w in 0..<counts[p + 1] {
+                        let derived = pairs && v > 0 && w > 0
+                        row.append(derived ? next : -1)
+                        if derived { next += 1 }
+                    }
                     table.append(row)
                 }
                 pairIndex.append(table)
@@ -126,7 +142,7 @@ enum AccuracyModelFit {
     static func link(_ kind: AccuracyModel.Kind, _ a: Double, floor: Double) -> Double {
         switch kind {
         case .pairwise: return a
-        case .logistic:
+        case .logistic, .logisticAdditive:
             let r = min(0.995, max(0.005, (a - floor) / (1 - floor)))
             return log(r / (1 - r))
         }
@@ -136,7 +152,7 @@ enum AccuracyModelFit {
     /// the single swap) give the prior the variant terms are pulled towards.
     static func fit(_ kind: AccuracyModel.Kind, counts: [Int], rows: [([Int], Double)], base: Double, singles: [[Double]],
                     floor: Double, ridge: Double) -> AccuracyModel {
-        let f = Features(counts: counts)
+        let f = Features(counts: counts, pairs: kind.hasPairs)
         var prior = [Double](repeating: 0, count: f.size)
         var weight = [Double](repeating: ridge, count: f.size)
         let b = link(kind, base, floor: floor)
@@ -149,11 +165,11 @@ enum AccuracyModelFit {
             }
         }
         let sparse = rows.map { (f.active($0.0), $0.1) }
-        let floorUsed = kind == .logistic ? floor : 0
+        let floorUsed = kind.isLogistic ? floor : 0
         let x: [Double]
         switch kind {
         case .pairwise: x = linearRidge(sparse, size: f.size, prior: prior, weight: weight)
-        case .logistic: x = logisticFit(sparse, size: f.size, prior: prior, weight: weight, floor: floor)
+        case .logistic, .logisticAdditive: x = logisticFit(sparse, size: f.size, prior: prior, weight: weight, floor: floor)
         }
         return f.model(kind, x, floor: floorUsed, ridge: ridge)
     }

@@ -11,12 +11,15 @@ func makePlan(_ d: Decision, space: PlanningSpace, device: DeviceProfile, ctx: D
     let ids = variants.enumerated().map { space.blocks[$0.offset].variants[$0.element].id }
     let partition = c.isOnDevice ? nil : Partition(splitAfterBlock: c.split, deviceLatencyMs: c.deviceMs,
                                                    transferMs: c.transferMs, edgeLatencyMs: c.serverMs)
-    let accuracy = space.baseAccuracy - Double(c.drop) / dropUnitsPerAccuracy
+    let accuracy = space.accuracy(drop: Double(c.drop) / dropUnitsPerAccuracy)
     let predicted = PlanPrediction(accuracy: accuracy, latencyMs: c.latencyMs,
                                    memoryMB: Double(c.memBytes) / DeviceProfile.bytesPerMB, energyMJ: c.energyMJ)
     let choice = "\(ids.joined(separator: "·")) \(placement(c))"
     let usage = usageText(c, ctx: ctx, device: device)
-    let accuracyText = "estimated accuracy \(fixed(accuracy, 4)) (base \(fixed(space.baseAccuracy, 4)) − \(fixed(Double(c.drop) / dropUnitsPerAccuracy, 4)))"
+    let drop = Double(c.drop) / dropUnitsPerAccuracy
+    let accuracyText = space.accuracyLink == nil
+        ? "estimated accuracy \(fixed(accuracy, 4)) (base \(fixed(space.baseAccuracy, 4)) − \(fixed(drop, 4)))"
+        : "estimated accuracy \(fixed(accuracy, 4)) (logistic estimate, score \(fixed(space.accuracyLink!.score - drop, 4)))"
 
     if d.best != nil {
         var reason = "Most accurate combination within the budgets: \(choice), \(accuracyText); \(usage)."
@@ -25,7 +28,7 @@ func makePlan(_ d: Decision, space: PlanningSpace, device: DeviceProfile, ctx: D
             binding = v.kind
             let mIDs = decodeCombination(m.code, radices: space.blocks.map(\.variants.count)).enumerated()
                 .map { space.blocks[$0.offset].variants[$0.element].id }.joined(separator: "·")
-            let mAcc = space.baseAccuracy - Double(m.drop) / dropUnitsPerAccuracy
+            let mAcc = space.accuracy(drop: Double(m.drop) / dropUnitsPerAccuracy)
             reason += " \(v.kind.rawValue.capitalizedFirst) binds: the closest more accurate combination "
                 + "(\(mIDs) \(placement(m)), accuracy \(fixed(mAcc, 4))) needs \(valueText(m, v.kind)), "
                 + "\(overrun(v.ratio(v.kind))) over the budget."

@@ -151,7 +151,7 @@ extension PlanningFrontier {
                                energyMJ: .nan, feasible: false, violated: nil)
         }
         return PlanSummary(code: c.code, splitAfterBlock: c.isOnDevice ? nil : c.split,
-                           accuracy: space.baseAccuracy - Double(c.drop) / dropUnitsPerAccuracy,
+                           accuracy: space.accuracy(drop: Double(c.drop) / dropUnitsPerAccuracy),
                            latencyMs: c.latencyMs, memoryMB: Double(c.memBytes) / DeviceProfile.bytesPerMB,
                            energyMJ: c.energyMJ, feasible: feasible,
                            violated: feasible ? nil : decision.closest?.1.kind)

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc  // exp, for the logistic link (the planner needs nothing else of Foundation)
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One way to run one block position: a pruned, distilled or skipped variant of the original block.
 ///
 /// Costs are measured once, offline, on a reference machine; the planner rescales latency per device.
@@ -11,7 +17,8 @@ public struct VariantProfile: Codable, Sendable, Hashable {
     public var peakActivationBytes: Int
     /// Size of the tensor this block hands on: what crosses the link if the model is cut after this block.
     public var outputBytes: Int
-    /// Additive accuracy-drop estimate (LegoDNN style): base accuracy minus the sum of drops estimates a combination.
+    /// This variant's term of the accuracy estimate: a combination's estimate is `PlanningSpace.accuracy(drop:)` of
+    /// the sum of its variants' drops (base accuracy minus the sum, or through the space's `accuracyLink`).
     public var accuracyDrop: Double
 
     public init(id: String, referenceLatencyMs: Double, flops: Double, paramBytes: Int,
@@ -52,6 +59,26 @@ public struct FixedCost: Codable, Sendable, Hashable {
     }
 }
 
+/// How a combination's summed drop D reads as accuracy when the estimate is not simply base − D: the logistic link
+/// floor + (1 − floor) σ(score − D), decreasing in D, so the planner's ranking by D is the ranking by accuracy.
+public struct AccuracyLink: Codable, Sendable, Hashable {
+    /// Lower asymptote (chance accuracy).
+    public var floor: Double
+    /// The score of the all-original combination (D = 0).
+    public var score: Double
+
+    public init(floor: Double, score: Double) {
+        self.floor = floor
+        self.score = score
+    }
+
+    public func accuracy(drop d: Double) -> Double {
+        let s = score - d
+        let sigmoid = s >= 0 ? 1 / (1 + exp(-s)) : exp(s) / (1 + exp(s))
+        return min(1, max(0, floor + (1 - floor) * sigmoid))
+    }
+}
+
 /// Everything the planner may choose from, independent of any package format.
 ///
 /// The stem always runs on the device (it reads the sensor); the head runs wherever the last block runs.
@@ -65,15 +92,24 @@ public struct PlanningSpace: Codable, Sendable, Hashable {
     public var head: FixedCost
     /// Tensor that crosses the link when the model is cut before block 0 (the stem's output).
     public var inputBytes: Int
+    /// nil: a combination's accuracy is baseAccuracy − Σ drops; else the link reads Σ drops (spaces stored before
+    /// the link existed decode with nil).
+    public var accuracyLink: AccuracyLink? = nil
 
     public init(blocks: [BlockOption], baseAccuracy: Double, referenceGFLOPS: Double,
-                stem: FixedCost = FixedCost(), head: FixedCost = FixedCost(), inputBytes: Int) {
+                stem: FixedCost = FixedCost(), head: FixedCost = FixedCost(), inputBytes: Int, accuracyLink: AccuracyLink? = nil) {
+        self.accuracyLink = accuracyLink
         self.blocks = blocks
         self.baseAccuracy = baseAccuracy
         self.referenceGFLOPS = referenceGFLOPS
         self.stem = stem
         self.head = head
         self.inputBytes = inputBytes
+    }
+
+    /// The estimated accuracy of a combination whose drops sum to `drop`: decreasing in `drop`.
+    public func accuracy(drop: Double) -> Double {
+        accuracyLink?.accuracy(drop: drop) ?? baseAccuracy - drop
     }
 
     /// Number of distinct variant combinations (ignoring partition).
@@ -108,6 +144,12 @@ public struct PlanningSpace: Codable, Sendable, Hashable {
         }
         guard baseAccuracy.isFinite, abs(baseAccuracy) <= Self.maxAccuracyMagnitude else {
             throw .invalidSpace("baseAccuracy: must be finite, at most \(Self.maxAccuracyMagnitude) in magnitude")
+        }
+        if let link = accuracyLink {
+            guard link.floor.isFinite, (0...0.5).contains(link.floor) else { throw .invalidSpace("accuracyLink.floor: must be in 0...0.5") }
+            guard link.score.isFinite, abs(link.score) <= Self.maxAccuracyMagnitude else {
+                throw .invalidSpace("accuracyLink.score: must be finite, at most \(Self.maxAccuracyMagnitude) in magnitude")
+            }
         }
         try Self.checkBytes(inputBytes, "inputBytes")
         for (name, fixed) in [("stem", stem), ("head", head)] {

@@ -18,9 +18,10 @@ struct ModelBuildCommand: ParsableCommand {
               3. distils every derived block against the original block's output (MSE on the teacher's features),
               4. adds one zero-initialised residual adapter per position, shared by all its variants,
               5. profiles every variant (FLOPs, bytes, peak activations, output tensor, median latency here),
-              6. fits the accuracy estimators (additive, pairwise, logistic) on measured random combinations,
-                 keeps the best by cross-validation, reports each one's error on other random combinations
-                 and measures the combinations on the estimated accuracy–latency frontier,
+              6. fits the accuracy estimators (additive, pairwise, logistic, logistic-additive) on measured
+                 random combinations, keeps the best the planner searches exactly (additive or logistic-additive)
+                 by cross-validation, reports each one's error on other random combinations and measures the
+                 combinations on the estimated accuracy–latency frontier,
               7. writes one package file (ustar: manifest.json + weights.safetensors, SHA-256 verified on load).
 
             With --onnx, the base model is your own ONNX classifier (one N×C×H×W input, logits out): its blocks are

@@ -8,7 +8,7 @@ struct ModelReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Write the accuracy–latency points of a package's whole space (CSV) and its Pareto frontier (SVG).",
         discussion: HelpText.reflow("""
-            Every combination's estimated accuracy (the package's additive estimator) against its latency (sum of
+            Every combination's estimated accuracy (the package's estimator) against its latency (sum of
             the reference profiles), the Pareto frontier, and two baselines: the same sparsity in every block
             (uniform width) and original-or-skip per block (depth only). Prints the best accuracy each reaches
             within 40 %, 60 % and 80 % of the full model's latency. Example:

@@ -52,7 +52,7 @@ enum PackageTables {
         for c in a.candidates ?? [] {
             let cv = c.crossValidationError.map { String(format: "%.4f", $0) } ?? "-"
             print(String(format: "  estimator %@: cross-validated mean error %@ on the calibration combinations; held out mean %.4f, max %.4f%@",
-                         c.name.padding(toLength: 9, withPad: " ", startingAt: 0) as NSString, cv as NSString, c.meanAbsError, c.maxAbsError,
+                         c.name.padding(toLength: max(17, c.name.count), withPad: " ", startingAt: 0) as NSString, cv as NSString, c.meanAbsError, c.maxAbsError,
                          (c.name == a.estimatorName ? " (used)" : "") as NSString))
         }
         if let f = a.frontier, !f.isEmpty {

@@ -137,25 +137,74 @@ struct AccuracyEstimatorTests {
         #expect(linear.floor == 0 && linear.pairs.count == 3)
     }
 
-    /// From measurements alone (no network): a logistic-pairwise truth is recognised and chosen by cross-validation;
-    /// a space whose models would need more than `maxModelUnknowns` unknowns keeps the additive drops.
+    /// From measurements alone (no network): a logistic-additive truth is recognised and chosen by cross-validation
+    /// (the pair models are fitted and reported, not chosen: the planner could not search them exactly); a space
+    /// whose pair models would need more than `maxModelUnknowns` unknowns fits only the models without pairs.
     @Test func fitFromMeasurementsChoosesByCrossValidationAndBoundsItsSystems() {
         let counts = [4, 4, 4, 4]
-        let f = AccuracyModelFit.Features(counts: counts)
+        let f = AccuracyModelFit.Features(counts: counts, pairs: false)
         var rng = SeededRandom(seed: 12)
-        let truth = f.model(.logistic, (0..<f.size).map { $0 == 0 ? 2.2 : Double(rng.uniform(-1.5, 0)) }, floor: 0.1, ridge: 0)
+        let truth = f.model(.logisticAdditive, (0..<f.size).map { $0 == 0 ? 2.2 : Double(rng.uniform(-1.5, 0)) }, floor: 0.1, ridge: 0)
         let small = AccuracyEstimator.fit(counts: counts, classes: 10, calibrationCount: 40, validationCount: 20, frontierCount: 0,
                                           latencies: nil, seed: 1, progress: { _, _ in }, measure: truth.predict,
                                           ids: { $0.map(String.init) })
         let additive = small.candidates?.first { $0.name == "additive" }
-        #expect(small.estimatorName == "logistic", "\(small.candidates ?? [])")
+        #expect(small.estimatorName == "logistic-additive", "\(small.candidates ?? [])")
+        #expect(small.candidates?.map(\.name) == ["additive", "pairwise", "logistic", "logistic-additive"])
         #expect(small.meanAbsError < 0.5 * (additive?.meanAbsError ?? 0) && small.maxAbsError < (additive?.maxAbsError ?? 0),
                 "\(small.candidates ?? [])")
         let wide = [Int](repeating: 16, count: 20)
         #expect(AccuracyModelFit.Features(counts: wide).size > AccuracyEstimator.maxModelUnknowns)
+        #expect(AccuracyModelFit.Features(counts: wide, pairs: false).size <= AccuracyEstimator.maxModelUnknowns)
         let large = AccuracyEstimator.fit(counts: wide, classes: 10, calibrationCount: 20, validationCount: 4, frontierCount: 0,
                                           latencies: nil, seed: 1, progress: { _, _ in },
                                           measure: { c in 0.9 - 0.01 * Double(c.filter { $0 != 0 }.count) }, ids: { $0.map(String.init) })
-        #expect(large.model == nil && large.candidates?.map(\.name) == ["additive"])
+        #expect(large.candidates?.map(\.name) == ["additive", "logistic-additive"])
+        #expect(large.model == nil || large.model?.kind == .logisticAdditive)
+    }
+
+    /// What the planner adds up and how it reads the sum give exactly the package's `predicted`, for every
+    /// combination, whichever estimator was chosen: the planner ranks by the package's own estimate.
+    @Test func plannerDropsAndLinkReproduceThePredictedAccuracy() {
+        let counts = [4, 3, 4, 3]
+        var rng = SeededRandom(seed: 3)
+        let f = AccuracyModelFit.Features(counts: counts, pairs: false)
+        let truth = f.model(.logisticAdditive, (0..<f.size).map { $0 == 0 ? 2.0 : Double(rng.uniform(-1.4, 0.05)) }, floor: 0.1, ridge: 0)
+        let logistic = AccuracyEstimator.fit(counts: counts, classes: 10, calibrationCount: 40, validationCount: 10, frontierCount: 0,
+                                             latencies: nil, seed: 2, progress: { _, _ in }, measure: truth.predict,
+                                             ids: { $0.map(String.init) })
+        let linear = AccuracyEstimator.fit(counts: counts, classes: 10, calibrationCount: 40, validationCount: 10, frontierCount: 0,
+                                           latencies: nil, seed: 2, progress: { _, _ in },
+                                           measure: { c in 0.9 - 0.02 * Double(c.reduce(0, +)) }, ids: { $0.map(String.init) })
+        #expect(logistic.model?.kind == .logisticAdditive && logistic.plannerLink != nil)
+        for estimate in [logistic, linear] {
+            var c = [Int](repeating: 0, count: counts.count)
+            for _ in 0..<counts.reduce(1, *) {
+                let drop = c.enumerated().reduce(0.0) { $0 + estimate.plannerDrop(position: $1.offset, variant: $1.element) }
+                let planned = estimate.plannerLink?.accuracy(drop: drop) ?? estimate.baseAccuracy - drop
+                #expect(abs(min(1, max(0, planned)) - estimate.predicted(c)) < 1e-12, "\(c)")
+                for q in stride(from: counts.count - 1, through: 0, by: -1) {
+                    c[q] += 1
+                    if c[q] < counts[q] { break }
+                    c[q] = 0
+                }
+            }
+        }
+    }
+
+    /// A logistic-additive model in a manifest may not carry pair terms (the planner would not see them).
+    @Test func aLogisticAdditiveModelWithPairTermsIsRefused() throws {
+        var package = Fixture.built.package
+        let counts = package.manifest.blocks.map(\.variants.count)
+        var model = AccuracyModel(kind: .logisticAdditive, floor: 0.1, bias: 2, unary: counts.map { [Double](repeating: -0.5, count: $0) },
+                                  pairs: (0..<(counts.count - 1)).map { p in [[Double]](repeating: [Double](repeating: 0, count: counts[p + 1]), count: counts[p]) },
+                                  ridge: 1)
+        package.manifest.accuracy.model = model
+        #expect(try ElasticPackage.decode(try package.encode()).manifest.accuracy.model == model)
+        model.pairs[0][1][1] = -0.2
+        package.manifest.accuracy.model = model
+        #expect(throws: PackageError.invalidManifest(field: "accuracy.model.pairs[0][1][1]", message: "must be 0: a logistic-additive model has no pair terms")) {
+            try ElasticPackage.decode(try package.encode())
+        }
     }
 }

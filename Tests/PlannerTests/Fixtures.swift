@@ -96,7 +96,7 @@ enum Fixtures {
             params += space.head.paramBytes
             act = max(act, space.head.peakActivationBytes)
             return (dev, Double(params + act) / DeviceProfile.bytesPerMB, dev * device.powerWatts,
-                    space.baseAccuracy - drop)
+                    space.accuracy(drop: drop))
         }
         let bytes = last < 0 ? space.inputBytes : space.blocks[last].variants[plan.variants[last]].outputBytes
         let tx = Double(bytes) * 8 / (link.bandwidthMbps * 1e6) * 1000
@@ -104,7 +104,7 @@ enum Fixtures {
         for b in (last + 1)..<n { server += space.blocks[b].variants[plan.variants[b]].referenceLatencyMs }
         server *= space.referenceGFLOPS / link.serverGFLOPS
         return (dev + tx + link.rttMs + server, Double(params + act) / DeviceProfile.bytesPerMB,
-                dev * device.powerWatts + tx * link.txPowerWatts, space.baseAccuracy - drop)
+                dev * device.powerWatts + tx * link.txPowerWatts, space.accuracy(drop: drop))
     }
 
     /// Planner latencies are resolved to 1 ns per term, hence the absolute slack on top of the relative one.

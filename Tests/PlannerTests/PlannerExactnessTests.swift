@@ -33,6 +33,41 @@ import Testing
         #expect(partitioned > 20 && onDevice > 20)
     }
 
+    /// A space whose drops are logit terms read through a logistic link (some negative: a variant may raise the
+    /// score): the DP still equals brute force, and the plan's accuracy is the link of its summed drops.
+    @Test func logisticLinkSpacesPlanExactlyAndReportTheLinkedAccuracy() throws {
+        var rng = SeededRNG(seed: 11)
+        var partitioned = 0, raised = 0
+        for i in 0..<300 {
+            var space = Fixtures.randomSpace(&rng)
+            for b in space.blocks.indices {
+                for v in space.blocks[b].variants.indices where v > 0 {
+                    space.blocks[b].variants[v].accuracyDrop = rng.value(-0.2, 1.5, grid: 0.05)
+                }
+            }
+            let link = AccuracyLink(floor: 0.1, score: rng.uniform(0.5, 3))
+            space.accuracyLink = link
+            let device = Fixtures.randomDevice(&rng, space: space, edge: i % 2 == 0)
+            let dp = try Planner.plan(space: space, device: device)
+            let bf = try Planner.bruteForcePlan(space: space, device: device)
+            #expect(dp == bf, "space \(space)\ndevice \(device)")
+            let drop = dp.variants.enumerated().reduce(0.0) { $0 + space.blocks[$1.offset].variants[$1.element].accuracyDrop }
+            #expect(abs(dp.predicted.accuracy - link.accuracy(drop: drop)) < 1e-8)
+            #expect((0...1).contains(dp.predicted.accuracy))
+            if dp.partition != nil { partitioned += 1 }
+            if drop < 0 { raised += 1 }
+        }
+        #expect(partitioned > 20 && raised > 5)
+    }
+
+    @Test func anOutOfRangeLinkIsRejectedWithTheField() throws {
+        var space = Fixtures.fiveByFive()
+        space.accuracyLink = AccuracyLink(floor: 0.7, score: 1)
+        #expect(throws: PlanningError.invalidSpace("accuracyLink.floor: must be in 0...0.5")) { try PlanningFrontier(space: space) }
+        space.accuracyLink = AccuracyLink(floor: 0.1, score: .infinity)
+        #expect(throws: PlanningError.self) { try PlanningFrontier(space: space) }
+    }
+
     @Test func feasiblePlansRespectEveryBudget() throws {
         var rng = SeededRNG(seed: 3)
         for i in 0..<400 {
