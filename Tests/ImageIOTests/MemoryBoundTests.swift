@@ -31,12 +31,17 @@ import Testing
         let sof = try #require((0..<bytes.count - 1).first { bytes[$0] == 0xFF && bytes[$0 + 1] == 0xC0 })
         bytes.replaceSubrange(sof + 5..<sof + 9, with: [0x0F, 0xA0, 0x0F, 0xA0])   // height, width = 4000
         #expect(try ImageDecoder.header(bytes, source: "x") == ImageHeader(format: .jpeg, width: 4000, height: 4000, channels: 3))
-        try Fixtures.resetPeak()
-        let before = try Fixtures.status("VmRSS")
-        do { _ = try ImageDecoder.decode(bytes, source: "tall.jpg"); Issue.record("decoded") } catch let e as ImageError {
-            #expect(e.kind == .corrupt && e.source == "tall.jpg", "\(e)")
+        // Most growth of several tries counts: another suite in this process may free a larger buffer meanwhile,
+        // so that the header's allocation lands in pages already counted before.
+        var growth = Int.min
+        for _ in 0..<5 where growth <= 40 << 20 {
+            try Fixtures.resetPeak()
+            let before = try Fixtures.status("VmRSS")
+            do { _ = try ImageDecoder.decode(bytes, source: "tall.jpg"); Issue.record("decoded") } catch let e as ImageError {
+                #expect(e.kind == .corrupt && e.source == "tall.jpg", "\(e)")
+            }
+            growth = max(growth, try Fixtures.status("VmHWM") - before)
         }
-        let growth = try Fixtures.status("VmHWM") - before
         print("decoding a 4000x4000 header over a 31x23 image grew peak RSS by \(growth) bytes")
         #expect(growth > 40 << 20, "peak RSS grew by only \(growth) bytes")
     }
