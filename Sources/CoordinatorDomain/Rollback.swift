@@ -195,7 +195,7 @@ package struct Rollback: Sendable {
     }
 
     /// What the rollback did, as its answer.
-    package func view(_ id: UUID, now: Date = Date()) throws -> RollbackView {
+    package func view(_ id: UUID, now: Date) throws -> RollbackView {
         guard let campaign = try campaigns.view(id) else {
             throw PostgresError(kind: .decode, message: "campaign \(id.uuidString.lowercased()) vanished during its rollback")
         }

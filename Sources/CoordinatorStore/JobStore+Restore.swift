@@ -5,6 +5,13 @@ import PostgresClient
 /// The jobs table's part in a rollback's last step: one `restore` job per device a rolled-back campaign changed (the
 /// agent re-applies its previous config and adapters and reports it), and the counts that say when that is done.
 extension JobStore {
+    /// SQL over a restore job `j`: the config version it puts back is still the device's newest (a restore whose
+    /// device has moved past it would put back a config the device no longer has). Leasing and retries both ask it.
+    static let restoreIsCurrent = """
+        (j.document->'restore'->>'config_version')::int
+            >= (SELECT coalesce(max(v.version), 0) FROM device_configs v WHERE v.device_id = j.device_id)
+        """
+
     /// Queues `device`'s `restore` job in `campaign` unless it has one, in the caller's transaction (the one that
     /// marks the device restored, so a rollback finished again never queues a second: the database's
     /// `jobs_campaign_restore_idx` holds it too). Its budget, timeout and lease are those of the campaign's jobs, its
@@ -57,8 +64,7 @@ extension JobStore {
             UPDATE jobs j SET state = 'queued', attempt_base = j.attempt, run_after = now(), finished_at = NULL, result = NULL,
                    progress = NULL, updated_at = \(now)
             WHERE j.campaign_id = \(campaign) AND j.kind = 'restore' AND j.state IN ('failed', 'timed_out', 'canceled')
-              AND (j.document->'restore'->>'config_version')::int
-                  >= (SELECT coalesce(max(v.version), 0) FROM device_configs v WHERE v.device_id = j.device_id)
+              AND \(unsafeRaw: Self.restoreIsCurrent)
             RETURNING j.device_id
             """).rows
         for row in rows { try c.query("SELECT pg_notify(\(Self.channel), \(try row.decode("device_id", as: UUID.self).uuidString.lowercased()))") }

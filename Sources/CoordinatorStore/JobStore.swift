@@ -39,9 +39,7 @@ package struct JobStore: Sendable {
                     WHERE j.device_id = \(device) AND j.state = 'queued' AND j.run_after <= now()
                       AND j.attempt - j.attempt_base < j.max_attempts
                       AND ((c.status = 'running' AND j.wave <= c.released_wave)
-                           OR (j.kind = 'restore' AND c.status IN ('rolling_back', 'rolled_back')
-                               AND (j.document->'restore'->>'config_version')::int
-                                   >= (SELECT coalesce(max(v.version), 0) FROM device_configs v WHERE v.device_id = j.device_id)))
+                           OR (j.kind = 'restore' AND c.status IN ('rolling_back', 'rolled_back') AND \(unsafeRaw: Self.restoreIsCurrent)))
                       AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.device_id = j.device_id AND a.state IN ('leased', 'running'))
                       AND (j.kind = 'restore' OR c.max_per_minute IS NULL OR c.max_per_minute > (
                             SELECT count(*) FROM (
