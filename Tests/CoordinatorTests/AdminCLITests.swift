@@ -348,30 +348,47 @@ import TestSupport
     }
 
     /// Runs `argv` on a pseudo-terminal `columns` wide (python3's pty module) and answers everything it wrote there
-    /// (standard output and error, as a terminal shows them) and its exit status.
-    static func onTerminal(_ argv: [String], columns: Int, home: Home) throws -> (status: Int32, output: String) {
+    /// (standard output and error, as a terminal shows them) and its exit status. What arrives is also appended to
+    /// `transcript` as it comes, so a test can wait for a frame instead of sleeping.
+    static func onTerminal(_ argv: [String], columns: Int, home: Home, transcript: String) throws -> (status: Int32, output: String) {
         let runner = """
             import fcntl, os, struct, subprocess, sys, termios
-            columns, argv = int(sys.argv[1]), sys.argv[2:]
+            columns, transcript, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
             master, slave = os.openpty()
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
             child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
             os.close(slave)
             out = bytearray()
-            while True:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # EIO: the child has closed the terminal
-                    break
-                if not chunk:
-                    break
-                out += chunk
+            with open(transcript, "ab", buffering=0) as seen:
+                while True:
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:  # EIO: the child has closed the terminal
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+                    seen.write(chunk)
             status = child.wait()
             sys.stdout.buffer.write(bytes(out))
             sys.exit(status)
             """
-        return try ChildProcess.run(["/usr/bin/python3", "-c", runner, String(columns)] + argv,
+        return try ChildProcess.run(["/usr/bin/python3", "-c", runner, String(columns), transcript] + argv,
                                     environment: ["PATH": "/usr/bin:/bin", "HOME": home.path, "XDG_CONFIG_HOME": home.path + "/config"])
+    }
+
+    /// Waits (up to a minute) until the terminal's transcript holds `count` frames of `campaign` that satisfy `frame`,
+    /// and answers whether it did.
+    static func waitForFrames(_ transcript: String, campaign: String, count: Int = 1, where frame: @escaping (String) -> Bool = { _ in true }) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: transcript, encoding: .utf8)) ?? ""
+            // A frame: a header's status and what follows it up to the next header.
+            let frames = text.components(separatedBy: "campaign \(campaign)").dropFirst()
+            if frames.filter(frame).count >= count { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
     }
 
     /// `campaigns watch` on a real terminal redraws its lines in place (cursor up, erase line) while the campaign
@@ -394,13 +411,16 @@ import TestSupport
         let campaign = try #require((try Self.json(domain.out)["campaign"] as? [String: Any])?["id"] as? String)
 
         let argv = [try BuiltProducts.path("fleetadapt"), "campaigns", "watch", campaign, "--interval", "0.2", "--timeout", "120"]
-        let watcher = Task.detached { try Self.onTerminal(argv, columns: 100, home: home) }
-        try await Task.sleep(for: .milliseconds(1200))
+        let transcript = home.path + "/terminal.log"
+        let watcher = Task.detached { try Self.onTerminal(argv, columns: 100, home: home, transcript: transcript) }
+        // Each change waits for the frames that show the state before it (however slow the machine), not a fixed time.
+        #expect(try await Self.waitForFrames(transcript, campaign: campaign, count: 3), "the watch drew no frames")
         let jobs = try await c.request("GET", "/v1/campaigns/\(campaign)/jobs")
         let job = try #require(((jobs.object?["items"] as? [[String: Any]]) ?? []).first?["id"] as? String, "\(jobs.text)")
         let canceledJob = try await c.request("POST", "/v1/campaigns/\(campaign)/jobs/\(job)/cancel")
         #expect(canceledJob.status == 200, "\(canceledJob.text)")
-        try await Task.sleep(for: .milliseconds(1200))
+        #expect(try await Self.waitForFrames(transcript, campaign: campaign, count: 2) { $0.contains("canceled 1") && !$0.hasPrefix("  canceled") },
+                "no frame showed the canceled job")
         let cancel = try Self.cli(["campaigns", "cancel", campaign], home: home)
         #expect(cancel.status == 0, "\(cancel.all)")
         let watched = try await watcher.value

@@ -47,7 +47,9 @@ import TestSupport
             "--val-images", work + "/images/val", "--device-images", work + "/images/target", "--input", "3x32x32",
             "--resize", "36", "--crop", "32", "--mean", "0.286,0.286,0.286", "--std", "0.353,0.353,0.353",
             "--agents", "2", "--steps", "15", "--loss", "tent", "--work-dir", work + "/demo",
-            "--port", String(try LoopbackPort.free()), "--edge-port", String(try LoopbackPort.free()),
+            // The edge server on the block's first port and the agents' inference services on the next two: a block
+            // below the ephemeral range, which no other test's port-0 socket can take meanwhile.
+            "--port", String(try LoopbackPort.free()), "--edge-port", String(try LoopbackPort.freeBlock(count: 3)),
         ])
         print(r.output)
         #expect(r.status == 0, "\(r.output)")
@@ -70,5 +72,29 @@ import TestSupport
             let log = (try? String(contentsOfFile: work + "/demo/logs/\(device).log", encoding: .utf8)) ?? ""
             #expect(log.contains("160 local images (image folder"), "\(device): \(log.suffix(2000))")
         }
+    }
+
+    /// A port the demo would listen on that is taken — here an agent's inference service, --edge-port + 2 — ends the
+    /// demo before it starts anything, naming the port and the option that moves it.
+    @Test func theDemoRefusesATakenPortBeforeStartingAnything() throws {
+        let base = try LoopbackPort.freeBlock(count: 3)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(base + 2).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(bound == 0 && listen(fd, 1) == 0)
+        let work = NSTemporaryDirectory() + "fleetadapt-port-demo-\(getpid())-\(UUID().uuidString.prefix(6))"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let r = try ChildProcess.run([try BuiltProducts.path("fleetadapt"), "demo", "--agents", "2", "--work-dir", work,
+                                      "--port", String(try LoopbackPort.free()), "--edge-port", String(base)])
+        #expect(r.status != 0, "\(r.output)")
+        #expect(r.output.contains("port \(base + 2) (--edge-port + 2, agent 2's inference service) is in use"), "\(r.output)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/coordinator"), "nothing started: \(r.output)")
     }
 }

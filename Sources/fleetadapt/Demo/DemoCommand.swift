@@ -68,15 +68,16 @@ struct DemoCommand: ParsableCommand {
                                               loss: loss, workDir: workDir, port: port, edgePort: edgePort, imported: try imported.imported()),
                               executableDirectory: bin)
         defer { fleet.children.stopAll() }
+        try fleet.checkPorts()
         try fleet.ensurePackage()
         try fleet.startCoordinator()
         try fleet.startEdge()
         let model = try fleet.publish()
         try fleet.startAgents()
-        fleet.waitForContexts()
+        try fleet.waitForContexts()
         fleet.askServices(after: false)
         let campaign = try fleet.postDomain(model: model)
-        let status = fleet.follow(campaign: campaign)
+        let status = try fleet.follow(campaign: campaign)
         fleet.askServices(after: true)
         fleet.printReport(status: status)
         fleet.stop()

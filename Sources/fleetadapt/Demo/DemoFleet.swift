@@ -2,6 +2,7 @@ import ArgumentParser
 import ElasticModel
 import FleetAPI
 import FleetClient
+import CommandSupport
 import Foundation
 import ImageIO
 import Learning
@@ -70,6 +71,8 @@ final class DemoFleet {
     var coordinatorURL: String { "http://127.0.0.1:\(settings.port)" }
     var edgeURL: String { "http://127.0.0.1:\(settings.edgePort)" }
     private(set) var devices: [DemoDevice] = []
+    /// Each device's agent process and its log, watched while the demo waits on them.
+    private var agentProcesses: [(name: String, process: Process, log: String)] = []
     /// The configs the jobs are planned from (the table compares them with what the agents measured).
     private(set) var planned: [UUID: DeviceConfigView] = [:]
     /// What each device's application saw on its held-out stream before and after adaptation.
@@ -82,6 +85,25 @@ final class DemoFleet {
         let key = "demo-" + UUID().uuidString
         self.key = key
         admin = CoordinatorClient(baseURL: "http://127.0.0.1:\(settings.port)", token: key)
+    }
+
+    /// 0. Every port this run listens on is free before anything starts: the coordinator's, the edge server's and
+    /// one inference service per agent after it. A taken port is named with the option that moves it, instead of an
+    /// agent that fails to start and a campaign that waits for it.
+    func checkPorts() throws {
+        let ports = [("--port", settings.port), ("--edge-port", settings.edgePort)]
+            + (0..<settings.agents).map { ("--edge-port + \($0 + 1), agent \($0 + 1)'s inference service", settings.edgePort + 1 + $0) }
+        for (what, port) in ports where !LoopbackPort.isFree(port) {
+            throw ValidationError("port \(port) (\(what)) is in use or not allowed on 127.0.0.1; choose another --port or --edge-port")
+        }
+    }
+
+    /// An agent that stopped while the demo needs it ends the run with its exit status and the end of its log.
+    func checkAgents() throws {
+        guard let dead = agentProcesses.first(where: { !$0.process.isRunning }) else { return }
+        let log = (try? String(contentsOfFile: dead.log, encoding: .utf8)) ?? ""
+        let tail = log.split(separator: "\n").suffix(5).map { "  " + $0 }.joined(separator: "\n")
+        throw ValidationError("the agent of \(dead.name) stopped (exit status \(dead.process.terminationStatus)); its log \(dead.log) ends:\n\(tail)")
     }
 
     /// 1. The elastic package, reused when it still verifies (a package from an older format is rebuilt).
@@ -195,7 +217,8 @@ final class DemoFleet {
                               "--bandwidth-mbps", String(Self.edgeLink.bandwidthMbps), "--rtt-ms", String(Self.edgeLink.rttMs)]
             }
             // Each agent's log (what it ran, measured and uploaded) goes to <work-dir>/logs/<device>.log.
-            try children.start(bin + "/fleetadapt-agent", arguments, log: settings.workDir + "/logs/\(name).log")
+            let log = settings.workDir + "/logs/\(name).log"
+            agentProcesses.append((name, try children.start(bin + "/fleetadapt-agent", arguments, log: log), log))
         }
         say("\(settings.agents) agents running (\(Self.classes.map(\.name).joined(separator: ", ")))")
     }
@@ -229,11 +252,12 @@ final class DemoFleet {
 
     /// Jobs carry the combination planned when the domain is posted: waits until every agent has reported its context
     /// (battery, edge link), so that plan is the one its context calls for, and keeps those configs.
-    func waitForContexts(seconds: Double = 60) {
+    func waitForContexts(seconds: Double = 60) throws {
         let deadline = Date().addingTimeInterval(seconds)
         var reported = 0
         while reported < devices.count && Date() < deadline {
             Thread.sleep(forTimeInterval: 0.25)
+            try checkAgents()
             reported = devices.filter { d in (try? admin.device(id: d.id))?.context != nil }.count
         }
         say("\(reported) of \(devices.count) agents reported their context")
@@ -280,12 +304,14 @@ final class DemoFleet {
         return campaignID
     }
 
-    /// 6. The campaign's progress every 2 s until it leaves `running` (at most `seconds`); its last status.
-    func follow(campaign id: UUID, seconds: Double = 900) -> CampaignStatus {
+    /// 6. The campaign's progress every 2 s until it leaves `running` (at most `seconds`); its last status. An agent
+    /// that stopped meanwhile ends the demo (its jobs would never finish).
+    func follow(campaign id: UUID, seconds: Double = 900) throws -> CampaignStatus {
         var status = CampaignStatus.running
         let started = Date()
         while status == .running && Date().timeIntervalSince(started) < seconds {
             Thread.sleep(forTimeInterval: 2)
+            try checkAgents()
             guard let view = try? admin.campaign(id: id) else { continue }
             status = view.status
             let counts = view.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
