@@ -19,6 +19,8 @@ protocol AgentCoordinator: Sendable {
     func domainAdapter(_ domain: UUID, attempts: Int) throws -> CoordinatorClient.AdapterAnswer
     /// The adapter file a `restore` job re-installs (only the one its document names).
     func restoreAdapters(job: UUID, attempts: Int) throws -> CoordinatorClient.AdapterAnswer
+    /// The combination a release's `profile` job would move the device to, given the latencies it measured.
+    func releasePlan(job: UUID, attempt: Int, variantLatenciesMs: [[Double]], attempts: Int) throws -> CoordinatorClient.ReleasePlanAnswer
     /// The drift window (`DriftReporter`); answers the state the coordinator keeps for the device.
     func reportDrift(_ report: DriftReport, attempts: Int) throws -> DeviceDrift
     /// The path of model `id`'s package on this device, downloaded into `cacheDirectory` when missing or changed.

@@ -55,12 +55,18 @@ final class JobProgress: Sendable {
     func update(_ figures: [String: Double]) { values.update { $0.merge(figures.filter { $0.value.isFinite }) { $1 } } }
 }
 
-/// What every job needs from the agent: its configuration, the coordinator, the models, the latency meter, the log.
+/// What every job needs from the agent: its configuration, the coordinator, the models, the latency meter, the log,
+/// and what the device serves now.
 struct JobEnvironment: Sendable {
     let configuration: AgentConfiguration
     let client: any AgentCoordinator
     let latency: LatencyMeter
     let log: @Sendable (String) -> Void
+    /// The network the inference service serves now (`--serve`), nil without one or before its first build.
+    var served: @Sendable () -> ServedNetwork? = { nil }
+    /// The device's local images read through another package's input pipeline (a release compares two models'
+    /// served entropy on the same images); nil: only the job's own data is available.
+    var localImages: (@Sendable (PackageInput) throws -> LabeledImages)?
 
     /// The model package for a job: the local override, else the cached download.
     func modelFile(_ id: UUID) throws -> String {

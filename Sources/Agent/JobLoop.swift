@@ -95,7 +95,7 @@ final class JobLoop: Sendable {
 
     /// The executor of a kind of job.
     func executor(for kind: JobKind) -> any JobExecutor {
-        let environment = JobEnvironment(configuration: configuration, client: client, latency: latency, log: log)
+        let environment = executorEnvironment
         switch kind {
         case .adapt: return AdaptJob(environment: environment)
         case .apply: return ApplyJob(environment: environment)
@@ -165,7 +165,10 @@ final class JobLoop: Sendable {
         try runJob(job, data: data, pending: pending)
     }
 
-    var executorEnvironment: JobEnvironment { JobEnvironment(configuration: configuration, client: client, latency: latency, log: log) }
+    var executorEnvironment: JobEnvironment {
+        JobEnvironment(configuration: configuration, client: client, latency: latency, log: log, served: { [serving] in serving?.served },
+                       localImages: { [local] input in try local.images(for: input).data })
+    }
 
     func runJob(_ job: LeasedJob, data: LabeledImages, pending: PendingResults) throws {
         log("agent: job \(job.id.uuidString.lowercased()) (\(job.document.kind.rawValue), attempt \(job.attempt), \(job.document.loss.rawValue), \(job.document.steps) steps)")

@@ -27,6 +27,14 @@ struct LatencyMeter: Sendable {
         configuration.edgeURL.flatMap { EdgeLink(url: $0, token: configuration.token, tls: configuration.tls).roundTripMs() }
     }
 
+    /// Median batch-1 latency (ms) of the composed network on this device alone (median of 20 after 5 warm-up
+    /// runs, `slowdown` included).
+    func onDeviceMs(_ net: ElasticNetwork, data: LabeledImages) -> Double {
+        let model = net.model
+        let one = data.tensor([0])
+        return Profiler.medianMs(runs: 20, warmup: 5) { _ = model.forward(one, training: false) } * configuration.slowdown
+    }
+
     /// Median batch-1 latency of the composed network. When an edge server is configured and the coordinator's
     /// config for this model and combination cuts the network, it is measured split: the prefix here, the cut
     /// features over the link (its declared bandwidth and round trip simulated on top of the real transfer, as
@@ -35,9 +43,7 @@ struct LatencyMeter: Sendable {
     func measure(_ net: ElasticNetwork, data: LabeledImages, modelID: UUID) -> Measurement {
         let model = net.model
         let one = data.tensor([0])
-        func onDevice() -> Measurement {
-            Measurement(ms: Profiler.medianMs(runs: 20, warmup: 5) { _ = model.forward(one, training: false) } * configuration.slowdown)
-        }
+        func onDevice() -> Measurement { Measurement(ms: onDeviceMs(net, data: data)) }
         guard let edgeURL = configuration.edgeURL else { return onDevice() }
         do {
             guard case .config(let config) = try client.config(attempts: 3) else { return onDevice() }

@@ -1860,6 +1860,50 @@ paths:
         "404": {$ref: "#/components/responses/NotFound"}
         "409": {$ref: "#/components/responses/Conflict"}
         "503": {$ref: "#/components/responses/Unavailable"}
+  /v1/agent/jobs/{id}/plan:
+    parameters:
+      - name: id
+        in: path
+        required: true
+        schema: {type: string, format: uuid}
+    post:
+      operationId: previewReleasePlan
+      x-required-role: device
+      tags: [agent]
+      summary: The combination a release's job would move the calling device to.
+      description: |
+        For a release's `profile` job held by the stated attempt: the device sends the latencies it measured for the
+        new model's variants and gets the decision the coordinator would plan from them (the one the release moves it
+        to when the job succeeds). Nothing is written. The agent measures that combination's served entropy and
+        latency for the release gate. Latencies that do not fit the model's blocks are a 422 naming
+        `variant_latencies_ms`; a job of a plain campaign is a 409 `not_a_release`, an attempt that does not hold
+        the job a 409 `job_not_held`; another device's job does not exist (404).
+      security:
+        - deviceToken: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/ReleasePlanRequest"}
+      responses:
+        "200":
+          description: The decision, as a config's `decision` would read.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/PlanDecision"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooManyAuthFailures"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409":
+          description: "`not_a_release`: not a release's profile job; `job_not_held`: that attempt does not hold the job; `not_plannable`: the model cannot be planned for this device."
+          content:
+            application/problem+json:
+              schema: {$ref: "#/components/schemas/Problem"}
+        "413": {$ref: "#/components/responses/PayloadTooLarge"}
+        "422": {$ref: "#/components/responses/ValidationFailed"}
+        "503": {$ref: "#/components/responses/Unavailable"}
   /v1/agent/metrics:
     post:
       operationId: postAgentMetrics
@@ -3169,13 +3213,14 @@ components:
         min_entropy_drop: {type: number, description: "Nats; 0.001 when not set and no held-out accuracy decides."}
         min_diversity_ratio: {type: number, minimum: 0, maximum: 10, default: 0.5}
         max_accuracy_drop: {type: number, minimum: 0, maximum: 1, default: 0.01, description: "Largest held-out accuracy drop (fraction) beyond one standard error."}
+        max_entropy_rise: {type: number, minimum: 0, maximum: 100, default: 0.1, description: "Releases: the largest rise (nats) of the mean served entropy on the device's images from the model it ran before."}
     GateVerdict:
       type: object
       required: [passed, reasons, gate]
       properties:
         passed: {type: boolean}
-        criterion: {type: string, enum: [heldout_accuracy, entropy], description: "What decided an adapt result."}
-        entropy_drop: {type: [number, "null"]}
+        criterion: {type: string, enum: [heldout_accuracy, entropy, served_entropy, latency], description: "What decided the result: for adapt jobs held-out accuracy or entropy; for a release's jobs the served entropy against the model before, or latency alone when the device served nothing before."}
+        entropy_drop: {type: [number, "null"], description: "Mean entropy before minus after (nats); for a release, negative when the new model's served entropy is higher."}
         diversity_before: {type: [number, "null"]}
         diversity_after: {type: [number, "null"]}
         diversity_ratio: {type: [number, "null"]}
@@ -3216,6 +3261,24 @@ components:
         window: {$ref: "#/components/schemas/MaintenanceWindow"}
         timeout_s: {type: integer, minimum: 1, maximum: 86400, default: 900}
         max_attempts: {type: integer, minimum: 1, maximum: 25, default: 3}
+        gate:
+          allOf: [{$ref: "#/components/schemas/QualityGate"}]
+          description: |
+            The release gate. Each device measures the new model on its own images: the combination it would run
+            (planned from the latencies it measured) must be within its latency budget, and its mean served entropy
+            may exceed that of what the device served before by at most `max_entropy_rise` nats (default 0.1).
+            `enabled: false` turns the entropy part off; the latency budget is always judged. A device that fails
+            ends `rejected` and keeps its model.
+    ReleasePlanRequest:
+      type: object
+      required: [attempt, variant_latencies_ms]
+      properties:
+        attempt: {type: integer, minimum: 1, maximum: 25}
+        variant_latencies_ms:
+          type: array
+          maxItems: 256
+          description: The new model's measured latency (ms) per block position and variant, in the package's order.
+          items: {type: array, minItems: 1, maxItems: 64, items: {type: number, exclusiveMinimum: 0, maximum: 10000000}}
     Release:
       type: object
       required: [id, model_id, selector, status, campaign, created_at]
@@ -3549,6 +3612,7 @@ components:
         "POST /v1/agent/drift": [],
         "POST /v1/agent/enrol": [],
         "POST /v1/agent/jobs/{id}/heartbeat": [],
+        "POST /v1/agent/jobs/{id}/plan": [],
         "POST /v1/agent/jobs/{id}/result": [],
         "POST /v1/agent/metrics": [],
         "POST /v1/api-keys": [],

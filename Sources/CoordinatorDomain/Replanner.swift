@@ -245,19 +245,70 @@ package final class Replanner: Sendable {
         return try configs.withPlanningLock(id) { c in
             guard let device = try devices.find(id, on: c), device.status == .active else { return .settled(nil, created: false) }
             if forced == nil, try configs.current(id, on: c)?.decision.modelID != seen?.decision.modelID { return .lostRace }
-            let measured = try models.measuredLatencies(model: model, device: id, on: c)
-            let profile = Self.profile(hardware: device.hardware, constraints: device.constraints, context: device.context?.context,
-                                       measured: measured, space: cache.reference.space)
-            // GADS: a device that was split is searched from its previous cut outwards.
             let previous = try configs.current(id, on: c)
-            let previousSplit = previous?.decision.modelID == model ? previous?.decision.partition?.splitAfterBlock : nil
-            let plan = try cache.frontier(forDevice: id.uuidString, profile).plan(for: profile, previousSplit: previousSplit)
-            let decision = try Self.decision(plan, model: model, space: cache.reference.space, adapters: try adapters(for: [id: model], on: c)[id],
-                                             measured: profile.measuredLatencyMs != nil)
+            let decision = try decide(device, model: model, cache: cache, measured: try models.measuredLatencies(model: model, device: id, on: c),
+                                      previous: previous, on: c)
             switch try configs.append(id, after: previous, decision: decision, trigger: trigger, now: clock.now(), on: c) {
             case .created(let config): return .settled(config, created: true)
             case .unchanged(let config): return .settled(config, created: false)
             case .lostRace: return .lostRace
+            }
+        }
+    }
+
+    /// The decision for `device` on `model` with these measured latencies (`nil`: the reference figures), after
+    /// `previous`: what a re-plan writes and a release preview shows, from the same inputs.
+    private func decide(_ device: Device, model: UUID, cache: FrontierCache, measured: [[Double]]?, previous: DeviceConfigView?,
+                        on c: PostgresConnection) throws -> PlanDecision {
+        let profile = Self.profile(hardware: device.hardware, constraints: device.constraints, context: device.context?.context,
+                                   measured: measured, space: cache.reference.space)
+        // GADS: a device that was split is searched from its previous cut outwards.
+        let previousSplit = previous?.decision.modelID == model ? previous?.decision.partition?.splitAfterBlock : nil
+        let plan = try cache.frontier(forDevice: device.id.uuidString, profile).plan(for: profile, previousSplit: previousSplit)
+        return try Self.decision(plan, model: model, space: cache.reference.space, adapters: try adapters(for: [device.id: model], on: c)[device.id],
+                                 measured: profile.measuredLatencyMs != nil)
+    }
+
+    /// The config a release's job would move `device` to once it reported `measured` (its profile of `model`):
+    /// planned as the release's follow-up re-plans it, from the same inputs, and written nowhere. The agent
+    /// measures that combination's served entropy and latency for the release gate.
+    /// - Throws: `PlanInputError` naming `variant_latencies_ms` when the figures do not fit the model's blocks.
+    package func preview(device id: UUID, model: UUID, measured: [[Double]]) throws -> PlanDecision? {
+        guard let cache = try cache(model: model) else { return nil }
+        let space = cache.reference.space
+        guard measured.count == space.blocks.count, zip(measured, space.blocks).allSatisfy({ $0.count == $1.variants.count }) else {
+            throw PlanInputError(field: "variant_latencies_ms", message: "must list one latency per variant of each of the model's \(space.blocks.count) blocks ("
+                                 + space.blocks.map { String($0.variants.count) }.joined(separator: ", ") + " variants)")
+        }
+        return try pool.withConnection { c in
+            guard let device = try devices.find(id, on: c), device.status == .active else { return nil }
+            return try decide(device, model: model, cache: cache, measured: measured, previous: try configs.current(id, on: c), on: c)
+        }
+    }
+
+    /// What `POST /v1/agent/jobs/{id}/plan` answers a device.
+    package enum ReleasePreview: Equatable {
+        case decision(PlanDecision)
+        /// No job of this device with that id.
+        case notFound
+        /// The device's job, but not a release's `profile` job: it moves no model.
+        case notARelease
+        /// That attempt does not hold the job now.
+        case notHeld
+        /// The release's model cannot be planned with, or the device is no longer active.
+        case unplannable
+    }
+
+    /// The preview of the release job `job` that `device`'s attempt `attempt` holds (`preview`).
+    /// - Throws: `PlanInputError` when `measured` does not fit the release's model.
+    package func releasePreview(job: UUID, device: UUID, attempt: Int, measured: [[Double]]) throws -> ReleasePreview {
+        switch try releases.hold(job: job, device: device, attempt: attempt) {
+        case .notFound: return .notFound
+        case .notARelease: return .notARelease
+        case .notHeld: return .notHeld
+        case .held(let model):
+            do { return try preview(device: device, model: model, measured: measured).map(ReleasePreview.decision) ?? .unplannable } catch is UnplannableModel {
+                return .unplannable
             }
         }
     }

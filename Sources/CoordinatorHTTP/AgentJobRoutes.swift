@@ -16,6 +16,7 @@ package struct AgentJobRoutes: Sendable {
     package let completion: JobCompletion
     package let aggregator: AdapterAggregator
     package let restore: RestoreDownload
+    package let replanner: Replanner
     package let clock: WallClock
 
     package static let maxWaitSeconds = 60
@@ -34,6 +35,7 @@ package struct AgentJobRoutes: Sendable {
         routes.add(.POST, "/v1/agent/metrics", access: .device, telemetry: true, metrics)
         routes.add(.GET, "/v1/agent/domains/{id}/adapter", access: .device, domainAdapter)
         routes.add(.GET, "/v1/agent/jobs/{id}/adapters", access: .device, restoreAdapters)
+        routes.add(.POST, "/v1/agent/jobs/{id}/plan", access: .device, releasePlan)
     }
 
     package static func next(auth: Authenticator, jobs: JobStore, waiters: JobWaiters, _ request: HTTPRequest, _ poll: LongPoll) throws -> HTTPResponse? {
@@ -164,6 +166,33 @@ package struct AgentJobRoutes: Sendable {
             headers.set("Content-Type", "application/octet-stream")
             headers.set("ETag", "\"\(Secrets.hex(sha256))\"")
             return HTTPResponse(status: 200, headers: headers, body: content)
+        }
+    }
+
+    /// The combination a release's `profile` job would move the calling device to, given the latencies it measured
+    /// (`Replanner.releasePreview`); nothing is written. Only the attempt holding the job may ask.
+    package func releasePlan(_ request: HTTPRequest) throws -> HTTPResponse {
+        let device = try routes.auth.requireDevice(request)
+        let job = try request.uuidParameter("id")
+        let body = try request.decodeValidated(ReleasePlanRequest.self) { $0.validate() }
+        let answer: Replanner.ReleasePreview
+        do {
+            answer = try replanner.releasePreview(job: job, device: device.id, attempt: body.attempt, measured: body.variantLatenciesMs)
+        } catch let error as PlanInputError {
+            throw HTTPError.planInput(error)
+        }
+        switch answer {
+        case .decision(let decision):
+            return try .body(decision)
+        case .notFound:
+            throw HTTPError.notFound("No job \(job.uuidString.lowercased()) for this device.")
+        case .notARelease:
+            throw HTTPError.conflict("Job \(job.uuidString.lowercased()) is not a release's profile job: it moves the device to no other model.",
+                                     code: "not_a_release")
+        case .notHeld:
+            throw HTTPError.conflict("Attempt \(body.attempt) does not hold this job now.", code: "job_not_held")
+        case .unplannable:
+            throw HTTPError.conflict("The release's model cannot be planned for this device now.", code: "not_plannable")
         }
     }
 

@@ -106,7 +106,8 @@ package struct CoordinatorServices: Sendable {
         AgentRoutes(routes: routes, devices: s.devices, replanner: replanner, clock: clock).register()
         AgentJobRoutes(routes: routes, jobs: s.jobs, upload: upload, metricsStore: s.metrics, waiters: waiters,
                        policy: artifactPolicy, completion: completion, aggregator: aggregator,
-                       restore: RestoreDownload(jobs: s.jobs, artifacts: s.artifacts, domainAdapters: s.domainAdapters), clock: clock).register()
+                       restore: RestoreDownload(jobs: s.jobs, artifacts: s.artifacts, domainAdapters: s.domainAdapters), replanner: replanner,
+                       clock: clock).register()
         DomainRoutes(routes: routes, campaigns: s.campaigns, launch: launch, clock: clock, triggers: s.triggers).register()
         CampaignRoutes(routes: routes, campaigns: s.campaigns, scheduler: scheduler, clock: clock, jobs: s.jobs).register()
         MetricsRoutes(routes: routes, devices: s.devices, campaigns: s.campaigns, jobs: s.jobs, metrics: s.metrics, drift: s.drift).register()

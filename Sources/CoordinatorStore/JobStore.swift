@@ -185,15 +185,16 @@ package struct JobStore: Sendable {
                     // names none); one that fails it ends `rejected`: no follow-ups, so its adapters are neither
                     // aggregated nor planned into a config, and the campaign counts it as a failure.
                     // A release's `profile` result is judged by the release gate: the device's measured latency must
-                    // be within its budget, else it ends `rejected` and the device keeps its model.
+                    // be within its budget and the new model's served entropy must not rise past the gate's margin,
+                    // else it ends `rejected` and the device keeps its model.
                     var verdictJSON: String?
                     let kind = try row.decodeEnum("kind", as: JobKind.self)
                     var judged: GateVerdict?
+                    let gate = try row.decode("gate", as: String?.self).flatMap { try? WireJSON.decode(QualityGate.self, from: $0) } ?? QualityGate()
                     if kind == .adapt {
-                        let gate = try row.decode("gate", as: String?.self).flatMap { try? WireJSON.decode(QualityGate.self, from: $0) } ?? QualityGate()
                         judged = gate.judge(result.metrics)
                     } else if kind == .profile, let budget = try row.decode("release_budget_ms", as: Double?.self) {
-                        judged = ReleaseGate.judge(result, latencyBudgetMs: budget)
+                        judged = ReleaseGate.judge(result, latencyBudgetMs: budget, gate: gate)
                     }
                     if let verdict = judged {
                         verdictJSON = try WireJSON.string(verdict)

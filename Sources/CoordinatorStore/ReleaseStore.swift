@@ -53,6 +53,28 @@ package struct ReleaseStore: Sendable {
             .rows.first?.decode("model_id", as: UUID.self)
     }
 
+    /// Whether `device`'s attempt `attempt` holds `job`, a release's `profile` job, and the release's model.
+    package enum JobHold: Equatable {
+        /// No job of this device with that id.
+        case notFound
+        /// The device's job, but not a release's `profile` job.
+        case notARelease
+        /// The release's job, but that attempt does not hold it now.
+        case notHeld
+        case held(model: UUID)
+    }
+
+    package func hold(job: UUID, device: UUID, attempt: Int) throws -> JobHold {
+        guard let row = try pool.query("""
+            SELECT j.kind = 'profile' AND r.model_id IS NOT NULL AS release, r.model_id,
+                   j.state IN ('leased', 'running') AND j.attempt = \(attempt) AS held
+            FROM jobs j LEFT JOIN releases r ON r.campaign_id = j.campaign_id
+            WHERE j.id = \(job) AND j.device_id = \(device)
+            """).rows.first else { return .notFound }
+        guard try row.decode("release", as: Bool?.self) == true, let model = try row.decode("model_id", as: UUID?.self) else { return .notARelease }
+        return try row.decode("held", as: Bool.self) ? .held(model: model) : .notHeld
+    }
+
     /// The model of the newest release still in force (not canceled or aborted) whose selector matches `device`:
     /// what a device that has no config yet is planned with.
     package func model(forUnconfigured device: UUID) throws -> UUID? {

@@ -215,6 +215,7 @@ public struct DomainRequest: Codable, Sendable, Equatable {
             v.number(g.minEntropyDrop, "gate.min_entropy_drop", min: -1e6, max: 1e6, required: false)
             v.number(g.maxAccuracyDrop, "gate.max_accuracy_drop", min: 0, max: 1)
             v.number(g.minDiversityRatio, "gate.min_diversity_ratio", min: 0, max: 10)
+            v.number(g.maxEntropyRise, "gate.max_entropy_rise", min: 0, max: 100)
         }
         return v.issues
     }

@@ -296,13 +296,16 @@ public struct JobResult: Codable, Sendable, Equatable {
         v.number(Double(attempt), "attempt", min: 1, max: 25)
         if outcome == .failed { v.text(error, "error", maxLength: 4096) } else { v.text(error, "error", minLength: 0, maxLength: 4096, required: false) }
         metrics?.validate(into: &v)
-        if let lat = variantLatenciesMs {
-            if lat.count > 256 { v.fail("variant_latencies_ms", "must have at most 256 block positions") }
-            for (i, row) in lat.enumerated() {
-                if row.isEmpty || row.count > 64 { v.fail("variant_latencies_ms.\(i)", "must list 1–64 variants") }
-                for (j, x) in row.enumerated() { v.number(x, "variant_latencies_ms.\(i).\(j)", min: 0, max: 1e7, minExclusive: true) }
-            }
-        }
+        if let lat = variantLatenciesMs { Self.validate(variantLatenciesMs: lat, into: &v) }
         return v.issues
+    }
+
+    /// At most 256 block positions of 1–64 variants, each latency in (0, 10⁷] ms.
+    static func validate(variantLatenciesMs lat: [[Double]], into v: inout Validator) {
+        if lat.count > 256 { v.fail("variant_latencies_ms", "must have at most 256 block positions") }
+        for (i, row) in lat.enumerated() {
+            if row.isEmpty || row.count > 64 { v.fail("variant_latencies_ms.\(i)", "must list 1–64 variants") }
+            for (j, x) in row.enumerated() { v.number(x, "variant_latencies_ms.\(i).\(j)", min: 0, max: 1e7, minExclusive: true) }
+        }
     }
 }

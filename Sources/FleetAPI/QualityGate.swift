@@ -11,6 +11,9 @@ import Foundation
 /// value before: entropy alone rewards TENT's collapse (every image confidently one class). A `min_entropy_drop`
 /// the operator set is judged even when accuracy decides. A measurement the result does not carry is not judged.
 /// `enabled: false` accepts every result, as before gates existed.
+///
+/// A release's gate (`ReleaseGate`) judges `max_entropy_rise` instead: the new model's mean served entropy on the
+/// device's own images may exceed what the device served before by at most that many nats.
 public struct QualityGate: Codable, Sendable, Equatable {
     public var enabled: Bool
     /// Set by the operator; nil: `defaultMinEntropyDrop`, applied only when held-out accuracy does not decide.
@@ -18,15 +21,19 @@ public struct QualityGate: Codable, Sendable, Equatable {
     public var minDiversityRatio: Double
     /// The held-out accuracy may fall by at most this (a fraction, 0.01 = one point) plus one standard error.
     public var maxAccuracyDrop: Double
+    /// Releases: the mean served entropy may rise by at most this (nats) from the model the device ran before.
+    public var maxEntropyRise: Double
 
     public static let defaultMinEntropyDrop = 0.001
+    public static let defaultMaxEntropyRise = 0.1
     public static let defaultMinDiversityRatio = 0.5
     public static let defaultMaxAccuracyDrop = 0.01
 
     public init(enabled: Bool = true, minEntropyDrop: Double? = nil,
                 minDiversityRatio: Double = QualityGate.defaultMinDiversityRatio,
-                maxAccuracyDrop: Double = QualityGate.defaultMaxAccuracyDrop) {
+                maxAccuracyDrop: Double = QualityGate.defaultMaxAccuracyDrop, maxEntropyRise: Double = QualityGate.defaultMaxEntropyRise) {
         self.enabled = enabled
+        self.maxEntropyRise = maxEntropyRise
         self.minEntropyDrop = minEntropyDrop
         self.minDiversityRatio = minDiversityRatio
         self.maxAccuracyDrop = maxAccuracyDrop
@@ -39,6 +46,7 @@ public struct QualityGate: Codable, Sendable, Equatable {
         minEntropyDrop = try c.decodeIfPresent(Double.self, forKey: .minEntropyDrop)
         minDiversityRatio = try c.decodeIfPresent(Double.self, forKey: .minDiversityRatio) ?? Self.defaultMinDiversityRatio
         maxAccuracyDrop = try c.decodeIfPresent(Double.self, forKey: .maxAccuracyDrop) ?? Self.defaultMaxAccuracyDrop
+        maxEntropyRise = try c.decodeIfPresent(Double.self, forKey: .maxEntropyRise) ?? Self.defaultMaxEntropyRise
     }
 
     enum CodingKeys: String, CodingKey {
@@ -46,6 +54,7 @@ public struct QualityGate: Codable, Sendable, Equatable {
         case minEntropyDrop = "min_entropy_drop"
         case minDiversityRatio = "min_diversity_ratio"
         case maxAccuracyDrop = "max_accuracy_drop"
+        case maxEntropyRise = "max_entropy_rise"
     }
 
     /// The accuracy drop a held-out part of `samples` images at accuracy `before` may show: the gate's margin plus
@@ -93,8 +102,13 @@ public struct QualityGate: Codable, Sendable, Equatable {
 
 /// A gate's measurements of one result and why it failed, if it did (stored with the job).
 public struct GateVerdict: Codable, Sendable, Equatable {
-    /// What decided an adapt result: accuracy on the device's held-out labelled part, or (no labels) entropy.
-    public enum Criterion: String, Codable, Sendable { case heldoutAccuracy = "heldout_accuracy", entropy }
+    /// What decided an adapt result: accuracy on the device's held-out labelled part, or (no labels) entropy; for a
+    /// release, the served entropy of the new model against the one before (`served_entropy`) or, when the device
+    /// served nothing before, its latency alone (`latency`).
+    public enum Criterion: String, Codable, Sendable {
+        case heldoutAccuracy = "heldout_accuracy", entropy
+        case servedEntropy = "served_entropy", latency
+    }
 
     public var passed: Bool
     public var entropyDrop: Double?

@@ -14,10 +14,13 @@ public struct ReleaseRequest: Codable, Sendable, Equatable {
     public var maxAttempts: Int?
     /// Waves are released only inside this daily UTC window (`MaintenanceWindow`).
     public var window: MaintenanceWindow?
+    /// The release gate's margin (`max_entropy_rise`) or `enabled: false`; the latency budget is always judged.
+    public var gate: QualityGate?
 
     public init(modelID: UUID, selector: DomainRequest.Selector, rollout: DomainRequest.Rollout? = nil, abort: DomainRequest.Abort? = nil,
-                startAt: Date? = nil, timeoutS: Int? = nil, maxAttempts: Int? = nil, window: MaintenanceWindow? = nil) {
+                startAt: Date? = nil, timeoutS: Int? = nil, maxAttempts: Int? = nil, window: MaintenanceWindow? = nil, gate: QualityGate? = nil) {
         self.window = window
+        self.gate = gate
         self.modelID = modelID
         self.selector = selector
         self.rollout = rollout
@@ -28,7 +31,7 @@ public struct ReleaseRequest: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case selector, rollout, abort, window
+        case selector, rollout, abort, window, gate
         case modelID = "model_id"
         case startAt = "start_at"
         case timeoutS = "timeout_s"
@@ -44,7 +47,7 @@ public struct ReleaseRequest: Codable, Sendable, Equatable {
                       rollout: rollout, abort: abort,
                       job: .init(kind: "profile", loss: .noTraining, steps: 0, timeoutS: timeoutS ?? Self.defaultTimeoutS,
                                  maxAttempts: maxAttempts ?? Self.defaultMaxAttempts),
-                      startAt: startAt, window: window)
+                      gate: gate, startAt: startAt, window: window)
     }
 
     /// The selector, rollout and abort rules are a campaign's (same fields, same messages).
@@ -84,19 +87,57 @@ public struct ReleaseView: Codable, Sendable, Equatable {
     }
 }
 
-/// The release gate: a release's `profile` result passes when the device's measured latency is within its latency
-/// budget. The latency judged is the one the result reports for the planned combination, else the fastest
-/// combination the device can run alone (each block's fastest measured variant). A result that measured neither
-/// passes (nothing to judge).
+/// The release gate, on a release's `profile` result:
+/// - the device's measured latency must be within its latency budget: the latency the result reports for the
+///   combination the device would run on the new model, else the fastest combination it can run alone (each
+///   block's fastest measured variant); a result that measured neither passes this part;
+/// - the new model's mean served entropy on the device's own images (`metrics.entropy_after`, that combination) may
+///   exceed what the device served before (`metrics.entropy_before`) by at most `gate.max_entropy_rise` nats. A device
+///   that served nothing before has nothing to compare with: latency alone decides. `enabled: false` turns this part
+///   off; the latency budget is a constraint, never turned off.
 public enum ReleaseGate {
-    public static func judge(_ result: JobResult, latencyBudgetMs budget: Double) -> GateVerdict {
+    public static func judge(_ result: JobResult, latencyBudgetMs budget: Double, gate: QualityGate = QualityGate()) -> GateVerdict {
         let measured = result.metrics?.latencyMs
             ?? result.variantLatenciesMs.flatMap { rows in rows.isEmpty ? nil : rows.reduce(0) { $0 + ($1.min() ?? 0) } }
         var reasons: [String] = []
         if let measured, measured > budget {
             reasons.append(String(format: "measured latency %.2f ms is over the device's latency budget of %.2f ms", measured, budget))
         }
-        return GateVerdict(passed: reasons.isEmpty, entropyDrop: nil, diversityBefore: nil, diversityAfter: nil, diversityRatio: nil,
-                           reasons: reasons, gate: QualityGate(), latencyMs: measured, latencyBudgetMs: budget)
+        let drop = result.metrics.flatMap { m in m.entropyBefore.flatMap { b in m.entropyAfter.map { b - $0 } } }
+        if gate.enabled, let drop, -drop > gate.maxEntropyRise {
+            reasons.append(String(format: "the new model's mean served entropy rose by %.4f nats on the device's images, over the gate's max_entropy_rise of %.4f",
+                                  -drop, gate.maxEntropyRise))
+        }
+        var verdict = GateVerdict(passed: reasons.isEmpty, entropyDrop: drop, diversityBefore: nil, diversityAfter: nil, diversityRatio: nil,
+                                  reasons: reasons, gate: gate, latencyMs: measured, latencyBudgetMs: budget)
+        verdict.criterion = drop == nil ? .latency : .servedEntropy
+        return verdict
+    }
+}
+
+/// `POST /v1/agent/jobs/{id}/plan`: the agent of a release's `profile` job, having measured the new model's
+/// variants, asks which combination the coordinator would move it to, so that it measures that combination's
+/// served entropy and latency for the gate. Nothing is written.
+public struct ReleasePlanRequest: Codable, Sendable, Equatable {
+    public var attempt: Int
+    public var variantLatenciesMs: [[Double]]
+
+    public init(attempt: Int, variantLatenciesMs: [[Double]]) {
+        self.attempt = attempt
+        self.variantLatenciesMs = variantLatenciesMs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case attempt
+        case variantLatenciesMs = "variant_latencies_ms"
+    }
+
+    /// The same rules as a `profile` result's latencies.
+    public func validate() -> [ValidationIssue] {
+        var v = Validator()
+        v.number(Double(attempt), "attempt", min: 1, max: 25)
+        if variantLatenciesMs.isEmpty { v.fail("variant_latencies_ms", "must list the measured variants of every block position") }
+        JobResult.validate(variantLatenciesMs: variantLatenciesMs, into: &v)
+        return v.issues
     }
 }

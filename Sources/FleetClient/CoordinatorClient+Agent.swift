@@ -154,6 +154,27 @@ extension CoordinatorClient {
         return .adapter(r.body)
     }
 
+    /// What `POST /v1/agent/jobs/{id}/plan` answered.
+    public enum ReleasePlanAnswer: Sendable, Equatable {
+        /// 200: the decision the release would move the device to.
+        case decision(PlanDecision)
+        /// 409 `not_a_release`: a plain `profile` job, which moves no model.
+        case notARelease
+        /// Anything else (the attempt no longer holds the job, figures refused, …), with the problem's text.
+        case refused(status: Int, body: String)
+    }
+
+    /// The combination a release's `profile` job would move this device to, given what it measured.
+    public func releasePlan(job: UUID, attempt: Int, variantLatenciesMs: [[Double]], attempts: Int = 8) throws -> ReleasePlanAnswer {
+        let body = try json(ReleasePlanRequest(attempt: attempt, variantLatenciesMs: variantLatenciesMs))
+        let r = try send("POST", "/v1/agent/jobs/\(job.uuidString.lowercased())/plan", body: body, attempts: attempts)
+        switch r.status {
+        case 200: return .decision(try Self.decode(PlanDecision.self, r.body))
+        case 409 where ProblemError(status: r.status, body: r.body, request: "").code == "not_a_release": return .notARelease
+        default: return .refused(status: r.status, body: String(decoding: r.body.prefix(2048), as: UTF8.self))
+        }
+    }
+
     /// What `GET /v1/models/{id}/package` answered.
     public enum PackageAnswer: Sendable, Equatable {
         /// 304: the package whose digest was offered in If-None-Match is current.

@@ -19,6 +19,7 @@ final class InMemoryCoordinator: AgentCoordinator {
         case config
         case adapter(domain: UUID)
         case restoreAdapters(job: UUID)
+        case releasePlan(job: UUID, latencies: [[Double]])
         case package(model: UUID)
         case drift(DriftReport)
     }
@@ -46,6 +47,8 @@ final class InMemoryCoordinator: AgentCoordinator {
         var resultState: JobState = .succeeded
         /// What a restore job's adapter download answers.
         var restoreAnswer: CoordinatorClient.AdapterAnswer = .missing(status: 404)
+        /// What a profile job's plan request answers (a plain profile job by default).
+        var releasePlanAnswer: CoordinatorClient.ReleasePlanAnswer = .notARelease
     }
 
     let state = Mutex(State())
@@ -149,6 +152,12 @@ final class InMemoryCoordinator: AgentCoordinator {
 
     func restoreAdapters(job: UUID, attempts: Int) throws -> CoordinatorClient.AdapterAnswer {
         try answer("GET /v1/agent/jobs/\(job)/adapters", retry: .attempts(attempts)) { state in (.restoreAdapters(job: job), state.restoreAnswer) }
+    }
+
+    func releasePlan(job: UUID, attempt: Int, variantLatenciesMs: [[Double]], attempts: Int) throws -> CoordinatorClient.ReleasePlanAnswer {
+        try answer("POST /v1/agent/jobs/\(job)/plan", retry: .attempts(attempts)) { state in
+            (.releasePlan(job: job, latencies: variantLatenciesMs), state.releasePlanAnswer)
+        }
     }
 
     /// Judged as the coordinator judges it (`DriftPolicy`).

@@ -124,8 +124,10 @@ import Testing
         // images) a few points of held-out accuracy come and go by chance, so both campaigns allow a wider drop.
         let gate = #"{"max_accuracy_drop": 0.25}"#
         let first = try await gates.campaign(c, gates.domain(model, name: "first", learningRate: 0.002, steps: 30, gate: gate))
+        // (The agent writes model.onnx once its result is accepted, possibly after the campaign completed.)
         try await fleet.waitFor("the first campaign") {
             try await c.request("GET", "/v1/campaigns/\(first.campaign)").object?["status"] as? String == "completed"
+                && FileManager.default.fileExists(atPath: onnx)
         }
         let previous = try await config(c, device)
         #expect(try await gates.adapters(c, device) == first.domain.lowercased())
@@ -231,7 +233,11 @@ import Testing
         let data = try FleetAdaptationTests.deviceData(30)
         let agent = try FleetAdaptationTests.startAgent(c, token: first.token, data: data, maxJobs: 10)
         defer { if agent.isRunning { agent.terminate() } }
-        try await fleet.waitFor("the canary to adapt") { try await QualityGateTests().adapters(c, first.id) != nil }
+        // The agent writes model.onnx once the coordinator accepted its result, which may be after the config names
+        // the adapters: wait for both.
+        try await fleet.waitFor("the canary to adapt") {
+            try await QualityGateTests().adapters(c, first.id) != nil && FileManager.default.fileExists(atPath: data + "/model.onnx")
+        }
         let adapted = try Data(contentsOf: URL(fileURLWithPath: data + "/model.onnx"))
         let canceled = try await c.request("POST", "/v1/campaigns/\(campaign)/cancel")
         #expect(canceled.status == 200, "\(canceled.text)")
