@@ -104,7 +104,7 @@ public struct AccuracyEstimate: Codable, Sendable, Equatable {
     /// (base − Σ drops: the additive drops, or a model with pair terms, which the chain search cannot express).
     public var plannerLink: AccuracyLink? {
         guard let model, model.kind == .logisticAdditive else { return nil }
-        return AccuracyLink(floor: model.floor, score: model.bias)
+        return AccuracyLink(floor: model.floor, ceiling: model.ceiling, score: model.bias)
     }
 
     /// Mean and max absolute error on the validation points of three additive estimators, for comparison: the plain
@@ -173,6 +173,14 @@ public enum AccuracyEstimator {
     /// lowers the mean error a little more but raises the worst one: it cannot follow the combinations that do fall
     /// to chance.)
     static func floorGrid(chance: Double) -> [Double] { [1, 1.5].map { min(0.5, $0 * chance) } }
+    /// Upper asymptotes tried by cross-validation: 1, and closer and closer above the base accuracy. A model
+    /// whose combinations never do much better than the original (an imported network, most of whose drops are
+    /// near 0 until a block is skipped) is followed better by a link that saturates there: its drops then
+    /// compound from the start instead of being absorbed by the flat top of a link reaching 1.
+    static func ceilingGrid(base: Double) -> [Double] {
+        let b = min(1, max(0, base))
+        return [1] + [0.5, 0.2, 0.05].map { b + $0 * (1 - b) }.filter { $0 < 1 }
+    }
 
     /// Measures single swaps, `calibrationCount` random combinations to fit on and `validationCount` other random
     /// combinations to report the error on, then up to `frontierCount` combinations on the frontier of
@@ -272,27 +280,36 @@ public enum AccuracyEstimator {
         if calibrationRows.count >= minimumCalibrationForModels {
             for kind in AccuracyModel.Kind.allCases
             where AccuracyModelFit.Features(counts: counts, pairs: kind.hasPairs).size <= maxModelUnknowns {
-                func cv(ridge: Double, floor: Double) -> Double {
+                func cv(ridge: Double, floor: Double, ceiling: Double) -> Double {
                     crossValidated { train in
                         AccuracyModelFit.fit(kind, counts: counts, rows: fixedRows + train, base: base, singles: singleAccuracy,
-                                             floor: floor, ridge: ridge).predict
+                                             floor: floor, ceiling: ceiling, ridge: ridge).predict
                     }
                 }
-                // The ridge weight at the chance-level floor first, then the floor at that weight.
-                var kindBest = (cv: Double.infinity, ridge: ridgeGrid[0], floor: chance)
+                // The ridge weight at the chance-level floor and ceiling 1 first, then the floor at that weight, then
+                // the ceiling, then the floor again at that ceiling (each kept only if it lowers the error).
+                var kindBest = (cv: Double.infinity, ridge: ridgeGrid[0], floor: chance, ceiling: 1.0)
                 for ridge in ridgeGrid {
-                    let e = cv(ridge: ridge, floor: chance)
-                    if e < kindBest.cv { kindBest = (e, ridge, chance) }
+                    let e = cv(ridge: ridge, floor: chance, ceiling: 1)
+                    if e < kindBest.cv { kindBest = (e, ridge, chance, 1) }
                 }
                 if kind.isLogistic {
-                    for f in floorGrid(chance: chance).dropFirst() {
-                        let e = cv(ridge: kindBest.ridge, floor: f)
-                        if e < kindBest.cv { kindBest = (e, kindBest.ridge, f) }
+                    func tryFloors() {
+                        for f in floorGrid(chance: chance) where f != kindBest.floor && f < kindBest.ceiling {
+                            let e = cv(ridge: kindBest.ridge, floor: f, ceiling: kindBest.ceiling)
+                            if e < kindBest.cv { kindBest = (e, kindBest.ridge, f, kindBest.ceiling) }
+                        }
                     }
+                    tryFloors()
+                    for top in ceilingGrid(base: base).dropFirst() where top > kindBest.floor {
+                        let e = cv(ridge: kindBest.ridge, floor: kindBest.floor, ceiling: top)
+                        if e < kindBest.cv { kindBest = (e, kindBest.ridge, kindBest.floor, top) }
+                    }
+                    if kindBest.ceiling < 1 { tryFloors() }
                 }
                 let kb = kindBest
                 let m = AccuracyModelFit.fit(kind, counts: counts, rows: fixedRows + calibrationRows, base: base, singles: singleAccuracy,
-                                             floor: kb.floor, ridge: kb.ridge)
+                                             floor: kb.floor, ceiling: kb.ceiling, ridge: kb.ridge)
                 let e = heldOut(m.predict)
                 candidates.append(.init(name: kind.rawValue, crossValidationError: kb.cv, meanAbsError: e.0, maxAbsError: e.1))
                 if !kind.hasPairs, kb.cv < (additiveCV ?? .infinity), best == nil || kb.cv < best!.cv { best = (kb.cv, m) }

@@ -3,9 +3,10 @@ import Foundation
 /// A non-additive accuracy estimator over a package's combinations. A combination's *score* is a bias plus one
 /// term per derived variant it runs plus one term per pair of derived variants at neighbouring positions (the
 /// interactions an additive model cannot express: two changed blocks in a row hurt more, or less, than apart).
-/// `pairwise` reads the score as the accuracy itself; `logistic` reads it through a logistic link from chance
-/// level (`floor`) to 1, so drops compound towards chance as more blocks change and no estimate leaves
-/// [floor, 1]. Both are fitted on measured combinations only (`AccuracyModelFit`), nothing about the family, so
+/// `pairwise` reads the score as the accuracy itself; `logistic` reads it through a logistic link from near chance
+/// level (`floor`) to `ceiling` (1, or just above the base accuracy for a model whose combinations never do much
+/// better than the original), so drops compound towards chance as more blocks change and no estimate leaves
+/// [floor, ceiling]. Both are fitted on measured combinations only (`AccuracyModelFit`), nothing about the family, so
 /// they apply unchanged to any package whose positions hold interchangeable variants.
 public struct AccuracyModel: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
@@ -23,6 +24,8 @@ public struct AccuracyModel: Codable, Sendable, Equatable {
     public var kind: Kind
     /// Lower asymptote of the logistic link: chance accuracy, 1 / classes (0 for `pairwise`).
     public var floor: Double
+    /// Upper asymptote of the logistic link (1 for `pairwise`, and for packages built before it existed).
+    public var ceiling: Double
     public var bias: Double
     /// `[position][variant]`, 0 for the original (s0).
     public var unary: [[Double]]
@@ -43,20 +46,44 @@ public struct AccuracyModel: Codable, Sendable, Equatable {
         let s = score(c)
         switch kind {
         case .pairwise: return min(1, max(0, s))
-        case .logistic, .logisticAdditive: return Self.accuracy(score: s, floor: floor)
+        case .logistic, .logisticAdditive: return Self.accuracy(score: s, floor: floor, ceiling: ceiling)
         }
     }
 
-    /// floor + (1 − floor) σ(score), in [0, 1].
-    public static func accuracy(score s: Double, floor: Double) -> Double { min(1, max(0, floor + (1 - floor) * sigmoid(s))) }
+    /// floor + (ceiling − floor) σ(score), in [0, 1].
+    public static func accuracy(score s: Double, floor: Double, ceiling: Double = 1) -> Double {
+        min(1, max(0, floor + (ceiling - floor) * sigmoid(s)))
+    }
 
     static func sigmoid(_ s: Double) -> Double { s >= 0 ? 1 / (1 + exp(-s)) : exp(s) / (1 + exp(s)) }
 
     /// Largest magnitude of a score term: logits beyond ±50 are 0 or 1 in double precision anyway.
     public static let maxTerm = 1e3
 
+    public init(kind: Kind, floor: Double, ceiling: Double = 1, bias: Double, unary: [[Double]], pairs: [[[Double]]], ridge: Double) {
+        self.kind = kind
+        self.floor = floor
+        self.ceiling = ceiling
+        self.bias = bias
+        self.unary = unary
+        self.pairs = pairs
+        self.ridge = ridge
+    }
+
+    /// A package built before the ceiling existed reads with ceiling 1.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        floor = try c.decode(Double.self, forKey: .floor)
+        ceiling = try c.decodeIfPresent(Double.self, forKey: .ceiling) ?? 1
+        bias = try c.decode(Double.self, forKey: .bias)
+        unary = try c.decode([[Double]].self, forKey: .unary)
+        pairs = try c.decode([[[Double]]].self, forKey: .pairs)
+        ridge = try c.decode(Double.self, forKey: .ridge)
+    }
+
     enum CodingKeys: String, CodingKey {
-        case kind, floor, bias, unary, pairs, ridge
+        case kind, floor, ceiling, bias, unary, pairs, ridge
     }
 
     /// Shapes follow the blocks (so nothing is sized by the manifest beyond what its blocks already bound) and
@@ -64,6 +91,8 @@ public struct AccuracyModel: Codable, Sendable, Equatable {
     func validate(variantCounts n: [Int], field: String) throws(PackageError) {
         func bad(_ f: String, _ why: String) -> PackageError { .invalidManifest(field: f, message: why) }
         try PackageLimits.number(floor, "\(field).floor", 0...0.5)
+        try PackageLimits.number(ceiling, "\(field).ceiling", 0...1)
+        guard ceiling > floor else { throw bad("\(field).ceiling", "must be above the floor") }
         try PackageLimits.number(bias, "\(field).bias", -Self.maxTerm...Self.maxTerm)
         try PackageLimits.number(ridge, "\(field).ridge", 0...1e12)
         guard unary.count == n.count, zip(unary, n).allSatisfy({ $0.count == $1 }) else {
@@ -131,19 +160,19 @@ enum AccuracyModelFit {
             return out
         }
 
-        func model(_ kind: AccuracyModel.Kind, _ x: [Double], floor: Double, ridge: Double) -> AccuracyModel {
-            AccuracyModel(kind: kind, floor: floor, bias: x[0],
+        func model(_ kind: AccuracyModel.Kind, _ x: [Double], floor: Double, ceiling: Double = 1, ridge: Double) -> AccuracyModel {
+            AccuracyModel(kind: kind, floor: floor, ceiling: ceiling, bias: x[0],
                           unary: unaryIndex.map { $0.map { $0 < 0 ? 0 : x[$0] } },
                           pairs: pairIndex.map { $0.map { $0.map { $0 < 0 ? 0 : x[$0] } } }, ridge: ridge)
         }
     }
 
     /// The score a kind's link needs to output accuracy a (clamped away from the asymptotes).
-    static func link(_ kind: AccuracyModel.Kind, _ a: Double, floor: Double) -> Double {
+    static func link(_ kind: AccuracyModel.Kind, _ a: Double, floor: Double, ceiling: Double) -> Double {
         switch kind {
         case .pairwise: return a
         case .logistic, .logisticAdditive:
-            let r = min(0.995, max(0.005, (a - floor) / (1 - floor)))
+            let r = min(0.995, max(0.005, (a - floor) / (ceiling - floor)))
             return log(r / (1 - r))
         }
     }
@@ -151,27 +180,28 @@ enum AccuracyModelFit {
     /// Fits a model on measured `rows` (combination, accuracy). `base` and `singles[p][v]` (measured accuracy of
     /// the single swap) give the prior the variant terms are pulled towards.
     static func fit(_ kind: AccuracyModel.Kind, counts: [Int], rows: [([Int], Double)], base: Double, singles: [[Double]],
-                    floor: Double, ridge: Double) -> AccuracyModel {
+                    floor: Double, ceiling: Double = 1, ridge: Double) -> AccuracyModel {
         let f = Features(counts: counts, pairs: kind.hasPairs)
         var prior = [Double](repeating: 0, count: f.size)
         var weight = [Double](repeating: ridge, count: f.size)
-        let b = link(kind, base, floor: floor)
+        let b = link(kind, base, floor: floor, ceiling: ceiling)
         prior[0] = b
         weight[0] = 1e-9
         for p in counts.indices {
             for v in 1..<max(1, counts[p]) where f.unaryIndex[p][v] >= 0 {
-                prior[f.unaryIndex[p][v]] = link(kind, singles[p][v], floor: floor) - b
+                prior[f.unaryIndex[p][v]] = link(kind, singles[p][v], floor: floor, ceiling: ceiling) - b
                 weight[f.unaryIndex[p][v]] = ridge / 10
             }
         }
         let sparse = rows.map { (f.active($0.0), $0.1) }
-        let floorUsed = kind.isLogistic ? floor : 0
+        let (floorUsed, ceilingUsed) = kind.isLogistic ? (floor, ceiling) : (0, 1)
         let x: [Double]
         switch kind {
         case .pairwise: x = linearRidge(sparse, size: f.size, prior: prior, weight: weight)
-        case .logistic, .logisticAdditive: x = logisticFit(sparse, size: f.size, prior: prior, weight: weight, floor: floor)
+        case .logistic, .logisticAdditive:
+            x = logisticFit(sparse, size: f.size, prior: prior, weight: weight, floor: floor, ceiling: ceiling)
         }
-        return f.model(kind, x, floor: floorUsed, ridge: ridge)
+        return f.model(kind, x, floor: floorUsed, ceiling: ceilingUsed, ridge: ridge)
     }
 
     /// argmin ‖Ax − y‖² + Σ wⱼ (xⱼ − priorⱼ)², A's rows 0/1 given by their ones: the normal equations, by Cholesky.
@@ -188,15 +218,16 @@ enum AccuracyModelFit {
         return solve(h, g, n) ?? prior
     }
 
-    /// Levenberg–Marquardt on Σ (y − floor − (1 − floor) σ(a·x))² + Σ wⱼ (xⱼ − priorⱼ)², from the prior; a step is
-    /// kept only if it lowers the objective, so the result is never worse than the prior.
+    /// Levenberg–Marquardt on Σ (y − floor − (ceiling − floor) σ(a·x))² + Σ wⱼ (xⱼ − priorⱼ)², from the prior; a
+    /// step is kept only if it lowers the objective, so the result is never worse than the prior.
     static func logisticFit(_ rows: [([Int], Double)], size n: Int, prior: [Double], weight: [Double], floor: Double,
-                            iterations: Int = 200) -> [Double] {
+                            ceiling: Double = 1, iterations: Int = 200) -> [Double] {
+        let span = ceiling - floor
         func objective(_ x: [Double]) -> Double {
             var total = 0.0
             for (ones, y) in rows {
                 let s = ones.reduce(0.0) { $0 + x[$1] }
-                let e = y - floor - (1 - floor) * AccuracyModel.sigmoid(s)
+                let e = y - floor - span * AccuracyModel.sigmoid(s)
                 total += e * e
             }
             for j in 0..<n { total += weight[j] * (x[j] - prior[j]) * (x[j] - prior[j]) }
@@ -212,8 +243,8 @@ enum AccuracyModelFit {
             for (ones, y) in rows {
                 let s = ones.reduce(0.0) { $0 + x[$1] }
                 let sg = AccuracyModel.sigmoid(s)
-                let d = (1 - floor) * sg * (1 - sg)
-                let e = y - floor - (1 - floor) * sg
+                let d = span * sg * (1 - sg)
+                let e = y - floor - span * sg
                 for i in ones {
                     g[i] += d * e
                     for j in ones { h[i * n + j] += d * d }

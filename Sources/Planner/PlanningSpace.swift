@@ -60,22 +60,35 @@ public struct FixedCost: Codable, Sendable, Hashable {
 }
 
 /// How a combination's summed drop D reads as accuracy when the estimate is not simply base − D: the logistic link
-/// floor + (1 − floor) σ(score − D), decreasing in D, so the planner's ranking by D is the ranking by accuracy.
+/// floor + (ceiling − floor) σ(score − D), decreasing in D, so the planner's ranking by D is the ranking by accuracy.
 public struct AccuracyLink: Codable, Sendable, Hashable {
-    /// Lower asymptote (chance accuracy).
+    /// Lower asymptote (near chance accuracy).
     public var floor: Double
+    /// Upper asymptote: 1, or just above the base accuracy when no combination does much better than the original.
+    public var ceiling: Double
     /// The score of the all-original combination (D = 0).
     public var score: Double
 
-    public init(floor: Double, score: Double) {
+    public init(floor: Double, ceiling: Double = 1, score: Double) {
         self.floor = floor
+        self.ceiling = ceiling
         self.score = score
     }
+
+    /// A space stored before the ceiling existed reads with ceiling 1.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        floor = try c.decode(Double.self, forKey: .floor)
+        ceiling = try c.decodeIfPresent(Double.self, forKey: .ceiling) ?? 1
+        score = try c.decode(Double.self, forKey: .score)
+    }
+
+    enum CodingKeys: String, CodingKey { case floor, ceiling, score }
 
     public func accuracy(drop d: Double) -> Double {
         let s = score - d
         let sigmoid = s >= 0 ? 1 / (1 + exp(-s)) : exp(s) / (1 + exp(s))
-        return min(1, max(0, floor + (1 - floor) * sigmoid))
+        return min(1, max(0, floor + (ceiling - floor) * sigmoid))
     }
 }
 
@@ -147,6 +160,9 @@ public struct PlanningSpace: Codable, Sendable, Hashable {
         }
         if let link = accuracyLink {
             guard link.floor.isFinite, (0...0.5).contains(link.floor) else { throw .invalidSpace("accuracyLink.floor: must be in 0...0.5") }
+            guard link.ceiling.isFinite, link.ceiling > link.floor, link.ceiling <= 1 else {
+                throw .invalidSpace("accuracyLink.ceiling: must be above the floor and at most 1")
+            }
             guard link.score.isFinite, abs(link.score) <= Self.maxAccuracyMagnitude else {
                 throw .invalidSpace("accuracyLink.score: must be finite, at most \(Self.maxAccuracyMagnitude) in magnitude")
             }

@@ -46,6 +46,9 @@ enum PackageTables {
         print(String(format: "accuracy estimator: %@, base %.4f, fitted on %d single swaps + %d combinations; error on %d other random combinations: mean %.4f, max %.4f (%d test images)",
                      a.estimatorName as NSString, a.baseAccuracy, a.drops.reduce(0) { $0 + $1.count - 1 }, a.calibration.count, a.validation.count,
                      a.meanAbsError, a.maxAbsError, a.validationImages))
+        if let model = a.model, model.kind.isLogistic {
+            print(String(format: "  logistic link from %.4f to %.4f (chosen by cross-validation)", model.floor, model.ceiling))
+        }
         let cmp = a.comparison { ids in ids.enumerated().map { p, id in m.blocks[p].variants.firstIndex { $0.id == id } ?? 0 } }
         print(String(format: "  same points, mean / max error: sum of single-swap drops %.4f / %.4f; × one fitted scale (LegoDNN) %.4f / %.4f; fitted drops %.4f / %.4f",
                      cmp.singleSwap.0, cmp.singleSwap.1, cmp.scaled.0, cmp.scaled.1, cmp.fitted.0, cmp.fitted.1))

@@ -45,7 +45,8 @@ import Testing
                     space.blocks[b].variants[v].accuracyDrop = rng.value(-0.2, 1.5, grid: 0.05)
                 }
             }
-            let link = AccuracyLink(floor: 0.1, score: rng.uniform(0.5, 3))
+            // Half the spaces with a link saturating below 1 (a ceiling just above a modest base accuracy).
+            let link = AccuracyLink(floor: 0.1, ceiling: i % 2 == 0 ? 1 : rng.uniform(0.6, 0.95), score: rng.uniform(0.5, 3))
             space.accuracyLink = link
             let device = Fixtures.randomDevice(&rng, space: space, edge: i % 2 == 0)
             let dp = try Planner.plan(space: space, device: device)
@@ -66,6 +67,10 @@ import Testing
         #expect(throws: PlanningError.invalidSpace("accuracyLink.floor: must be in 0...0.5")) { try PlanningFrontier(space: space) }
         space.accuracyLink = AccuracyLink(floor: 0.1, score: .infinity)
         #expect(throws: PlanningError.self) { try PlanningFrontier(space: space) }
+        for ceiling in [0.1, 0.05, 1.01, .nan] {
+            space.accuracyLink = AccuracyLink(floor: 0.1, ceiling: ceiling, score: 1)
+            #expect(throws: PlanningError.invalidSpace("accuracyLink.ceiling: must be above the floor and at most 1")) { try PlanningFrontier(space: space) }
+        }
     }
 
     @Test func feasiblePlansRespectEveryBudget() throws {
