@@ -29,15 +29,6 @@ import Testing
         return try #require(r.object?["id"] as? String).lowercased()
     }
 
-    func waitFor(_ what: String, timeout: Double = 240, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(250))
-        }
-        Issue.record("timed out waiting for \(what)")
-    }
-
     @Test func thePlanRouteAnswersOnlyTheAttemptHoldingAReleaseJob() async throws {
         let c = try TestCoordinator()
         let a = try await Self.publish(c, Data(contentsOf: URL(fileURLWithPath: FleetAdaptationTests.baseModel)), name: "base")
@@ -110,15 +101,18 @@ import Testing
         func jobs(_ campaign: String) async throws -> [[String: Any]] {
             (try await c.request("GET", "/v1/campaigns/\(campaign)/jobs").object?["items"] as? [[String: Any]]) ?? []
         }
+        /// Releases `model` to the group, canary first, and answers the release's and its campaign's ids.
+        func release(_ model: String) async throws -> (release: String, campaign: String) {
+            let r = try await c.request("POST", "/v1/releases", json: """
+                {"model_id": "\(model)", "selector": {"labels": {"group": "g"}},
+                 "rollout": {"canary_pct": 50, "wave_size_pct": 50, "success_threshold_pct": 100}, "timeout_s": 300}
+                """)
+            #expect(r.status == 201, "\(r.text)")
+            return (try #require(r.object?["id"] as? String), try #require((r.object?["campaign"] as? [String: Any])?["id"] as? String))
+        }
 
-        let harmful = try await c.request("POST", "/v1/releases", json: """
-            {"model_id": "\(blank)", "selector": {"labels": {"group": "g"}},
-             "rollout": {"canary_pct": 50, "wave_size_pct": 50, "success_threshold_pct": 100}, "timeout_s": 300}
-            """)
-        #expect(harmful.status == 201, "\(harmful.text)")
-        let harmfulRelease = try #require(harmful.object?["id"] as? String)
-        let harmfulCampaign = try #require((harmful.object?["campaign"] as? [String: Any])?["id"] as? String)
-        try await waitFor("the canary's release job to be judged") {
+        let (harmfulRelease, harmfulCampaign) = try await release(blank)
+        try await ReleaseTests().waitFor("the canary's release job to be judged") {
             try await jobs(harmfulCampaign).contains { $0["state"] as? String == "rejected" || $0["state"] as? String == "succeeded" }
         }
         let judged = try #require(try await jobs(harmfulCampaign).first { $0["state"] as? String == "rejected" }, "the blank model passed")
@@ -137,14 +131,8 @@ import Testing
         #expect(try await c.request("POST", "/v1/releases/\(harmfulRelease)/cancel").status == 200)
 
         let sound = try await Self.publish(c, try Self.variant(named: "sound", blankHead: false), name: "base")
-        let good = try await c.request("POST", "/v1/releases", json: """
-            {"model_id": "\(sound)", "selector": {"labels": {"group": "g"}},
-             "rollout": {"canary_pct": 50, "wave_size_pct": 50, "success_threshold_pct": 100}, "timeout_s": 300}
-            """)
-        #expect(good.status == 201, "\(good.text)")
-        let goodRelease = try #require(good.object?["id"] as? String)
-        let goodCampaign = try #require((good.object?["campaign"] as? [String: Any])?["id"] as? String)
-        try await waitFor("the sound release to end") {
+        let (goodRelease, goodCampaign) = try await release(sound)
+        try await ReleaseTests().waitFor("the sound release to end") {
             let status = try await c.request("GET", "/v1/releases/\(goodRelease)").object?["status"] as? String
             return status != nil && status != "running"
         }

@@ -178,19 +178,7 @@ struct AccuracyEstimatorTests {
                                            latencies: nil, seed: 2, progress: { _, _ in },
                                            measure: { c in 0.9 - 0.02 * Double(c.reduce(0, +)) }, ids: { $0.map(String.init) })
         #expect(logistic.model?.kind == .logisticAdditive && logistic.plannerLink != nil)
-        for estimate in [logistic, linear] {
-            var c = [Int](repeating: 0, count: counts.count)
-            for _ in 0..<counts.reduce(1, *) {
-                let drop = c.enumerated().reduce(0.0) { $0 + estimate.plannerDrop(position: $1.offset, variant: $1.element) }
-                let planned = estimate.plannerLink?.accuracy(drop: drop) ?? estimate.baseAccuracy - drop
-                #expect(abs(min(1, max(0, planned)) - estimate.predicted(c)) < 1e-12, "\(c)")
-                for q in stride(from: counts.count - 1, through: 0, by: -1) {
-                    c[q] += 1
-                    if c[q] < counts[q] { break }
-                    c[q] = 0
-                }
-            }
-        }
+        for estimate in [logistic, linear] { Self.expectPlannerReproduces(estimate, counts: counts) }
     }
 
     /// A logistic-additive model in a manifest may not carry pair terms (the planner would not see them).
@@ -241,10 +229,18 @@ struct AccuracyEstimatorTests {
                                          base: base, singles: singles, floor: model.floor, ceiling: 1, ridge: model.ridge)
         let errorAtOne = validation.map { abs(atOne.predict($0.0) - $0.1) }.reduce(0, +) / Double(validation.count)
         #expect(chosen.meanAbsError < errorAtOne, "\(chosen.meanAbsError) against \(errorAtOne) at ceiling 1")
+        #expect(chosen.plannerLink?.ceiling == model.ceiling)
+        Self.expectPlannerReproduces(chosen, counts: counts)
+    }
+
+    /// For every combination, what the planner adds up (`plannerDrop`) read through its link (or base − Σ) is the
+    /// package's `predicted` estimate.
+    static func expectPlannerReproduces(_ estimate: AccuracyEstimate, counts: [Int]) {
         var c = [Int](repeating: 0, count: counts.count)
         for _ in 0..<counts.reduce(1, *) {
-            let drop = c.enumerated().reduce(0.0) { $0 + chosen.plannerDrop(position: $1.offset, variant: $1.element) }
-            #expect(abs(try #require(chosen.plannerLink).accuracy(drop: drop) - chosen.predicted(c)) < 1e-12, "\(c)")
+            let drop = c.enumerated().reduce(0.0) { $0 + estimate.plannerDrop(position: $1.offset, variant: $1.element) }
+            let planned = estimate.plannerLink?.accuracy(drop: drop) ?? estimate.baseAccuracy - drop
+            #expect(abs(min(1, max(0, planned)) - estimate.predicted(c)) < 1e-12, "\(c)")
             for q in stride(from: counts.count - 1, through: 0, by: -1) {
                 c[q] += 1
                 if c[q] < counts[q] { break }
