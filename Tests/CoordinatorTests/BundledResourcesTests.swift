@@ -40,7 +40,19 @@ import TestSupport
         try FileManager.default.copyItem(atPath: try BuiltProducts.path("fleetadapt-coordinator"), toPath: copy)
         var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": root]
         environment["TMPDIR"] = ProcessInfo.processInfo.environment["TMPDIR"]
-        let run = try ChildProcess.run([copy, "migrate", "--data-dir", root + "/data"], environment: environment, directory: root)
+        // A child that another test forks while the copy's file is still open for writing inherits that descriptor
+        // until it execs; starting the copy then fails with ETXTBSY ("Text file busy") for a moment. Retry that only.
+        var attempt = 0
+        func start() throws -> (status: Int32, output: String) {
+            do { return try ChildProcess.run([copy, "migrate", "--data-dir", root + "/data"], environment: environment, directory: root) } catch {
+                let busy = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code == Int(ETXTBSY)
+                attempt += 1
+                guard busy, attempt < 40 else { throw error }
+                Thread.sleep(forTimeInterval: 0.25)
+                return try start()
+            }
+        }
+        let run = try start()
         #expect(run.status == 0, "\(run.output)")
         for (name, _) in BundledResources.migrations {
             #expect(run.output.contains(name), "\(name) not applied: \(run.output)")
